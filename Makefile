@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: BSD-3-Clause
+GO      ?= go
+PREFIX  ?= /usr/local
+SYSCONFDIR ?= /etc/shifter
+BINS    := shifter shifterimg shifter-gateway shifter-mount
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all build deps test test-short bench demo install lint clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/ $(addprefix ./cmd/,$(BINS))
+
+deps:
+	@scripts/deps.sh
+
+# The whole suite, including the tests that mount, chroot and drop
+# privileges (they need root, /dev/fuse and loop devices; under CI=true a
+# missing one fails the test instead of skipping it).
+test: deps build
+	$(GO) vet ./...
+	SHIFTER_INTEGRATION=1 $(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+
+RACE_PKGS ?= ./squashreader/... ./fusefs/... ./gateway/... ./imagestore/...
+
+# Unit tests only: no root, no mounts.
+test-short:
+	$(GO) test -short ./...
+
+bench: deps build
+	bench/run.sh
+
+demo: deps build
+	scripts/demo.sh
+
+lint:
+	gofmt -l . | (! grep .)
+	$(GO) vet ./...
+	staticcheck ./...
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)
+	install -m 0755 bin/shifterimg bin/shifter-gateway bin/shifter-mount $(DESTDIR)$(PREFIX)/bin/
+	install -m 4755 -o root bin/shifter $(DESTDIR)$(PREFIX)/bin/shifter
+	[ -e $(DESTDIR)$(SYSCONFDIR)/udiRoot.conf ] || install -m 0644 -o root etc/udiRoot.conf.example $(DESTDIR)$(SYSCONFDIR)/udiRoot.conf
+
+clean:
+	rm -rf bin

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+// Package api holds the JSON types of the image gateway's REST API,
+// shared by the gateway and its clients (shifterimg, shifter). The paths
+// are Shifter's: see docs/api.md.
+package api
+
+// Image states, in the order a pull goes through them.
+const (
+	StateInit       = "INIT"
+	StatePending    = "PENDING"
+	StatePulling    = "PULLING"
+	StateConversion = "CONVERSION"
+	StateTransfer   = "TRANSFER"
+	StateReady      = "READY"
+	StateFailure    = "FAILURE"
+	StateExpired    = "EXPIRED"
+)
+
+// Progress is a pull's transfer progress.
+type Progress struct {
+	BytesDone  int64 `json:"bytes_done"`
+	BytesTotal int64 `json:"bytes_total"`
+}
+
+// Image is an image record, with Shifter's field names.
+type Image struct {
+	ID            string            `json:"id"` // hex sha256 of the manifest; "" until known
+	System        string            `json:"system"`
+	Itype         string            `json:"itype"` // "docker"
+	Tag           []string          `json:"tag"`   // normalized tags pointing at this image
+	Pulltag       string            `json:"pulltag,omitempty"`
+	Status        string            `json:"status"`
+	StatusMessage string            `json:"status_message"`
+	Progress      *Progress         `json:"progress,omitempty"`
+	UserACL       []uint32          `json:"userACL"`
+	GroupACL      []uint32          `json:"groupACL"`
+	Env           []string          `json:"ENV"`
+	Entry         []string          `json:"ENTRY"`
+	Cmd           []string          `json:"CMD"`
+	Workdir       string            `json:"WORKDIR"`
+	Labels        map[string]string `json:"LABELS"`
+	LastPull      float64           `json:"last_pull"`            // unix seconds
+	Expiration    float64           `json:"expiration,omitempty"` // unix seconds
+	Size          int64             `json:"size,omitempty"`       // squashfs bytes
+}
+
+// PullRequest is the optional JSON body of POST /api/pull/...
+// (Shifter's form: comma-separated numeric lists).
+type PullRequest struct {
+	AllowedUIDs string `json:"allowed_uids,omitempty"`
+	AllowedGIDs string `json:"allowed_gids,omitempty"`
+}
+
+// List is the body of GET /api/list/{system}/ and /api/queue/{system}/.
+type List struct {
+	List []Image `json:"list"`
+}
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Status  int    `json:"status"`
+	Error   string `json:"error"`   // short reason, e.g. "not found"
+	Message string `json:"message"` // human-readable detail
+}

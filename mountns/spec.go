@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package mountns
+
+import (
+	"io"
+	"log/slog"
+	"os"
+)
+
+// MountMode says how the image file is mounted.
+type MountMode string
+
+const (
+	MountAuto MountMode = "auto" // loop where allowed, else fuse
+	MountLoop MountMode = "loop" // kernel squashfs on a loop device
+	MountFUSE MountMode = "fuse" // the Go reader, served by shifter-mount outside the container
+)
+
+// Volume is one bind mount into the container.
+type Volume struct {
+	Source   string // host path (user volumes: opened with the caller's credentials)
+	Dest     string // path inside the container
+	ReadOnly bool   // recursive read-only
+	// Site marks a site-configured mount (udiRoot.conf siteFs); destination
+	// rules for user volumes do not apply to it.
+	Site bool
+}
+
+// Credential is the identity the command runs as.
+type Credential struct {
+	UID, GID uint32
+	Groups   []uint32 // supplementary groups (excluding or including GID; both fine)
+	User     string   // login name, for /etc/passwd
+	Home     string
+	Shell    string
+	Gecos    string
+	// GroupNames maps gid to group name for every gid in GID and Groups,
+	// for /etc/group.
+	GroupNames map[uint32]string
+}
+
+// Spec is everything needed to build a container and run one command in
+// it. The runtime front end (cmd/shifter) fills it from the command line,
+// udiRoot.conf and the image metadata; Run does the rest.
+type Spec struct {
+	// Image is the squashfs file, opened by the caller (so the path cannot
+	// be swapped between checks and use). ImagePath names it in messages.
+	Image     *os.File
+	ImagePath string
+	// LocalRoot, when set, is a host directory used as the container's
+	// root instead of an image (shifter --image=local:DIR).
+	LocalRoot string
+
+	Mode MountMode
+	// MountHelper is the absolute path of the shifter-mount binary that
+	// serves fuse mode.
+	MountHelper string
+	// UDIMount is the host directory where the root is assembled
+	// (udiRoot.conf udiMount), inside the private namespace only.
+	UDIMount string
+
+	Volumes []Volume // site volumes first, then user volumes, in order
+
+	// Site files copied into the container's /etc (name -> host path),
+	// e.g. "nsswitch.conf" -> "/etc/nsswitch.conf", plus hosts, resolv.conf.
+	EtcFiles map[string]string
+
+	// Hooks run as root with the container root as working directory,
+	// before (pre) and after (post) the site and user mounts.
+	PreMountHook, PostMountHook string
+
+	Argv    []string // command and arguments (resolved by the front end)
+	Env     []string // the container's complete environment
+	Workdir string   // working directory inside the container ("" = /)
+
+	Cred Credential
+
+	// Unprivileged: build the container in a user namespace (no setuid).
+	Unprivileged bool
+	// Setuid: the process runs setuid root on behalf of Cred.
+	Setuid bool
+
+	Stdin          io.Reader // nil: os.Stdin
+	Stdout, Stderr io.Writer // nil: os.Stdout, os.Stderr
+	Logger         *slog.Logger
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building, testing and the demo need.
+# Quiet and quick when they are already there. Needs root (or sudo).
+set -euo pipefail
+pkgs=(squashfs-tools squashfuse fuse3 busybox-static docker-registry munge attr
+      debootstrap util-linux kmod procps psmisc iproute2 ca-certificates make gcc libc6-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	echo "deps: installing ${missing[*]}"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# docker-registry's Debian package starts a system service on :5000; our
+# tests start their own registries on free ports and do not need it.
+if command -v go >/dev/null; then
+	go mod download
+else
+	echo "deps: Go 1.26 is needed on PATH (/usr/local/go/bin)" >&2
+	exit 1
+fi
