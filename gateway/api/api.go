@@ -50,6 +50,12 @@ type Image struct {
 type PullRequest struct {
 	AllowedUIDs string `json:"allowed_uids,omitempty"`
 	AllowedGIDs string `json:"allowed_gids,omitempty"`
+	// AuthorizedLocations holds registry credentials ("user:password")
+	// by registry host ("default" for the default registry), as in
+	// Shifter's munge payload. Over TCP they travel only inside the munge
+	// credential's encrypted payload (the same JSON object), never in the
+	// request body; over a unix socket they may be in the body.
+	AuthorizedLocations map[string]string `json:"authorized_locations,omitempty"`
 }
 
 // List is the body of GET /api/list/{system}/ and /api/queue/{system}/.
