@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package udiroot
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// DefaultPath is the configuration file the runtime reads. It is fixed at
+// build time:
+//
+//	go build -ldflags "-X github.com/shifter-go/shifter/udiroot.DefaultPath=/etc/site/udiRoot.conf"
+//
+// SHIFTER_CONFIG overrides it only when the runtime is not setuid.
+var DefaultPath = "/etc/shifter/udiRoot.conf"
+
+// MaxFileSize bounds the configuration file; a larger one is refused.
+const MaxFileSize = 1 << 20
+
+// ErrSyntax is wrapped by every *ParseError.
+var ErrSyntax = errors.New("invalid configuration")
+
+// ParseError is a problem at one line of a configuration file.
+type ParseError struct {
+	File string
+	Line int // 1-based; 0 when the problem is not tied to a line
+	Msg  string
+}
+
+func (e *ParseError) Error() string {
+	if e.Line == 0 {
+		return e.File + ": " + e.Msg
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+func (e *ParseError) Unwrap() error { return ErrSyntax }
+
+// Image mount modes (imageMount).
+const (
+	ImageMountAuto = "auto"
+	ImageMountLoop = "loop"
+	ImageMountFUSE = "fuse"
+)
+
+// EnvVar is one NAME=VALUE of a siteEnv* key.
+type EnvVar struct{ Name, Value string }
+
+// EnvRules are the siteEnv, siteEnvAppend, siteEnvPrepend and
+// siteEnvUnset keys, globally or of one module.
+type EnvRules struct {
+	Set     []EnvVar // siteEnv: replace
+	Append  []EnvVar // siteEnvAppend: NAME=cur:value
+	Prepend []EnvVar // siteEnvPrepend: NAME=value:cur
+	Unset   []string // siteEnvUnset
+}
+
+// Mount is one siteFs entry.
+type Mount struct {
+	Source, Dest string
+	ReadOnly     bool
+}
+
+// Module is one site module (module_<name>_<subkey> keys).
+type Module struct {
+	Name     string
+	Env      EnvRules
+	SiteFs   []Mount
+	UserHook string   // run by /bin/sh inside the container, as the user, before the command
+	Conflict []string // modules that cannot be active together with this one
+	Enabled  bool     // default true; module_<name>_enabled=0 hides it
+}
+
+// Config is a parsed udiRoot.conf. The zero value is not useful; use
+// Default, Parse or Load.
+type Config struct {
+	File string // where it was read from
+
+	ImagePath              string   // imagePath
+	UDIMount               string   // udiMount
+	System                 string   // system
+	ImageGateway           []string // imageGateway, space-separated URLs
+	GatewayTimeout         int      // gatewayTimeout, seconds
+	DefaultImageType       string   // defaultImageType
+	SiteFs                 []Mount  // siteFs
+	Env                    EnvRules // siteEnv*
+	SitePreMountHook       string
+	SitePostMountHook      string
+	PopulateEtcDynamically bool
+	EtcPath                string
+	UsersToImport          []string
+	AllowLocalChroot       bool
+	MountPropagationStyle  string
+	DefaultModules         []string
+	Modules                map[string]*Module
+	ImageMount             string // auto, loop or fuse
+
+	// Ignored lists the Shifter keys that were accepted but have no
+	// effect here ("file:line: key"), for --verbose.
+	Ignored []string
+}
+
+// Default returns the configuration used for keys a file does not set.
+func Default() *Config {
+	return &Config{
+		ImagePath:              "/var/lib/shifter/images",
+		UDIMount:               "/var/udiMount",
+		GatewayTimeout:         10,
+		DefaultImageType:       "docker",
+		PopulateEtcDynamically: true,
+		MountPropagationStyle:  "private",
+		ImageMount:             ImageMountAuto,
+		Modules:                map[string]*Module{},
+	}
+}
+
+// Load reads the configuration file at path. When trusted is true (the
+// runtime runs setuid) the file is opened with OpenTrusted, so that a file
+// an ordinary user could have written is refused.
+func Load(path string, trusted bool) (*Config, error) {
+	var f *os.File
+	var err error
+	if trusted {
+		f, err = OpenTrusted(path)
+	} else {
+		f, err = os.Open(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open configuration: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read configuration %s: %w", path, err)
+	}
+	if len(b) > MaxFileSize {
+		return nil, &ParseError{File: path, Msg: fmt.Sprintf("larger than %d bytes", MaxFileSize)}
+	}
+	return Parse(path, b)
+}
+
+// line is one logical line: a key=value with continuations joined.
+type line struct {
+	n          int
+	key, value string
+}
+
+// Parse parses the content of a configuration file; name is used in
+// error messages. Errors are *ParseError.
+func Parse(name string, data []byte) (*Config, error) {
+	lines, err := split(name, data)
+	if err != nil {
+		return nil, err
+	}
+	c := Default()
+	c.File = name
+	seen := map[string]int{}
+	defaultModulesLine := 0
+	for _, l := range lines {
+		perr := func(format string, args ...any) error {
+			return &ParseError{File: name, Line: l.n, Msg: fmt.Sprintf(format, args...)}
+		}
+		if first, dup := seen[l.key]; dup {
+			return nil, perr("key %q already set on line %d", l.key, first)
+		}
+		seen[l.key] = l.n
+		if mod, sub, ok := strings.Cut(strings.TrimPrefix(l.key, "module_"), "_"); ok && strings.HasPrefix(l.key, "module_") {
+			if err := c.setModuleKey(mod, sub, l.value); err != nil {
+				return nil, perr("%s: %v", l.key, err)
+			}
+			continue
+		}
+		if l.key == "defaultModules" {
+			defaultModulesLine = l.n
+		}
+		set, ok := globalKeys[l.key]
+		switch {
+		case ok:
+			if err := set(c, l.value); err != nil {
+				return nil, perr("%s: %v", l.key, err)
+			}
+		case slices.Contains(ignoredKeys, l.key):
+			c.Ignored = append(c.Ignored, fmt.Sprintf("%s:%d: %s", name, l.n, l.key))
+		case slices.Contains(unsupportedKeys, l.key):
+			return nil, perr("key %q is not supported by this implementation of shifter", l.key)
+		default:
+			return nil, perr("unknown key %q", l.key)
+		}
+	}
+	for _, m := range c.DefaultModules {
+		if _, ok := c.Modules[m]; !ok && m != "none" {
+			return nil, &ParseError{File: name, Line: defaultModulesLine, Msg: fmt.Sprintf("defaultModules: module %q is not defined", m)}
+		}
+	}
+	if !c.PopulateEtcDynamically && c.EtcPath == "" {
+		return nil, &ParseError{File: name, Msg: "populateEtcDynamically=0 needs etcPath"}
+	}
+	return c, nil
+}
+
+// split turns the file into logical lines.
+func split(name string, data []byte) ([]line, error) {
+	var out []line
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), MaxFileSize+1)
+	n := 0
+	var cur *line
+	var buf strings.Builder
+	for sc.Scan() {
+		n++
+		text := sc.Text()
+		if strings.IndexByte(text, 0) >= 0 {
+			return nil, &ParseError{File: name, Line: n, Msg: "NUL byte"}
+		}
+		text = strings.TrimSuffix(text, "\r")
+		if cur == nil {
+			t := strings.TrimSpace(text)
+			if t == "" || t[0] == '#' {
+				continue
+			}
+			k, v, ok := strings.Cut(t, "=")
+			if !ok {
+				return nil, &ParseError{File: name, Line: n, Msg: fmt.Sprintf("%q is not key=value", t)}
+			}
+			k = strings.TrimSpace(k)
+			if k == "" {
+				return nil, &ParseError{File: name, Line: n, Msg: "empty key"}
+			}
+			cur = &line{n: n, key: k}
+			text = v
+			buf.Reset()
+		}
+		v := strings.TrimSpace(text)
+		cont := strings.HasSuffix(v, `\`)
+		v = strings.TrimSpace(strings.TrimSuffix(v, `\`))
+		if buf.Len() > 0 && v != "" {
+			buf.WriteByte(' ')
+		}
+		buf.WriteString(v)
+		if !cont {
+			cur.value = buf.String()
+			out = append(out, *cur)
+			cur = nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, &ParseError{File: name, Line: n + 1, Msg: err.Error()}
+	}
+	if cur != nil {
+		return nil, &ParseError{File: name, Line: cur.n, Msg: "line continuation at end of file"}
+	}
+	return out, nil
+}
+
+// globalKeys are the keys this implementation understands.
+var globalKeys = map[string]func(c *Config, v string) error{
+	"imagePath":         func(c *Config, v string) error { return setPath(&c.ImagePath, v, true) },
+	"udiMount":          func(c *Config, v string) error { return setPath(&c.UDIMount, v, true) },
+	"system":            func(c *Config, v string) error { return setWord(&c.System, v) },
+	"imageGateway":      func(c *Config, v string) error { c.ImageGateway = strings.Fields(v); return nil },
+	"gatewayTimeout":    func(c *Config, v string) error { return setSeconds(&c.GatewayTimeout, v) },
+	"defaultImageType":  func(c *Config, v string) error { return setEnum(&c.DefaultImageType, v, "docker", "id", "local") },
+	"siteFs":            func(c *Config, v string) (err error) { c.SiteFs, err = ParseSiteFs(v); return err },
+	"siteEnv":           func(c *Config, v string) (err error) { c.Env.Set, err = parseEnvList(v); return err },
+	"siteEnvAppend":     func(c *Config, v string) (err error) { c.Env.Append, err = parseEnvList(v); return err },
+	"siteEnvPrepend":    func(c *Config, v string) (err error) { c.Env.Prepend, err = parseEnvList(v); return err },
+	"siteEnvUnset":      func(c *Config, v string) (err error) { c.Env.Unset, err = parseNameList(v); return err },
+	"sitePreMountHook":  func(c *Config, v string) error { return setPath(&c.SitePreMountHook, v, false) },
+	"sitePostMountHook": func(c *Config, v string) error { return setPath(&c.SitePostMountHook, v, false) },
+	"populateEtcDynamically": func(c *Config, v string) error {
+		return setBool(&c.PopulateEtcDynamically, v)
+	},
+	"etcPath":          func(c *Config, v string) error { return setPath(&c.EtcPath, v, false) },
+	"usersToImport":    func(c *Config, v string) error { c.UsersToImport = strings.Fields(v); return nil },
+	"allowLocalChroot": func(c *Config, v string) error { return setBool(&c.AllowLocalChroot, v) },
+	"mountPropagationStyle": func(c *Config, v string) error {
+		if v == "slave" {
+			return errors.New(`"slave" is not supported: container mounts are always private`)
+		}
+		return setEnum(&c.MountPropagationStyle, v, "private")
+	},
+	"defaultModules": func(c *Config, v string) (err error) { c.DefaultModules, err = ParseModuleList(v); return err },
+	"imageMount": func(c *Config, v string) error {
+		return setEnum(&c.ImageMount, v, ImageMountAuto, ImageMountLoop, ImageMountFUSE)
+	},
+}
+
+// ignoredKeys are Shifter keys that describe machinery this
+// implementation does not have (external cp/mv/dd, a separate loop mount
+// point, kernel-module loading, ...). They are accepted so that an
+// existing Shifter configuration still loads.
+var ignoredKeys = []string{
+	"loopMount", "udiRootPath", "modprobePath", "insmodPath", "cpPath", "mvPath",
+	"chmodPath", "ddPath", "mkfsXfsPath", "rootfsType", "mountUdiRootWritable",
+	"maxGroupCount", "allowLibcPwdCalls", "batchType", "optionalSshdAsRoot",
+	"autoLoadKernelModule", "kmodBasePath", "kmodCacheFile", "nodeContextPrefix",
+}
+
+// unsupportedKeys are Shifter features that are not implemented; setting
+// one is an error rather than silently running without it.
+var unsupportedKeys = []string{
+	"optUdiImage", "perNodeCachePath", "perNodeCacheSizeLimit", "perNodeCacheAllowedFsType",
+}
+
+func (c *Config) setModuleKey(name, sub, v string) error {
+	if !validModuleName(name) {
+		return fmt.Errorf("module name %q: use letters, digits, '-' and '.'", name)
+	}
+	m := c.Modules[name]
+	if m == nil {
+		m = &Module{Name: name, Enabled: true}
+		c.Modules[name] = m
+	}
+	var err error
+	switch sub {
+	case "siteEnv":
+		m.Env.Set, err = parseEnvList(v)
+	case "siteEnvAppend":
+		m.Env.Append, err = parseEnvList(v)
+	case "siteEnvPrepend":
+		m.Env.Prepend, err = parseEnvList(v)
+	case "siteEnvUnset":
+		m.Env.Unset, err = parseNameList(v)
+	case "siteFs":
+		m.SiteFs, err = ParseSiteFs(v)
+	case "userhook":
+		err = setPath(&m.UserHook, v, false)
+	case "conflict":
+		m.Conflict = strings.Fields(v)
+	case "enabled":
+		err = setBool(&m.Enabled, v)
+	case "copyPath", "roothook":
+		err = fmt.Errorf("module key %q is not supported by this implementation of shifter", sub)
+	default:
+		err = fmt.Errorf("unknown module key %q", sub)
+	}
+	return err
+}
+
+func validModuleName(s string) bool {
+	if s == "" || s == "none" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseModuleList parses a comma-separated module list (defaultModules,
+// shifter --module). "none" alone selects no module.
+func ParseModuleList(v string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if f != "none" && !validModuleName(f) {
+			return nil, fmt.Errorf("module name %q: use letters, digits, '-' and '.'", f)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	if slices.Contains(out, "none") && len(out) > 1 {
+		return nil, errors.New(`module "none" cannot be combined with other modules`)
+	}
+	return out, nil
+}
+
+func setPath(dst *string, v string, required bool) error {
+	if v == "" {
+		if required {
+			return errors.New("empty path")
+		}
+		*dst = ""
+		return nil
+	}
+	if !path.IsAbs(v) {
+		return fmt.Errorf("%q is not an absolute path", v)
+	}
+	if path.Clean(v) != v && path.Clean(v)+"/" != v {
+		return fmt.Errorf("%q is not a clean path", v)
+	}
+	*dst = path.Clean(v)
+	return nil
+}
+
+func setWord(dst *string, v string) error {
+	if strings.ContainsAny(v, " \t/") {
+		return fmt.Errorf("%q must be one word", v)
+	}
+	*dst = v
+	return nil
+}
+
+func setEnum(dst *string, v string, allowed ...string) error {
+	if !slices.Contains(allowed, v) {
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+	*dst = v
+	return nil
+}
+
+func setBool(dst *bool, v string) error {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes":
+		*dst = true
+	case "0", "false", "no":
+		*dst = false
+	default:
+		return fmt.Errorf("%q is not 0 or 1", v)
+	}
+	return nil
+}
+
+func setSeconds(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 3600 {
+		return fmt.Errorf("%q is not a number of seconds (0-3600)", v)
+	}
+	*dst = n
+	return nil
+}
+
+// ValidEnvName reports whether s can be an environment variable name
+// here: non-empty, no '=', no NUL, no white space.
+func ValidEnvName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, "= \t\n\r\x00")
+}
+
+func parseEnvList(v string) ([]EnvVar, error) {
+	var out []EnvVar
+	for _, f := range strings.Fields(v) {
+		k, val, ok := strings.Cut(f, "=")
+		if !ok || !ValidEnvName(k) {
+			return nil, fmt.Errorf("%q is not NAME=VALUE", f)
+		}
+		out = append(out, EnvVar{k, val})
+	}
+	return out, nil
+}
+
+func parseNameList(v string) ([]string, error) {
+	out := strings.Fields(v)
+	for _, f := range out {
+		if !ValidEnvName(f) {
+			return nil, fmt.Errorf("%q is not a variable name", f)
+		}
+	}
+	return out, nil
+}
+
+// ParseSiteFs parses a siteFs value: ';'-separated "source[:dest[:flag...]]"
+// entries, each optionally in double quotes. A missing dest means the
+// source path. Flags: "ro"; "rec" and "private" are accepted for Shifter
+// compatibility and change nothing (site mounts are always recursive and
+// private).
+func ParseSiteFs(v string) ([]Mount, error) {
+	var out []Mount
+	for _, e := range strings.Split(v, ";") {
+		e = strings.TrimSpace(e)
+		if len(e) >= 2 && e[0] == '"' && e[len(e)-1] == '"' {
+			e = strings.TrimSpace(e[1 : len(e)-1])
+		}
+		if e == "" {
+			continue
+		}
+		parts := strings.Split(e, ":")
+		m := Mount{Source: parts[0]}
+		if len(parts) > 1 {
+			m.Dest = parts[1]
+		}
+		if m.Dest == "" {
+			m.Dest = m.Source
+		}
+		for _, p := range []string{m.Source, m.Dest} {
+			if !path.IsAbs(p) || slices.Contains(strings.Split(p, "/"), "..") {
+				return nil, fmt.Errorf("siteFs entry %q: %q must be absolute and must not contain \"..\"", e, p)
+			}
+		}
+		m.Source, m.Dest = path.Clean(m.Source), path.Clean(m.Dest)
+		if m.Dest == "/" {
+			return nil, fmt.Errorf("siteFs entry %q: cannot mount over /", e)
+		}
+		for _, fl := range parts[min(2, len(parts)):] {
+			switch strings.ToLower(fl) {
+			case "ro":
+				m.ReadOnly = true
+			case "rec", "private", "":
+			default:
+				return nil, fmt.Errorf("siteFs entry %q: flag %q is not supported", e, fl)
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
