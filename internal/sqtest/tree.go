@@ -252,7 +252,7 @@ func MakeFeatureTree(t testing.TB, dir string, opts TreeOptions) *Tree {
 	}
 	b.file("dirs/unicode-\u00e9\u6f22-name", []byte("u"), 0o644)
 	b.file("dirs/"+strings.Repeat("L", 255), []byte("255"), 0o644)
-	b.file("dirs/sp ace\tand\nnewline", []byte("ws"), 0o644)
+	b.file("dirs/sp ace\tand-tab", []byte("ws"), 0o644)
 	b.feature("dirs")
 
 	// Ownership: many ids, some > 65535.

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package squashreader
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	lzo "github.com/anchore/go-lzo"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// decompressor decompresses one block: src into dst[:0], at most cap(dst)
+// bytes; more output is an error.
+type decompressor interface {
+	decompress(dst, src []byte) ([]byte, error)
+}
+
+var errTooLong = errors.New("decompressed data longer than the block")
+
+func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error) {
+	le := binary.LittleEndian
+	switch id {
+	case 1: // gzip (zlib)
+		if opts != nil {
+			if len(opts) != 8 {
+				return nil, fmt.Errorf("gzip options of %d bytes, want 8", len(opts))
+			}
+			lvl, win := le.Uint32(opts), le.Uint16(opts[4:])
+			if lvl < 1 || lvl > 9 || win < 8 || win > 15 {
+				return nil, fmt.Errorf("bad gzip options level %d window %d", lvl, win)
+			}
+		}
+		return &zlibDec{}, nil
+	case 3:
+		if opts != nil {
+			if len(opts) != 8 {
+				return nil, fmt.Errorf("lzo options of %d bytes, want 8", len(opts))
+			}
+			if a := le.Uint32(opts); a > 4 {
+				return nil, fmt.Errorf("bad lzo algorithm %d", a)
+			}
+		}
+		return lzoDec{}, nil
+	case 4:
+		dict := blockSize
+		if opts != nil {
+			if len(opts) != 8 {
+				return nil, fmt.Errorf("xz options of %d bytes, want 8", len(opts))
+			}
+			d := le.Uint32(opts)
+			if d < 8192 || d > 1<<30 {
+				return nil, fmt.Errorf("bad xz dictionary size %d", d)
+			}
+			if le.Uint32(opts[4:])&^0x3f != 0 {
+				return nil, fmt.Errorf("unknown xz filters 0x%x", le.Uint32(opts[4:]))
+			}
+		}
+		return &xzDec{dictCap: dict}, nil
+	case 5:
+		if opts != nil {
+			if len(opts) != 8 {
+				return nil, fmt.Errorf("lz4 options of %d bytes, want 8", len(opts))
+			}
+			if v := le.Uint32(opts); v != 1 {
+				return nil, fmt.Errorf("unsupported lz4 version %d", v)
+			}
+			if f := le.Uint32(opts[4:]); f&^1 != 0 {
+				return nil, fmt.Errorf("unknown lz4 flags 0x%x", f)
+			}
+		}
+		return lz4Dec{}, nil
+	case 6:
+		if opts != nil {
+			if len(opts) != 4 {
+				return nil, fmt.Errorf("zstd options of %d bytes, want 4", len(opts))
+			}
+			if l := le.Uint32(opts); l < 1 || l > 22 {
+				return nil, fmt.Errorf("bad zstd level %d", l)
+			}
+		}
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0),
+			zstd.WithDecoderMaxMemory(uint64(blockSize)+1<<16), zstd.WithDecoderMaxWindow(1<<26))
+		if err != nil {
+			return nil, err
+		}
+		return zstdDec{d}, nil
+	}
+	return nil, fmt.Errorf("unknown compression id %d", id)
+}
+
+// readInto reads all of r into dst[:0] up to cap(dst); more is an error.
+func readInto(dst []byte, r io.Reader) ([]byte, error) {
+	dst = dst[:cap(dst)]
+	n, err := io.ReadFull(r, dst)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return dst[:n], nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var one [1]byte
+	if m, _ := r.Read(one[:]); m > 0 {
+		return nil, errTooLong
+	}
+	// Some readers return data and EOF separately; one more read settles it.
+	if m, err := r.Read(one[:]); m > 0 {
+		return nil, errTooLong
+	} else if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return dst, nil
+}
+
+type zlibDec struct{ pool sync.Pool }
+
+func (z *zlibDec) decompress(dst, src []byte) ([]byte, error) {
+	br := bytes.NewReader(src)
+	var zr io.ReadCloser
+	if v := z.pool.Get(); v != nil {
+		zr = v.(io.ReadCloser)
+		if err := zr.(zlib.Resetter).Reset(br, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(br); err != nil {
+			return nil, err
+		}
+	}
+	out, err := readInto(dst, zr)
+	if err == nil {
+		z.pool.Put(zr)
+	}
+	return out, err
+}
+
+type lzoDec struct{}
+
+func (lzoDec) decompress(dst, src []byte) ([]byte, error) {
+	n, err := lzo.Decompress(src, dst[:cap(dst)])
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > cap(dst) {
+		return nil, errTooLong
+	}
+	return dst[:n], nil
+}
+
+type lz4Dec struct{}
+
+func (lz4Dec) decompress(dst, src []byte) ([]byte, error) {
+	n, err := lz4.UncompressBlock(src, dst[:cap(dst)])
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
+}
+
+type zstdDec struct{ d *zstd.Decoder }
+
+func (z zstdDec) decompress(dst, src []byte) ([]byte, error) {
+	out, err := z.d.DecodeAll(src, dst[:0])
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > cap(dst) {
+		return nil, errTooLong
+	}
+	return out, nil
+}

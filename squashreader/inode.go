@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package squashreader
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"syscall"
+)
+
+// InodeRef locates an inode: the start of its metadata block relative to
+// the inode table, shifted left by 16, or'ed with the offset in the block.
+type InodeRef uint64
+
+func (ref InodeRef) block() uint64 { return uint64(ref) >> 16 }
+func (ref InodeRef) offset() int   { return int(ref & 0xffff) }
+
+// Type is the type of an inode.
+type Type uint8
+
+// Inode types (the basic squashfs type numbers).
+const (
+	TypeDir      Type = 1
+	TypeFile     Type = 2
+	TypeSymlink  Type = 3
+	TypeBlockDev Type = 4
+	TypeCharDev  Type = 5
+	TypeFifo     Type = 6
+	TypeSocket   Type = 7
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeDir:
+		return "dir"
+	case TypeFile:
+		return "file"
+	case TypeSymlink:
+		return "symlink"
+	case TypeBlockDev:
+		return "blockdev"
+	case TypeCharDev:
+		return "chardev"
+	case TypeFifo:
+		return "fifo"
+	case TypeSocket:
+		return "socket"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+const noXattr = 0xffffffff
+
+// Inode is a decoded inode. Treat it as read-only.
+type Inode struct {
+	Ref    InodeRef
+	Ino    uint32 // squashfs inode number (st_ino of the kernel driver)
+	Type   Type
+	Perm   uint16 // permission bits incl. setuid, setgid, sticky
+	UID    uint32
+	GID    uint32
+	Mtime  int64
+	Nlink  uint32
+	Size   uint64 // file: bytes; dir: the inode's file_size; symlink: target length
+	Rdev   uint32 // device number in the kernel's new_encode_dev form
+	Target string // symlink target
+
+	Extended bool // stored as an extended inode
+
+	xattr uint32 // xattr id, noXattr when none
+
+	// directories
+	dirBlock  uint32 // metadata block relative to the directory table
+	dirOffset uint16
+	parent    uint32
+	index     []dirIndex
+
+	// regular files
+	blocksStart uint64
+	frag        uint32
+	fragOffset  uint32
+	sizes       []uint32 // on-disk size words of the data blocks
+	starts      []int64  // disk offset of each data block
+}
+
+type dirIndex struct {
+	index uint32 // byte position of a directory header in the listing
+	start uint32 // its metadata block, relative to the directory table
+	name  string // the first name under that header
+}
+
+// Major returns the major device number, decoded like the kernel's
+// new_decode_dev.
+func (i *Inode) Major() uint32 { return (i.Rdev & 0xfff00) >> 8 }
+
+// Minor returns the minor device number.
+func (i *Inode) Minor() uint32 { return (i.Rdev & 0xff) | ((i.Rdev >> 12) & 0xfff00) }
+
+// HasXattrs reports whether the inode has xattrs.
+func (i *Inode) HasXattrs() bool { return i.xattr != noXattr }
+
+// UnixMode returns st_mode: the S_IFxxx type bits or'ed with Perm.
+func (i *Inode) UnixMode() uint32 {
+	m := uint32(i.Perm)
+	switch i.Type {
+	case TypeDir:
+		m |= syscall.S_IFDIR
+	case TypeFile:
+		m |= syscall.S_IFREG
+	case TypeSymlink:
+		m |= syscall.S_IFLNK
+	case TypeBlockDev:
+		m |= syscall.S_IFBLK
+	case TypeCharDev:
+		m |= syscall.S_IFCHR
+	case TypeFifo:
+		m |= syscall.S_IFIFO
+	case TypeSocket:
+		m |= syscall.S_IFSOCK
+	}
+	return m
+}
+
+// FileMode returns the io/fs mode.
+func (i *Inode) FileMode() fs.FileMode {
+	m := fs.FileMode(i.Perm & 0o777)
+	if i.Perm&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if i.Perm&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if i.Perm&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	switch i.Type {
+	case TypeDir:
+		m |= fs.ModeDir
+	case TypeSymlink:
+		m |= fs.ModeSymlink
+	case TypeBlockDev:
+		m |= fs.ModeDevice
+	case TypeCharDev:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case TypeFifo:
+		m |= fs.ModeNamedPipe
+	case TypeSocket:
+		m |= fs.ModeSocket
+	}
+	return m
+}
+
+// Root returns the root directory inode.
+func (r *Reader) Root() (*Inode, error) {
+	in, err := r.Inode(r.sb.RootInode)
+	if err != nil {
+		return nil, err
+	}
+	if in.Type != TypeDir {
+		return nil, formatErr(32, "root inode is a %s", in.Type)
+	}
+	return in, nil
+}
+
+// maxSymlink bounds symlink targets (the kernel's PATH_MAX).
+const maxSymlink = 4096
+
+// Inode reads the inode at ref.
+func (r *Reader) Inode(ref InodeRef) (*Inode, error) {
+	if ref.offset() >= metadataSize || ref.block() >= uint64(r.inodeEnd)-r.sb.InodeTableStart {
+		return nil, formatErr(-1, "inode reference 0x%x outside the inode table", uint64(ref))
+	}
+	pos := metaPos{block: int64(r.sb.InodeTableStart + ref.block()), off: ref.offset()}
+	in, err := r.parseInode(&pos)
+	if err != nil {
+		return nil, fmt.Errorf("read inode 0x%x: %w", uint64(ref), err)
+	}
+	in.Ref = ref
+	return in, nil
+}
+
+func (r *Reader) parseInode(pos *metaPos) (*Inode, error) {
+	le := binary.LittleEndian
+	end := r.inodeEnd
+	at := pos.block
+	var h [16]byte
+	if err := r.readMeta(pos, h[:], end); err != nil {
+		return nil, err
+	}
+	typ := le.Uint16(h[0:])
+	in := &Inode{
+		Perm:  le.Uint16(h[2:]) & 0o7777,
+		Mtime: int64(le.Uint32(h[8:])),
+		Ino:   le.Uint32(h[12:]),
+		xattr: noXattr,
+		Nlink: 1,
+	}
+	if typ < 1 || typ > 14 {
+		return nil, formatErr(at, "unknown inode type %d", typ)
+	}
+	in.Extended = typ > 7
+	in.Type = Type(typ)
+	if in.Extended {
+		in.Type = Type(typ - 7)
+	}
+	uidx, gidx := le.Uint16(h[4:]), le.Uint16(h[6:])
+	if int(uidx) >= len(r.ids) || int(gidx) >= len(r.ids) {
+		return nil, formatErr(at, "uid index %d or gid index %d beyond the %d ids", uidx, gidx, len(r.ids))
+	}
+	in.UID, in.GID = r.ids[uidx], r.ids[gidx]
+	if in.Ino == 0 || in.Ino > r.sb.Inodes {
+		return nil, formatErr(at, "inode number %d outside 1..%d", in.Ino, r.sb.Inodes)
+	}
+	var b [40]byte
+	read := func(n int) ([]byte, error) {
+		if err := r.readMeta(pos, b[:n], end); err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	}
+	switch typ {
+	case 1: // basic dir
+		p, err := read(16)
+		if err != nil {
+			return nil, err
+		}
+		in.dirBlock = le.Uint32(p[0:])
+		in.Nlink = le.Uint32(p[4:])
+		in.Size = uint64(le.Uint16(p[8:]))
+		in.dirOffset = le.Uint16(p[10:])
+		in.parent = le.Uint32(p[12:])
+	case 8: // extended dir
+		p, err := read(24)
+		if err != nil {
+			return nil, err
+		}
+		in.Nlink = le.Uint32(p[0:])
+		in.Size = uint64(le.Uint32(p[4:]))
+		in.dirBlock = le.Uint32(p[8:])
+		in.parent = le.Uint32(p[12:])
+		n := int(le.Uint16(p[16:]))
+		in.dirOffset = le.Uint16(p[18:])
+		in.xattr = le.Uint32(p[20:])
+		for i := 0; i < n; i++ {
+			p, err := read(12)
+			if err != nil {
+				return nil, err
+			}
+			ix := dirIndex{index: le.Uint32(p[0:]), start: le.Uint32(p[4:])}
+			ns := le.Uint32(p[8:]) + 1
+			if ns > 256 {
+				return nil, formatErr(at, "directory index name of %d bytes", ns)
+			}
+			name := make([]byte, ns)
+			if err := r.readMeta(pos, name, end); err != nil {
+				return nil, err
+			}
+			ix.name = string(name)
+			in.index = append(in.index, ix)
+		}
+	case 2, 9: // file
+		var fragIdx uint32
+		if typ == 2 {
+			p, err := read(16)
+			if err != nil {
+				return nil, err
+			}
+			in.blocksStart = uint64(le.Uint32(p[0:]))
+			fragIdx = le.Uint32(p[4:])
+			in.fragOffset = le.Uint32(p[8:])
+			in.Size = uint64(le.Uint32(p[12:]))
+		} else {
+			p, err := read(40)
+			if err != nil {
+				return nil, err
+			}
+			in.blocksStart = le.Uint64(p[0:])
+			in.Size = le.Uint64(p[8:])
+			// p[16:24] sparse byte count: informational
+			in.Nlink = le.Uint32(p[24:])
+			fragIdx = le.Uint32(p[28:])
+			in.fragOffset = le.Uint32(p[32:])
+			in.xattr = le.Uint32(p[36:])
+		}
+		in.frag = fragIdx
+		if in.Size > 1<<62 {
+			return nil, formatErr(at, "file size %d", in.Size)
+		}
+		nb := in.Size / uint64(r.bs)
+		if fragIdx == noFragment {
+			nb = (in.Size + uint64(r.bs) - 1) / uint64(r.bs)
+		} else {
+			if fragIdx >= r.sb.Fragments {
+				return nil, formatErr(at, "fragment %d beyond the %d fragments", fragIdx, r.sb.Fragments)
+			}
+			if in.Size%uint64(r.bs) == 0 {
+				return nil, formatErr(at, "file of whole blocks with a fragment")
+			}
+			if uint64(in.fragOffset) >= uint64(r.bs) {
+				return nil, formatErr(at, "fragment offset %d beyond the block size", in.fragOffset)
+			}
+		}
+		// Each block size word is 4 bytes of this table: a list longer
+		// than the rest of the table is corrupt; read it in chunks so a
+		// claimed count never drives the allocation.
+		if err := r.readBlockList(in, pos, nb, at); err != nil {
+			return nil, err
+		}
+	case 3, 10: // symlink
+		p, err := read(8)
+		if err != nil {
+			return nil, err
+		}
+		in.Nlink = le.Uint32(p[0:])
+		n := le.Uint32(p[4:])
+		if n > maxSymlink {
+			return nil, formatErr(at, "symlink target of %d bytes", n)
+		}
+		t := make([]byte, n)
+		if err := r.readMeta(pos, t, end); err != nil {
+			return nil, err
+		}
+		in.Target = string(t)
+		in.Size = uint64(n)
+		if typ == 10 {
+			p, err := read(4)
+			if err != nil {
+				return nil, err
+			}
+			in.xattr = le.Uint32(p)
+		}
+	case 4, 5, 11, 12: // devices
+		n := 8
+		if typ > 7 {
+			n = 12
+		}
+		p, err := read(n)
+		if err != nil {
+			return nil, err
+		}
+		in.Nlink = le.Uint32(p[0:])
+		in.Rdev = le.Uint32(p[4:])
+		if typ > 7 {
+			in.xattr = le.Uint32(p[8:])
+		}
+	case 6, 7, 13, 14: // fifo, socket
+		n := 4
+		if typ > 7 {
+			n = 8
+		}
+		p, err := read(n)
+		if err != nil {
+			return nil, err
+		}
+		in.Nlink = le.Uint32(p[0:])
+		if typ > 7 {
+			in.xattr = le.Uint32(p[4:])
+		}
+	}
+	if in.xattr != noXattr && in.xattr >= r.xattrIDs {
+		return nil, formatErr(at, "xattr id %d beyond the %d xattr ids", in.xattr, r.xattrIDs)
+	}
+	return in, nil
+}
+
+func (r *Reader) readBlockList(in *Inode, pos *metaPos, nb uint64, at int64) error {
+	if nb == 0 {
+		return nil
+	}
+	// At most 8192 bytes per metadata block of at least 3 bytes on disk.
+	if nb*4 > uint64(r.inodeEnd-pos.block)/3*metadataSize+metadataSize {
+		return formatErr(at, "block list of %d blocks longer than the inode table", nb)
+	}
+	const chunk = 2048
+	var buf [chunk * 4]byte
+	in.sizes = make([]uint32, 0, min(nb, chunk))
+	in.starts = make([]int64, 0, min(nb, chunk))
+	off := in.blocksStart
+	for left := nb; left > 0; {
+		n := min(left, chunk)
+		if err := r.readMeta(pos, buf[:n*4], r.inodeEnd); err != nil {
+			return err
+		}
+		for i := uint64(0); i < n; i++ {
+			w := binary.LittleEndian.Uint32(buf[i*4:])
+			sz := uint64(w & 0xffffff)
+			if w&^0x1ffffff != 0 || sz > uint64(r.bs) {
+				return formatErr(at, "block %d size word 0x%x", len(in.sizes), w)
+			}
+			if off+sz > uint64(r.size) {
+				return formatErr(at, "block %d at 0x%x of %d bytes past the end of the image", len(in.sizes), off, sz)
+			}
+			in.sizes = append(in.sizes, w)
+			in.starts = append(in.starts, int64(off))
+			off += sz
+		}
+		left -= n
+	}
+	return nil
+}
