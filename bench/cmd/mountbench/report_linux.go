@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shifter-go/shifter/bench/internal/benchutil"
+)
+
+type imageInfo struct {
+	Name    string `json:"name"`
+	Path    string `json:"path"`
+	Bytes   int64  `json:"bytes"`
+	Entries int64  `json:"entries"`
+	BigSize int64  `json:"big_bytes_total"`
+}
+
+type target struct {
+	Image   string  `json:"image"`
+	Test    string  `json:"test"`
+	Rule    string  `json:"rule"`
+	Ours    float64 `json:"ours_s"`
+	Against float64 `json:"against_s"`
+	Limit   float64 `json:"limit_ratio"`
+	Pass    bool    `json:"pass"`
+}
+
+type results struct {
+	Started     time.Time                `json:"started"`
+	Seconds     float64                  `json:"seconds"`
+	Command     string                   `json:"command"`
+	Host        map[string]string        `json:"host"`
+	Config      *config                  `json:"config"`
+	Images      []imageInfo              `json:"images"`
+	Methods     []string                 `json:"methods"`
+	Unavailable map[string]string        `json:"unavailable,omitempty"`
+	Samples     map[string][]float64     `json:"samples"` // image/method/test/phase -> seconds
+	Medians     map[string]float64       `json:"medians"`
+	HWM         map[string]int64         `json:"vmhwm_bytes"` // image/method -> max over all mounts
+	Verify      map[string]*verification `json:"verify"`      // image/method
+	Checks      map[string]string        `json:"checks"`      // image/method -> "ok" or what differs
+	Targets     []target                 `json:"targets,omitempty"`
+	Errors      []string                 `json:"errors,omitempty"`
+	cfg         *config
+	resultsTag  string
+}
+
+func newResults(cfg *config) *results {
+	return &results{
+		Started:     time.Now().UTC(),
+		Command:     strings.Join(os.Args, " "),
+		Host:        hostInfo(),
+		Config:      cfg,
+		Unavailable: map[string]string{},
+		Samples:     map[string][]float64{},
+		Medians:     map[string]float64{},
+		HWM:         map[string]int64{},
+		Verify:      map[string]*verification{},
+		Checks:      map[string]string{},
+		cfg:         cfg,
+		resultsTag:  stamp(time.Now()),
+	}
+}
+
+func hostInfo() map[string]string {
+	h := map[string]string{"cpus": fmt.Sprint(runtime.NumCPU()), "go": runtime.Version()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		h["kernel"] = strings.TrimSpace(string(b))
+	}
+	if n, err := os.Hostname(); err == nil {
+		h["hostname"] = n
+	}
+	if out, err := exec.Command("mksquashfs", "-version").Output(); err == nil {
+		h["mksquashfs"] = strings.SplitN(string(out), "\n", 2)[0]
+	}
+	if out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "squashfuse").Output(); err == nil {
+		h["squashfuse"] = string(out)
+	}
+	return h
+}
+
+func key(parts ...string) string { return strings.Join(parts, "/") }
+
+func (r *results) add(img *benchImage, method, test, phase string, s float64) {
+	k := key(img.Spec.Name(), method, test, phase)
+	r.Samples[k] = append(r.Samples[k], s)
+}
+
+func (r *results) noteHWM(img *benchImage, method string, b int64) {
+	k := key(img.Spec.Name(), method)
+	r.HWM[k] = max(r.HWM[k], b)
+}
+
+func (r *results) setVerify(img *benchImage, method string, v *verification) {
+	r.Verify[key(img.Spec.Name(), method)] = v
+}
+
+func (r *results) addImage(img *benchImage) {
+	info := imageInfo{Name: img.Spec.Name(), Path: img.Path}
+	if st, err := os.Stat(img.Path); err == nil {
+		info.Bytes = st.Size()
+	}
+	for _, b := range img.Big {
+		info.BigSize += b.Size
+	}
+	r.Images = append(r.Images, info)
+}
+
+func (r *results) median(img, method, test, phase string) float64 {
+	return benchutil.Median(r.Samples[key(img, method, test, phase)])
+}
+
+// finish computes medians, the output check and the issue-2 targets.
+func (r *results) finish(start time.Time, imgs []*benchImage, methods []*method) {
+	r.Seconds = time.Since(start).Seconds()
+	for _, m := range methods {
+		r.Methods = append(r.Methods, m.name)
+	}
+	for k, v := range r.Samples {
+		r.Medians[k] = benchutil.Median(v)
+	}
+	for i, img := range imgs {
+		name := img.Spec.Name()
+		ref := r.Verify[key(name, "kernel")]
+		if ref != nil {
+			r.Images[i].Entries = ref.Entries
+		}
+		for _, m := range r.Methods {
+			if v := r.Verify[key(name, m)]; v != nil {
+				r.Checks[key(name, m)] = v.compare(ref, img)
+				if ref != nil && v != ref && v.StatCRC != ref.StatCRC && r.cfg.ResultsDir != "" {
+					r.writeListing(name, m, v)
+					r.writeListing(name, "kernel", ref)
+				}
+			}
+		}
+		r.targets(name)
+	}
+}
+
+func (r *results) writeListing(img, method string, v *verification) {
+	if err := os.MkdirAll(r.cfg.ResultsDir, 0o755); err != nil {
+		return
+	}
+	p := filepath.Join(r.cfg.ResultsDir, fmt.Sprintf("mount-%s-stat-%s-%s.txt", r.resultsTag, img, method))
+	os.WriteFile(p, v.stat, 0o644)
+}
+
+// targets records issue 2's targets for shifter-mount: every warm figure
+// at most 1.2x the kernel's, every cold figure no slower than
+// squashfuse_ll's, cold sequential reads of big gzip and xz files faster
+// than the kernel's.
+func (r *results) targets(img string) {
+	const ours = "shifter-mount"
+	if !r.has(ours) {
+		return
+	}
+	add := func(test, rule string, o, against, limit float64) {
+		if math.IsNaN(o) || math.IsNaN(against) {
+			return
+		}
+		r.Targets = append(r.Targets, target{Image: img, Test: test, Rule: rule, Ours: o, Against: against, Limit: limit, Pass: o <= against*limit})
+	}
+	comp := strings.SplitN(img, "-", 2)[0]
+	for _, t := range r.cfg.Tests {
+		if r.has("kernel") {
+			add(t+" warm", "≤ 1.2× kernel", r.median(img, ours, t, "warm"), r.median(img, "kernel", t, "warm"), 1.2)
+		}
+		if r.has("squashfuse_ll") {
+			add(t+" cold", "≤ squashfuse_ll", r.median(img, ours, t, "cold"), r.median(img, "squashfuse_ll", t, "cold"), 1)
+		}
+		if (t == "big" || t == "bigpar") && (comp == "gzip" || comp == "xz") && r.has("kernel") {
+			add(t+" cold", "< kernel", r.median(img, ours, t, "cold"), r.median(img, "kernel", t, "cold"), 1)
+		}
+	}
+}
+
+func (r *results) has(method string) bool {
+	for _, m := range r.Methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *results) markdown() string {
+	var b strings.Builder
+	pin := "unpinned"
+	if r.cfg.Pin {
+		pin = "everything pinned to CPU 0"
+	}
+	fmt.Fprintf(&b, "# mountbench %s\n\n", r.resultsTag)
+	fmt.Fprintf(&b, "Command: `%s` (%d repetitions, %s, %s total).  \n", r.Command, r.cfg.Reps, pin, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
+	fmt.Fprintf(&b, "Machine: kernel %s, %s CPUs, %s, squashfuse %s, %s.\n\n", r.Host["kernel"], r.Host["cpus"], r.Host["mksquashfs"], r.Host["squashfuse"], r.Host["go"])
+	b.WriteString("Images (rootfs: debootstrap --variant=minbase --include=python3 bookworm; big files under /bench-big; mksquashfs defaults, 128 KiB blocks):\n\n")
+	for _, im := range r.Images {
+		fmt.Fprintf(&b, "- %s: %s, %d entries, %s of big files\n", im.Name, benchutil.MiB(im.Bytes), im.Entries, benchutil.MiB(im.BigSize))
+	}
+	for m, why := range r.Unavailable {
+		fmt.Fprintf(&b, "- **%s not measured**: %s\n", m, why)
+	}
+	fmt.Fprintf(&b, "\n## Medians (ratio to the kernel)\n\n")
+	t := &benchutil.Table{Header: []string{"test"}}
+	for _, im := range r.Images {
+		for _, m := range r.Methods {
+			t.Header = append(t.Header, strings.SplitN(im.Name, "-", 2)[0]+" "+m)
+		}
+	}
+	for _, test := range r.cfg.Tests {
+		for _, phase := range []string{"cold", "warm"} {
+			row := []string{test + " " + phase}
+			for _, im := range r.Images {
+				base := r.median(im.Name, "kernel", test, phase)
+				for _, m := range r.Methods {
+					row = append(row, benchutil.Cell(r.median(im.Name, m, test, phase), base, m == "kernel"))
+				}
+			}
+			t.Rows = append(t.Rows, row)
+		}
+	}
+	hwm := []string{"FUSE server VmHWM (max)"}
+	check := []string{"output check vs kernel"}
+	for _, im := range r.Images {
+		for _, m := range r.Methods {
+			if h := r.HWM[key(im.Name, m)]; h > 0 {
+				hwm = append(hwm, benchutil.MiB(h))
+			} else {
+				hwm = append(hwm, "–")
+			}
+			c := r.Checks[key(im.Name, m)]
+			if c == "" {
+				c = "–"
+			}
+			check = append(check, c)
+		}
+	}
+	t.Rows = append(t.Rows, hwm, check)
+	b.WriteString(t.Markdown())
+
+	if slices.Contains(r.cfg.Tests, "big") || slices.Contains(r.cfg.Tests, "bigpar") {
+		b.WriteString("\n## Big-file throughput (MB/s, from the medians)\n\n")
+		tt := &benchutil.Table{Header: []string{"image"}}
+		for _, test := range []string{"big", "bigpar"} {
+			if !slices.Contains(r.cfg.Tests, test) {
+				continue
+			}
+			for _, m := range r.Methods {
+				tt.Header = append(tt.Header, fmt.Sprintf("%s %s cold", test, m))
+			}
+		}
+		for _, im := range r.Images {
+			row := []string{strings.SplitN(im.Name, "-", 2)[0]}
+			for _, test := range []string{"big", "bigpar"} {
+				if !slices.Contains(r.cfg.Tests, test) {
+					continue
+				}
+				for _, m := range r.Methods {
+					s := r.median(im.Name, m, test, "cold")
+					if math.IsNaN(s) || s == 0 {
+						row = append(row, "–")
+					} else {
+						row = append(row, fmt.Sprintf("%.0f", float64(im.BigSize)/s/1e6))
+					}
+				}
+			}
+			tt.Rows = append(tt.Rows, row)
+		}
+		b.WriteString(tt.Markdown())
+	}
+	if len(r.Targets) > 0 {
+		pass := 0
+		for _, t := range r.Targets {
+			if t.Pass {
+				pass++
+			}
+		}
+		fmt.Fprintf(&b, "\n## Issue 2 targets for shifter-mount: %d of %d met\n\n", pass, len(r.Targets))
+		tt := &benchutil.Table{Header: []string{"image", "figure", "target", "shifter-mount", "reference", "ratio", "met"}}
+		for _, t := range r.Targets {
+			met := "yes"
+			if !t.Pass {
+				met = "**no**"
+			}
+			tt.Rows = append(tt.Rows, []string{t.Image, t.Test, t.Rule, benchutil.Seconds(t.Ours), benchutil.Seconds(t.Against), benchutil.Ratio(t.Ours, t.Against), met})
+		}
+		b.WriteString(tt.Markdown())
+	}
+	if len(r.Errors) > 0 {
+		b.WriteString("\n## Errors\n\n")
+		for _, e := range r.Errors {
+			fmt.Fprintf(&b, "- %s\n", e)
+		}
+	}
+	return b.String()
+}
+
+// write stores the markdown and the JSON under dir and returns their paths.
+func (r *results) write(dir, md string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create results directory: %w", err)
+	}
+	base := filepath.Join(dir, "mount-"+r.resultsTag)
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode results: %w", err)
+	}
+	if err := os.WriteFile(base+".json", append(js, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("write results: %w", err)
+	}
+	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
+		return nil, fmt.Errorf("write results: %w", err)
+	}
+	return []string{base + ".md", base + ".json"}, nil
+}
