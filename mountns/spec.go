@@ -23,8 +23,16 @@ type Volume struct {
 	Dest     string // path inside the container
 	ReadOnly bool   // recursive read-only
 	// Site marks a site-configured mount (udiRoot.conf siteFs); destination
-	// rules for user volumes do not apply to it.
+	// rules for user volumes do not apply to it, and its source is opened
+	// as root.
 	Site bool
+	// Recursive records Shifter's "rec" flag. Every bind is recursive here,
+	// with every submount made nosuid (and nodev, except for sources under
+	// /dev of site volumes), so the flag changes nothing.
+	Recursive bool
+	// Propagation of a site volume: "" or "private" (default) or "slave"
+	// (host mounts below the source keep appearing in the container).
+	Propagation string
 }
 
 // Credential is the identity the command runs as.

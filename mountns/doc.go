@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+// Package mountns builds a container in a private mount namespace and runs
+// one command in it as the calling user.
+//
+// The front end (cmd/shifter) fills a [Spec]; [Run] does the rest:
+//
+//   - Run re-executes the current binary (/proc/self/exe) as the namespace
+//     init, in a new mount namespace (and, in unprivileged mode, a new user
+//     namespace mapping the caller to themself). The Spec travels over a pipe
+//     as JSON. Any binary that imports this package serves as that init: the
+//     package's init function takes over when argv[0] is the init marker and
+//     never returns. The init refuses to run when it was started through a
+//     setuid bit by anyone other than root (real uid != effective uid), so a
+//     user cannot exec the setuid binary in init mode themself.
+//   - The init mounts the image read-only, nosuid, nodev on a staging
+//     directory: by loop device and kernel squashfs (loop mode), by the FUSE
+//     server shifter-mount started as its child (fuse mode; the server never
+//     execs the command and is killed when the command ends), or by a
+//     read-only bind of Spec.LocalRoot.
+//   - The container root is an overlay: the image as lower layer and a tmpfs
+//     as upper layer, mounted on Spec.UDIMount. The tmpfs upper lets the init
+//     create mount points anywhere (volumes at paths the image lacks, nested
+//     ones included) and write the site files of /etc; once assembled, the
+//     overlay is remounted read-only, so the container sees an image it cannot
+//     change. The tmpfs lives and dies with the namespace.
+//   - /proc: privileged mode mounts a fresh proc (host PID namespace, like
+//     Shifter); unprivileged mode binds the host /proc (the kernel refuses a
+//     fresh proc to a user namespace that does not own the PID namespace).
+//     /sys, /dev (recursively, so GPUs, InfiniBand and /dev/shm work), /tmp
+//     and /var/tmp are bound from the host, as Shifter does.
+//   - Volumes: every bind is recursive, and every mount of a user volume,
+//     submounts included, is nosuid,nodev (and read-only with :ro). User
+//     volume sources are opened with the caller's credentials; destinations
+//     are resolved inside the container root (filepath-securejoin pathrs-lite)
+//     and checked again after symlinks are resolved.
+//   - The init then pivot_roots into the container (chroot when pivot_root is
+//     impossible, e.g. on an initramfs root), and starts the command as a
+//     child: the child has no capabilities (bounding, ambient, inheritable
+//     cleared before the fork; permitted and effective lost with the uid),
+//     the caller's groups, gid and uid, no_new_privs, and only fds 0, 1 and 2.
+//     The init stays outside as a supervisor: it forwards signals, reports the
+//     exit status, kills the FUSE server. The namespace dies with its last
+//     process, and with it every mount; the loop device is autocleared.
+package mountns

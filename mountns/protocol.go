@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package mountns
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// initArg0 is argv[0] of the namespace init: the binary that called Run,
+// re-executed through /proc/self/exe.
+const initArg0 = "shifter-mountns-init"
+
+// Fixed descriptor numbers in the namespace init (exec.Cmd.ExtraFiles).
+const (
+	fdConfig = 3 // JSON initConfig, read to EOF
+	fdStatus = 4 // JSON lines of statusMsg, written by the init
+	fdImage  = 5 // the squashfs image (when there is one)
+)
+
+// initConfig is what Run sends to the namespace init: the Spec without its
+// descriptors, writers and logger, and with the mount mode decided.
+type initConfig struct {
+	ImagePath     string            `json:"imagePath,omitempty"`
+	HasImage      bool              `json:"hasImage,omitempty"`
+	LocalRoot     string            `json:"localRoot,omitempty"`
+	Mode          MountMode         `json:"mode"`
+	MountHelper   string            `json:"mountHelper,omitempty"`
+	UDIMount      string            `json:"udiMount"`
+	Volumes       []Volume          `json:"volumes,omitempty"`
+	EtcFiles      map[string]string `json:"etcFiles,omitempty"`
+	PreMountHook  string            `json:"preMountHook,omitempty"`
+	PostMountHook string            `json:"postMountHook,omitempty"`
+	Argv          []string          `json:"argv"`
+	Env           []string          `json:"env"`
+	Workdir       string            `json:"workdir,omitempty"`
+	Cred          Credential        `json:"cred"`
+	Unprivileged  bool              `json:"unprivileged,omitempty"`
+	Umask         int               `json:"umask"`
+	LogLevel      int               `json:"logLevel"` // lowest slog.Level that Run's logger takes
+}
+
+// statusMsg is one line from the namespace init to Run.
+type statusMsg struct {
+	Log  *logMsg `json:"log,omitempty"`
+	Err  *errMsg `json:"err,omitempty"`
+	Exit *int    `json:"exit,omitempty"`
+}
+
+type logMsg struct {
+	Level int               `json:"level"`
+	Msg   string            `json:"msg"`
+	Attrs map[string]string `json:"attrs,omitempty"`
+}
+
+type errMsg struct {
+	Kind string `json:"kind"`
+	Msg  string `json:"msg"`
+}
+
+// validate checks what Run can check before starting anything. Errors wrap
+// ErrSpec or ErrBadVolume.
+func (s *Spec) validate() error {
+	if len(s.Argv) == 0 || s.Argv[0] == "" {
+		return fmt.Errorf("%w: no command", ErrSpec)
+	}
+	if !path.IsAbs(s.UDIMount) || path.Clean(s.UDIMount) != s.UDIMount || s.UDIMount == "/" {
+		return fmt.Errorf("%w: udiMount %q must be a clean absolute path other than /", ErrSpec, s.UDIMount)
+	}
+	switch {
+	case s.Image != nil && s.LocalRoot != "":
+		return fmt.Errorf("%w: both an image and a local root", ErrSpec)
+	case s.Image == nil && s.LocalRoot == "":
+		return fmt.Errorf("%w: neither an image nor a local root", ErrSpec)
+	case s.LocalRoot != "" && (!path.IsAbs(s.LocalRoot) || s.LocalRoot == "/"):
+		return fmt.Errorf("%w: local root %q must be an absolute path other than /", ErrSpec, s.LocalRoot)
+	}
+	switch s.Mode {
+	case "", MountAuto, MountLoop, MountFUSE:
+	default:
+		return fmt.Errorf("%w: unknown mount mode %q", ErrSpec, s.Mode)
+	}
+	if s.Unprivileged && (s.PreMountHook != "" || s.PostMountHook != "") {
+		return fmt.Errorf("%w: site mount hooks cannot run in unprivileged mode", ErrSpec)
+	}
+	for name := range s.EtcFiles {
+		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+			return fmt.Errorf("%w: etc file name %q", ErrSpec, name)
+		}
+		switch name {
+		case "passwd", "group", "mtab":
+			return fmt.Errorf("%w: etc file %q is generated, not copied", ErrSpec, name)
+		}
+	}
+	for _, v := range s.Volumes {
+		src, err := cleanVolumePath(v.Source)
+		if err != nil || src != v.Source {
+			return fmt.Errorf("%w: source %q must be a clean absolute path", ErrBadVolume, v.Source)
+		}
+		dst, err := cleanVolumePath(v.Dest)
+		if err != nil || dst != v.Dest {
+			return fmt.Errorf("%w: destination %q must be a clean absolute path", ErrBadVolume, v.Dest)
+		}
+		if v.Site {
+			err = CheckSiteDest(v.Dest)
+		} else {
+			err = CheckUserDest(v.Dest)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %s:%s: %v", ErrBadVolume, v.Source, v.Dest, err)
+		}
+		switch v.Propagation {
+		case "", "private", "slave":
+		default:
+			return fmt.Errorf("%w: %s:%s: propagation %q", ErrBadVolume, v.Source, v.Dest, v.Propagation)
+		}
+	}
+	if err := s.Cred.validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (c *Credential) validate() error {
+	bad := func(s string) bool { return strings.ContainsAny(s, ":\n\x00") }
+	if c.User == "" || bad(c.User) || bad(c.Home) || bad(c.Shell) || bad(c.Gecos) {
+		return fmt.Errorf("%w: credential: user name, home, shell and gecos must be set and free of ':' and newlines", ErrSpec)
+	}
+	for gid, name := range c.GroupNames {
+		if name == "" || bad(name) || strings.Contains(name, ",") {
+			return fmt.Errorf("%w: credential: group %d name %q", ErrSpec, gid, name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package mountns
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// forwardedSignals are relayed from Run's process to the namespace init,
+// and from there to the command. Job-control stops (SIGTSTP, SIGTTIN,
+// SIGTTOU) are not caught: they stop the whole process group as usual.
+var forwardedSignals = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1,
+	unix.SIGUSR2, unix.SIGALRM, unix.SIGCONT, unix.SIGWINCH,
+}
+
+// initEnv is the whole environment of the namespace init and of the site
+// hooks: nothing of the caller's reaches a privileged step.
+var initEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+
+// Run builds the container described by spec and runs spec.Argv in it. It
+// returns the command's exit status (128+N when it died of signal N, 127
+// when it could not be executed) and a nil error; or an error wrapping one
+// of ErrSpec, ErrBadVolume, ErrAccess, ErrMount, ErrHook, ErrUserNS,
+// ErrFUSE, ErrSetup when the container could not be built, in which case
+// the command did not run and exitCode is -1.
+//
+// The calling process must be root (or setuid root) unless
+// spec.Unprivileged is set. Signals listed in forwardedSignals that reach
+// the calling process while Run runs are forwarded to the command; Run
+// installs its own handlers for them meanwhile. When ctx is done, the
+// command gets SIGTERM, then SIGKILL 5 seconds later.
+func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
+	log := spec.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := spec.validate(); err != nil {
+		return -1, err
+	}
+	cfg, err := prepare(spec, log)
+	if err != nil {
+		return -1, err
+	}
+
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return -1, fmt.Errorf("%w: creating pipe: %v", ErrSetup, err)
+	}
+	defer cfgR.Close()
+	defer cfgW.Close()
+	stR, stW, err := os.Pipe()
+	if err != nil {
+		return -1, fmt.Errorf("%w: creating pipe: %v", ErrSetup, err)
+	}
+	defer stR.Close()
+	defer stW.Close()
+
+	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd.Args = []string{initArg0}
+	cmd.Env = initEnv
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
+	if cmd.Stdin == nil {
+		cmd.Stdin = os.Stdin
+	}
+	if cmd.Stdout == nil {
+		cmd.Stdout = os.Stdout
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	cmd.ExtraFiles = []*os.File{cfgR, stW}
+	if spec.Image != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.Image)
+	}
+	cmd.Cancel = func() error { return cmd.Process.Signal(unix.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	sys := &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	if spec.Unprivileged {
+		uid, gid := os.Getuid(), os.Getgid()
+		sys.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS
+		sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
+		sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
+		sys.GidMappingsEnableSetgroups = false
+	} else {
+		// Full root for the init: real uid 0 is also what tells the init
+		// that it was started by Run and not by a user through the setuid
+		// bit.
+		sys.Cloneflags = unix.CLONE_NEWNS
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}
+	}
+	cmd.SysProcAttr = sys
+
+	// Pdeathsig follows the thread that forks: keep it alive until the init
+	// is gone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwardedSignals...)
+	defer signal.Stop(sigs)
+
+	if err := cmd.Start(); err != nil {
+		if spec.Unprivileged && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES)) {
+			return -1, fmt.Errorf("%w: creating a user namespace: %v (see /proc/sys/user/max_user_namespaces and kernel.unprivileged_userns_clone)", ErrUserNS, err)
+		}
+		return -1, fmt.Errorf("%w: starting namespace init: %v", ErrSetup, err)
+	}
+	cfgR.Close()
+	stW.Close()
+
+	// The init reads the whole config before it writes anything; a failed
+	// write means it died, which Wait reports.
+	go func() {
+		_ = json.NewEncoder(cfgW).Encode(cfg)
+		cfgW.Close()
+	}()
+
+	done := make(chan struct{})
+	var remote error
+	var exit *int
+	go func() {
+		defer close(done)
+		remote, exit = readStatus(stR, log)
+	}()
+
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	var werr error
+loop:
+	for {
+		select {
+		case s := <-sigs:
+			_ = cmd.Process.Signal(s)
+		case werr = <-waitErr:
+			break loop
+		}
+	}
+	<-done
+	switch {
+	case remote != nil:
+		return -1, remote
+	case exit != nil:
+		return *exit, nil
+	}
+	// The init died without a word.
+	if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+		return 128 + int(st.Signal()), fmt.Errorf("%w: namespace init killed by %v", ErrSetup, st.Signal())
+	}
+	if werr != nil {
+		return -1, fmt.Errorf("%w: namespace init: %v", ErrSetup, werr)
+	}
+	return -1, fmt.Errorf("%w: namespace init exited %d without a status", ErrSetup, cmd.ProcessState.ExitCode())
+}
+
+// readStatus reads the init's status lines until EOF: log records go to
+// log, and the last error or exit status is returned.
+func readStatus(r io.Reader, log *slog.Logger) (remote error, exit *int) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		var m statusMsg
+		if json.Unmarshal(sc.Bytes(), &m) != nil {
+			continue
+		}
+		switch {
+		case m.Log != nil:
+			args := make([]any, 0, 2*len(m.Log.Attrs))
+			for k, v := range m.Log.Attrs {
+				args = append(args, k, v)
+			}
+			log.Log(context.Background(), slog.Level(m.Log.Level), m.Log.Msg, args...)
+		case m.Err != nil:
+			kind, ok := errorKinds[m.Err.Kind]
+			if !ok {
+				kind = ErrSetup
+			}
+			remote = &remoteError{kind: kind, msg: m.Err.Msg}
+		case m.Exit != nil:
+			exit = m.Exit
+		}
+	}
+	return remote, exit
+}
