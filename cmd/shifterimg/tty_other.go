@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+//go:build !linux
+
+package main
+
+import "errors"
+
+func isTerminal(any) bool { return false }
+
+func readPassword(any) (string, error) { return "", errors.ErrUnsupported }
+
+func termWidth(any) int { return 80 }
