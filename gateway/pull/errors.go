@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/shifter-go/shifter/gateway/pull/flatten"
 )
 
 // Errors returned by this package; test with errors.Is. Other errors wrap
@@ -19,7 +21,7 @@ var (
 	// ErrUnauthorized: the registry answered 401 or 403.
 	ErrUnauthorized = errors.New("registry denied access")
 	// ErrTooLarge: the image exceeds a size or count limit.
-	ErrTooLarge = errors.New("image too large")
+	ErrTooLarge = flatten.ErrTooLarge
 	// ErrInvalidRef: the image reference is malformed.
 	ErrInvalidRef = errors.New("invalid image reference")
 	// ErrInvalidImage: the registry served an invalid manifest, config or

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -208,6 +209,7 @@ type Resolved struct {
 	ref      name.Reference
 	repo     name.Repository
 	opts     []remote.Option
+	creds    map[string]string
 	img      v1.Image
 	manifest *v1.Manifest
 	config   *v1.ConfigFile
@@ -228,7 +230,7 @@ func (p *Puller) Resolve(ctx context.Context, ref string, creds map[string]strin
 	if err != nil {
 		return nil, fmt.Errorf("get manifest of %s: %w", r, classify(err))
 	}
-	res := &Resolved{Ref: r.Name(), ref: r, repo: r.Context(), opts: opts}
+	res := &Resolved{Ref: r.Name(), ref: r, repo: r.Context(), opts: opts, creds: maps.Clone(creds)}
 	kind, err := checkManifest(desc.MediaType, desc.Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("manifest of %s: %w", r, err)
