@@ -3,15 +3,8 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"fmt"
-	"io"
-	"os"
-	"strings"
+	"github.com/shifter-go/shifter/udiroot"
 )
-
-const defaultConfigPath = "/etc/shifter/udiRoot.conf"
 
 // globalConfig is what shifterimg needs from udiRoot.conf.
 type globalConfig struct {
@@ -20,41 +13,15 @@ type globalConfig struct {
 	system   string   // system
 }
 
-// loadConfig reads the imageGateway and system keys of udiRoot.conf
-// ("key=value" lines, "#" comments; other keys are the runtime's).
+// loadConfig reads udiRoot.conf (udiroot.DefaultPath when path is "")
+// with the runtime's parser, so that both commands agree on the file.
 func loadConfig(path string) (globalConfig, error) {
 	if path == "" {
-		path = defaultConfigPath
+		path = udiroot.DefaultPath
 	}
-	cfg := globalConfig{file: path}
-	f, err := os.Open(path)
+	c, err := udiroot.Load(path, false)
 	if err != nil {
-		return cfg, fmt.Errorf("reading configuration: %w", err)
+		return globalConfig{file: path}, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
-	if err != nil {
-		return cfg, fmt.Errorf("reading configuration %s: %w", path, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		key, val, ok := strings.Cut(line, "=")
-		if !ok {
-			continue // the runtime reports syntax errors; we only need two keys
-		}
-		switch strings.TrimSpace(key) {
-		case "imageGateway":
-			cfg.gateways = strings.Fields(val)
-		case "system":
-			cfg.system = strings.TrimSpace(val)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return cfg, fmt.Errorf("reading configuration %s: %w", path, err)
-	}
-	return cfg, nil
+	return globalConfig{file: path, gateways: c.ImageGateway, system: c.System}, nil
 }

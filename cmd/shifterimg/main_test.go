@@ -432,6 +432,10 @@ func TestConfigFile(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	bad := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(bad, []byte("system=cluster1\nimageGateway="+good+"\nnoSuchKey=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		env      map[string]string
@@ -439,6 +443,7 @@ func TestConfigFile(t *testing.T) {
 		wantCode int
 		wantPath string
 	}{
+		{"config with an unknown key", map[string]string{"SHIFTER_CONFIG": bad}, []string{"lookup", "busybox:latest"}, 1, ""},
 		{"SHIFTER_CONFIG, failover to the second gateway", map[string]string{"SHIFTER_CONFIG": conf}, []string{"lookup", "busybox:latest"}, 0, "/api/lookup/cluster1/docker/busybox:latest/"},
 		{"--config", nil, []string{"--config", conf, "lookup", "busybox:latest"}, 0, "/api/lookup/cluster1/docker/busybox:latest/"},
 		{"--system overrides", map[string]string{"SHIFTER_CONFIG": conf}, []string{"--system", "other", "lookup", "busybox:latest"}, 0, "/api/lookup/other/docker/busybox:latest/"},
