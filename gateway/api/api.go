@@ -69,3 +69,29 @@ type Error struct {
 	Error   string `json:"error"`   // short reason, e.g. "not found"
 	Message string `json:"message"` // human-readable detail
 }
+
+// Lookup is one logged lookup (GET /api/metrics/{system}/).
+type Lookup struct {
+	Time   float64 `json:"time"` // unix seconds
+	User   string  `json:"user,omitempty"`
+	UID    uint32  `json:"uid"`
+	System string  `json:"system"`
+	Type   string  `json:"type"`
+	Tag    string  `json:"tag"`
+	ID     string  `json:"id"`
+}
+
+// LookupLog is the body of GET /api/metrics/{system}/: the newest
+// lookups first, and the total number of lookups recorded.
+type LookupLog struct {
+	Total uint64   `json:"total"`
+	List  []Lookup `json:"list"`
+}
+
+// ExpireResult is the body of the expire and autoexpire responses.
+type ExpireResult struct {
+	// Status lists the ids of the images expired (Shifter's field).
+	Status []string `json:"status"`
+	// Removed lists ids whose unreferenced files were removed.
+	Removed []string `json:"removed,omitempty"`
+}

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+// Command shifter-gateway is the image gateway service: it pulls images
+// from registries, converts them to squashfs and publishes them into the
+// systems' image stores. See docs/gateway.md (configuration) and
+// docs/api.md (REST API).
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/shifter-go/shifter/gateway"
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "shifter-gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fl := pflag.NewFlagSet("shifter-gateway", pflag.ContinueOnError)
+	configPath := fl.String("config", "", "configuration file (JSON, docs/gateway.md); default: embedded defaults")
+	listen := fl.StringArray("listen", nil, "address to serve on, HOST:PORT or unix:PATH (repeatable; replaces the config's)")
+	imageDir := fl.String("image-dir", "", "image directory of the system (see --system)")
+	dataDir := fl.String("data-dir", "", "database, cache and work directory")
+	system := fl.String("system", "", "system name: renames the default system, or selects/creates the one --image-dir applies to")
+	insecure := fl.StringArray("insecure-registry", nil, "registry HOST:PORT reachable over plain HTTP (repeatable)")
+	workers := fl.Int("workers", 0, "number of pull workers")
+	logLevel := fl.String("log-level", "", "debug, info, warn or error")
+	checkOnly := fl.Bool("check-config", false, "validate the configuration, print it and exit")
+	fl.SortFlags = false
+	if err := fl.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			return nil
+		}
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fl.Arg(0))
+	}
+	cfg := gateway.DefaultConfig()
+	fromFile := false
+	if *configPath != "" {
+		c, err := gateway.LoadConfig(*configPath)
+		if err != nil {
+			return err
+		}
+		cfg, fromFile = c, true
+	}
+	if len(*listen) > 0 {
+		cfg.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+		cfg.CacheDir, cfg.WorkDir = "", ""
+	}
+	if *workers > 0 {
+		cfg.Workers = *workers
+	}
+	if *logLevel != "" {
+		cfg.LogLevel = *logLevel
+	}
+	for _, h := range *insecure {
+		if cfg.Registries == nil {
+			cfg.Registries = map[string]gateway.Registry{}
+		}
+		r := cfg.Registries[h]
+		r.Insecure = true
+		cfg.Registries[h] = r
+	}
+	if err := applySystemFlags(cfg, fromFile, *system, *imageDir); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	if *checkOnly {
+		b, _ := jsonIndent(cfg)
+		fmt.Println(string(b))
+		return nil
+	}
+	log, err := gateway.NewLogger(os.Stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	puller, err := gateway.NewPuller(cfg, log.With("component", "pull"))
+	if err != nil {
+		return err
+	}
+	var ls []net.Listener
+	for _, a := range cfg.Listen {
+		l, err := gateway.Listen(a)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return err
+		}
+		ls = append(ls, l)
+	}
+	g, err := gateway.New(gateway.Options{Config: cfg, Puller: puller, Logger: log})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Info("gateway started", "systems", cfg.SystemNames(), "listen", cfg.Listen, "data_dir", cfg.DataDir, "workers", cfg.Workers)
+	serr := g.Serve(ctx, ls)
+	cerr := g.Close()
+	if serr != nil {
+		return serr
+	}
+	return cerr
+}
+
+// applySystemFlags applies --system and --image-dir.
+func applySystemFlags(cfg *gateway.Config, fromFile bool, system, imageDir string) error {
+	target := system
+	if system != "" && !fromFile {
+		// Embedded defaults: the flag renames the default system.
+		if s, ok := cfg.Systems[gateway.DefaultSystem]; ok && system != gateway.DefaultSystem {
+			delete(cfg.Systems, gateway.DefaultSystem)
+			cfg.Systems[system] = s
+		}
+	}
+	if imageDir == "" {
+		return nil
+	}
+	if target == "" {
+		if len(cfg.Systems) != 1 {
+			return fmt.Errorf("--image-dir: the configuration has %d systems; name one with --system", len(cfg.Systems))
+		}
+		for n := range cfg.Systems {
+			target = n
+		}
+	}
+	s, ok := cfg.Systems[target]
+	if !ok {
+		s = &gateway.System{Transfer: gateway.TransferLocal, Admins: []string{"root"}}
+		cfg.Systems[target] = s
+	}
+	s.ImageDir = imageDir
+	return nil
+}

@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration written as a Go duration string ("90m",
+// "2160h") in the config file.
+type Duration time.Duration
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"90m\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Transfer modes of a system.
+const (
+	TransferLocal = "local"
+	TransferSSH   = "ssh"
+)
+
+// Authentication modes of TCP listeners.
+const (
+	AuthMunge = "munge"
+	AuthNone  = "none"
+)
+
+// Config is the gateway's configuration file (docs/gateway.md).
+type Config struct {
+	// Listen holds the addresses to serve on: "HOST:PORT" (TCP, munge
+	// authentication) or "unix:PATH" (SO_PEERCRED identities).
+	Listen []string `json:"listen"`
+	// DataDir holds the database and, unless set, the cache and work dirs.
+	DataDir  string `json:"data_dir"`
+	CacheDir string `json:"cache_dir,omitempty"`
+	WorkDir  string `json:"work_dir,omitempty"`
+	LogLevel string `json:"log_level"`
+	Workers  int    `json:"workers"`
+	// Authentication of TCP requests: "munge" (default) or "none" (every
+	// TCP request is anonymous: public lookups and the queue only).
+	Authentication string `json:"authentication"`
+
+	DefaultRegistry string              `json:"default_registry"`
+	Registries      map[string]Registry `json:"registries,omitempty"`
+	Platform        string              `json:"platform"`
+	MaxImageSize    int64               `json:"max_image_size"`
+	MksquashfsArgs  []string            `json:"mksquashfs_args,omitempty"`
+	Retries         int                 `json:"retries"`
+
+	// Expiration: a lookup keeps an image for this long.
+	Expiration Duration `json:"expiration"`
+	// PullUpdateTimeout: a READY pull younger than this is not re-checked
+	// against the registry when pulled again with the same ACL.
+	PullUpdateTimeout Duration `json:"pull_update_timeout"`
+	// FailureHold: a failed pull is reported (not retried) by new pull
+	// requests for this long, so polling clients see the failure.
+	FailureHold Duration `json:"failure_hold"`
+	// JobTimeout bounds one pull; also the age after which an unreferenced
+	// file in an image directory is removed by autoexpire.
+	JobTimeout Duration `json:"job_timeout"`
+	// MaxAttempts: a job interrupted by gateway restarts this many times
+	// fails instead of starting again.
+	MaxAttempts int `json:"max_attempts"`
+	// LookupLog keeps one row per lookup for GET /api/metrics/{system}/.
+	LookupLog bool `json:"lookup_log"`
+
+	Systems map[string]*System `json:"systems"`
+}
+
+// Registry holds per-registry settings.
+type Registry struct {
+	URL      string `json:"url,omitempty"`
+	Insecure bool   `json:"insecure,omitempty"` // plain HTTP allowed
+	CAFile   string `json:"ca_file,omitempty"`
+}
+
+// System is one cluster served by the gateway (Shifter's Platforms entry).
+type System struct {
+	ImageDir    string   `json:"image_dir"`
+	Transfer    string   `json:"transfer"` // "local" or "ssh"
+	Admins      []string `json:"admins,omitempty"`
+	MungeSocket string   `json:"munge_socket,omitempty"`
+	SSH         *SSH     `json:"ssh,omitempty"`
+}
+
+// SSH configures the ssh transfer mode: images are built on the gateway
+// in SpoolDir and copied to Host:ImageDir (the system's image_dir, as
+// seen on Host).
+type SSH struct {
+	Host       string   `json:"host"`
+	User       string   `json:"user,omitempty"`
+	Key        string   `json:"key,omitempty"`
+	SSHOptions []string `json:"ssh_options,omitempty"`
+	SCPOptions []string `json:"scp_options,omitempty"`
+	SSHCommand string   `json:"ssh_command,omitempty"` // default "ssh"
+	SCPCommand string   `json:"scp_command,omitempty"` // default "scp"
+}
+
+// Default values.
+const (
+	DefaultListen      = "unix:/run/shifter/gateway.sock"
+	DefaultDataDir     = "/var/lib/shifter/gateway"
+	DefaultImageDir    = "/var/lib/shifter/images"
+	DefaultSystem      = "default"
+	DefaultMungeSocket = "/run/munge/munge.socket.2"
+)
+
+// DefaultConfig returns the embedded defaults: one local system "default"
+// with images in /var/lib/shifter/images, served on a unix socket.
+func DefaultConfig() *Config {
+	return &Config{
+		Listen:            []string{DefaultListen},
+		DataDir:           DefaultDataDir,
+		LogLevel:          "info",
+		Workers:           2,
+		Authentication:    AuthMunge,
+		DefaultRegistry:   "index.docker.io",
+		Platform:          "linux/amd64",
+		MaxImageSize:      20 << 30,
+		Retries:           3,
+		Expiration:        Duration(90 * 24 * time.Hour),
+		PullUpdateTimeout: Duration(5 * time.Minute),
+		FailureHold:       Duration(30 * time.Second),
+		JobTimeout:        Duration(2 * time.Hour),
+		MaxAttempts:       3,
+		LookupLog:         true,
+		Systems: map[string]*System{
+			DefaultSystem: {ImageDir: DefaultImageDir, Transfer: TransferLocal, Admins: []string{"root"}},
+		},
+	}
+}
+
+// LoadConfig reads a config file over the defaults. Unknown keys are
+// errors. Systems in the file replace the default system.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(b)
+}
+
+// ParseConfig parses config JSON over the defaults.
+func ParseConfig(b []byte) (*Config, error) {
+	c := DefaultConfig()
+	c.Systems = nil
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parse config: trailing data after the JSON object")
+	}
+	if c.Systems == nil {
+		c.Systems = DefaultConfig().Systems
+	}
+	return c, nil
+}
+
+var systemNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Validate checks the config and fills derived defaults (cache and work
+// dirs, munge sockets, transfer modes).
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(c.Listen) == 0 {
+		bad("listen: at least one address is needed")
+	}
+	for _, l := range c.Listen {
+		if p, ok := strings.CutPrefix(l, "unix:"); ok {
+			if !filepath.IsAbs(p) {
+				bad("listen %q: unix socket path must be absolute", l)
+			}
+		} else if !strings.Contains(l, ":") {
+			bad("listen %q: want HOST:PORT or unix:PATH", l)
+		}
+	}
+	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
+		bad("data_dir %q: must be an absolute path", c.DataDir)
+	}
+	if c.CacheDir == "" && c.DataDir != "" {
+		c.CacheDir = filepath.Join(c.DataDir, "cache")
+	}
+	if c.WorkDir == "" && c.DataDir != "" {
+		c.WorkDir = filepath.Join(c.DataDir, "work")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("log_level: %v", err)
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		bad("workers %d: want 1..256", c.Workers)
+	}
+	switch c.Authentication {
+	case AuthMunge, AuthNone:
+	default:
+		bad("authentication %q: want %q or %q", c.Authentication, AuthMunge, AuthNone)
+	}
+	if c.DefaultRegistry == "" {
+		bad("default_registry: empty")
+	}
+	for host, r := range c.Registries {
+		if host == "" || strings.ContainsAny(host, "/ ") {
+			bad("registries: %q is not a HOST[:PORT]", host)
+		}
+		if r.URL != "" && !strings.HasPrefix(r.URL, "https://") && !strings.HasPrefix(r.URL, "http://") {
+			bad("registries.%s.url %q: want http(s)://...", host, r.URL)
+		}
+		if strings.HasPrefix(r.URL, "http://") && !r.Insecure {
+			bad("registries.%s.url %q: plain http needs \"insecure\": true", host, r.URL)
+		}
+	}
+	if c.MaxImageSize <= 0 {
+		bad("max_image_size must be positive")
+	}
+	if c.Retries < 0 || c.Retries > 20 {
+		bad("retries %d: want 0..20", c.Retries)
+	}
+	if c.MaxAttempts < 1 {
+		bad("max_attempts %d: want >= 1", c.MaxAttempts)
+	}
+	for name, d := range map[string]Duration{"expiration": c.Expiration, "pull_update_timeout": c.PullUpdateTimeout,
+		"failure_hold": c.FailureHold, "job_timeout": c.JobTimeout} {
+		if d < 0 || (d == 0 && name != "failure_hold" && name != "pull_update_timeout") {
+			bad("%s: must be positive", name)
+		}
+	}
+	if len(c.Systems) == 0 {
+		bad("systems: at least one system is needed")
+	}
+	for _, name := range c.SystemNames() {
+		s := c.Systems[name]
+		if !systemNameRE.MatchString(name) {
+			bad("systems: name %q: want letters, digits, '.', '_' or '-'", name)
+		}
+		if s == nil {
+			bad("systems.%s: empty", name)
+			continue
+		}
+		if s.ImageDir == "" || !filepath.IsAbs(s.ImageDir) {
+			bad("systems.%s.image_dir %q: must be an absolute path", name, s.ImageDir)
+		}
+		if s.Transfer == "" {
+			s.Transfer = TransferLocal
+		}
+		if s.MungeSocket == "" {
+			s.MungeSocket = DefaultMungeSocket
+		}
+		switch s.Transfer {
+		case TransferLocal:
+			if s.SSH != nil {
+				bad("systems.%s: ssh settings given but transfer is %q", name, s.Transfer)
+			}
+		case TransferSSH:
+			if s.SSH == nil || s.SSH.Host == "" {
+				bad("systems.%s: transfer \"ssh\" needs ssh.host", name)
+			} else if strings.HasPrefix(s.SSH.Host, "-") || strings.ContainsAny(s.SSH.Host+s.SSH.User, " @/\n") {
+				bad("systems.%s.ssh: bad host or user", name)
+			}
+		default:
+			bad("systems.%s.transfer %q: want %q or %q", name, s.Transfer, TransferLocal, TransferSSH)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SystemNames returns the configured systems, sorted.
+func (c *Config) SystemNames() []string {
+	var n []string
+	for k := range c.Systems {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}

@@ -1,0 +1,707 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+// Package gateway is the image gateway service: a REST API on Shifter's
+// paths (docs/api.md), a badger/v4 database of image records, tags, ACLs
+// and durable pull jobs, workers that pull and convert images with a
+// Puller (gateway/pull) and publish them into each system's image store
+// (imagestore), expiry, and Prometheus metrics. Configuration is
+// documented in docs/gateway.md.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shifter-go/shifter/gateway/api"
+	"github.com/shifter-go/shifter/imagestore"
+	"golang.org/x/sync/singleflight"
+)
+
+// Options configures a Gateway.
+type Options struct {
+	Config *Config // validated
+	Puller Puller
+	Logger *slog.Logger // default: discard
+	// Auth, if set, authenticates TCP requests in place of munge (tests).
+	Auth Authenticator
+	// Transfers overrides the per-system transfers (tests).
+	Transfers map[string]Transfer
+}
+
+// Gateway is the running service (without its listeners: see Handler).
+type Gateway struct {
+	cfg       *Config
+	db        *Store
+	puller    Puller
+	log       *slog.Logger
+	m         *metrics
+	auth      Authenticator
+	unmunge   Unmunger
+	transfers map[string]Transfer
+	now       func() time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queue    []string                     // job keys, FIFO
+	queued   map[string]bool              // queued or running
+	creds    map[string]map[string]string // job key -> registry credentials (memory only)
+	inFlight map[string]int               // system\x00id -> jobs working on it
+	waiters  map[string]map[string]bool   // system\x00id -> job keys waiting on its build
+	lastProg map[string]time.Time
+	closed   bool
+
+	flight singleflight.Group
+	pubMu  sync.Mutex // serializes image record, tag index and metadata changes
+}
+
+// New opens the database, reconciles it with the image stores (crash
+// recovery), and starts the workers.
+func New(o Options) (*Gateway, error) {
+	if o.Config == nil || o.Puller == nil {
+		return nil, errors.New("new gateway: Config and Puller are required")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := o.Config
+	for _, d := range []string{c.DataDir, c.CacheDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("new gateway: %w", err)
+		}
+	}
+	// The work directory holds only half-done work: start afresh.
+	if err := os.RemoveAll(c.WorkDir); err != nil {
+		return nil, fmt.Errorf("new gateway: clean work dir: %w", err)
+	}
+	if err := os.MkdirAll(c.WorkDir, 0o700); err != nil {
+		return nil, fmt.Errorf("new gateway: %w", err)
+	}
+	db, err := OpenStore(filepath.Join(c.DataDir, "db"), log)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg: c, db: db, puller: o.Puller, log: log, m: newMetrics(), auth: o.Auth,
+		transfers: map[string]Transfer{}, now: time.Now,
+		queued: map[string]bool{}, creds: map[string]map[string]string{},
+		inFlight: map[string]int{}, waiters: map[string]map[string]bool{}, lastProg: map[string]time.Time{},
+	}
+	g.cond = sync.NewCond(&g.mu)
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	for name, s := range c.Systems {
+		if t, ok := o.Transfers[name]; ok {
+			g.transfers[name] = t
+			continue
+		}
+		if s.Transfer == TransferLocal {
+			if err := os.MkdirAll(s.ImageDir, 0o755); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("new gateway: image dir of %s: %w", name, err)
+			}
+		}
+		g.transfers[name] = newTransfer(name, s, c.WorkDir)
+	}
+	if err := g.reconcile(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	for range c.Workers {
+		g.wg.Add(1)
+		go g.worker()
+	}
+	return g, nil
+}
+
+// Close stops the workers (jobs in progress stay queued in the database
+// and resume at the next start) and closes the database.
+func (g *Gateway) Close() error {
+	g.cancel()
+	g.mu.Lock()
+	g.closed = true
+	g.cond.Broadcast()
+	g.mu.Unlock()
+	g.wg.Wait()
+	return g.db.Close()
+}
+
+// reconcile makes the database agree with the image stores after a
+// crash: temporary files are removed, READY records whose files are gone
+// are withdrawn (their pulls marked FAILURE), and unfinished jobs are
+// queued again.
+func (g *Gateway) reconcile() error {
+	ctx, cancel := context.WithTimeout(g.ctx, 5*time.Minute)
+	defer cancel()
+	for _, name := range g.cfg.SystemNames() {
+		if err := g.transfers[name].CleanTemp(ctx); err != nil {
+			g.log.Error("clean temporary files", "system", name, "err", err)
+		}
+	}
+	var missing []*imageRecord
+	for _, name := range g.cfg.SystemNames() {
+		var recs []*imageRecord
+		if err := g.db.view(func(t tx) (err error) { recs, err = t.images(name); return err }); err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+		for _, r := range recs {
+			if r.Status != api.StateReady {
+				continue
+			}
+			_, err := g.transfers[name].Load(ctx, r.ID)
+			if errors.Is(err, imagestore.ErrNotFound) || errors.Is(err, imagestore.ErrInvalid) {
+				missing = append(missing, r)
+			} else if err != nil {
+				g.log.Error("check published image", "system", name, "id", r.ID, "err", err)
+			}
+		}
+	}
+	now := g.now()
+	for _, r := range missing {
+		g.log.Warn("published image missing from the image store; withdrawn", "system", r.System, "id", r.ID)
+		err := g.db.update(func(t tx) error {
+			if err := g.withdraw(t, r, api.StateFailure, "the image's files are missing from the image store; pull again", now); err != nil {
+				return err
+			}
+			return t.del(key(pfxImage, r.System, r.ID))
+		})
+		if err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+	}
+	var pending []*jobRecord
+	err := g.db.update(func(t tx) error {
+		jobs, err := t.jobs([]byte(pfxJob))
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if terminal(j.Status) {
+				continue
+			}
+			j.Status, j.Message, j.Updated = api.StatePending, "queued again after a gateway restart", now
+			j.Done, j.Total = 0, 0
+			if err := t.put(j.key(), j); err != nil {
+				return err
+			}
+			pending = append(pending, j)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	sort.Slice(pending, func(a, b int) bool { return pending[a].Seq < pending[b].Seq })
+	for _, j := range pending {
+		g.log.Info("pull queued again after restart", "system", j.System, "tag", j.Tag, "attempts", j.Attempts)
+		g.enqueue(string(j.key()), j.System, nil)
+	}
+	return nil
+}
+
+// withdraw removes an image's tags from the index and moves the READY jobs
+// that produced it to state.
+func (g *Gateway) withdraw(t tx, r *imageRecord, state, msg string, now time.Time) error {
+	for _, tag := range r.Tags {
+		if id, err := t.getTag(r.System, r.Itype, tag); err == nil && id == r.ID {
+			if err := t.del(key(pfxTag, r.System, r.Itype, tag)); err != nil {
+				return err
+			}
+		}
+	}
+	jobs, err := t.jobs(key(pfxJob, r.System, r.Itype, ""))
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.ID == r.ID && j.Status == api.StateReady {
+			j.Status, j.Message, j.Updated, j.Finished = state, msg, now, now
+			if err := t.put(j.key(), j); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) enqueue(k, system string, creds map[string]string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if creds != nil {
+		g.creds[k] = creds
+	}
+	if g.queued[k] {
+		return
+	}
+	g.queued[k] = true
+	g.queue = append(g.queue, k)
+	g.m.inProgress.WithLabelValues(system).Inc()
+	g.cond.Signal()
+}
+
+func (g *Gateway) dequeue() (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for len(g.queue) == 0 && !g.closed {
+		g.cond.Wait()
+	}
+	if g.closed {
+		return "", false
+	}
+	k := g.queue[0]
+	g.queue = g.queue[1:]
+	return k, true
+}
+
+func (g *Gateway) worker() {
+	defer g.wg.Done()
+	for {
+		k, ok := g.dequeue()
+		if !ok {
+			return
+		}
+		g.runJob(k)
+	}
+}
+
+func (g *Gateway) loadJob(k string) (*jobRecord, error) {
+	var j *jobRecord
+	err := g.db.view(func(t tx) (err error) { j, err = t.getJob([]byte(k)); return err })
+	return j, err
+}
+
+// saveJob writes j's state, unless the job was finished meanwhile.
+func (g *Gateway) saveJob(j *jobRecord) error {
+	j.Updated = g.now()
+	return g.db.update(func(t tx) error { return t.put(j.key(), j) })
+}
+
+// runJob runs one pull job to READY or FAILURE. If the gateway stops
+// meanwhile, the job is left in its state and queued again at start-up.
+func (g *Gateway) runJob(k string) {
+	j, err := g.loadJob(k)
+	defer func() {
+		g.mu.Lock()
+		delete(g.queued, k)
+		if j == nil || terminal(j.Status) {
+			delete(g.creds, k)
+		}
+		g.mu.Unlock()
+		if j != nil {
+			g.m.inProgress.WithLabelValues(j.System).Dec()
+		}
+	}()
+	if err != nil || terminal(j.Status) {
+		return
+	}
+	log := g.log.With("system", j.System, "tag", j.Tag, "uid", j.UID)
+	start := g.now()
+	j.Attempts++
+	if j.Attempts > g.cfg.MaxAttempts {
+		g.fail(j, fmt.Errorf("gave up after %d interrupted attempts", j.Attempts-1), start, log)
+		return
+	}
+	tr, ok := g.transfers[j.System]
+	if !ok {
+		g.fail(j, fmt.Errorf("system %s is no longer configured", j.System), start, log)
+		return
+	}
+	j.Status, j.Message, j.Done, j.Total = api.StatePulling, "getting manifest", 0, 0
+	if err := g.saveJob(j); err != nil {
+		log.Error("save job", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.JobTimeout.D())
+	defer cancel()
+	g.mu.Lock()
+	creds := g.creds[k]
+	g.mu.Unlock()
+	log.Info("pull started", "attempt", j.Attempts)
+	res, private, err := g.resolve(ctx, j, creds)
+	if err != nil {
+		g.fail(j, err, start, log)
+		return
+	}
+	j.ID = res.ID
+	j.Message = "manifest " + res.ID[:12] + " resolved"
+	if err := g.saveJob(j); err != nil {
+		log.Error("save job", "err", err)
+		return
+	}
+	fk := j.System + "\x00" + res.ID
+	g.mu.Lock()
+	g.inFlight[fk]++
+	if g.waiters[fk] == nil {
+		g.waiters[fk] = map[string]bool{}
+	}
+	g.waiters[fk][k] = true
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		if g.inFlight[fk]--; g.inFlight[fk] <= 0 {
+			delete(g.inFlight, fk)
+		}
+		delete(g.waiters[fk], k)
+		if len(g.waiters[fk]) == 0 {
+			delete(g.waiters, fk)
+			delete(g.lastProg, fk)
+		}
+		g.mu.Unlock()
+	}()
+	v, err, _ := g.flight.Do(fk, func() (any, error) { return g.build(ctx, j.System, tr, res, fk, log) })
+	if err != nil {
+		g.fail(j, err, start, log)
+		return
+	}
+	meta := v.(*imagestore.Metadata)
+	if err := g.commit(ctx, j, tr, meta, private); err != nil {
+		g.fail(j, err, start, log)
+		return
+	}
+	d := g.now().Sub(start)
+	g.m.pulls.WithLabelValues(j.System, api.StateReady).Inc()
+	g.m.duration.WithLabelValues(j.System, api.StateReady).Observe(d.Seconds())
+	log.Info("pull ready", "id", j.ID, "seconds", d.Seconds())
+}
+
+// resolve fetches the manifest anonymously first; if the registry wants
+// credentials and the requester gave some, again with them, and the
+// image is then private.
+func (g *Gateway) resolve(ctx context.Context, j *jobRecord, creds map[string]string) (*Resolved, bool, error) {
+	res, err := g.puller.Resolve(ctx, j.Tag, nil)
+	if err == nil {
+		return res, false, nil
+	}
+	if !errors.Is(err, ErrUnauthorized) && !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	if len(creds) == 0 {
+		if j.HasCreds {
+			return nil, false, fmt.Errorf("%w; registry credentials are kept in memory only and were lost when the gateway restarted: pull again", err)
+		}
+		return nil, false, err
+	}
+	res, err = g.puller.Resolve(ctx, j.Tag, creds)
+	if err != nil {
+		return nil, false, err
+	}
+	return res, true, nil
+}
+
+// build makes sure image res is published in the system's image store,
+// building it if needed; concurrent callers for one id share one build.
+func (g *Gateway) build(ctx context.Context, system string, tr Transfer, res *Resolved, fk string, log *slog.Logger) (*imagestore.Metadata, error) {
+	if m, err := tr.Load(ctx, res.ID); err == nil {
+		log.Info("image already published; updating its record only", "id", res.ID)
+		return m, nil
+	} else if !errors.Is(err, imagestore.ErrNotFound) && !errors.Is(err, imagestore.ErrInvalid) {
+		return nil, err
+	}
+	g.m.conversions.WithLabelValues(system).Inc()
+	f, err := tr.CreateTemp()
+	if err != nil {
+		return nil, err
+	}
+	tmp := f.Name()
+	meta, err := g.puller.Build(ctx, res, f, func(state, msg string, done, total int64) {
+		g.progress(fk, state, msg, done, total, false)
+	})
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close image file: %w", cerr)
+	}
+	if err == nil && meta.ID != res.ID {
+		err = fmt.Errorf("build %s: puller gave image id %s", res.ID, meta.ID)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	g.progress(fk, api.StateTransfer, "publishing the image", 0, 0, true)
+	// Until each job's commit writes the merged ACL, the image is
+	// visible to root only.
+	meta.Format = imagestore.FormatSquashfs
+	meta.Tags, meta.UserACL, meta.GroupACL = []string{}, []uint32{0}, nil
+	meta.Created = g.now().UTC()
+	if err := tr.Publish(ctx, tmp, meta); err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	g.m.bytes.WithLabelValues(system).Add(float64(meta.Size))
+	return meta, nil
+}
+
+// progress records a build's progress in every job waiting on it, at
+// most every 250 ms unless forced or the state changes.
+func (g *Gateway) progress(fk, state, msg string, done, total int64, force bool) {
+	switch state {
+	case api.StatePulling, api.StateConversion, api.StateTransfer:
+	default:
+		state = api.StatePulling
+	}
+	g.mu.Lock()
+	now := g.now()
+	if !force && now.Sub(g.lastProg[fk]) < 250*time.Millisecond {
+		g.mu.Unlock()
+		return
+	}
+	g.lastProg[fk] = now
+	var keys []string
+	for k := range g.waiters[fk] {
+		keys = append(keys, k)
+	}
+	g.mu.Unlock()
+	err := g.db.update(func(t tx) error {
+		for _, k := range keys {
+			j, err := t.getJob([]byte(k))
+			if err != nil || terminal(j.Status) {
+				continue
+			}
+			if j.Status != state {
+				force = true
+			}
+			j.Status, j.Message, j.Done, j.Total, j.Updated = state, msg, done, total, now
+			if err := t.put(j.key(), j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		g.log.Error("record progress", "err", err)
+	}
+}
+
+func (g *Gateway) fail(j *jobRecord, err error, start time.Time, log *slog.Logger) {
+	if g.ctx.Err() != nil {
+		log.Info("pull interrupted by shutdown; it resumes at the next start")
+		return
+	}
+	j.Status, j.Message, j.Done, j.Total = api.StateFailure, failureMessage(err), 0, 0
+	j.Finished = g.now()
+	if serr := g.saveJob(j); serr != nil {
+		log.Error("save job", "err", serr)
+	}
+	g.m.pulls.WithLabelValues(j.System, api.StateFailure).Inc()
+	g.m.duration.WithLabelValues(j.System, api.StateFailure).Observe(g.now().Sub(start).Seconds())
+	log.Warn("pull failed", "err", j.Message)
+}
+
+// failureMessage gives the user-facing reason of a failed pull.
+func failureMessage(err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = "pull timed out: " + msg
+	case errors.Is(err, ErrUnauthorized) && !strings.Contains(msg, "pull again"):
+		msg = "registry denied access (private image? log in with shifterimg login and pull again): " + msg
+	}
+	if len(msg) > 2000 {
+		msg = msg[:2000]
+	}
+	return msg
+}
+
+// commit records a built image as READY for job j: merge the job's grant
+// and tag into the image record, write the metadata file, then commit the
+// database (files first, so no READY record points at a missing file).
+func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *imagestore.Metadata, private bool) error {
+	g.pubMu.Lock()
+	defer g.pubMu.Unlock()
+	now := g.now()
+	var rec, old *imageRecord
+	err := g.db.view(func(t tx) error {
+		r, err := t.getImage(j.System, meta.ID)
+		if err == nil {
+			rec = r
+		} else if !errors.Is(err, errNoKey) {
+			return err
+		}
+		if oldID, err := t.getTag(j.System, j.Itype, j.Tag); err == nil && oldID != meta.ID {
+			if o, err := t.getImage(j.System, oldID); err == nil && o.Status == api.StateReady {
+				old = o
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("commit image: %w", err)
+	}
+	public := !private && !j.Requested
+	users := slices.Clone(j.UserACL)
+	if !public && !slices.Contains(users, j.UID) {
+		users = append(users, j.UID)
+	}
+	if rec == nil || rec.Status != api.StateReady {
+		rec = &imageRecord{ID: meta.ID, System: j.System, Itype: j.Itype, Created: now, Public: public}
+		if !public {
+			rec.UserACL, rec.GroupACL = users, slices.Clone(j.GroupACL)
+		}
+	} else if public {
+		rec.Public, rec.UserACL, rec.GroupACL = true, nil, nil
+	} else if !rec.Public {
+		rec.UserACL = union(rec.UserACL, users)
+		rec.GroupACL = union(rec.GroupACL, j.GroupACL)
+	}
+	rec.Status = api.StateReady
+	if !slices.Contains(rec.Tags, j.Tag) {
+		rec.Tags = append(rec.Tags, j.Tag)
+	}
+	rec.Env, rec.Entry, rec.Cmd, rec.Workdir, rec.User, rec.Labels = meta.Env, meta.Entrypoint, meta.Cmd, meta.WorkDir, meta.User, meta.Labels
+	rec.Size, rec.SHA256 = meta.Size, meta.SHA256
+	rec.LastPull = now
+	if exp := now.Add(g.cfg.Expiration.D()); exp.After(rec.Expiration) {
+		rec.Expiration = exp
+	}
+	if !meta.Created.IsZero() {
+		rec.Created = meta.Created
+	}
+	// An admin may have expired the image between the build and now.
+	if _, err := tr.Load(ctx, meta.ID); err != nil {
+		return fmt.Errorf("image %s was removed during the pull (expired?); pull again: %w", meta.ID, err)
+	}
+	if err := tr.WriteMetadata(ctx, rec.metadata()); err != nil {
+		return fmt.Errorf("commit image: %w", err)
+	}
+	if old != nil {
+		old.Tags = slices.DeleteFunc(old.Tags, func(s string) bool { return s == j.Tag })
+		if err := tr.WriteMetadata(ctx, old.metadata()); err != nil {
+			g.log.Error("untag previous image", "system", j.System, "id", old.ID, "err", err)
+		}
+	}
+	return g.db.update(func(t tx) error {
+		// Keep lookups that refreshed the record meanwhile.
+		if cur, err := t.getImage(j.System, rec.ID); err == nil {
+			if cur.Expiration.After(rec.Expiration) {
+				rec.Expiration = cur.Expiration
+			}
+			if cur.LastLookup.After(rec.LastLookup) {
+				rec.LastLookup = cur.LastLookup
+			}
+		}
+		if err := t.putImage(rec); err != nil {
+			return err
+		}
+		if old != nil {
+			if err := t.putImage(old); err != nil {
+				return err
+			}
+		}
+		if err := t.put(key(pfxTag, j.System, j.Itype, j.Tag), rec.ID); err != nil {
+			return err
+		}
+		j.Status, j.Message, j.Done, j.Total = api.StateReady, "image ready", 0, 0
+		j.Finished, j.Updated = now, now
+		return t.put(j.key(), j)
+	})
+}
+
+func union(a, b []uint32) []uint32 {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// metadata gives the image store metadata of a record.
+func (r *imageRecord) metadata() *imagestore.Metadata {
+	m := &imagestore.Metadata{
+		ID: r.ID, Format: imagestore.FormatSquashfs, Tags: slices.Clone(r.Tags),
+		Env: r.Env, Entrypoint: r.Entry, Cmd: r.Cmd, WorkDir: r.Workdir, User: r.User, Labels: r.Labels,
+		UserACL: []uint32{}, GroupACL: []uint32{}, Created: r.Created.UTC(), Size: r.Size, SHA256: r.SHA256,
+	}
+	if m.Tags == nil {
+		m.Tags = []string{}
+	}
+	if !r.Public {
+		m.UserACL, m.GroupACL = slices.Clone(r.UserACL), slices.Clone(r.GroupACL)
+		if len(m.UserACL) == 0 && len(m.GroupACL) == 0 {
+			m.UserACL = []uint32{0} // private with an empty ACL: root only, never public
+		}
+		if m.GroupACL == nil {
+			m.GroupACL = []uint32{}
+		}
+	}
+	return m
+}
+
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}
+
+// view gives the API record of an image.
+func (r *imageRecord) view() api.Image {
+	im := api.Image{
+		ID: r.ID, System: r.System, Itype: r.Itype, Tag: slices.Clone(r.Tags), Status: r.Status,
+		StatusMessage: "", UserACL: []uint32{}, GroupACL: []uint32{},
+		Env: r.Env, Entry: r.Entry, Cmd: r.Cmd, Workdir: r.Workdir, Labels: r.Labels,
+		LastPull: unixSeconds(r.LastPull), Expiration: unixSeconds(r.Expiration), Size: r.Size,
+	}
+	if !r.Public {
+		im.UserACL = append(im.UserACL, r.UserACL...)
+		im.GroupACL = append(im.GroupACL, r.GroupACL...)
+	}
+	if im.Tag == nil {
+		im.Tag = []string{}
+	}
+	if im.Env == nil {
+		im.Env = []string{}
+	}
+	if im.Entry == nil {
+		im.Entry = []string{}
+	}
+	if im.Cmd == nil {
+		im.Cmd = []string{}
+	}
+	if im.Labels == nil {
+		im.Labels = map[string]string{}
+	}
+	return im
+}
+
+// jobView gives the API record of a pull job; a READY job carries its
+// image's fields when the image is given.
+func jobView(j *jobRecord, img *imageRecord) api.Image {
+	var im api.Image
+	if img != nil && j.Status == api.StateReady {
+		im = img.view()
+	} else {
+		im = api.Image{ID: j.ID, System: j.System, Itype: j.Itype, Tag: []string{j.Tag},
+			UserACL: []uint32{}, GroupACL: []uint32{}, Env: []string{}, Entry: []string{}, Cmd: []string{},
+			Labels: map[string]string{}}
+		if j.Requested {
+			im.UserACL = append(im.UserACL, j.UserACL...)
+			im.GroupACL = append(im.GroupACL, j.GroupACL...)
+		}
+		im.LastPull = unixSeconds(j.Finished)
+	}
+	im.Pulltag = j.Tag
+	im.Status, im.StatusMessage = j.Status, j.Message
+	if j.Status == api.StatePulling || j.Status == api.StateConversion || j.Status == api.StateTransfer {
+		if j.Done > 0 || j.Total > 0 {
+			im.Progress = &api.Progress{BytesDone: j.Done, BytesTotal: j.Total}
+		}
+	}
+	return im
+}
+
+func scopeOf(uid uint32) string { return "u" + strconv.FormatUint(uint64(uid), 10) }

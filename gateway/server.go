@@ -1,0 +1,554 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/shifter-go/shifter/gateway/api"
+)
+
+// maxBody bounds request bodies.
+const maxBody = 64 << 10
+
+// httpError is an error with an HTTP status.
+type httpError struct {
+	code  int
+	short string
+	msg   string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func herr(code int, short, format string, a ...any) *httpError {
+	return &httpError{code: code, short: short, msg: fmt.Sprintf(format, a...)}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = &httpError{code: http.StatusInternalServerError, short: "internal error", msg: err.Error()}
+	}
+	writeJSON(w, he.code, api.Error{Status: he.code, Error: he.short, Message: he.msg})
+}
+
+// Handler returns the HTTP handler of the API and /metrics.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	h := func(f func(*http.Request) (any, error)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			v, err := f(r)
+			if err != nil {
+				var he *httpError
+				if !errors.As(err, &he) {
+					g.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+				}
+				writeErr(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, v)
+		}
+	}
+	for _, m := range []string{"POST", "GET"} {
+		mux.HandleFunc(m+" /api/expire/{system}/{itype}/{tag...}", h(g.handleExpire))
+		mux.HandleFunc(m+" /api/autoexpire/{system}/{rest...}", h(g.handleAutoexpire))
+	}
+	mux.HandleFunc("POST /api/pull/{system}/{itype}/{tag...}", h(g.handlePull))
+	mux.HandleFunc("GET /api/pull/{system}/{itype}/{tag...}", h(g.handlePullStatus))
+	mux.HandleFunc("GET /api/lookup/{system}/{itype}/{tag...}", h(g.handleLookup))
+	mux.HandleFunc("GET /api/list/{system}/{rest...}", h(g.handleList))
+	mux.HandleFunc("GET /api/queue/{system}/{rest...}", h(g.handleQueue))
+	mux.HandleFunc("GET /api/metrics/{system}/{rest...}", h(g.handleLookupLog))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "shifter-gateway: {lookup,pull,list,queue,expire,autoexpire,metrics} under /api/; see docs/api.md")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, herr(http.StatusNotFound, "not found", "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Refuse what ServeMux would clean or redirect: encoded bytes,
+		// dot segments, empty segments.
+		raw := r.URL.EscapedPath()
+		if r.URL.RawPath != "" || strings.Contains(raw, "%") || strings.Contains(raw, "//") ||
+			strings.Contains(raw+"/", "/../") || strings.Contains(raw+"/", "/./") {
+			writeErr(w, herr(http.StatusBadRequest, "bad request", "malformed path %q", raw))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// system returns the named system or a 404.
+func (g *Gateway) system(r *http.Request) (string, *System, error) {
+	name := r.PathValue("system")
+	s, ok := g.cfg.Systems[name]
+	if !ok {
+		return "", nil, herr(http.StatusNotFound, "unknown system", "no system %q on this gateway", name)
+	}
+	if rest := r.PathValue("rest"); rest != "" {
+		return "", nil, herr(http.StatusNotFound, "not found", "no such endpoint: %s", r.URL.Path)
+	}
+	return name, s, nil
+}
+
+// imageRef returns the system, type and normalized tag of a request.
+func (g *Gateway) imageRef(r *http.Request) (string, string, string, error) {
+	sys, _, err := g.system(r)
+	if err != nil {
+		return "", "", "", err
+	}
+	itype := r.PathValue("itype")
+	if itype != itypeDocker {
+		return "", "", "", herr(http.StatusBadRequest, "bad request", "image type %q: only %q is supported", itype, itypeDocker)
+	}
+	rawTag := strings.TrimSuffix(r.PathValue("tag"), "/")
+	tag, err := ParseTag(rawTag)
+	if err != nil {
+		return "", "", "", herr(http.StatusBadRequest, "bad image reference", "%v", err)
+	}
+	return sys, itype, tag, nil
+}
+
+// identify authenticates the caller: SO_PEERCRED on unix sockets, the
+// munge credential in the "authentication" header on TCP, or anonymous.
+func (g *Gateway) identify(r *http.Request, system string) (*Identity, error) {
+	if id, ok := peerIdentity(r.Context()); ok {
+		c := *id
+		return &c, nil
+	}
+	if g.auth != nil {
+		id, err := g.auth(r, system)
+		if err != nil {
+			return nil, herr(http.StatusUnauthorized, "unauthorized", "%v", err)
+		}
+		if id == nil {
+			id = &Identity{Source: "none"}
+		}
+		return id, nil
+	}
+	cred := r.Header.Get(MungeHeader)
+	if cred == "" || g.cfg.Authentication == AuthNone {
+		return &Identity{Source: "none"}, nil
+	}
+	id, err := g.unmunge.Decode(r.Context(), g.cfg.Systems[system].MungeSocket, cred)
+	if err != nil {
+		if errors.Is(err, errUnauthenticated) {
+			return nil, herr(http.StatusUnauthorized, "unauthorized", "%v", err)
+		}
+		return nil, err
+	}
+	resolveIdentity(id)
+	return id, nil
+}
+
+func (g *Gateway) requireAuth(r *http.Request, system string) (*Identity, error) {
+	id, err := g.identify(r, system)
+	if err != nil {
+		return nil, err
+	}
+	if !id.Authenticated {
+		return nil, herr(http.StatusUnauthorized, "unauthorized", "this request needs a munge credential in the %q header (or the gateway's unix socket)", MungeHeader)
+	}
+	return id, nil
+}
+
+func (g *Gateway) requireAdmin(r *http.Request, system string) (*Identity, error) {
+	id, err := g.requireAuth(r, system)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range g.cfg.Systems[system].Admins {
+		if (id.User != "" && a == id.User) || a == strconv.FormatUint(uint64(id.UID), 10) {
+			return id, nil
+		}
+	}
+	return nil, herr(http.StatusForbidden, "forbidden", "%s is not an administrator of system %s", id.User+"/"+strconv.FormatUint(uint64(id.UID), 10), system)
+}
+
+// handlePull queues a pull (or joins the caller's in-flight one) and
+// returns its record.
+func (g *Gateway) handlePull(r *http.Request) (any, error) {
+	sys, itype, tag, err := g.imageRef(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := g.requireAuth(r, sys)
+	if err != nil {
+		return nil, err
+	}
+	var req api.PullRequest
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, herr(http.StatusBadRequest, "bad request", "read request body: %v", err)
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return nil, herr(http.StatusBadRequest, "bad request", "request body: %v", err)
+		}
+	}
+	if len(req.AuthorizedLocations) > 0 && id.Source != "peercred" && id.Source != "test" {
+		return nil, herr(http.StatusBadRequest, "bad request", "registry credentials must travel inside the munge credential over TCP, not in the request body")
+	}
+	uids, err := parseIDList(req.AllowedUIDs)
+	if err != nil {
+		return nil, herr(http.StatusBadRequest, "bad request", "allowed_uids: %v", err)
+	}
+	gids, err := parseIDList(req.AllowedGIDs)
+	if err != nil {
+		return nil, herr(http.StatusBadRequest, "bad request", "allowed_gids: %v", err)
+	}
+	creds := map[string]string{}
+	for k, v := range req.AuthorizedLocations {
+		creds[k] = v
+	}
+	for k, v := range id.Creds {
+		creds[k] = v
+	}
+	if len(creds) == 0 {
+		creds = nil
+	}
+	return g.submit(sys, itype, tag, id, uids, gids, creds)
+}
+
+// submit implements the pull decision: join an in-flight job, report a
+// recent result, or queue a new job.
+func (g *Gateway) submit(sys, itype, tag string, id *Identity, uids, gids []uint32, creds map[string]string) (any, error) {
+	requested := len(uids)+len(gids) > 0
+	if requested && !slices.Contains(uids, id.UID) {
+		uids = append([]uint32{id.UID}, uids...)
+	}
+	scope := ""
+	if requested || creds != nil {
+		scope = scopeOf(id.UID)
+	}
+	now := g.now()
+	var out api.Image
+	var queue bool
+	var outcome string
+	j := &jobRecord{System: sys, Itype: itype, Tag: tag, Scope: scope}
+	k := string(j.key())
+	err := g.db.update(func(t tx) error {
+		queue, outcome = false, ""
+		cur, err := t.getJob(j.key())
+		if err != nil && !errors.Is(err, errNoKey) {
+			return err
+		}
+		if cur != nil {
+			var img *imageRecord
+			if cur.ID != "" {
+				img, _ = t.getImage(sys, cur.ID)
+			}
+			switch {
+			case !terminal(cur.Status):
+				out, outcome = jobView(cur, nil), "joined"
+				return nil
+			case cur.Status == api.StateFailure && now.Sub(cur.Finished) < g.cfg.FailureHold.D():
+				out, outcome = jobView(cur, nil), "cached"
+				return nil
+			case cur.Status == api.StateReady && now.Sub(cur.Finished) < g.cfg.PullUpdateTimeout.D() &&
+				img != nil && img.Status == api.StateReady && img.visible(id) &&
+				slices.Equal(cur.UserACL, uids) && slices.Equal(cur.GroupACL, gids):
+				if tid, err := t.getTag(sys, itype, tag); err == nil && tid == img.ID {
+					out, outcome = jobView(cur, img), "cached"
+					return nil
+				}
+			}
+		}
+		seq, err := g.db.db.GetSequence([]byte(pfxCount+"seq"), 1)
+		if err != nil {
+			return err
+		}
+		n, err := seq.Next()
+		seq.Release()
+		if err != nil {
+			return err
+		}
+		*j = jobRecord{System: sys, Itype: itype, Tag: tag, Scope: scope, UID: id.UID, GID: id.GID, User: id.User,
+			UserACL: uids, GroupACL: gids, Requested: requested, HasCreds: creds != nil,
+			Status: api.StateInit, Message: "pull requested", Created: now, Updated: now, Seq: n}
+		if err := t.put(j.key(), j); err != nil {
+			return err
+		}
+		queue, outcome = true, "queued"
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record pull: %w", err)
+	}
+	g.m.requests.WithLabelValues(sys, outcome).Inc()
+	if !queue {
+		if creds != nil && outcome == "joined" {
+			g.mu.Lock()
+			if g.queued[k] {
+				g.creds[k] = creds // fresher credentials for a job not started yet
+			}
+			g.mu.Unlock()
+		}
+		return out, nil
+	}
+	g.log.Info("pull queued", "system", sys, "tag", tag, "uid", id.UID, "private", scope != "")
+	j.Status, j.Message = api.StatePending, "waiting for a worker"
+	if err := g.db.update(func(t tx) error {
+		cur, err := t.getJob(j.key())
+		if err != nil || cur.Status != api.StateInit {
+			return err
+		}
+		cur.Status, cur.Message = j.Status, j.Message
+		return t.put(cur.key(), cur)
+	}); err != nil {
+		return nil, fmt.Errorf("record pull: %w", err)
+	}
+	g.enqueue(k, sys, creds)
+	return jobView(j, nil), nil
+}
+
+// callerJob returns the job a caller sees for a tag: their own private
+// pull if any, else the shared public one.
+func (g *Gateway) callerJob(t tx, sys, itype, tag string, id *Identity) (*jobRecord, error) {
+	if id.Authenticated {
+		j, err := t.getJob(key(pfxJob, sys, itype, tag, scopeOf(id.UID)))
+		if err == nil {
+			return j, nil
+		}
+	}
+	return t.getJob(key(pfxJob, sys, itype, tag, ""))
+}
+
+// handlePullStatus reports the caller's pull of a tag without side effects.
+func (g *Gateway) handlePullStatus(r *http.Request) (any, error) {
+	sys, itype, tag, err := g.imageRef(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := g.identify(r, sys)
+	if err != nil {
+		return nil, err
+	}
+	var out api.Image
+	err = g.db.view(func(t tx) error {
+		j, err := g.callerJob(t, sys, itype, tag, id)
+		if err != nil {
+			return err
+		}
+		var img *imageRecord
+		if j.Status == api.StateReady {
+			img, _ = t.getImage(sys, j.ID)
+			if img == nil || !img.visible(id) {
+				return errNoKey
+			}
+		}
+		out = jobView(j, img)
+		return nil
+	})
+	if errors.Is(err, errNoKey) {
+		return nil, herr(http.StatusNotFound, "not found", "no pull of %s on %s", tag, sys)
+	}
+	return out, err
+}
+
+// handleLookup returns the READY image of a tag, if the caller may see
+// it, and refreshes its expiration.
+func (g *Gateway) handleLookup(r *http.Request) (any, error) {
+	sys, itype, tag, err := g.imageRef(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := g.identify(r, sys)
+	if err != nil {
+		return nil, err
+	}
+	now := g.now()
+	var rec *imageRecord
+	err = g.db.update(func(t tx) error {
+		iid, err := t.getTag(sys, itype, tag)
+		if err != nil {
+			return err
+		}
+		r, err := t.getImage(sys, iid)
+		if err != nil {
+			return err
+		}
+		if r.Status != api.StateReady || !r.visible(id) {
+			return errNoKey
+		}
+		r.LastLookup = now
+		if exp := now.Add(g.cfg.Expiration.D()); exp.After(r.Expiration) {
+			r.Expiration = exp
+		}
+		rec = r
+		return t.putImage(r)
+	})
+	if errors.Is(err, errNoKey) {
+		g.m.lookups.WithLabelValues(sys, "not_found").Inc()
+		return nil, herr(http.StatusNotFound, "not found", "image %s not found on %s", tag, sys)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lookup: %w", err)
+	}
+	g.m.lookups.WithLabelValues(sys, "found").Inc()
+	if g.cfg.LookupLog {
+		row := lookupRow{Time: unixSeconds(now), User: id.User, UID: id.UID, Type: itype, Tag: tag, ID: rec.ID}
+		if err := g.db.addLookup(sys, row); err != nil {
+			g.log.Error("log lookup", "err", err)
+		}
+	}
+	return rec.view(), nil
+}
+
+// handleList lists the READY images the caller may see.
+func (g *Gateway) handleList(r *http.Request) (any, error) {
+	sys, _, err := g.system(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := g.requireAuth(r, sys)
+	if err != nil {
+		return nil, err
+	}
+	out := api.List{List: []api.Image{}}
+	err = g.db.view(func(t tx) error {
+		recs, err := t.images(sys)
+		for _, rec := range recs {
+			if rec.Status == api.StateReady && rec.visible(id) {
+				out.List = append(out.List, rec.view())
+			}
+		}
+		return err
+	})
+	sort.Slice(out.List, func(a, b int) bool { return out.List[a].LastPull > out.List[b].LastPull })
+	return out, err
+}
+
+// handleQueue lists unfinished and recently failed pulls; private pulls
+// only to their requester.
+func (g *Gateway) handleQueue(r *http.Request) (any, error) {
+	sys, _, err := g.system(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := g.identify(r, sys)
+	if err != nil {
+		return nil, err
+	}
+	out := api.List{List: []api.Image{}}
+	var jobs []*jobRecord
+	err = g.db.view(func(t tx) (err error) { jobs, err = t.jobs(key(pfxJob, sys, "")); return err })
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Seq < jobs[b].Seq })
+	for _, j := range jobs {
+		if j.Status == api.StateReady || j.Status == api.StateExpired {
+			continue
+		}
+		if j.Scope != "" && !(id.Authenticated && (id.UID == j.UID || id.UID == 0)) {
+			continue
+		}
+		out.List = append(out.List, jobView(j, nil))
+	}
+	return out, err
+}
+
+// handleLookupLog returns the last lookups (admins).
+func (g *Gateway) handleLookupLog(r *http.Request) (any, error) {
+	sys, _, err := g.system(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := g.requireAdmin(r, sys); err != nil {
+		return nil, err
+	}
+	limit := 10
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100000 {
+			return nil, herr(http.StatusBadRequest, "bad request", "limit %q: want 1..100000", s)
+		}
+		limit = n
+	}
+	rows, err := g.db.lookups(sys, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Lookup, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, api.Lookup{Time: r.Time, User: r.User, UID: r.UID, System: sys, Type: r.Type, Tag: r.Tag, ID: r.ID})
+	}
+	total, err := g.db.counter("lookups/" + sys)
+	return api.LookupLog{Total: total, List: out}, err
+}
+
+// handleExpire expires one tag's image now (admins).
+func (g *Gateway) handleExpire(r *http.Request) (any, error) {
+	sys, itype, tag, err := g.imageRef(r)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := g.requireAdmin(r, sys)
+	if err != nil {
+		return nil, err
+	}
+	var rec *imageRecord
+	err = g.db.view(func(t tx) error {
+		iid, err := t.getTag(sys, itype, tag)
+		if err != nil {
+			return err
+		}
+		rec, err = t.getImage(sys, iid)
+		if err == nil && rec.Status != api.StateReady {
+			return errNoKey
+		}
+		return err
+	})
+	if errors.Is(err, errNoKey) {
+		return nil, herr(http.StatusNotFound, "not found", "image %s not found on %s", tag, sys)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := g.expireImage(r.Context(), sys, rec.ID, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, herr(http.StatusConflict, "in use", "image %s is being pulled or published right now; try again later", rec.ID)
+	}
+	g.log.Info("image expired by admin", "system", sys, "id", rec.ID, "tag", tag, "admin", admin.User)
+	return api.ExpireResult{Status: []string{rec.ID}}, nil
+}
+
+// handleAutoexpire removes expired images and unreferenced files (admins).
+func (g *Gateway) handleAutoexpire(r *http.Request) (any, error) {
+	sys, _, err := g.system(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := g.requireAdmin(r, sys); err != nil {
+		return nil, err
+	}
+	res, err := g.Autoexpire(r.Context(), sys)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}

@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shifter-go/shifter/imagestore"
+)
+
+// Transfer publishes images into one system's image directory.
+type Transfer interface {
+	// CreateTemp makes the file a build writes into.
+	CreateTemp() (*os.File, error)
+	// Publish moves a finished squashfs into place with its metadata
+	// (squashfs first, metadata last). It fills m.Size and m.SHA256.
+	Publish(ctx context.Context, tmpPath string, m *imagestore.Metadata) error
+	// WriteMetadata rewrites <id>.json of a published image.
+	WriteMetadata(ctx context.Context, m *imagestore.Metadata) error
+	// Load returns the metadata of a fully published image, or an error
+	// wrapping imagestore.ErrNotFound.
+	Load(ctx context.Context, id string) (*imagestore.Metadata, error)
+	// Remove unpublishes an image (metadata first).
+	Remove(ctx context.Context, id string) error
+	// CleanTemp removes temporary files left by a dead gateway.
+	CleanTemp(ctx context.Context) error
+	// Published lists the ids with a squashfs or metadata file and the
+	// files' modification time (local mode only; nil otherwise).
+	Published(ctx context.Context) (map[string]time.Time, error)
+}
+
+// localTransfer: the image directory is mounted on the gateway host.
+type localTransfer struct{ dir string }
+
+func (l localTransfer) CreateTemp() (*os.File, error) { return imagestore.CreateTemp(l.dir) }
+
+func (l localTransfer) Publish(_ context.Context, tmp string, m *imagestore.Metadata) error {
+	return imagestore.Publish(l.dir, tmp, m)
+}
+
+func (l localTransfer) WriteMetadata(_ context.Context, m *imagestore.Metadata) error {
+	return imagestore.WriteMetadata(l.dir, m)
+}
+
+func (l localTransfer) Load(_ context.Context, id string) (*imagestore.Metadata, error) {
+	m, err := imagestore.Load(l.dir, id)
+	if err != nil {
+		return nil, err
+	}
+	sq, _ := imagestore.Paths(l.dir, id)
+	st, err := os.Stat(sq)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: squashfs: %w", id, imagestore.ErrNotFound)
+	}
+	if m.Size != 0 && st.Size() != m.Size {
+		return nil, fmt.Errorf("image %s: squashfs is %d bytes, metadata says %d: %w", id, st.Size(), m.Size, imagestore.ErrNotFound)
+	}
+	return m, nil
+}
+
+func (l localTransfer) Remove(_ context.Context, id string) error { return imagestore.Remove(l.dir, id) }
+
+func (l localTransfer) CleanTemp(context.Context) error {
+	_, err := imagestore.CleanTemp(l.dir, time.Now())
+	return err
+}
+
+func (l localTransfer) Published(context.Context) (map[string]time.Time, error) {
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list image directory: %w", err)
+	}
+	out := map[string]time.Time{}
+	for _, e := range ents {
+		base, ok := strings.CutSuffix(e.Name(), ".squashfs")
+		if !ok {
+			base, ok = strings.CutSuffix(e.Name(), ".json")
+		}
+		if !ok || !imagestore.ValidID(base) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if t, seen := out[base]; !seen || info.ModTime().After(t) {
+			out[base] = info.ModTime()
+		}
+	}
+	return out, nil
+}
+
+// sshTransfer builds in a local spool directory and copies to a remote
+// host with scp, then renames there with ssh (Shifter's "remote" mode).
+type sshTransfer struct {
+	spool string // local staging directory
+	dir   string // image directory on the remote host
+	cfg   SSH
+}
+
+func (s *sshTransfer) target() string {
+	if s.cfg.User != "" {
+		return s.cfg.User + "@" + s.cfg.Host
+	}
+	return s.cfg.Host
+}
+
+func shellQuote(p string) string { return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'" }
+
+// run runs a shell command on the remote host.
+func (s *sshTransfer) run(ctx context.Context, script string) ([]byte, error) {
+	cmdName := s.cfg.SSHCommand
+	if cmdName == "" {
+		cmdName = "ssh"
+	}
+	var args []string
+	if s.cfg.Key != "" {
+		args = append(args, "-i", s.cfg.Key)
+	}
+	args = append(args, s.cfg.SSHOptions...)
+	args = append(args, "--", s.target(), script)
+	cmd := exec.CommandContext(ctx, cmdName, args...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return out.Bytes(), fmt.Errorf("ssh %s: %w: %s", s.cfg.Host, err, firstLine(stderr.String()))
+	}
+	return out.Bytes(), nil
+}
+
+func (s *sshTransfer) copy(ctx context.Context, local, remote string) error {
+	cmdName := s.cfg.SCPCommand
+	if cmdName == "" {
+		cmdName = "scp"
+	}
+	var args []string
+	if s.cfg.Key != "" {
+		args = append(args, "-i", s.cfg.Key)
+	}
+	args = append(args, s.cfg.SCPOptions...)
+	args = append(args, "--", local, s.target()+":"+remote)
+	cmd := exec.CommandContext(ctx, cmdName, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("scp to %s: %w: %s", s.cfg.Host, err, firstLine(stderr.String()))
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}
+
+// put copies a local file to a temporary remote name in the image
+// directory and renames it to final there.
+func (s *sshTransfer) put(ctx context.Context, local, final string) error {
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.dir, ".tmp-"+hex.EncodeToString(r[:])+filepath.Ext(final))
+	if err := s.copy(ctx, local, tmp); err != nil {
+		return err
+	}
+	_, err := s.run(ctx, fmt.Sprintf("chmod 0644 %s && sync %s && mv -f %s %s", shellQuote(tmp), shellQuote(tmp),
+		shellQuote(tmp), shellQuote(filepath.Join(s.dir, final))))
+	if err != nil {
+		s.run(context.WithoutCancel(ctx), "rm -f "+shellQuote(tmp))
+	}
+	return err
+}
+
+func (s *sshTransfer) CreateTemp() (*os.File, error) { return imagestore.CreateTemp(s.spool) }
+
+func (s *sshTransfer) Publish(ctx context.Context, tmp string, m *imagestore.Metadata) error {
+	// Stage both files in the spool with the image store's own code, then
+	// copy the squashfs and the metadata last.
+	sq, mp := imagestore.Paths(s.spool, m.ID)
+	os.Remove(sq)
+	os.Remove(mp)
+	defer os.Remove(sq)
+	defer os.Remove(mp)
+	if err := imagestore.Publish(s.spool, tmp, m); err != nil {
+		return err
+	}
+	if err := s.put(ctx, sq, m.ID+".squashfs"); err != nil {
+		return fmt.Errorf("publish image %s: %w", m.ID, err)
+	}
+	if err := s.put(ctx, mp, m.ID+".json"); err != nil {
+		return fmt.Errorf("publish image %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+func (s *sshTransfer) WriteMetadata(ctx context.Context, m *imagestore.Metadata) error {
+	_, mp := imagestore.Paths(s.spool, m.ID)
+	defer os.Remove(mp)
+	if err := imagestore.WriteMetadata(s.spool, m); err != nil {
+		return err
+	}
+	if err := s.put(ctx, mp, m.ID+".json"); err != nil {
+		return fmt.Errorf("write metadata of %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+func (s *sshTransfer) Load(ctx context.Context, id string) (*imagestore.Metadata, error) {
+	if !imagestore.ValidID(id) {
+		return nil, fmt.Errorf("image id %q: %w", id, imagestore.ErrInvalid)
+	}
+	sq, mp := imagestore.Paths(s.dir, id)
+	out, err := s.run(ctx, fmt.Sprintf("test -f %s && test -f %s && cat %s", shellQuote(sq), shellQuote(mp), shellQuote(mp)))
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == 1 {
+			return nil, fmt.Errorf("image %s on %s: %w", id, s.cfg.Host, imagestore.ErrNotFound)
+		}
+		return nil, err
+	}
+	var m imagestore.Metadata
+	if err := json.Unmarshal(out, &m); err != nil || m.ID != id {
+		return nil, fmt.Errorf("image %s on %s: %w", id, s.cfg.Host, imagestore.ErrInvalid)
+	}
+	return &m, m.Validate()
+}
+
+func (s *sshTransfer) Remove(ctx context.Context, id string) error {
+	if !imagestore.ValidID(id) {
+		return fmt.Errorf("image id %q: %w", id, imagestore.ErrInvalid)
+	}
+	sq, mp := imagestore.Paths(s.dir, id)
+	_, err := s.run(ctx, fmt.Sprintf("rm -f %s && rm -f %s", shellQuote(mp), shellQuote(sq)))
+	return err
+}
+
+func (s *sshTransfer) CleanTemp(ctx context.Context) error {
+	if err := os.RemoveAll(s.spool); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("clean spool: %w", err)
+	}
+	if err := os.MkdirAll(s.spool, 0o700); err != nil {
+		return fmt.Errorf("clean spool: %w", err)
+	}
+	_, err := s.run(ctx, fmt.Sprintf("find %s -maxdepth 1 -name '.tmp-*' -type f -delete", shellQuote(s.dir)))
+	return err
+}
+
+func (s *sshTransfer) Published(context.Context) (map[string]time.Time, error) { return nil, nil }
+
+func newTransfer(name string, sys *System, workDir string) Transfer {
+	if sys.Transfer == TransferSSH {
+		return &sshTransfer{spool: filepath.Join(workDir, "spool", name), dir: sys.ImageDir, cfg: *sys.SSH}
+	}
+	return localTransfer{dir: sys.ImageDir}
+}
