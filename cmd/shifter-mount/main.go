@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+// Command shifter-mount mounts a squashfs image read-only through FUSE,
+// served by the project's Go squashfs reader, like squashfuse:
+//
+//	shifter-mount [options] IMAGE MOUNTPOINT
+//
+// It returns once the mount is ready (the server keeps running in the
+// background) or, with -f, stays in the foreground. umount MOUNTPOINT, or
+// SIGTERM/SIGINT to the server, unmounts the image and ends the server.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/shifter-go/shifter/fusefs"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+// config is everything the command line sets.
+type config struct {
+	image, mountpoint string
+
+	foreground bool
+	debug      bool
+	allowOther bool
+	fsName     string
+	subtype    string
+	offset     int64
+	extraOpts  []string // kernel mount options passed through (noexec, noatime)
+
+	logFile  string
+	logLevel string
+	readyFD  int
+	pidFile  string
+	stats    bool
+
+	metadataCache   int
+	dataCacheMiB    int64
+	readahead       int
+	inodeCache      int
+	kernelReadahead int // KiB
+	maxReadKiB      int
+	maxBackground   int
+	entryTimeout    time.Duration
+	attrTimeout     time.Duration
+	negativeTimeout time.Duration
+}
+
+const usageHead = `Usage: shifter-mount [options] IMAGE MOUNTPOINT
+
+Mount the squashfs image IMAGE read-only on MOUNTPOINT through FUSE. What
+programs see through the mount is what a kernel mount of the image shows.
+The command returns once the mount is ready and the server runs on in the
+background (-f: in the foreground). "umount MOUNTPOINT" (or fusermount3 -u
+for an unprivileged mount), or SIGTERM/SIGINT/SIGHUP to the server,
+unmounts; if the mount is still in use it is detached (umount -l) and the
+server exits when its last file is closed. SIGUSR1 logs request counts.
+
+The mount is always ro,nosuid,nodev,default_permissions.
+
+Options:
+`
+
+const usageOpts = `
+Mount options (-o opt[,opt...], as squashfuse takes them):
+  ro                    accepted (the mount is always read-only)
+  allow_other           let other users use the mount (--allow-other)
+  debug                 same as --debug
+  fsname=NAME           same as --fsname
+  subtype=NAME          same as --subtype
+  offset=N              the image starts N bytes into IMAGE (--offset)
+  max_read=N            largest READ request in bytes (--max-read-kb)
+  noexec, noatime       passed to the kernel
+  default_permissions, nosuid, nodev, kernel_cache, nonempty
+                        accepted (always in effect, or meaningless here)
+  rw, suid, dev and anything else are refused.
+
+Exit status: 0 once mounted (daemon) or after a clean unmount (-f); 1 when
+the mount failed or the server ended on an error; 2 for usage errors.
+`
+
+func newFlags(cfg *config, out io.Writer) *pflag.FlagSet {
+	fl := pflag.NewFlagSet("shifter-mount", pflag.ContinueOnError)
+	fl.SetOutput(out)
+	fl.SortFlags = false
+	fl.BoolVarP(&cfg.foreground, "foreground", "f", false, "stay in the foreground; the mount is served until unmounted or signalled")
+	fl.StringSliceVarP(&cfg.extraOpts, "options", "o", nil, "mount options, comma-separated (see below)")
+	fl.BoolVarP(&cfg.debug, "debug", "d", false, "log every FUSE request and reply (implies --log-level=debug; use with -f)")
+	fl.BoolVar(&cfg.allowOther, "allow-other", os.Geteuid() == 0, "let users other than the mounting one use the mount; default true when run as root")
+	fl.StringVar(&cfg.fsName, "fsname", "", "mount source shown in /proc/mounts and df (default: the absolute image path)")
+	fl.StringVar(&cfg.subtype, "subtype", "shifter-mount", "file system type shown as fuse.SUBTYPE")
+	fl.Int64Var(&cfg.offset, "offset", 0, "byte offset of the squashfs image inside IMAGE (e.g. in a SIF file)")
+	fl.StringVar(&cfg.logFile, "log-file", "", "after the mount is ready, the daemon logs to this file (default: nowhere; before, and with -f, logs go to stderr)")
+	fl.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.IntVar(&cfg.readyFD, "ready-fd", -1, "write one byte (a newline) to this inherited file descriptor, then close it, once the mount is ready")
+	fl.StringVar(&cfg.pidFile, "pid-file", "", "write the server's pid to this file once mounted; removed when it exits")
+	fl.BoolVar(&cfg.stats, "stats", false, "log the number of FUSE requests served, by type, when the server exits")
+	fl.IntVar(&cfg.metadataCache, "metadata-cache", 1024, "decompressed metadata blocks (8 KiB each) kept in memory")
+	fl.Int64Var(&cfg.dataCacheMiB, "data-cache-mb", 64, "MiB of decompressed data and fragment blocks kept in memory")
+	fl.IntVar(&cfg.readahead, "readahead", 0, "data blocks decompressed ahead of a sequential reader, in parallel (0: 2 x CPUs; negative: off)")
+	fl.IntVar(&cfg.inodeCache, "inode-cache", 65536, "decoded inodes kept in memory (negative: none)")
+	fl.IntVar(&cfg.kernelReadahead, "kernel-readahead-kb", 1024, "kernel readahead window on the mount in KiB, set through sysfs when run as root (negative: kernel default)")
+	fl.IntVar(&cfg.maxReadKiB, "max-read-kb", 1024, "largest READ request in KiB (the kernel caps it at its max_pages_limit)")
+	fl.IntVar(&cfg.maxBackground, "max-background", 64, "asynchronous (readahead) requests the kernel keeps in flight")
+	fl.DurationVar(&cfg.entryTimeout, "entry-timeout", fusefs.Forever, "how long the kernel caches names (the image never changes)")
+	fl.DurationVar(&cfg.attrTimeout, "attr-timeout", fusefs.Forever, "how long the kernel caches attributes")
+	fl.DurationVar(&cfg.negativeTimeout, "negative-timeout", fusefs.Forever, "how long the kernel caches the absence of a name")
+	fl.Usage = func() {
+		fmt.Fprint(out, usageHead)
+		fl.PrintDefaults()
+		fmt.Fprint(out, usageOpts)
+	}
+	return fl
+}
+
+// errUsage marks errors in the command line.
+var errUsage = errors.New("usage")
+
+// parseArgs parses the command line into a config.
+func parseArgs(args []string, out io.Writer) (*config, error) {
+	cfg := &config{}
+	fl := newFlags(cfg, out)
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fl.NArg() != 2 {
+		return nil, fmt.Errorf("%w: want IMAGE MOUNTPOINT, got %d arguments", errUsage, fl.NArg())
+	}
+	cfg.image, cfg.mountpoint = fl.Arg(0), fl.Arg(1)
+	opts := cfg.extraOpts
+	cfg.extraOpts = nil
+	if err := cfg.applyMountOptions(opts); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if _, err := parseLevel(cfg.logLevel); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if cfg.offset < 0 {
+		return nil, fmt.Errorf("%w: negative --offset %d", errUsage, cfg.offset)
+	}
+	if cfg.debug {
+		cfg.logLevel = "debug"
+	}
+	return cfg, nil
+}
+
+// applyMountOptions interprets squashfuse-style -o options.
+func (cfg *config) applyMountOptions(opts []string) error {
+	for _, o := range opts {
+		name, val, hasVal := strings.Cut(strings.TrimSpace(o), "=")
+		switch name {
+		case "":
+		case "ro", "default_permissions", "nosuid", "nodev", "kernel_cache", "nonempty":
+		case "allow_other":
+			cfg.allowOther = true
+		case "debug":
+			cfg.debug = true
+		case "noexec", "noatime", "nodiratime", "relatime":
+			cfg.extraOpts = append(cfg.extraOpts, name)
+		case "fsname", "subtype", "offset", "max_read":
+			if !hasVal || val == "" {
+				return fmt.Errorf("mount option %s needs a value", name)
+			}
+			switch name {
+			case "fsname":
+				cfg.fsName = val
+			case "subtype":
+				cfg.subtype = val
+			case "offset", "max_read":
+				n, err := strconv.ParseInt(val, 0, 64)
+				if err != nil || n < 0 {
+					return fmt.Errorf("mount option %s=%s: not a byte count", name, val)
+				}
+				if name == "offset" {
+					cfg.offset = n
+				} else {
+					cfg.maxReadKiB = int(max((n+1023)/1024, 4))
+				}
+			}
+		case "rw":
+			return fmt.Errorf("mount option rw: the image is mounted read-only")
+		case "suid", "dev":
+			return fmt.Errorf("mount option %s: refused, the mount is always nosuid,nodev", name)
+		default:
+			return fmt.Errorf("unknown mount option %q", o)
+		}
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func run(args []string, stderr io.Writer) int {
+	cfg, err := parseArgs(args, stderr)
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "shifter-mount: %v\n", strings.TrimPrefix(err.Error(), "usage: "))
+		fmt.Fprintln(stderr, "Try 'shifter-mount --help'.")
+		return 2
+	}
+	return start(cfg, args, stderr)
+}

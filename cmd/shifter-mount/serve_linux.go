@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shifter-go/shifter/fusefs"
+	"github.com/shifter-go/shifter/squashreader"
+)
+
+// envReadyPipe names, in the re-executed daemon, the file descriptor of
+// the pipe on which it reports to the command that started it: one zero
+// byte once mounted, or an error message.
+const envReadyPipe = "_SHIFTER_MOUNT_READY_PIPE"
+
+// start runs the command: as the daemon child when started as one, in the
+// foreground with -f, else by re-executing itself as a daemon and waiting
+// for its report.
+func start(cfg *config, args []string, stderr io.Writer) int {
+	if cfg.readyFD >= 0 {
+		// Not inherited by the daemon or any helper: whoever holds it
+		// reports readiness, and its closing must mean "done".
+		if _, err := unix.FcntlInt(uintptr(cfg.readyFD), unix.F_GETFD, 0); err != nil {
+			fmt.Fprintf(stderr, "shifter-mount: --ready-fd %d: %v\n", cfg.readyFD, err)
+			return 2
+		}
+		unix.CloseOnExec(cfg.readyFD)
+	}
+	if v, ok := os.LookupEnv(envReadyPipe); ok {
+		os.Unsetenv(envReadyPipe)
+		fd, err := strconv.Atoi(v)
+		if err != nil || fd < 3 {
+			fmt.Fprintf(stderr, "shifter-mount: bad %s=%q\n", envReadyPipe, v)
+			return 2
+		}
+		unix.CloseOnExec(fd)
+		return serve(cfg, os.NewFile(uintptr(fd), "ready-pipe"), stderr)
+	}
+	if cfg.foreground {
+		return serve(cfg, nil, stderr)
+	}
+	return daemonize(cfg, args, stderr)
+}
+
+// daemonize re-executes the command in a new session (so that a SIGINT to
+// the terminal's process group does not reach it) and returns once it
+// reports the mount ready, or its error.
+func daemonize(cfg *config, args []string, stderr io.Writer) int {
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(stderr, "shifter-mount: create pipe: %v\n", err)
+		return 1
+	}
+	cmd := exec.Command("/proc/self/exe", args...)
+	cmd.Env = append(os.Environ(), envReadyPipe+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Stderr = stderr // logs before the mount is ready
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "shifter-mount: start server: %v\n", err)
+		return 1
+	}
+	w.Close()
+	msg, _ := io.ReadAll(io.LimitReader(r, 64<<10))
+	r.Close()
+	if len(msg) > 0 && msg[0] == 0 {
+		notifyReady(cfg.readyFD)
+		cmd.Process.Release()
+		return 0
+	}
+	werr := cmd.Wait()
+	if len(msg) > 0 {
+		fmt.Fprintf(stderr, "shifter-mount: %s\n", msg)
+	} else {
+		fmt.Fprintf(stderr, "shifter-mount: server ended before the mount was ready: %v\n", werr)
+	}
+	return 1
+}
+
+func notifyReady(fd int) {
+	if fd < 0 {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "ready-fd")
+	f.Write([]byte{'\n'})
+	f.Close()
+}
+
+// switchWriter is the log destination, changed once the daemon is ready.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		return len(p), nil
+	}
+	return s.w.Write(p)
+}
+
+func (s *switchWriter) set(w io.Writer) {
+	s.mu.Lock()
+	s.w = w
+	s.mu.Unlock()
+}
+
+// serve mounts and serves the image until it is unmounted. ready is the
+// pipe to the starting command in daemon mode, nil with -f.
+func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
+	level, _ := parseLevel(cfg.logLevel)
+	logw := &switchWriter{w: stderr}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
+
+	// fail reports an error before the mount is ready.
+	fail := func(err error) int {
+		if ready != nil {
+			fmt.Fprint(ready, err.Error())
+			ready.Close()
+		} else {
+			fmt.Fprintf(stderr, "shifter-mount: %v\n", err)
+		}
+		return 1
+	}
+
+	// Signals are caught before the mount exists, so that none can end
+	// the server between mounting and unmounting.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	image, err := filepath.Abs(cfg.image)
+	if err != nil {
+		return fail(fmt.Errorf("image %s: %w", cfg.image, err))
+	}
+	var logFile *os.File
+	if ready != nil && cfg.logFile != "" {
+		logFile, err = os.OpenFile(cfg.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o640)
+		if err != nil {
+			return fail(fmt.Errorf("open log file: %w", err))
+		}
+		defer logFile.Close()
+	}
+
+	rd, closeImage, err := openImage(image, cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeImage()
+	fsys, err := fusefs.New(rd, &fusefs.Options{
+		EntryTimeout:    nonZero(cfg.entryTimeout),
+		AttrTimeout:     nonZero(cfg.attrTimeout),
+		NegativeTimeout: nonZero(cfg.negativeTimeout),
+		InodeCacheSize:  cfg.inodeCache,
+		Logger:          log,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("image %s: %w", image, err))
+	}
+	fsName := cfg.fsName
+	if fsName == "" {
+		fsName = image
+	}
+	kra := cfg.kernelReadahead * 1024
+	if cfg.kernelReadahead < 0 {
+		kra = -1
+	}
+	srv, err := fusefs.Mount(cfg.mountpoint, fsys, &fusefs.MountOptions{
+		FsName:          fsName,
+		Subtype:         cfg.subtype,
+		AllowOther:      cfg.allowOther,
+		MaxRead:         cfg.maxReadKiB * 1024,
+		KernelReadahead: kra,
+		MaxBackground:   cfg.maxBackground,
+		Options:         cfg.extraOpts,
+		Debug:           cfg.debug,
+		Logger:          log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	mnt := srv.Mountpoint()
+	log.Info("mounted", "image", image, "mountpoint", mnt, "pid", os.Getpid())
+	if cfg.pidFile != "" {
+		if err := os.WriteFile(cfg.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			srv.Unmount()
+			return fail(fmt.Errorf("write pid file: %w", err))
+		}
+		defer os.Remove(cfg.pidFile)
+	}
+	if ready != nil {
+		// Detach: stop using the starter's stderr and the terminal.
+		if _, err := ready.Write([]byte{0}); err != nil {
+			log.Warn("report readiness", "err", err)
+		}
+		ready.Close()
+		if logFile != nil {
+			logw.set(logFile)
+		} else {
+			logw.set(nil)
+		}
+		detachStdio(log)
+		if err := os.Chdir("/"); err != nil {
+			log.Warn("chdir /", "err", err)
+		}
+	} else {
+		notifyReady(cfg.readyFD)
+	}
+
+	lazy := false
+	for {
+		select {
+		case <-srv.Done():
+			log.Info("unmounted", "mountpoint", mnt)
+			if cfg.stats || cfg.debug {
+				logStats(log, fsys)
+			}
+			return 0
+		case sig := <-sigs:
+			if sig == unix.SIGUSR1 {
+				logStats(log, fsys)
+				continue
+			}
+			if lazy {
+				log.Warn("second signal while detached: exiting, open files will fail", "signal", sig.String())
+				return 1
+			}
+			log.Info("unmounting", "signal", sig.String(), "mountpoint", mnt)
+			err := srv.Unmount()
+			if errors.Is(err, fusefs.ErrBusy) {
+				log.Warn("mount busy: detaching it, serving open files until they are closed", "mountpoint", mnt)
+				err = srv.UnmountLazy()
+				lazy = true
+			}
+			if err != nil {
+				log.Error("unmount", "mountpoint", mnt, "err", err)
+				return 1
+			}
+		}
+	}
+}
+
+// nonZero maps a timeout of 0 on the command line (no caching) to what
+// fusefs takes for it.
+func nonZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1 // fusefs: negative means no caching, 0 means default
+	}
+	return d
+}
+
+func logStats(log *slog.Logger, fsys *fusefs.FS) {
+	st := fsys.Stats()
+	attrs := []any{"total", st.Total()}
+	for k, v := range st {
+		attrs = append(attrs, k, v)
+	}
+	log.Info("requests served", attrs...)
+}
+
+// detachStdio points fds 0, 1 and 2 at /dev/null so that the daemon holds
+// no pipe or terminal of the process that started it.
+func detachStdio(log *slog.Logger) {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		log.Warn("open /dev/null", "err", err)
+		return
+	}
+	defer null.Close()
+	for fd := 0; fd <= 2; fd++ {
+		if err := unix.Dup3(int(null.Fd()), fd, 0); err != nil {
+			log.Warn("redirect stdio", "fd", fd, "err", err)
+		}
+	}
+}
+
+// openImage opens the squashfs image, at cfg.offset bytes into the file,
+// and returns it with the function that closes it.
+func openImage(image string, cfg *config, log *slog.Logger) (*squashreader.Reader, func(), error) {
+	opts := &squashreader.Options{
+		MetadataCacheSize: cfg.metadataCache,
+		DataCacheSize:     cfg.dataCacheMiB << 20,
+		Readahead:         cfg.readahead,
+		Logger:            log,
+	}
+	if cfg.offset == 0 {
+		r, err := squashreader.OpenFile(image, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, func() { r.Close() }, nil
+	}
+	f, err := os.Open(image)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open image: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("stat image: %w", err)
+	}
+	if cfg.offset >= st.Size() {
+		f.Close()
+		return nil, nil, fmt.Errorf("image %s: offset %d is past its end (%d bytes)", image, cfg.offset, st.Size())
+	}
+	size := st.Size() - cfg.offset
+	r, err := squashreader.Open(io.NewSectionReader(f, cfg.offset, size), size, opts)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("open image %s at offset %d: %w", image, cfg.offset, err)
+	}
+	return r, func() { r.Close(); f.Close() }, nil
+}

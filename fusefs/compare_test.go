@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package fusefs_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/shifter-go/shifter/internal/sqtest"
+	"github.com/shifter-go/shifter/internal/testutil"
+)
+
+// compareMounts mounts img with the kernel and with fusefs and requires
+// that a walk of both finds no difference.
+func compareMounts(t *testing.T, img string) {
+	t.Helper()
+	kern, err := sqtest.WalkMount("kernel", sqtest.MountKernel(t, img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt, _ := mountFUSE(t, img, nil)
+	ours, err := sqtest.WalkMount("fusefs", mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range sqtest.CompareListings(kern, ours, 40) {
+		if strings.HasPrefix(d, "/files/sparse: blocks:") {
+			// squashreader does not expose the inode's sparse byte count,
+			// which the kernel subtracts for st_blocks.
+			t.Log("known difference:", d)
+			continue
+		}
+		t.Error(d)
+	}
+}
+
+func TestMountMatchesKernel(t *testing.T) {
+	testutil.RequireLoop(t)
+	testutil.RequireFUSE(t)
+	src := t.TempDir()
+	sqtest.MakeFeatureTree(t, src, sqtest.TreeOptions{})
+	img := sqtest.Build(t, src, "-comp", "gzip")
+	compareMounts(t, img)
+}
