@@ -153,6 +153,7 @@ func Image(busybox string) (v1.Image, Info, error) {
 	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{
 		Architecture: runtime.GOARCH,
 		OS:           "linux",
+		RootFS:       v1.RootFS{Type: "layers"},
 		Config: v1.Config{
 			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 			Cmd:        []string{"/bin/sh"},
