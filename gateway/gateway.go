@@ -37,6 +37,8 @@ type Options struct {
 	Auth Authenticator
 	// Transfers overrides the per-system transfers (tests).
 	Transfers map[string]Transfer
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
 }
 
 // Gateway is the running service (without its listeners: see Handler).
@@ -101,6 +103,9 @@ func New(o Options) (*Gateway, error) {
 		transfers: map[string]Transfer{}, now: time.Now,
 		queued: map[string]bool{}, creds: map[string]map[string]string{},
 		inFlight: map[string]int{}, waiters: map[string]map[string]bool{}, lastProg: map[string]time.Time{},
+	}
+	if o.Now != nil {
+		g.now = o.Now
 	}
 	g.cond = sync.NewCond(&g.mu)
 	g.ctx, g.cancel = context.WithCancel(context.Background())

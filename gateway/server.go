@@ -84,6 +84,14 @@ func (g *Gateway) Handler() http.Handler {
 		fmt.Fprintln(w, "shifter-gateway: {lookup,pull,list,queue,expire,autoexpire,metrics} under /api/; see docs/api.md")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		allow := map[string]string{"pull": "GET, POST", "lookup": "GET", "list": "GET", "queue": "GET",
+			"metrics": "GET", "expire": "GET, POST", "autoexpire": "GET, POST"}
+		if f := strings.SplitN(r.URL.Path, "/", 4); len(f) == 4 && f[1] == "api" && allow[f[2]] != "" &&
+			!strings.Contains(allow[f[2]], r.Method) {
+			w.Header().Set("Allow", allow[f[2]])
+			writeErr(w, herr(http.StatusMethodNotAllowed, "method not allowed", "%s %s: allowed: %s", r.Method, r.URL.Path, allow[f[2]]))
+			return
+		}
 		writeErr(w, herr(http.StatusNotFound, "not found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
