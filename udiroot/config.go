@@ -64,17 +64,11 @@ type EnvRules struct {
 	Unset   []string // siteEnvUnset
 }
 
-// Mount is one siteFs entry.
-type Mount struct {
-	Source, Dest string
-	ReadOnly     bool
-}
-
 // Module is one site module (module_<name>_<subkey> keys).
 type Module struct {
 	Name     string
 	Env      EnvRules
-	SiteFs   []Mount
+	SiteFs   string   // volume list in Shifter's siteFs syntax (mountns.ParseSiteVolumes)
 	UserHook string   // run by /bin/sh inside the container, as the user, before the command
 	Conflict []string // modules that cannot be active together with this one
 	Enabled  bool     // default true; module_<name>_enabled=0 hides it
@@ -91,7 +85,7 @@ type Config struct {
 	ImageGateway           []string // imageGateway, space-separated URLs
 	GatewayTimeout         int      // gatewayTimeout, seconds
 	DefaultImageType       string   // defaultImageType
-	SiteFs                 []Mount  // siteFs
+	SiteFs                 string   // siteFs, a volume list for mountns.ParseSiteVolumes
 	Env                    EnvRules // siteEnv*
 	SitePreMountHook       string
 	SitePostMountHook      string
@@ -103,6 +97,10 @@ type Config struct {
 	DefaultModules         []string
 	Modules                map[string]*Module
 	ImageMount             string // auto, loop or fuse
+
+	// Lines maps each key set in the file to its line, for messages about
+	// values checked later (siteFs).
+	Lines map[string]int
 
 	// Ignored lists the Shifter keys that were accepted but have no
 	// effect here ("file:line: key"), for --verbose.
@@ -120,6 +118,7 @@ func Default() *Config {
 		MountPropagationStyle:  "private",
 		ImageMount:             ImageMountAuto,
 		Modules:                map[string]*Module{},
+		Lines:                  map[string]int{},
 	}
 }
 
@@ -173,6 +172,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			return nil, perr("key %q already set on line %d", l.key, first)
 		}
 		seen[l.key] = l.n
+		c.Lines[l.key] = l.n
 		if mod, sub, ok := strings.Cut(strings.TrimPrefix(l.key, "module_"), "_"); ok && strings.HasPrefix(l.key, "module_") {
 			if err := c.setModuleKey(mod, sub, l.value); err != nil {
 				return nil, perr("%s: %v", l.key, err)
@@ -269,7 +269,7 @@ var globalKeys = map[string]func(c *Config, v string) error{
 	"imageGateway":      func(c *Config, v string) error { c.ImageGateway = strings.Fields(v); return nil },
 	"gatewayTimeout":    func(c *Config, v string) error { return setSeconds(&c.GatewayTimeout, v) },
 	"defaultImageType":  func(c *Config, v string) error { return setEnum(&c.DefaultImageType, v, "docker", "id", "local") },
-	"siteFs":            func(c *Config, v string) (err error) { c.SiteFs, err = ParseSiteFs(v); return err },
+	"siteFs":            func(c *Config, v string) error { return setVolumes(&c.SiteFs, v) },
 	"siteEnv":           func(c *Config, v string) (err error) { c.Env.Set, err = parseEnvList(v); return err },
 	"siteEnvAppend":     func(c *Config, v string) (err error) { c.Env.Append, err = parseEnvList(v); return err },
 	"siteEnvPrepend":    func(c *Config, v string) (err error) { c.Env.Prepend, err = parseEnvList(v); return err },
@@ -283,10 +283,7 @@ var globalKeys = map[string]func(c *Config, v string) error{
 	"usersToImport":    func(c *Config, v string) error { c.UsersToImport = strings.Fields(v); return nil },
 	"allowLocalChroot": func(c *Config, v string) error { return setBool(&c.AllowLocalChroot, v) },
 	"mountPropagationStyle": func(c *Config, v string) error {
-		if v == "slave" {
-			return errors.New(`"slave" is not supported: container mounts are always private`)
-		}
-		return setEnum(&c.MountPropagationStyle, v, "private")
+		return setEnum(&c.MountPropagationStyle, v, "private", "slave")
 	},
 	"defaultModules": func(c *Config, v string) (err error) { c.DefaultModules, err = ParseModuleList(v); return err },
 	"imageMount": func(c *Config, v string) error {
@@ -331,7 +328,7 @@ func (c *Config) setModuleKey(name, sub, v string) error {
 	case "siteEnvUnset":
 		m.Env.Unset, err = parseNameList(v)
 	case "siteFs":
-		m.SiteFs, err = ParseSiteFs(v)
+		err = setVolumes(&m.SiteFs, v)
 	case "userhook":
 		err = setPath(&m.UserHook, v, false)
 	case "conflict":
@@ -463,48 +460,15 @@ func parseNameList(v string) ([]string, error) {
 	return out, nil
 }
 
-// ParseSiteFs parses a siteFs value: ';'-separated "source[:dest[:flag...]]"
-// entries, each optionally in double quotes. A missing dest means the
-// source path. Flags: "ro"; "rec" and "private" are accepted for Shifter
-// compatibility and change nothing (site mounts are always recursive and
-// private).
-func ParseSiteFs(v string) ([]Mount, error) {
-	var out []Mount
-	for _, e := range strings.Split(v, ";") {
-		e = strings.TrimSpace(e)
-		if len(e) >= 2 && e[0] == '"' && e[len(e)-1] == '"' {
-			e = strings.TrimSpace(e[1 : len(e)-1])
+// setVolumes keeps a volume list for mountns.ParseSiteVolumes, which
+// the runtime applies (with the site destination rules); here only
+// characters that can never be part of one are refused.
+func setVolumes(dst *string, v string) error {
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("control character in %q", v)
 		}
-		if e == "" {
-			continue
-		}
-		parts := strings.Split(e, ":")
-		m := Mount{Source: parts[0]}
-		if len(parts) > 1 {
-			m.Dest = parts[1]
-		}
-		if m.Dest == "" {
-			m.Dest = m.Source
-		}
-		for _, p := range []string{m.Source, m.Dest} {
-			if !path.IsAbs(p) || slices.Contains(strings.Split(p, "/"), "..") {
-				return nil, fmt.Errorf("siteFs entry %q: %q must be absolute and must not contain \"..\"", e, p)
-			}
-		}
-		m.Source, m.Dest = path.Clean(m.Source), path.Clean(m.Dest)
-		if m.Dest == "/" {
-			return nil, fmt.Errorf("siteFs entry %q: cannot mount over /", e)
-		}
-		for _, fl := range parts[min(2, len(parts)):] {
-			switch strings.ToLower(fl) {
-			case "ro":
-				m.ReadOnly = true
-			case "rec", "private", "":
-			default:
-				return nil, fmt.Errorf("siteFs entry %q: flag %q is not supported", e, fl)
-			}
-		}
-		out = append(out, m)
 	}
-	return out, nil
+	*dst = v
+	return nil
 }

@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shifter-go/shifter/gateway/client"
+	"github.com/shifter-go/shifter/mountns"
+	"github.com/shifter-go/shifter/udiroot"
+)
+
+// DefaultMountHelper is where shifter-mount is looked for when it is not
+// next to the shifter binary. Set at build time with
+// -ldflags "-X github.com/shifter-go/shifter/launcher.DefaultMountHelper=/path".
+var DefaultMountHelper = "/usr/local/bin/shifter-mount"
+
+// MungeCommand is the munge(1) a setuid shifter runs (as the caller) to
+// authenticate gateway lookups over TCP; never looked up in PATH.
+var MungeCommand = "/usr/bin/munge"
+
+// Deps are the functions Main needs from the packages that build the
+// container.
+type Deps struct {
+	// Run builds the container described by spec, runs its command and
+	// returns the command's exit status (mountns.Run).
+	Run func(ctx context.Context, spec *mountns.Spec) (int, error)
+	// ParseVolumes parses the user's volume list (mountns.ParseVolumes).
+	ParseVolumes func(s string) ([]mountns.Volume, error)
+	// Version is printed by --version.
+	Version string
+	// Stdout and Stderr default to os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
+}
+
+// Main runs shifter with args (without argv[0]) and returns the exit
+// status. Setup failures print one line, "shifter: ...", on stderr.
+func Main(ctx context.Context, args []string, deps Deps) int {
+	if deps.Stdout == nil {
+		deps.Stdout = os.Stdout
+	}
+	if deps.Stderr == nil {
+		deps.Stderr = os.Stderr
+	}
+	code, err := run(ctx, args, deps)
+	if err != nil {
+		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+		fmt.Fprintf(deps.Stderr, "shifter: %s\n", msg)
+		return ExitCode(err)
+	}
+	return code
+}
+
+func run(ctx context.Context, args []string, deps Deps) (int, error) {
+	environ := os.Environ()
+	// --help and --version work without a configuration.
+	if o, err := ParseArgs(args, environ, "docker"); err == nil && (o.Help || o.Version) {
+		if o.Help {
+			fmt.Fprint(deps.Stdout, Usage())
+		} else {
+			fmt.Fprintf(deps.Stdout, "shifter %s\n", deps.Version)
+		}
+		return 0, nil
+	}
+	mode, err := DetectMode()
+	if err != nil {
+		return 0, fail(ExitConfig, err)
+	}
+	cfgPath := udiroot.DefaultPath
+	if p := os.Getenv("SHIFTER_CONFIG"); p != "" && mode != ModeSetuid {
+		cfgPath = p
+	}
+	cfg, err := udiroot.Load(cfgPath, mode == ModeSetuid)
+	if err != nil {
+		return 0, fail(ExitConfig, err)
+	}
+	if len(cfg.ImageGateway) > 0 && cfg.System == "" {
+		return 0, failf(ExitConfig, "%s: imageGateway is set but system is not", cfg.File)
+	}
+	opts, err := ParseArgs(args, environ, cfg.DefaultImageType)
+	if err != nil {
+		return 0, err
+	}
+	level := slog.LevelWarn
+	if opts.Verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(deps.Stderr, &slog.HandlerOptions{Level: level}))
+	for _, k := range cfg.Ignored {
+		log.Debug("udiRoot.conf key has no effect here", "key", k)
+	}
+	if len(cfg.UsersToImport) > 0 {
+		log.Debug("udiRoot.conf usersToImport is not applied (not implemented)", "users", strings.Join(cfg.UsersToImport, " "))
+	}
+	cred, err := CallerCredential()
+	if err != nil {
+		return 0, err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		log.Warn("current directory unknown, using /", "err", err)
+		cwd = "/"
+	}
+	var lookup Lookup
+	if len(cfg.ImageGateway) > 0 {
+		lookup, err = gatewayLookup(cfg, mode, log)
+		if err != nil {
+			return 0, fail(ExitConfig, err)
+		}
+	}
+	in := &buildInput{
+		Opts: opts, Cfg: cfg, Mode: mode, Cred: cred, Cwd: cwd, Environ: environ,
+		Lookup: lookup, ParseVolumes: deps.ParseVolumes, Log: log,
+		MountHelper: findMountHelper(mode, log),
+	}
+	spec, err := buildSpec(ctx, in)
+	if err != nil {
+		return 0, err
+	}
+	if spec.Image != nil {
+		defer spec.Image.Close()
+	}
+	log.Debug("starting container", "mode", mode.String(), "image", spec.ImagePath,
+		"imageMount", string(spec.Mode), "argv", strings.Join(spec.Argv, " "), "workdir", spec.Workdir)
+	code, err := deps.Run(ctx, spec)
+	if err != nil {
+		return 0, runError(err)
+	}
+	return code, nil
+}
+
+// runError gives mountns.Run's error an exit status.
+func runError(err error) error {
+	switch {
+	case hasCode(err):
+		return err
+	case errors.Is(err, mountns.ErrBadVolume):
+		return fail(ExitBadVolume, err)
+	case errors.Is(err, mountns.ErrAccess), errors.Is(err, fs.ErrPermission):
+		return fail(ExitNoPerm, err)
+	case errors.Is(err, mountns.ErrUserNS), errors.Is(err, mountns.ErrFUSE):
+		return fail(ExitUnavailable, err)
+	case errors.Is(err, mountns.ErrSpec):
+		return fail(ExitConfig, err)
+	}
+	return fail(ExitSetup, err) // ErrMount, ErrHook, ErrSetup
+}
+
+// gatewayLookup returns a Lookup through the configured gateways. A
+// setuid shifter makes the request as the caller (see asCaller), so the
+// gateway sees the caller's uid (unix socket peer credentials, munge),
+// and runs munge by absolute path.
+func gatewayLookup(cfg *udiroot.Config, mode RunMode, log *slog.Logger) (Lookup, error) {
+	opts := []client.Option{client.WithLogger(log)}
+	if mode == ModeSetuid {
+		opts = append(opts, client.WithMungeCommand(MungeCommand))
+	}
+	c, err := client.New(cfg.ImageGateway, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, itype, tag string) (string, error) {
+		if cfg.GatewayTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(cfg.GatewayTimeout)*time.Second)
+			defer cancel()
+		}
+		var id string
+		err := asCaller(mode, func() error {
+			img, err := c.Lookup(ctx, cfg.System, itype, tag)
+			if err != nil {
+				return err
+			}
+			id = img.ID
+			return nil
+		})
+		return id, err
+	}, nil
+}
+
+// findMountHelper finds shifter-mount: next to the running shifter
+// binary, then DefaultMountHelper, then (not when setuid) in PATH. A
+// setuid shifter takes a helper only when it and its directories are
+// root-owned and not writable by others (udiroot.OpenTrusted). It returns
+// "" when there is none; fuse mode then fails in mountns.
+func findMountHelper(mode RunMode, log *slog.Logger) string {
+	var candidates []string
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "shifter-mount"))
+	}
+	candidates = append(candidates, DefaultMountHelper)
+	for _, p := range candidates {
+		if mode == ModeSetuid {
+			f, err := udiroot.OpenTrusted(p)
+			if err != nil {
+				log.Debug("mount helper not usable", "path", p, "err", err)
+				continue
+			}
+			st, err := f.Stat()
+			f.Close()
+			if err == nil && st.Mode()&0o111 != 0 {
+				return p
+			}
+			continue
+		}
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	if mode != ModeSetuid {
+		if p, err := exec.LookPath("shifter-mount"); err == nil {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs
+			}
+		}
+	}
+	log.Debug("no shifter-mount found; fuse mode is not available", "looked", strings.Join(candidates, " "))
+	return ""
+}
+
+// buildInput is everything buildSpec works from.
+type buildInput struct {
+	Opts         *Options
+	Cfg          *udiroot.Config
+	Mode         RunMode
+	Cred         mountns.Credential
+	Cwd          string
+	Environ      []string // the caller's environment
+	Lookup       Lookup
+	ParseVolumes func(string) ([]mountns.Volume, error)
+	MountHelper  string
+	Log          *slog.Logger
+}
+
+// buildSpec turns the request into a mountns.Spec. On success the caller
+// owns spec.Image and must close it.
+func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err error) {
+	o, cfg := in.Opts, in.Cfg
+	if o.Image.Raw == "" {
+		return nil, failf(ExitUsage, "no image: use --image=[TYPE:]TAG or set SHIFTER_IMAGE and SHIFTER_IMAGETYPE (see shifter --help)")
+	}
+	modules, err := selectModules(cfg, o.Modules)
+	if err != nil {
+		return nil, err
+	}
+	var userVols []mountns.Volume
+	if strings.TrimSpace(o.Volumes) != "" {
+		if in.ParseVolumes == nil {
+			return nil, failf(ExitSoftware, "volume parsing is not available")
+		}
+		userVols, err = in.ParseVolumes(o.Volumes)
+		if err != nil {
+			return nil, fail(ExitBadVolume, fmt.Errorf("--volume: %w", err))
+		}
+		for _, v := range userVols {
+			if v.Site {
+				return nil, failf(ExitBadVolume, "--volume: %s is not a user volume", v.Dest)
+			}
+		}
+	}
+	var envFile []udiroot.EnvVar
+	for _, p := range o.EnvFiles {
+		vars, err := readEnvFile(in.Mode, p)
+		if err != nil {
+			return nil, err
+		}
+		envFile = append(envFile, vars...)
+	}
+	r := &imageResolver{cfg: cfg, cred: &in.Cred, mode: in.Mode, lookup: in.Lookup, log: in.Log}
+	img, err := r.resolve(ctx, o.Image)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && img.File != nil {
+			img.File.Close()
+		}
+	}()
+	argv, err := resolveArgv(o.Command, o.Entrypoint, img.Meta)
+	if err != nil {
+		return nil, err
+	}
+	var hooks []string
+	for _, m := range modules {
+		if m.UserHook != "" {
+			hooks = append(hooks, m.UserHook)
+		}
+	}
+	if argv, err = wrapUserHooks(argv, hooks); err != nil {
+		return nil, fail(ExitSoftware, err)
+	}
+	workdir, err := resolveWorkdir(o.Workdir, img.Meta, in.Cwd)
+	if err != nil {
+		return nil, err
+	}
+	vols, err := siteVolumes(cfg, modules)
+	if err != nil {
+		return nil, err
+	}
+	vols = append(vols, userVols...)
+	etc, err := etcFiles(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var imageEnv []string
+	if img.Meta != nil {
+		imageEnv = img.Meta.Env
+	}
+	spec = &mountns.Spec{
+		Image:         img.File,
+		ImagePath:     img.Path,
+		LocalRoot:     img.LocalRoot,
+		Mode:          mountns.MountMode(cfg.ImageMount),
+		MountHelper:   in.MountHelper,
+		UDIMount:      cfg.UDIMount,
+		Volumes:       vols,
+		EtcFiles:      etc,
+		PreMountHook:  cfg.SitePreMountHook,
+		PostMountHook: cfg.SitePostMountHook,
+		Argv:          argv,
+		Env: buildEnv(envInputs{
+			Caller:   in.Environ,
+			ClearEnv: o.ClearEnv,
+			Setuid:   in.Mode == ModeSetuid,
+			Request:  o.Image.Raw,
+			ImageID:  img.ID,
+			Image:    imageEnv,
+			EnvFile:  envFile,
+			EnvFlags: o.Env,
+			Modules:  modules,
+			Site:     &cfg.Env,
+		}),
+		Workdir:      workdir,
+		Cred:         in.Cred,
+		Unprivileged: in.Mode == ModeUser,
+		Setuid:       in.Mode == ModeSetuid,
+		Logger:       in.Log,
+	}
+	return spec, nil
+}
+
+// siteVolumes parses the site's and the active modules' siteFs, with the
+// site destination rules; mountPropagationStyle is the default
+// propagation.
+func siteVolumes(cfg *udiroot.Config, modules []*udiroot.Module) ([]mountns.Volume, error) {
+	type list struct{ key, value string }
+	lists := []list{{"siteFs", cfg.SiteFs}}
+	for _, m := range modules {
+		lists = append(lists, list{"module_" + m.Name + "_siteFs", m.SiteFs})
+	}
+	var out []mountns.Volume
+	for _, l := range lists {
+		if strings.TrimSpace(l.value) == "" {
+			continue
+		}
+		vols, err := mountns.ParseSiteVolumes(l.value)
+		if err != nil {
+			return nil, failf(ExitConfig, "%s:%d: %s: %v", cfg.File, cfg.Lines[l.key], l.key, err)
+		}
+		for i := range vols {
+			vols[i].Site = true
+			if vols[i].Propagation == "" {
+				vols[i].Propagation = cfg.MountPropagationStyle
+			}
+		}
+		out = append(out, vols...)
+	}
+	return out, nil
+}
+
+// readEnvFile reads an --env-file with the caller's permissions.
+func readEnvFile(mode RunMode, p string) ([]udiroot.EnvVar, error) {
+	var vars []udiroot.EnvVar
+	err := asCaller(mode, func() error {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		vars, err = parseEnvFile(f, p)
+		return err
+	})
+	switch {
+	case err == nil:
+		return vars, nil
+	case hasCode(err):
+		return nil, err
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fail(ExitNoPerm, fmt.Errorf("--env-file: %w", err))
+	}
+	return nil, fail(ExitUsage, fmt.Errorf("--env-file: %w", err))
+}
+
+// etcSiteFiles are copied from the host's /etc when
+// populateEtcDynamically=1.
+var etcSiteFiles = []string{"nsswitch.conf", "hosts", "resolv.conf"}
+
+// etcGenerated are written by mountns from the credential and never
+// copied.
+var etcGenerated = []string{"passwd", "group", "shadow", "gshadow"}
+
+// etcFiles lists the site files for the container's /etc.
+func etcFiles(cfg *udiroot.Config) (map[string]string, error) {
+	out := map[string]string{}
+	if cfg.PopulateEtcDynamically {
+		for _, n := range etcSiteFiles {
+			p := filepath.Join("/etc", n)
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				out[n] = p
+			}
+		}
+		return out, nil
+	}
+	ents, err := os.ReadDir(cfg.EtcPath)
+	if err != nil {
+		return nil, fail(ExitConfig, fmt.Errorf("etcPath: %w", err))
+	}
+	for _, e := range ents {
+		if slices.Contains(etcGenerated, e.Name()) {
+			continue
+		}
+		p := filepath.Join(cfg.EtcPath, e.Name())
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			out[e.Name()] = p
+		}
+	}
+	return out, nil
+}
