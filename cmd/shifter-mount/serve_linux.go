@@ -65,7 +65,17 @@ func daemonize(cfg *config, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shifter-mount: create pipe: %v\n", err)
 		return 1
 	}
-	cmd := exec.Command("/proc/self/exe", args...)
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	// Descriptors leaked to us stay out of the daemon: mark every one
+	// close-on-exec (the pipe is passed explicitly).
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fmt.Fprintf(stderr, "shifter-mount: warning: close_range: %v\n", err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Args[0] = os.Args[0]
 	cmd.Env = append(os.Environ(), envReadyPipe+"=3")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stderr = stderr // logs before the mount is ready

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/shifter-go/shifter/internal/sqtest"
+	"github.com/shifter-go/shifter/internal/testutil"
+)
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(*config) bool
+	}{
+		{"plain", []string{"img", "mnt"}, "", func(c *config) bool { return c.image == "img" && c.mountpoint == "mnt" && !c.foreground }},
+		{"options after args", []string{"img", "mnt", "-f", "-o", "ro,allow_other"}, "", func(c *config) bool { return c.foreground && c.allowOther }},
+		{"squashfuse offset", []string{"-o", "offset=4096,debug", "img", "mnt"}, "", func(c *config) bool { return c.offset == 4096 && c.debug && c.logLevel == "debug" }},
+		{"fsname subtype", []string{"-o", "fsname=x,subtype=y", "img", "mnt"}, "", func(c *config) bool { return c.fsName == "x" && c.subtype == "y" }},
+		{"passed through", []string{"-o", "noexec", "-o", "noatime", "img", "mnt"}, "", func(c *config) bool { return strings.Join(c.extraOpts, ",") == "noexec,noatime" }},
+		{"max_read", []string{"-o", "max_read=131072", "img", "mnt"}, "", func(c *config) bool { return c.maxReadKiB == 128 }},
+		{"rw refused", []string{"-o", "rw", "img", "mnt"}, "read-only", nil},
+		{"suid refused", []string{"-o", "suid", "img", "mnt"}, "nosuid", nil},
+		{"unknown option", []string{"-o", "frobnicate", "img", "mnt"}, "unknown mount option", nil},
+		{"offset needs value", []string{"-o", "offset", "img", "mnt"}, "needs a value", nil},
+		{"bad offset", []string{"-o", "offset=-1", "img", "mnt"}, "byte count", nil},
+		{"missing mountpoint", []string{"img"}, "want IMAGE MOUNTPOINT", nil},
+		{"bad log level", []string{"--log-level", "loud", "img", "mnt"}, "log level", nil},
+		{"unknown flag", []string{"--frob", "img", "mnt"}, "unknown flag", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseArgs(tc.args, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, errUsage) {
+					t.Fatalf("parseArgs(%q) = %v, want a usage error containing %q", tc.args, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseArgs(%q): %v", tc.args, err)
+			}
+			if !tc.check(cfg) {
+				t.Errorf("parseArgs(%q) = %+v", tc.args, cfg)
+			}
+		})
+	}
+}
+
+// TestHelpDocumentsEveryOption checks that --help names every flag and
+// every -o option the parser accepts.
+func TestHelpDocumentsEveryOption(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"--help"}, &out); code != 0 {
+		t.Fatalf("run(--help) = %d, want 0", code)
+	}
+	help := out.String()
+	newFlags(&config{}, io.Discard).VisitAll(func(f *pflag.Flag) {
+		if !strings.Contains(help, "--"+f.Name) || f.Usage == "" {
+			t.Errorf("--help does not document --%s", f.Name)
+		}
+	})
+	for _, o := range []string{"ro", "allow_other", "debug", "fsname=", "subtype=", "offset=", "max_read=", "noexec", "noatime", "default_permissions", "nonempty", "kernel_cache"} {
+		if !strings.Contains(help, o) {
+			t.Errorf("--help does not document -o %s", o)
+		}
+	}
+}
+
+// testImage builds a small image whose /hello holds "hello\n".
+func testImage(t *testing.T) string {
+	t.Helper()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "hello"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return sqtest.Build(t, src, "-comp", "gzip")
+}
+
+// mountEntry returns the /proc/self/mountinfo line of mnt, "" if absent.
+func mountEntry(t *testing.T, mnt string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == mnt {
+			return l
+		}
+	}
+	return ""
+}
+
+// gone reports whether process pid has exited (it may be an unreaped
+// zombie of whoever adopted it).
+func gone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if gone(pid) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("server %d still running", pid)
+}
+
+func readPid(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// cleanupMount unmounts mnt and kills pid if a test left them behind.
+func cleanupMount(t *testing.T, mnt string, pid *int) {
+	t.Cleanup(func() {
+		if mountEntry(t, mnt) != "" {
+			unix.Unmount(mnt, unix.MNT_DETACH)
+		}
+		if *pid > 0 && !gone(*pid) {
+			syscall.Kill(*pid, syscall.SIGKILL)
+		}
+	})
+}
+
+// TestDaemon mounts in daemon mode: the command returns once the mount
+// works, the mount is listed as fuse.shifter-mount with the image as
+// source and ro,nosuid,nodev,default_permissions; SIGINT to the process
+// group that started it does not reach the server; umount ends it.
+func TestDaemon(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	bin := testutil.Binary(t, "shifter-mount")
+	img := testImage(t)
+	mnt := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	pid := 0
+	cleanupMount(t, mnt, &pid)
+
+	cmd := exec.Command(bin, "--pid-file", pidFile, img, mnt)
+	// The starter runs in its own process group, as a shell job would.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, stderr.String())
+	}
+	pgid := cmd.Process.Pid
+	pid = readPid(t, pidFile)
+	if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hello\n" {
+		t.Fatalf("read through the mount right after the command returned = %q, %v", b, err)
+	}
+	mi := mountEntry(t, mnt)
+	for _, want := range []string{" - fuse.shifter-mount " + img + " ", " ro,", "nosuid", "nodev", "default_permissions", "allow_other"} {
+		if !strings.Contains(mi, want) {
+			t.Errorf("mountinfo %q lacks %q", mi, want)
+		}
+	}
+	sid, _ := unix.Getsid(pid)
+	if sid != pid {
+		t.Errorf("server session = %d, want its own (%d)", sid, pid)
+	}
+	// ^C in the terminal: SIGINT to the starter's process group.
+	syscall.Kill(-pgid, syscall.SIGINT)
+	time.Sleep(200 * time.Millisecond)
+	if gone(pid) {
+		t.Fatal("server died of a SIGINT to the starting process group")
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "hello")); err != nil {
+		t.Fatalf("mount broken after SIGINT to the process group: %v", err)
+	}
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatalf("umount: %v", err)
+	}
+	waitGone(t, pid)
+	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pid file left behind: %v", err)
+	}
+}
+
+// startForeground starts shifter-mount -f with --ready-fd and waits for
+// the ready byte.
+func startForeground(t *testing.T, img, mnt string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	bin := testutil.Binary(t, "shifter-mount")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	args := append([]string{"-f", "--ready-fd", "3"}, extra...)
+	cmd := exec.Command(bin, append(args, img, mnt)...)
+	cmd.ExtraFiles = []*os.File{w}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	pid := cmd.Process.Pid
+	cleanupMount(t, mnt, &pid)
+	b, _ := bufio.NewReader(r).ReadByte()
+	if b != '\n' {
+		cmd.Wait()
+		t.Fatalf("no ready byte from %s: %s", cmd, stderr.String())
+	}
+	if mountEntry(t, mnt) == "" {
+		t.Fatal("ready byte written but not mounted")
+	}
+	return cmd, &stderr
+}
+
+func TestForegroundSignals(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	img := testImage(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			mnt := t.TempDir()
+			cmd, stderr := startForeground(t, img, mnt)
+			cmd.Process.Signal(sig)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("server after %v: %v\n%s", sig, err, stderr)
+			}
+			if mountEntry(t, mnt) != "" {
+				t.Error("still mounted after the server exited")
+			}
+		})
+	}
+	t.Run("external umount", func(t *testing.T) {
+		mnt := t.TempDir()
+		cmd, stderr := startForeground(t, img, mnt)
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Fatalf("umount: %v: %s", err, out)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("server after umount: %v\n%s", err, stderr)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("server still running 5 s after umount")
+		}
+	})
+	t.Run("busy", func(t *testing.T) {
+		// SIGTERM while a file is open: the mount is detached, the open
+		// file still reads, and the server exits when it is closed.
+		mnt := t.TempDir()
+		cmd, stderr := startForeground(t, img, mnt)
+		f, err := os.Open(filepath.Join(mnt, "hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		deadline := time.Now().Add(5 * time.Second)
+		for mountEntry(t, mnt) != "" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if mountEntry(t, mnt) != "" {
+			t.Fatal("mount not detached after SIGTERM")
+		}
+		b := make([]byte, 6)
+		if n, err := f.ReadAt(b, 0); err != nil || string(b[:n]) != "hello\n" {
+			t.Errorf("read of a file open across the lazy unmount = %q, %v", b[:n], err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("server exited while a file was open: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		f.Close()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("server: %v\n%s", err, stderr)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("server still running 5 s after the last file was closed")
+		}
+	})
+}
+
+// TestMountErrors: failures are reported by the command itself, with a
+// non-zero exit status, in daemon mode too.
+func TestMountErrors(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	bin := testutil.Binary(t, "shifter-mount")
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt.sqfs")
+	if err := os.WriteFile(corrupt, bytes.Repeat([]byte("not a squashfs image "), 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantMsg  string
+	}{
+		{"missing image", []string{filepath.Join(dir, "nope"), t.TempDir()}, 1, "no such file"},
+		{"corrupt image", []string{corrupt, t.TempDir()}, 1, "squashfs"},
+		{"missing mount point", []string{img, filepath.Join(dir, "nodir")}, 1, "mount"},
+		{"usage", []string{img}, 2, "IMAGE MOUNTPOINT"},
+		{"foreground corrupt", []string{"-f", corrupt, t.TempDir()}, 1, "squashfs"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tc.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tc.wantCode {
+				t.Fatalf("%v = %v, want exit status %d\n%s", tc.args, err, tc.wantCode, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.wantMsg) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tc.wantMsg)
+			}
+		})
+	}
+}
