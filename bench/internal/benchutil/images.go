@@ -51,7 +51,10 @@ type ImageSpec struct {
 
 // Name is the image's file name in the cache (and its label in reports).
 func (s ImageSpec) Name() string {
-	n := fmt.Sprintf("%s-%dx%s", s.Comp, s.BigFiles, SizeLabel(s.BigSize))
+	n := s.Comp + "-rootfs"
+	if s.BigFiles > 0 {
+		n = fmt.Sprintf("%s-%dx%s", s.Comp, s.BigFiles, SizeLabel(s.BigSize))
+	}
 	for _, e := range s.Extra {
 		n += "_" + strings.Trim(strings.ReplaceAll(e, "/", "_"), "-")
 	}
@@ -105,6 +108,9 @@ func (c *Cache) Rootfs(ctx context.Context) (string, error) {
 // BigFiles returns n generated files of size bytes each (seeds 0..n-1),
 // generating the missing ones.
 func (c *Cache) BigFiles(n int, size int64) ([]BigFile, error) {
+	if n <= 0 {
+		return nil, nil
+	}
 	dir := filepath.Join(c.Dir, "big", SizeLabel(size))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create big file cache: %w", err)
@@ -146,7 +152,11 @@ func (c *Cache) Image(ctx context.Context, spec ImageSpec) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img := &Image{Spec: spec, Big: big, Path: filepath.Join(c.Dir, "images", spec.Name()+".squashfs")}
+	path, err := filepath.Abs(filepath.Join(c.Dir, "images", spec.Name()+".squashfs"))
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{Spec: spec, Big: big, Path: path}
 	if _, err := os.Stat(img.Path); err == nil {
 		return img, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {

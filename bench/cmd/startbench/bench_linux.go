@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/shifter-go/shifter/bench/internal/benchutil"
+	"github.com/shifter-go/shifter/imagestore"
+)
+
+// method starts a container one way.
+type method struct {
+	Name string   `json:"name"`
+	What string   `json:"what"` // the command, for the report
+	argv []string // the command before CMD
+	env  []string
+}
+
+type results struct {
+	Started     time.Time            `json:"started"`
+	Seconds     float64              `json:"seconds"`
+	Command     string               `json:"command"`
+	Host        map[string]string    `json:"host"`
+	Config      *config              `json:"config"`
+	Image       string               `json:"image"`
+	ImageID     string               `json:"image_id"`
+	Methods     []*method            `json:"methods"`
+	Unavailable map[string]string    `json:"unavailable,omitempty"`
+	Samples     map[string][]float64 `json:"samples"` // method/test -> seconds
+	Medians     map[string]float64   `json:"medians"`
+	Leftovers   []string             `json:"leftovers,omitempty"`
+	Errors      []string             `json:"errors,omitempty"`
+}
+
+func bench(ctx context.Context, cfg *config) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (mounts, loop devices, chroot)")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cache := &benchutil.Cache{Dir: cfg.CacheDir, Mirror: cfg.Mirror, Log: log}
+	img, err := cache.Image(ctx, benchutil.ImageSpec{Comp: cfg.Comp})
+	if err != nil {
+		return err
+	}
+	rootfs, err := cache.Rootfs(ctx)
+	if err != nil {
+		return err
+	}
+	if rootfs, err = filepath.Abs(rootfs); err != nil {
+		return err
+	}
+	binDir, err := filepath.Abs(cfg.BinDir)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "startbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	res := &results{
+		Started: time.Now().UTC(), Command: strings.Join(os.Args, " "), Config: cfg, Image: img.Path,
+		Host:        map[string]string{"cpus": fmt.Sprint(runtime.NumCPU()), "go": runtime.Version()},
+		Unavailable: map[string]string{}, Samples: map[string][]float64{}, Medians: map[string]float64{},
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		res.Host["kernel"] = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "charliecloud-runtime").Output(); err == nil {
+		res.Host["charliecloud"] = string(out)
+	}
+	mnt := filepath.Join(tmp, "mnt")
+	udi := filepath.Join(tmp, "udi")
+	store := filepath.Join(tmp, "images")
+	for _, d := range []string{mnt, udi, store} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	id, err := publish(store, img.Path)
+	if err != nil {
+		return err
+	}
+	res.ImageID = id
+	confs := map[string]string{}
+	for _, mode := range []string{"loop", "fuse"} {
+		p := filepath.Join(tmp, "udiRoot-"+mode+".conf")
+		conf := fmt.Sprintf("imagePath=%s\nudiMount=%s\nimageMount=%s\n", store, udi, mode)
+		if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
+			return err
+		}
+		confs[mode] = p
+	}
+	env := append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"))
+	if os.Getenv("USER") == "" {
+		env = append(env, "USER=root") // ch-run insists on it
+	}
+	q := shellQuote
+	all := map[string]*method{
+		"floor": {Name: "floor", What: "unshare -m sh -c 'mount -t squashfs -o loop,ro IMG MNT && chroot MNT CMD'",
+			argv: []string{"unshare", "-m", "sh", "-c", fmt.Sprintf(`mount -t squashfs -o loop,ro %s %s && chroot %s "$@"`, q(img.Path), q(mnt), q(mnt)), "sh"}},
+		"floor-fuse": {Name: "floor-fuse", What: "unshare -m sh -c 'squashfuse_ll IMG MNT && chroot MNT CMD; umount MNT'",
+			argv: []string{"unshare", "-m", "sh", "-c", fmt.Sprintf(`squashfuse_ll %s %s && chroot %s "$@"; r=$?; umount %s; exit $r`, q(img.Path), q(mnt), q(mnt), q(mnt)), "sh"}},
+		"shifter-loop": {Name: "shifter-loop", What: "shifter --image=id:ID CMD (imageMount=loop)",
+			argv: []string{filepath.Join(binDir, "shifter"), "--image=id:" + id}, env: []string{"SHIFTER_CONFIG=" + confs["loop"]}},
+		"shifter-fuse": {Name: "shifter-fuse", What: "shifter --image=id:ID CMD (imageMount=fuse)",
+			argv: []string{filepath.Join(binDir, "shifter"), "--image=id:" + id}, env: []string{"SHIFTER_CONFIG=" + confs["fuse"]}},
+		"ch-run": {Name: "ch-run", What: "ch-run IMG -- CMD (the squashfs through ch-run's built-in squashfuse)",
+			argv: []string{"ch-run", img.Path, "--"}},
+		"ch-run-dir": {Name: "ch-run-dir", What: "ch-run ROOTFS -- CMD (the unpacked debootstrap directory, no squashfs)",
+			argv: []string{"ch-run", rootfs, "--"}},
+	}
+	want, err := os.ReadFile(filepath.Join(rootfs, "etc/debian_version"))
+	if err != nil {
+		return fmt.Errorf("read rootfs debian_version: %w", err)
+	}
+	var methods []*method
+	for _, name := range cfg.Methods {
+		m := all[name]
+		m.env = append(append([]string{}, env...), m.env...)
+		if _, err := exec.LookPath(m.argv[0]); err != nil {
+			res.Unavailable[name] = fmt.Sprintf("%s not found", m.argv[0])
+			continue
+		}
+		// Probe: the container must show the image's /etc/debian_version.
+		var out bytes.Buffer
+		if _, err := m.run(ctx, &out, []string{"cat", "/etc/debian_version"}); err != nil {
+			res.Unavailable[name] = err.Error()
+			log.Warn("method unavailable", "method", name, "err", err)
+			continue
+		}
+		if !bytes.Equal(out.Bytes(), want) {
+			res.Unavailable[name] = fmt.Sprintf("shows /etc/debian_version %q, want %q", out.String(), want)
+			continue
+		}
+		methods = append(methods, m)
+	}
+	res.Methods = methods
+	if len(methods) == 0 {
+		return fmt.Errorf("no method works: %v", res.Unavailable)
+	}
+	cmds := map[string][]string{"true": {"/bin/true"}, "py": {"python3", "-c", cfg.Python}}
+	start := time.Now()
+	for rep := range cfg.Reps {
+		for _, test := range cfg.Tests {
+			for i := range methods {
+				m := methods[(i+rep)%len(methods)]
+				el, err := m.run(ctx, io.Discard, cmds[test])
+				if err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					res.Errors = append(res.Errors, fmt.Sprintf("run %d %s %s: %v", rep+1, m.Name, test, err))
+					continue
+				}
+				k := m.Name + "/" + test
+				res.Samples[k] = append(res.Samples[k], el)
+			}
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	for k, v := range res.Samples {
+		res.Medians[k] = benchutil.Median(v)
+	}
+	res.Leftovers = leftovers(img.Path, mnt, udi)
+	md := res.markdown()
+	fmt.Print(md)
+	if cfg.ResultsDir != "" {
+		if err := os.MkdirAll(cfg.ResultsDir, 0o755); err != nil {
+			return err
+		}
+		base := filepath.Join(cfg.ResultsDir, "start-"+res.Started.Format("20060102-150405"))
+		js, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(base+".json", append(js, '\n'), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
+			return err
+		}
+		log.Info("wrote results", "path", base+".md")
+	}
+	return nil
+}
+
+func (m *method) run(ctx context.Context, stdout io.Writer, command []string) (float64, error) {
+	argv := append(append([]string{}, m.argv...), command...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = m.env
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	el := time.Since(start).Seconds()
+	if err != nil {
+		s := strings.TrimSpace(stderr.String())
+		if len(s) > 400 {
+			s = s[:400] + "..."
+		}
+		return 0, fmt.Errorf("%s: %w: %s", m.Name, err, s)
+	}
+	return el, nil
+}
+
+// publish puts a copy of the squashfs into the image store dir under an
+// id made from its content (a real gateway uses the manifest digest).
+func publish(dir, img string) (string, error) {
+	src, err := os.Open(img)
+	if err != nil {
+		return "", fmt.Errorf("open image: %w", err)
+	}
+	defer src.Close()
+	tmp, err := imagestore.CreateTemp(dir)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(tmp, h), src)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("copy image into store: %w", err)
+	}
+	id := hex.EncodeToString(h.Sum(nil))
+	m := &imagestore.Metadata{
+		ID: id, Format: imagestore.FormatSquashfs, Tags: []string{"bench/rootfs:latest"},
+		Env:     []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Created: time.Now().UTC(),
+	}
+	if err := imagestore.Publish(dir, tmp.Name(), m); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// leftovers lists what the runs left behind: mounts of our directories
+// or the image, loop devices on the image, processes naming it.
+func leftovers(img string, dirs ...string) []string {
+	time.Sleep(200 * time.Millisecond) // loop autoclear and FUSE exits are asynchronous
+	var out []string
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			for _, d := range append(dirs, img) {
+				if strings.Contains(l, " "+d) {
+					out = append(out, "mount: "+l)
+				}
+			}
+		}
+	}
+	if b, err := exec.Command("losetup", "-j", img).Output(); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		out = append(out, "loop: "+strings.TrimSpace(string(b)))
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || e.Name() == fmt.Sprint(os.Getpid()) {
+			continue
+		}
+		if bytes.Contains(b, []byte(img)) {
+			out = append(out, "process "+e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func (r *results) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# startbench %s\n\n", r.Started.Format("20060102-150405"))
+	fmt.Fprintf(&b, "Command: `%s` (%d runs of each, interleaved, %s).  \n", r.Command, r.Config.Reps, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
+	fmt.Fprintf(&b, "Machine: kernel %s, %s CPUs, charliecloud %s.  \n", r.Host["kernel"], r.Host["cpus"], r.Host["charliecloud"])
+	fmt.Fprintf(&b, "Image: %s (rootfs only), id %s…; py runs `python3 -c '%s'`.\n\n", filepath.Base(r.Image), r.ImageID[:12], r.Config.Python)
+	for _, m := range r.Methods {
+		fmt.Fprintf(&b, "- %s: `%s`\n", m.Name, m.What)
+	}
+	for name, why := range r.Unavailable {
+		fmt.Fprintf(&b, "- **%s not measured**: %s\n", name, why)
+	}
+	b.WriteString("\n## Medians (ratio to the floor)\n\n")
+	t := &benchutil.Table{Header: []string{"command"}}
+	for _, m := range r.Methods {
+		t.Header = append(t.Header, m.Name)
+	}
+	for _, test := range r.Config.Tests {
+		row := []string{test}
+		base := r.median("floor", test)
+		for _, m := range r.Methods {
+			row = append(row, benchutil.Cell(r.median(m.Name, test), base, m.Name == "floor"))
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	b.WriteString(t.Markdown())
+	b.WriteString("\n## Issue 3 targets\n\n")
+	for _, test := range r.Config.Tests {
+		loop, fuse, floor := r.median("shifter-loop", test), r.median("shifter-fuse", test), r.median("floor", test)
+		fmt.Fprintf(&b, "- %s: shifter-loop / floor = %s (target ≤ 1.5×); shifter-fuse / shifter-loop = %s (target ≤ 1.5×)\n",
+			test, orNA(benchutil.Ratio(loop, floor)), orNA(benchutil.Ratio(fuse, loop)))
+	}
+	if len(r.Leftovers) == 0 {
+		b.WriteString("\nLeft behind after all runs: nothing (no mount, loop device or process naming the image).\n")
+	} else {
+		b.WriteString("\n## Left behind after all runs\n\n")
+		for _, l := range r.Leftovers {
+			fmt.Fprintf(&b, "- %s\n", l)
+		}
+	}
+	if len(r.Errors) > 0 {
+		b.WriteString("\n## Errors\n\n")
+		for _, e := range r.Errors {
+			fmt.Fprintf(&b, "- %s\n", e)
+		}
+	}
+	return b.String()
+}
+
+func (r *results) median(method, test string) float64 {
+	return benchutil.Median(r.Samples[method+"/"+test])
+}
+
+func orNA(s string) string {
+	if s == "" {
+		return "n/a (not measured)"
+	}
+	return s
+}
