@@ -24,25 +24,76 @@ import (
 // blobPath is where a verified blob lives in the cache.
 func (p *Puller) blobPath(hexDigest string) string { return filepath.Join(p.blobDir, hexDigest) }
 
+// flight is one blob download shared by every Build that needs the blob.
+type flight struct {
+	done    chan struct{}
+	err     error
+	cancel  context.CancelFunc
+	waiters int
+	subs    map[*int]func(int64) // progress of each waiting Build
+}
+
+func (p *Puller) flightProgress(f *flight) func(int64) {
+	return func(n int64) {
+		p.flightMu.Lock()
+		defer p.flightMu.Unlock()
+		for _, fn := range f.subs {
+			fn(n)
+		}
+	}
+}
+
 // fetchLayer makes layer l (with uncompressed digest diffID) present in the
 // cache and returns its path. Concurrent calls for one digest share one
-// download; progress (may be nil) gets the bytes downloaded by this call.
+// download, which is cancelled when its last waiter gives up; progress
+// (may be nil) gets the bytes of the shared download while this call
+// waits.
 func (p *Puller) fetchLayer(ctx context.Context, r *Resolved, l v1.Descriptor, diffID v1.Hash, progress func(int64)) (string, error) {
 	path := p.blobPath(l.Digest.Hex)
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == l.Size {
 		return path, nil
 	}
-	ch := p.flight.DoChan(l.Digest.Hex, func() (any, error) {
-		// A download serves every waiter: it must not die with the first
-		// caller's context, but it is bounded by its own deadlines.
-		return nil, p.download(context.WithoutCancel(ctx), r, l, diffID, progress)
-	})
+	key := new(int)
+	p.flightMu.Lock()
+	f := p.flights[l.Digest.Hex]
+	if f == nil {
+		// The download serves every waiter: it does not die with the first
+		// caller's context, only when no one waits any more.
+		dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		f = &flight{done: make(chan struct{}), cancel: cancel, subs: map[*int]func(int64){}}
+		p.flights[l.Digest.Hex] = f
+		go func() {
+			f.err = p.download(dctx, r, l, diffID, p.flightProgress(f))
+			p.flightMu.Lock()
+			delete(p.flights, l.Digest.Hex)
+			p.flightMu.Unlock()
+			cancel()
+			close(f.done)
+		}()
+	}
+	f.waiters++
+	if progress != nil {
+		f.subs[key] = progress
+	}
+	p.flightMu.Unlock()
+	leave := func() (last bool) {
+		p.flightMu.Lock()
+		defer p.flightMu.Unlock()
+		delete(f.subs, key)
+		f.waiters--
+		return f.waiters == 0
+	}
 	select {
 	case <-ctx.Done():
+		if leave() {
+			f.cancel()
+			<-f.done // let it clean up its temporary file
+		}
 		return "", ctx.Err()
-	case res := <-ch:
-		if res.Err != nil {
-			return "", res.Err
+	case <-f.done:
+		leave()
+		if f.err != nil {
+			return "", f.err
 		}
 		return path, nil
 	}
@@ -285,21 +336,36 @@ type verifyingReader struct {
 
 func (v *verifyingReader) Read(b []byte) (int, error) {
 	n, err := v.Reader.Read(b)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		// Hash any compressed bytes after the end of the stream too.
 		io.Copy(io.Discard, v.tee)
+	case err != nil:
+		// Corrupt data often fails decompression before the end: tell a
+		// changed cache file from a bad layer by hashing the rest.
+		io.Copy(io.Discard, v.tee)
+		if verr := v.verify(); verr != nil {
+			return n, verr
+		}
 	}
 	return n, err
+}
+
+// verify compares the hash of the whole file with the digest and evicts
+// the file on a mismatch.
+func (v *verifyingReader) verify() error {
+	if !v.tee.eof {
+		return nil
+	}
+	if got := hex.EncodeToString(v.h.Sum(nil)); got != v.c.want {
+		os.Remove(v.c.path)
+		return fmt.Errorf("%w: cached blob sha256:%s changed on disk (now sha256:%s); evicted", ErrInvalidImage, v.c.want, got)
+	}
+	return nil
 }
 
 func (v *verifyingReader) Close() error {
 	v.dr.Close()
 	v.f.Close()
-	if v.tee.eof {
-		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.c.want {
-			os.Remove(v.c.path)
-			return fmt.Errorf("%w: cached blob sha256:%s changed on disk (now sha256:%s); evicted", ErrInvalidImage, v.c.want, got)
-		}
-	}
-	return nil
+	return v.verify()
 }

@@ -187,9 +187,14 @@ func TestRegistryFaults(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var times []time.Time
 			var mu sync.Mutex
+			var armed atomic.Bool
 			host := testRegistry(t, func(next http.Handler) http.Handler {
 				h := tc.mw(t, next)
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if !armed.Load() {
+						next.ServeHTTP(w, r)
+						return
+					}
 					if isManifestGet(r) {
 						mu.Lock()
 						times = append(times, time.Now())
@@ -203,9 +208,7 @@ func TestRegistryFaults(t *testing.T) {
 				})
 			})
 			push(t, host+"/fault:1", img)
-			mu.Lock()
-			times = nil
-			mu.Unlock()
+			armed.Store(true)
 			p := newPuller(t, tc.mod, host)
 			start := time.Now()
 			_, err := build(t, p, host+"/fault:1", nil)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -19,7 +20,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"golang.org/x/sync/singleflight"
 )
 
 // Registry holds the settings of one registry host ("host" or "host:port").
@@ -87,7 +87,8 @@ type Puller struct {
 	platform        v1.Platform
 	transport       http.RoundTripper
 	blobDir         string
-	flight          singleflight.Group
+	flightMu        sync.Mutex
+	flights         map[string]*flight // by blob hex digest
 }
 
 // New returns a Puller; it creates CacheDir and WorkDir.
@@ -133,7 +134,7 @@ func New(opts Options) (*Puller, error) {
 	if opts.Jobs <= 0 {
 		opts.Jobs = 3
 	}
-	p := &Puller{opts: opts, log: opts.Logger}
+	p := &Puller{opts: opts, log: opts.Logger, flights: map[string]*flight{}}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
