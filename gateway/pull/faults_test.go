@@ -4,9 +4,9 @@ package pull
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
