@@ -5,20 +5,170 @@ package mountns
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
+// init turns the process into the namespace init when Run started it.
 func init() {
 	if len(os.Args) > 0 && os.Args[0] == initArg0 {
+		// The command is forked from this thread, which carries the
+		// dropped bounding set and no_new_privs: never leave it.
 		runtime.LockOSThread()
 		os.Exit(initMain())
 	}
 }
 
-// initMain is the namespace init (work in progress: reports an error).
+// initMain is the namespace init: it reads the config, builds the
+// container, runs the command and reports. Its exit status does not
+// matter: Run reads the status pipe.
 func initMain() int {
-	st := os.NewFile(fdStatus, "status")
-	_ = json.NewEncoder(st).Encode(statusMsg{Err: &errMsg{Kind: "setup", Msg: fmt.Sprintf("%v: namespace init not implemented yet", ErrSetup)}})
-	return 125
+	// Run starts the init with real uid 0 (privileged) or as the user in a
+	// user namespace. A real uid that differs from the effective one means
+	// someone exec'd the setuid binary with our argv[0] by hand.
+	if unix.Getuid() != unix.Geteuid() || unix.Getgid() != unix.Getegid() {
+		fmt.Fprintln(os.Stderr, "shifter: internal entry point, not for direct use")
+		return 126
+	}
+	markCloexecFrom(3)
+	if _, err := unix.FcntlInt(fdStatus, unix.F_GETFD, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "shifter: internal entry point, not for direct use")
+		return 126
+	}
+	log := &initLogger{w: os.NewFile(fdStatus, "status")}
+	var cfg initConfig
+	if err := json.NewDecoder(io.LimitReader(os.NewFile(fdConfig, "config"), 64<<20)).Decode(&cfg); err != nil {
+		log.fail(fmt.Errorf("%w: reading the container config: %v", ErrSetup, err))
+		return 125
+	}
+	log.level = slog.Level(cfg.LogLevel)
+	code, err := container(&cfg, log)
+	if err != nil {
+		log.fail(err)
+		return 125
+	}
+	log.exit(code)
+	return code
 }
+
+// container builds the container and runs the command in it.
+func container(cfg *initConfig, log *initLogger) (int, error) {
+	var image *os.File
+	if cfg.HasImage {
+		image = os.NewFile(fdImage, cfg.ImagePath)
+	}
+	unix.Umask(0o022)
+	capLast, err := capLastCap()
+	if err != nil {
+		return -1, fmt.Errorf("%w: %v", ErrSetup, err)
+	}
+	// Nothing mounted from here on propagates back to the host.
+	if err := mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return -1, err
+	}
+	r, fuse, err := stage(cfg, image, log)
+	if err != nil {
+		return -1, err
+	}
+	defer stopFUSE(fuse)
+	if image != nil {
+		image.Close() // the loop device or the helper has its own reference
+	}
+	if err := r.writeEtc(cfg); err != nil {
+		return -1, err
+	}
+	if err := r.systemMounts(); err != nil {
+		return -1, err
+	}
+	if err := r.runHook("sitePreMountHook", cfg.PreMountHook); err != nil {
+		return -1, err
+	}
+	if err := r.volumes(cfg); err != nil {
+		return -1, err
+	}
+	if err := r.runHook("sitePostMountHook", cfg.PostMountHook); err != nil {
+		return -1, err
+	}
+	// The image, and the site files with it, become read-only; the mounts
+	// on top keep their own flags.
+	if err := mount("", r.path, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return -1, err
+	}
+	r.dir.Close()
+	if err := enterRoot(r.path, log); err != nil {
+		return -1, err
+	}
+	return runCommand(cfg, log, capLast)
+}
+
+// capLastCap reads the highest capability number of the kernel.
+func capLastCap() (int, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, fmt.Errorf("reading cap_last_cap: %w", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 0 || n > 255 {
+		return 0, fmt.Errorf("bad cap_last_cap %q", b)
+	}
+	return n, nil
+}
+
+// markCloexecFrom sets close-on-exec on every descriptor from fd up.
+func markCloexecFrom(fd int) {
+	if err := unix.CloseRange(uint(fd), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return
+	}
+	// Before Linux 5.11.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n >= fd {
+			unix.CloseOnExec(n)
+		}
+	}
+}
+
+// initLogger sends log records, errors and the exit status to Run.
+type initLogger struct {
+	mu    sync.Mutex
+	w     io.Writer
+	level slog.Level
+}
+
+func (l *initLogger) send(m statusMsg) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = json.NewEncoder(l.w).Encode(m)
+}
+
+func (l *initLogger) log(level slog.Level, msg string, kv ...string) {
+	if level < l.level {
+		return
+	}
+	attrs := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		attrs[kv[i]] = kv[i+1]
+	}
+	l.send(statusMsg{Log: &logMsg{Level: int(level), Msg: msg, Attrs: attrs}})
+}
+
+func (l *initLogger) debug(msg string, kv ...string) { l.log(slog.LevelDebug, msg, kv...) }
+func (l *initLogger) info(msg string, kv ...string)  { l.log(slog.LevelInfo, msg, kv...) }
+func (l *initLogger) warn(msg string, kv ...string)  { l.log(slog.LevelWarn, msg, kv...) }
+func (l *initLogger) error(msg string, kv ...string) { l.log(slog.LevelError, msg, kv...) }
+
+func (l *initLogger) fail(err error) {
+	l.send(statusMsg{Err: &errMsg{Kind: kindOf(err), Msg: err.Error()}})
+}
+
+func (l *initLogger) exit(code int) { l.send(statusMsg{Exit: &code}) }

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package mountns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// enterRoot makes root the root of the namespace: pivot_root, then the old
+// root is detached (after making it a slave, so the detach cannot
+// propagate anywhere). Where pivot_root is impossible (an initramfs root)
+// it chroots instead. A pivoted root, unlike a chroot, lets the command
+// create user namespaces of its own (Shifter issue #317).
+func enterRoot(root string, log *initLogger) error {
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("%w: entering %s: %v", ErrMount, root, err)
+	}
+	if err := unix.PivotRoot(".", "."); err == nil {
+		if err := mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("%w: detaching the old root: %v", ErrMount, err)
+		}
+	} else {
+		log.debug("pivot_root impossible, using chroot", "err", err.Error())
+		if err := unix.Chroot("."); err != nil {
+			return fmt.Errorf("%w: chroot %s: %v", ErrMount, root, err)
+		}
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("%w: chdir /: %v", ErrMount, err)
+	}
+	return nil
+}
+
+// dropForCommand clears, on the calling thread (which forks the command),
+// the bounding and ambient capability sets and the inheritable set, and
+// sets no_new_privs. The command inherits all four; it loses the permitted
+// and effective sets when it takes the user's uid (or, in a user
+// namespace, at exec as a non-root user).
+func dropForCommand(capLast int) error {
+	for c := 0; c <= capLast; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("dropping capability %d from the bounding set: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("clearing ambient capabilities: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("reading capabilities: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("clearing inheritable capabilities: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("setting no_new_privs: %w", err)
+	}
+	return nil
+}
+
+// lookPath finds name in the container's PATH (from env) the way execvp
+// does: names with a slash are used as they are.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	pathVar := "/usr/local/bin:/usr/bin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar = v
+		}
+	}
+	for _, dir := range strings.Split(pathVar, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := path.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in PATH %s", name, pathVar)
+}
+
+// runCommand starts the command as the user, forwards signals to it until
+// it ends, and returns its status: the exit code, 128+N for signal N, 127
+// when it cannot be executed.
+func runCommand(cfg *initConfig, log *initLogger, capLast int) (int, error) {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwardedSignals...)
+	defer signal.Stop(sigs)
+
+	argv0, err := lookPath(cfg.Argv[0], cfg.Env)
+	if err != nil {
+		log.error("cannot execute the command", "err", err.Error())
+		return 127, nil
+	}
+	if err := dropForCommand(capLast); err != nil {
+		return -1, fmt.Errorf("%w: %v", ErrSetup, err)
+	}
+	unix.Umask(cfg.Umask)
+	markCloexecFrom(3)
+	wd := cfg.Workdir
+	if wd == "" {
+		wd = "/"
+	}
+	attr := &os.ProcAttr{
+		Dir:   wd,
+		Env:   cfg.Env,
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys: &syscall.SysProcAttr{
+			Credential: &syscall.Credential{
+				Uid: cfg.Cred.UID, Gid: cfg.Cred.GID, Groups: cfg.Cred.Groups,
+				// A user namespace with setgroups denied keeps the
+				// caller's own groups.
+				NoSetGroups: cfg.Unprivileged,
+			},
+			Pdeathsig: unix.SIGKILL,
+		},
+	}
+	if attr.Sys.Credential.Groups == nil {
+		attr.Sys.Credential.Groups = []uint32{}
+	}
+	p, err := os.StartProcess(argv0, cfg.Argv, attr)
+	if err != nil && wd != "/" {
+		// Either the working directory or the command failed; try the
+		// command from /.
+		attr.Dir = "/"
+		var err2 error
+		if p, err2 = os.StartProcess(argv0, cfg.Argv, attr); err2 == nil {
+			log.warn("working directory not usable in the container, using /", "path", wd, "err", err.Error())
+		}
+		err = err2
+	}
+	if err != nil {
+		log.error("cannot execute the command", "command", cfg.Argv[0], "err", err.Error())
+		return 127, nil
+	}
+	done := make(chan *os.ProcessState, 1)
+	go func() {
+		ps, _ := p.Wait()
+		done <- ps
+	}()
+	for {
+		select {
+		case s := <-sigs:
+			_ = p.Signal(s)
+		case ps := <-done:
+			if ps == nil {
+				return -1, fmt.Errorf("%w: waiting for the command", ErrSetup)
+			}
+			ws := ps.Sys().(syscall.WaitStatus)
+			if ws.Signaled() {
+				return 128 + int(ws.Signal()), nil
+			}
+			return ws.ExitStatus(), nil
+		}
+	}
+}

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package mountns
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fuseReadyTimeout bounds the wait for shifter-mount to report the mount.
+const fuseReadyTimeout = 60 * time.Second
+
+// startFUSE starts the shifter-mount helper, as a child of the namespace
+// init, serving image on target; it returns once the mount is ready. The
+// helper is in a process group of its own (a ^C on the terminal is for the
+// command, not for the server) and dies with the init (Pdeathsig); the
+// init kills it when the command has ended.
+//
+// Privileged: the helper runs as root and mounts by itself (allow_other,
+// so the user can read through it). Unprivileged: the init opens /dev/fuse
+// and mounts it in its user namespace (ro,nosuid,nodev,
+// default_permissions), and hands the connection to the helper as
+// /dev/fd/N; the helper then needs no privilege at all.
+func startFUSE(cfg *initConfig, image *os.File, target string) (*exec.Cmd, error) {
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("%w: creating pipe: %v", ErrSetup, err)
+	}
+	defer readyR.Close()
+	defer readyW.Close()
+	fsname := cfg.ImagePath
+	if fsname == "" {
+		fsname = "shifter-image"
+	}
+	cmd := &exec.Cmd{
+		Path:   cfg.MountHelper,
+		Env:    initEnv,
+		Stdout: os.Stderr,
+		Stderr: os.Stderr,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid:   true,
+			Pdeathsig: unix.SIGKILL,
+		},
+	}
+	cmd.ExtraFiles = []*os.File{readyW, image} // 3, 4
+	args := []string{cfg.MountHelper, "-f", "--ready-fd=3", "--log-level=error", "--fsname=" + fsname}
+	if cfg.Unprivileged {
+		fuse, err := os.OpenFile("/dev/fuse", os.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%w: opening /dev/fuse: %v", ErrFUSE, err)
+		}
+		defer fuse.Close()
+		data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,default_permissions",
+			fuse.Fd(), os.Geteuid(), os.Getegid())
+		if err := mount(fsname, target, "fuse.shifter-mount", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrFUSE, err)
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, fuse) // 5
+		args = append(args, "--kernel-readahead-kb=-1", "/proc/self/fd/4", "/dev/fd/5")
+	} else {
+		args = append(args, "-o", "allow_other", "/proc/self/fd/4", target)
+	}
+	cmd.Args = args
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: starting %s: %v", ErrFUSE, cfg.MountHelper, err)
+	}
+	readyW.Close()
+
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(readyR, 4096))
+		got <- b
+	}()
+	var b []byte
+	select {
+	case b = <-got:
+	case <-time.After(fuseReadyTimeout):
+	}
+	if len(b) == 0 || b[0] != '\n' && b[0] != 0 {
+		_ = cmd.Process.Kill()
+		werr := cmd.Wait()
+		msg := string(b)
+		if msg == "" {
+			msg = "no readiness report"
+		}
+		return nil, fmt.Errorf("%w: %s %s: %s (%v)", ErrFUSE, cfg.MountHelper, strconv.Quote(fsname), msg, werr)
+	}
+	return cmd, nil
+}
+
+// stopFUSE ends the helper. The command is gone, and with the namespace
+// gone too the mount has no user left: SIGKILL ends the FUSE session (the
+// kernel aborts the connection when the helper's /dev/fuse closes).
+func stopFUSE(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package mountns
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountError is a failed mount(2) with everything needed to read it.
+type mountError struct {
+	op, source, target, fstype string
+	flags                      uintptr
+	data                       string
+	err                        error
+}
+
+func (e *mountError) Error() string {
+	s := fmt.Sprintf("%s %s on %s", e.op, e.source, e.target)
+	if e.fstype != "" {
+		s += " type " + e.fstype
+	}
+	if e.flags != 0 {
+		s += " flags " + mountFlagString(e.flags)
+	}
+	if e.data != "" {
+		s += " data " + e.data
+	}
+	return s + ": " + e.err.Error()
+}
+
+func (e *mountError) Unwrap() []error { return []error{ErrMount, e.err} }
+
+// mount wraps unix.Mount; it is the only caller of it.
+func mount(source, target, fstype string, flags uintptr, data string) error {
+	for {
+		err := unix.Mount(source, target, fstype, flags, data)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &mountError{op: "mount", source: source, target: target, fstype: fstype, flags: flags, data: data, err: err}
+		}
+		return nil
+	}
+}
+
+var mountFlagNames = []struct {
+	bit  uintptr
+	name string
+}{
+	{unix.MS_RDONLY, "MS_RDONLY"}, {unix.MS_NOSUID, "MS_NOSUID"}, {unix.MS_NODEV, "MS_NODEV"},
+	{unix.MS_NOEXEC, "MS_NOEXEC"}, {unix.MS_REMOUNT, "MS_REMOUNT"}, {unix.MS_BIND, "MS_BIND"},
+	{unix.MS_MOVE, "MS_MOVE"}, {unix.MS_REC, "MS_REC"}, {unix.MS_PRIVATE, "MS_PRIVATE"},
+	{unix.MS_SLAVE, "MS_SLAVE"}, {unix.MS_SHARED, "MS_SHARED"}, {unix.MS_NOATIME, "MS_NOATIME"},
+	{unix.MS_NODIRATIME, "MS_NODIRATIME"}, {unix.MS_RELATIME, "MS_RELATIME"},
+	{unix.MS_STRICTATIME, "MS_STRICTATIME"},
+}
+
+// mountFlagString renders MS_* bits, unknown ones in hex.
+func mountFlagString(f uintptr) string {
+	var parts []string
+	for _, n := range mountFlagNames {
+		if f&n.bit != 0 {
+			parts = append(parts, n.name)
+			f &^= n.bit
+		}
+	}
+	if f != 0 {
+		parts = append(parts, fmt.Sprintf("0x%x", f))
+	}
+	return strings.Join(parts, "|")
+}
+
+// mountAttrs are per-mount attributes set recursively on a mount tree.
+type mountAttrs struct {
+	rdonly, nosuid, nodev, noexec bool
+}
+
+func (a mountAttrs) setattr() uint64 {
+	var v uint64
+	if a.rdonly {
+		v |= unix.MOUNT_ATTR_RDONLY
+	}
+	if a.nosuid {
+		v |= unix.MOUNT_ATTR_NOSUID
+	}
+	if a.nodev {
+		v |= unix.MOUNT_ATTR_NODEV
+	}
+	if a.noexec {
+		v |= unix.MOUNT_ATTR_NOEXEC
+	}
+	return v
+}
+
+func (a mountAttrs) msFlags() uintptr {
+	var v uintptr
+	if a.rdonly {
+		v |= unix.MS_RDONLY
+	}
+	if a.nosuid {
+		v |= unix.MS_NOSUID
+	}
+	if a.nodev {
+		v |= unix.MS_NODEV
+	}
+	if a.noexec {
+		v |= unix.MS_NOEXEC
+	}
+	return v
+}
+
+// setAttrsRecursive adds attrs to the mount whose root fd refers to
+// (at path, its real path in this namespace) and to every mount below it:
+// mount_setattr(AT_RECURSIVE) where the kernel has it (5.12), else a
+// bind-remount of each mount listed under path in /proc/self/mountinfo,
+// keeping the flags each already has (the kernel refuses to clear locked
+// ones in a user namespace).
+func setAttrsRecursive(fd int, path string, attrs mountAttrs) error {
+	if attrs == (mountAttrs{}) {
+		return nil
+	}
+	err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs.setattr()})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+		return &mountError{op: "mount_setattr", target: path, err: err}
+	}
+	mps, err := mountsUnder(path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMount, err)
+	}
+	for _, mp := range mps {
+		var st unix.Statfs_t
+		if err := unix.Statfs(mp, &st); err != nil {
+			return &mountError{op: "statfs", target: mp, err: err}
+		}
+		flags := unix.MS_REMOUNT | unix.MS_BIND | attrs.msFlags() | statfsMountFlags(st.Flags)
+		if err := mount("", mp, "", flags, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// statfsMountFlags maps statfs f_flags (ST_*) to the MS_* flags a bind
+// remount must repeat.
+func statfsMountFlags(f int64) uintptr {
+	var v uintptr
+	for _, m := range []struct {
+		st int64
+		ms uintptr
+	}{
+		{unix.ST_RDONLY, unix.MS_RDONLY}, {unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV},
+		{unix.ST_NOEXEC, unix.MS_NOEXEC}, {unix.ST_NOATIME, unix.MS_NOATIME},
+		{unix.ST_NODIRATIME, unix.MS_NODIRATIME}, {unix.ST_RELATIME, unix.MS_RELATIME},
+	} {
+		if f&m.st != 0 {
+			v |= m.ms
+		}
+	}
+	return v
+}
+
+// mountsUnder lists the mount points at path and below it, parents first.
+func mountsUnder(path string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(fields[4])
+		if mp == path || strings.HasPrefix(mp, strings.TrimSuffix(path, "/")+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out, sc.Err()
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 etc.) of mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

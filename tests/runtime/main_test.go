@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+// Package runtime_test runs containers for real: images built with
+// mksquashfs from Debian's busybox-static, mounted by loop device or FUSE,
+// commands run as root, as an unprivileged user through a setuid binary,
+// and in unprivileged mode, with mountns.Run driven by this test binary
+// re-executed (driverEnv) and, when it is built, the real shifter command.
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shifter-go/shifter/mountns"
+)
+
+// driverEnv names the JSON file of a driverSpec: when set, the test binary
+// is the driver: it calls mountns.Run and exits with its status.
+const driverEnv = "SHIFTER_RUNTIME_TEST_DRIVER"
+
+// driverSpec is what a test asks the driver to run. The credential is the
+// driver's own real uid, gid and groups.
+type driverSpec struct {
+	Image         string            `json:"image,omitempty"`
+	LocalRoot     string            `json:"localRoot,omitempty"`
+	Mode          string            `json:"mode,omitempty"`
+	MountHelper   string            `json:"mountHelper,omitempty"`
+	UDIMount      string            `json:"udiMount"`
+	Volumes       string            `json:"volumes,omitempty"`
+	SiteVolumes   string            `json:"siteVolumes,omitempty"`
+	EtcFiles      map[string]string `json:"etcFiles,omitempty"`
+	PreMountHook  string            `json:"preMountHook,omitempty"`
+	PostMountHook string            `json:"postMountHook,omitempty"`
+	Argv          []string          `json:"argv"`
+	Env           []string          `json:"env"`
+	Workdir       string            `json:"workdir,omitempty"`
+	Unprivileged  bool              `json:"unprivileged,omitempty"`
+	Verbose       bool              `json:"verbose,omitempty"`
+}
+
+// Driver exit statuses for Run's setup errors (commands in the tests exit
+// with small numbers).
+var driverErrCodes = []struct {
+	err  error
+	code int
+}{
+	{mountns.ErrBadVolume, 201}, {mountns.ErrAccess, 202}, {mountns.ErrMount, 203},
+	{mountns.ErrSpec, 204}, {mountns.ErrHook, 205}, {mountns.ErrUserNS, 206},
+	{mountns.ErrFUSE, 207}, {mountns.ErrSetup, 208},
+}
+
+func TestMain(m *testing.M) {
+	if f := os.Getenv(driverEnv); f != "" {
+		os.Exit(driver(f))
+	}
+	code := m.Run()
+	if image != nil {
+		os.RemoveAll(image.dir)
+	}
+	os.Exit(code)
+}
+
+func driver(specFile string) int {
+	b, err := os.ReadFile(specFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "driver:", err)
+		return 250
+	}
+	var ds driverSpec
+	if err := json.Unmarshal(b, &ds); err != nil {
+		fmt.Fprintln(os.Stderr, "driver:", err)
+		return 250
+	}
+	level := slog.LevelWarn
+	if ds.Verbose {
+		level = slog.LevelDebug
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	groups, _ := unix.Getgroups()
+	cred := mountns.Credential{
+		UID: uint32(uid), GID: uint32(gid), User: fmt.Sprintf("user%d", uid),
+		Home: "/", Shell: "/bin/sh", GroupNames: map[uint32]string{},
+	}
+	for _, g := range groups {
+		cred.Groups = append(cred.Groups, uint32(g))
+		cred.GroupNames[uint32(g)] = fmt.Sprintf("grp%d", g)
+	}
+	cred.GroupNames[uint32(gid)] = fmt.Sprintf("grp%d", gid)
+	spec := &mountns.Spec{
+		LocalRoot: ds.LocalRoot, Mode: mountns.MountMode(ds.Mode), MountHelper: ds.MountHelper,
+		UDIMount: ds.UDIMount, EtcFiles: ds.EtcFiles,
+		PreMountHook: ds.PreMountHook, PostMountHook: ds.PostMountHook,
+		Argv: ds.Argv, Env: ds.Env, Workdir: ds.Workdir, Cred: cred,
+		Unprivileged: ds.Unprivileged, Setuid: os.Geteuid() != uid,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	site, err := mountns.ParseSiteVolumes(ds.SiteVolumes)
+	if err == nil {
+		var user []mountns.Volume
+		user, err = mountns.ParseVolumes(ds.Volumes)
+		spec.Volumes = append(site, user...)
+	}
+	if err == nil && ds.Image != "" {
+		spec.Image, err = os.Open(ds.Image)
+		spec.ImagePath = ds.Image
+	}
+	code := -1
+	if err == nil {
+		code, err = mountns.Run(context.Background(), spec)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "driver: run:", err)
+		for _, e := range driverErrCodes {
+			if errors.Is(err, e.err) {
+				return e.code
+			}
+		}
+		return 250
+	}
+	return code
+}
