@@ -154,7 +154,7 @@ func TestParseTag(t *testing.T) {
 		"docker.io/library/ubuntu:22.04": "ubuntu:22.04",
 		"127.0.0.1:5000/a/b-c_d.e:v1.2":  "127.0.0.1:5000/a/b-c_d.e:v1.2",
 		"localhost/x":                    "localhost/x:latest",
-		"foo..bar": "", // rejected below: ".." anywhere
+		"foo..bar":                       "", // rejected below: ".." anywhere
 		"ubuntu@sha256:" + strings.Repeat("a", 64): "ubuntu@sha256:" + strings.Repeat("a", 64),
 	}
 	for in, want := range good {

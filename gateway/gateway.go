@@ -187,6 +187,9 @@ func (g *Gateway) reconcile() error {
 		if err != nil {
 			return fmt.Errorf("reconcile: %w", err)
 		}
+		if err := g.transfers[r.System].Remove(ctx, r.ID); err != nil {
+			g.log.Error("remove incomplete image", "system", r.System, "id", r.ID, "err", err)
+		}
 	}
 	var pending []*jobRecord
 	err := g.db.update(func(t tx) error {
@@ -436,6 +439,12 @@ func (g *Gateway) build(ctx context.Context, system string, tr Transfer, res *Re
 		return nil, err
 	}
 	g.progress(fk, api.StateTransfer, "publishing the image", 0, 0, true)
+	// Whatever is left under this id is not a complete image (Load
+	// failed above): replace it rather than keep it.
+	if err := tr.Remove(ctx, res.ID); err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
 	// Until each job's commit writes the merged ACL, the image is
 	// visible to root only.
 	meta.Format = imagestore.FormatSquashfs

@@ -70,7 +70,9 @@ func (l localTransfer) Load(_ context.Context, id string) (*imagestore.Metadata,
 	return m, nil
 }
 
-func (l localTransfer) Remove(_ context.Context, id string) error { return imagestore.Remove(l.dir, id) }
+func (l localTransfer) Remove(_ context.Context, id string) error {
+	return imagestore.Remove(l.dir, id)
+}
 
 func (l localTransfer) CleanTemp(context.Context) error {
 	_, err := imagestore.CleanTemp(l.dir, time.Now())

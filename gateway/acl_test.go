@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package gateway
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shifter-go/shifter/gateway/api"
+	"github.com/shifter-go/shifter/imagestore"
+)
+
+const secret = "s3cr3t-Pa55word"
+
+// TestPrivateImages: an image that needs registry credentials is private
+// to its puller; others can neither see it, nor learn it exists, nor
+// change its ACL; ACLs given at pull time open it to users and groups.
+func TestPrivateImages(t *testing.T) {
+	p := newFakePuller()
+	id := p.add("corp/secret:1", fakeImage{creds: "alice:" + secret})
+	pubID := p.add("corp/public:1", fakeImage{})
+	c := testConfig(t)
+	tg := startGW(t, c, p)
+	aliceCreds := &api.PullRequest{AuthorizedLocations: map[string]string{"default": "alice:" + secret}}
+
+	// Bob without credentials: the registry says no; nothing of alice's
+	// pull shows.
+	if im := tg.pullWait(bob, "corp/secret:1", nil); im.Status != api.StateFailure || im.ID != "" {
+		t.Fatalf("bob's pull without credentials: %s %q id %q", im.Status, im.StatusMessage, im.ID)
+	}
+	im := tg.pullWait(alice, "corp/secret:1", aliceCreds)
+	if im.Status != api.StateReady || im.ID != id || !slices.Equal(im.UserACL, []uint32{1001}) {
+		t.Fatalf("alice's private pull: %+v", im)
+	}
+	m, err := imagestore.Load(c.Systems["sys"].ImageDir, id)
+	if err != nil || m.Public() || !m.Allowed(1001, nil) || m.Allowed(1002, []uint32{1002}) {
+		t.Fatalf("published ACL of a private image: %+v %v", m, err)
+	}
+	visible := func(user, tag string) bool {
+		t.Helper()
+		_, code := tg.lookup(user, tag)
+		inList := false
+		if user != anon {
+			for _, im := range tg.list(user) {
+				inList = inList || slices.Contains(im.Tag, tag)
+			}
+		}
+		if (code == 200) != inList && user != anon {
+			t.Errorf("%s: lookup %d but in list %v", user, code, inList)
+		}
+		if code != 200 && code != 404 {
+			t.Errorf("%s: lookup %s: %d", user, tag, code)
+		}
+		return code == 200
+	}
+	for user, want := range map[string]bool{alice: true, bob: false, carol: false, anon: false, "root:0:0": true} {
+		if got := visible(user, "corp/secret:1"); got != want {
+			t.Errorf("%q sees alice's private image: %v, want %v", user, got, want)
+		}
+	}
+	// Bob's own pull status and the queue do not reveal alice's pull.
+	var st api.Image
+	if code := tg.do("GET", "/api/pull/sys/docker/corp/secret:1/", bob, nil, &st); code == 200 && st.ID != "" {
+		t.Errorf("bob's pull status reveals an id: %+v", st)
+	}
+	var q api.List
+	tg.do("GET", "/api/queue/sys/", bob, nil, &q)
+	for _, j := range q.List {
+		if j.ID == id {
+			t.Errorf("queue shows alice's image to bob: %+v", j)
+		}
+	}
+	// Bob pulling again with an ACL naming himself cannot grant himself
+	// access: the registry still refuses him.
+	tg.clock.add(c.FailureHold.D() + time.Second)
+	if im := tg.pullWait(bob, "corp/secret:1", &api.PullRequest{AllowedUIDs: "1002"}); im.Status != api.StateFailure {
+		t.Errorf("bob's re-ACL attempt: %s", im.Status)
+	}
+	if visible(bob, "corp/secret:1") {
+		t.Error("bob sees the image after his re-ACL attempt")
+	}
+	// Alice opens it to carol's group 5000 and to bob's uid.
+	tg.clock.add(c.PullUpdateTimeout.D() + time.Second)
+	if im := tg.pullWait(alice, "corp/secret:1", &api.PullRequest{AllowedGIDs: "5000", AuthorizedLocations: aliceCreds.AuthorizedLocations}); im.Status != api.StateReady {
+		t.Fatalf("alice's re-ACL: %+v", im)
+	}
+	if !visible(carol, "corp/secret:1") || visible(bob, "corp/secret:1") {
+		t.Error("group ACL: carol (group 5000) should see it, bob not")
+	}
+	if b := p.count(p.builds, id); b != 1 {
+		t.Errorf("ACL change rebuilt the image: %d builds", b)
+	}
+	m, _ = imagestore.Load(c.Systems["sys"].ImageDir, id)
+	if !m.Allowed(1003, []uint32{5000}) || m.Allowed(1002, []uint32{1002}) {
+		t.Errorf("published ACL after re-ACL: users %v groups %v", m.UserACL, m.GroupACL)
+	}
+
+	// A public image pulled with an ACL is private to the ACL...
+	if im := tg.pullWait(alice, "corp/public:1", &api.PullRequest{AllowedUIDs: "1003"}); im.Status != api.StateReady || im.ID != pubID {
+		t.Fatalf("pull with ACL: %+v", im)
+	}
+	if visible(bob, "corp/public:1") || !visible(carol, "corp/public:1") || !visible(alice, "corp/public:1") {
+		t.Error("ACL of a pull with allowed_uids")
+	}
+	// ...and a public pull by someone else (the registry serves it to
+	// anyone) makes it public: grants only add, never remove.
+	if im := tg.pullWait(bob, "corp/public:1", nil); im.Status != api.StateReady {
+		t.Fatalf("bob's public pull: %+v", im)
+	}
+	if !visible(bob, "corp/public:1") || !visible(anon, "corp/public:1") {
+		t.Error("public pull of public content should make it public")
+	}
+
+	// Credentials are nowhere on disk or in logs.
+	if strings.Contains(tg.logs.String(), secret) {
+		t.Error("the registry password is in the logs")
+	}
+	tg.close()
+	filepath.WalkDir(c.DataDir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, _ := os.ReadFile(path); strings.Contains(string(b), secret) {
+				t.Errorf("the registry password is stored in %s", path)
+			}
+		}
+		return nil
+	})
+	filepath.WalkDir(c.Systems["sys"].ImageDir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, _ := os.ReadFile(path); strings.Contains(string(b), secret) {
+				t.Errorf("the registry password is in %s", path)
+			}
+		}
+		return nil
+	})
+}
+
+// TestFailingRequesterDoesNotPoison: a requester with bad credentials
+// fails alone; the shared record and other users' pulls are unaffected.
+func TestFailingRequesterDoesNotPoison(t *testing.T) {
+	p := newFakePuller()
+	id := p.add("corp/secret:2", fakeImage{creds: "alice:" + secret})
+	tg := startGW(t, testConfig(t), p)
+	good := &api.PullRequest{AuthorizedLocations: map[string]string{"default": "alice:" + secret}}
+	bad := &api.PullRequest{AuthorizedLocations: map[string]string{"default": "bob:wrong"}}
+	if im := tg.pullWait(alice, "corp/secret:2", good); im.Status != api.StateReady {
+		t.Fatalf("alice: %+v", im)
+	}
+	im := tg.pullWait(bob, "corp/secret:2", bad)
+	if im.Status != api.StateFailure || !strings.Contains(im.StatusMessage, "denied") {
+		t.Errorf("bob with wrong credentials: %s %q", im.Status, im.StatusMessage)
+	}
+	if strings.Contains(im.StatusMessage, "wrong") {
+		t.Errorf("failure message holds the credential: %q", im.StatusMessage)
+	}
+	if got, code := tg.lookup(alice, "corp/secret:2"); code != 200 || got.ID != id {
+		t.Errorf("alice's lookup after bob's failure: %d %+v", code, got)
+	}
+	if _, err := imagestore.Load(tg.cfg.Systems["sys"].ImageDir, id); err != nil {
+		t.Errorf("published image after bob's failure: %v", err)
+	}
+}
+
+// TestCredentialsOnlyInMungeOverTCP: a TCP request (no peer identity)
+// with credentials in the body is refused.
+func TestCredentialsNotInBodyOverTCP(t *testing.T) {
+	p := newFakePuller()
+	p.add("a:1", fakeImage{})
+	c := testConfig(t)
+	tg := startGW(t, c, p)
+	tg.close()
+	tg.opts.Auth = func(r *http.Request, s string) (*Identity, error) {
+		id, err := testAuth(r, s)
+		if id.Authenticated {
+			id.Source = "munge"
+		}
+		return id, err
+	}
+	tg.open()
+	body := &api.PullRequest{AuthorizedLocations: map[string]string{"default": "a:b"}}
+	if code := tg.do("POST", "/api/pull/sys/docker/a:1/", alice, body, nil); code != 400 {
+		t.Errorf("credentials in the body over TCP: %d, want 400", code)
+	}
+}
