@@ -371,3 +371,20 @@ func lines(s string) []string {
 	}
 	return strings.Split(s, "\n")
 }
+
+// writeSpec writes ds for the driver and returns the file.
+func writeSpec(t *testing.T, h *harness, ds driverSpec) string {
+	t.Helper()
+	b, err := json.Marshal(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.CreateTemp(h.dir, "spec-*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(b)
+	f.Close()
+	os.Chmod(f.Name(), 0o644)
+	return f.Name()
+}
