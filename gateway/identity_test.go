@@ -175,10 +175,10 @@ func TestParseUnmunge(t *testing.T) {
 		t.Errorf("parse: %+v %v", id, err)
 	}
 	for _, bad := range []string{
-		"STATUS: Success (0)\nGID: x (1)\n\n",                      // no uid
+		"STATUS: Success (0)\nGID: x (1)\n\n",                         // no uid
 		"STATUS: Expired credential (15)\nUID: a (1)\nGID: b (2)\n\n", // not success
-		"STATUS: Success (0)\nUID: a (99999999999)\nGID: b (2)\n\n", // uid overflow
-		"STATUS: Success (0)\nUID: a (1)\nGID: b (2)\n\nnot json",   // payload
+		"STATUS: Success (0)\nUID: a (99999999999)\nGID: b (2)\n\n",   // uid overflow
+		"STATUS: Success (0)\nUID: a (1)\nGID: b (2)\n\nnot json",     // payload
 		"",
 	} {
 		if id, err := parseUnmunge([]byte(bad)); err == nil {
