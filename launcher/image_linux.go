@@ -145,14 +145,21 @@ func (r *imageResolver) open(m *imagestore.Metadata) (*resolvedImage, error) {
 }
 
 // local checks a local:/dir image: allowed by the site, a directory the
-// caller can reach.
+// caller can open.
 func (r *imageResolver) local(ref ImageRef) (*resolvedImage, error) {
 	if !r.cfg.AllowLocalChroot {
 		return nil, failf(ExitNoPerm, "image %s: local images are not allowed here (udiRoot.conf allowLocalChroot=0)", ref)
 	}
+	// The caller must be able to open the directory: the root of their
+	// container is not a place they could not look into on the host.
 	var st os.FileInfo
-	err := asCaller(r.mode, func() (err error) {
-		st, err = os.Stat(ref.Tag)
+	err := asCaller(r.mode, func() error {
+		f, err := os.Open(ref.Tag)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		st, err = f.Stat()
 		return err
 	})
 	switch {
