@@ -173,7 +173,7 @@ func (c *Client) newEndpoint(raw string) (endpoint, error) {
 		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return dialer.DialContext(ctx, "unix", path)
 		}
-		return endpoint{name: raw, base: "http://gateway", unix: true, http: &http.Client{Transport: tr}}, nil
+		return endpoint{name: raw, base: "http://gateway", unix: true, http: newHTTPClient(tr)}, nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -186,7 +186,19 @@ func (c *Client) newEndpoint(raw string) (endpoint, error) {
 		return endpoint{}, fmt.Errorf("parsing gateway URL %q: want no path, query or user", raw)
 	}
 	tr.DialContext = dialer.DialContext
-	return endpoint{name: raw, base: u.Scheme + "://" + u.Host, http: &http.Client{Transport: tr}}, nil
+	return endpoint{name: raw, base: u.Scheme + "://" + u.Host, http: newHTTPClient(tr)}, nil
+}
+
+// newHTTPClient returns a client that never follows redirects: the
+// gateway API has none, and following one would send the munge
+// credential (and the registry credentials in it) to another server.
+func newHTTPClient(tr http.RoundTripper) *http.Client {
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
 }
 
 // apiPath builds a request path from segments. Each segment is escaped,

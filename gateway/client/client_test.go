@@ -306,6 +306,33 @@ func TestPullCredentials(t *testing.T) {
 	}
 }
 
+// TestNoRedirect: a gateway answering with a redirect does not get the
+// munge credential (and the registry credentials in it) sent elsewhere.
+func TestNoRedirect(t *testing.T) {
+	mungeCmd, _ := fakeMunge(t)
+	other, otherURL := newTCPFake(t, 200, readyImage)
+	for _, status := range []int{301, 302, 307, 308} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, otherURL+r.URL.Path, status)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := New([]string{srv.URL}, WithMungeCommand(mungeCmd))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Pull(context.Background(), "sys", "docker", "x", api.PullRequest{AuthorizedLocations: map[string]string{"default": "u:pw"}})
+			var ge *Error
+			if !errors.As(err, &ge) || ge.StatusCode != status {
+				t.Errorf("Pull() error = %v, want the HTTP %d as an error", err, status)
+			}
+			if n := len(other.requests()); n != 0 {
+				t.Errorf("redirect target got %d requests, want none", n)
+			}
+		})
+	}
+}
+
 func TestPullCredentialsWithoutMungeOverTCP(t *testing.T) {
 	f, u := newTCPFake(t, 200, `{}`)
 	c, err := New([]string{u}, WithoutMunge())

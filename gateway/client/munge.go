@@ -29,6 +29,9 @@ func (c *Client) munge(ctx context.Context, payload []byte) (string, error) {
 		args = append(args, "-n")
 	}
 	cmd := exec.CommandContext(ctx, c.mungeCommand, args...)
+	// A fixed environment: the caller's (perhaps a setuid program's)
+	// must not steer munge.
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
 	if payload != nil {
 		cmd.Stdin = bytes.NewReader(payload)
 	}
