@@ -55,7 +55,7 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 				return nil, fmt.Errorf("xz options of %d bytes, want 8", len(opts))
 			}
 			d := le.Uint32(opts)
-			if d < 8192 || d > 1<<30 {
+			if d < 4096 || d > 1<<30 {
 				return nil, fmt.Errorf("bad xz dictionary size %d", d)
 			}
 			if le.Uint32(opts[4:])&^0x3f != 0 {

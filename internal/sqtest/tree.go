@@ -110,12 +110,14 @@ func MakeFeatureTree(t testing.TB, dir string, opts TreeOptions) *Tree {
 	b.mkdir("files", 0o755)
 	sizes := []int{0, 1, 10, 4095, 4096, 4097, 65535, 65536, 131071, 131072, 131073, 200000}
 	if !opts.Small {
-		sizes = append(sizes, 1<<20-1, 1<<20, 1<<20+1, 3<<20+17)
+		sizes = append(sizes, 1<<20-1, 1<<20, 1<<20+1)
 	} else {
 		sizes = []int{0, 1, 100, 3000}
 	}
 	for i, n := range sizes {
-		b.file(fmt.Sprintf("files/rand-%d", n), randBytes(uint64(i+1), n), 0o644)
+		if n <= 200000 || n == 1<<20+1 { // incompressible: stored uncompressed
+			b.file(fmt.Sprintf("files/rand-%d", n), randBytes(uint64(i+1), n), 0o644)
+		}
 		b.file(fmt.Sprintf("files/text-%d", n), textBytes(uint64(i+1), n), 0o644)
 	}
 	b.feature("sizes")
@@ -162,6 +164,18 @@ func MakeFeatureTree(t testing.TB, dir string, opts TreeOptions) *Tree {
 		b.tree.BigFile = "files/big"
 		b.feature("big")
 	}
+
+	// Code-like data that each xz BCJ filter turns into repetition, so
+	// mksquashfs -Xbcj picks every filter for some block.
+	b.mkdir("bcj", 0o755)
+	for name, gen := range bcjData {
+		n := 64 << 10
+		if opts.Small {
+			n = 8 << 10
+		}
+		b.file("bcj/"+name, gen(n), 0o755)
+	}
+	b.feature("bcj")
 
 	// Modes.
 	b.mkdir("modes", 0o755)
@@ -324,4 +338,74 @@ func MakeFeatureTree(t testing.TB, dir string, opts TreeOptions) *Tree {
 	b.check("chtimes", os.Chtimes(b.path("dirs/empty"), mt, mt))
 	b.feature("mtimes")
 	return b.tree
+}
+
+// bcjData generates, per BCJ filter, branch instructions that all call
+// one absolute target: relative in the file, identical after the
+// encoder's relative-to-absolute conversion.
+var bcjData = map[string]func(n int) []byte{
+	"x86": func(n int) []byte {
+		b := make([]byte, n)
+		const target = 0x10000
+		for i := 0; i+8 <= n; i += 8 {
+			b[i] = 0xe8
+			rel := uint32(target - (i + 5))
+			b[i+1], b[i+2], b[i+3], b[i+4] = byte(rel), byte(rel>>8), byte(rel>>16), byte(rel>>24)
+			b[i+5], b[i+6], b[i+7] = 0x90, 0x90, 0x90
+		}
+		return b
+	},
+	"arm": func(n int) []byte {
+		b := make([]byte, n)
+		const target = 0x20000
+		for i := 0; i+4 <= n; i += 4 {
+			a := uint32(target-(i+8)) >> 2
+			b[i], b[i+1], b[i+2], b[i+3] = byte(a), byte(a>>8), byte(a>>16), 0xeb
+		}
+		return b
+	},
+	"armthumb": func(n int) []byte {
+		b := make([]byte, n)
+		const target = 0x20000
+		for i := 0; i+4 <= n; i += 4 {
+			a := uint32(target-(i+4)) >> 1
+			b[i+1] = byte(0xf0 | (a>>19)&7)
+			b[i] = byte(a >> 11)
+			b[i+3] = byte(0xf8 | (a>>8)&7)
+			b[i+2] = byte(a)
+		}
+		return b
+	},
+	"powerpc": func(n int) []byte {
+		b := make([]byte, n)
+		const target = 0x20000
+		for i := 0; i+4 <= n; i += 4 {
+			v := 0x48000001 | uint32(target-i)&0x03fffffc
+			b[i], b[i+1], b[i+2], b[i+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+		}
+		return b
+	},
+	"sparc": func(n int) []byte {
+		b := make([]byte, n)
+		const target = 0x20000
+		for i := 0; i+4 <= n; i += 4 {
+			v := 0x40000000 | (uint32(target-i)>>2)&0x3fffffff
+			b[i], b[i+1], b[i+2], b[i+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+		}
+		return b
+	},
+	"ia64": func(n int) []byte {
+		b := make([]byte, n)
+		const target = 0x20000
+		for i := 0; i+16 <= n; i += 16 {
+			b[i] = 0x10 // template: branch in slot 2
+			field := uint64(uint32(target-i)>>4) & 0x1fffff
+			norm := uint64(5)<<37 | (field&0xfffff)<<13 | (field>>20)<<36
+			instr := norm << 7 // slot 2 starts at bit 87: byte 10, bit 7
+			for j := 0; j < 6; j++ {
+				b[i+10+j] |= byte(instr >> (8 * j))
+			}
+		}
+		return b
+	},
 }
