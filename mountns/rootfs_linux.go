@@ -5,6 +5,7 @@ package mountns
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -374,7 +375,8 @@ func (r *rootfs) volumes(cfg *initConfig) error {
 
 // runHook runs a site hook as root with the container root as working
 // directory and a fixed environment. A hook naming an existing file is run
-// as "/bin/sh FILE" (Shifter's way), anything else as "/bin/sh -c HOOK".
+// as "/bin/sh FILE" (Shifter's way) or, when the file is an ELF program,
+// directly; anything else as "/bin/sh -c HOOK".
 func (r *rootfs) runHook(which, hook string) error {
 	if hook == "" {
 		return nil
@@ -382,10 +384,25 @@ func (r *rootfs) runHook(which, hook string) error {
 	args := []string{"/bin/sh", "-c", hook}
 	if st, err := os.Stat(hook); err == nil && path.IsAbs(hook) && st.Mode().IsRegular() {
 		args = []string{"/bin/sh", hook}
+		if isELF(hook) {
+			args = []string{hook}
+		}
 	}
-	cmd := &exec.Cmd{Path: "/bin/sh", Args: args, Env: initEnv, Dir: r.path, Stdout: os.Stderr, Stderr: os.Stderr}
+	cmd := &exec.Cmd{Path: args[0], Args: args, Env: initEnv, Dir: r.path, Stdout: os.Stderr, Stderr: os.Stderr}
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%w: %s %q: %v", ErrHook, which, hook, err)
 	}
 	return nil
+}
+
+// isELF reports whether the file p starts with the ELF magic.
+func isELF(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [4]byte
+	_, err = io.ReadFull(f, b[:])
+	return err == nil && string(b[:]) == "\x7fELF"
 }
