@@ -4,9 +4,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -34,7 +36,8 @@ import (
 // shifterimg binary.
 type e2e struct {
 	shifterimg string
-	sock       string
+	url        string // the gateway
+	mungeSock  string // TCP: the munged socket
 	imageDir   string
 	registry   string // HOST:PORT
 	dir        string
@@ -45,7 +48,7 @@ const (
 	e2ePass = "e2e-Secret-9"
 )
 
-func startE2E(t *testing.T) *e2e {
+func startE2E(t *testing.T, tcp bool) *e2e {
 	t.Helper()
 	testutil.RequireTool(t, "mksquashfs")
 	if _, err := os.Stat(demoimage.DefaultBusybox); err != nil {
@@ -97,11 +100,49 @@ func startE2E(t *testing.T) *e2e {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	e.dir = dir
-	e.sock = filepath.Join(dir, "gw.sock")
 	e.imageDir = filepath.Join(dir, "images")
+	var args []string
+	var ready func() bool
+	if tcp {
+		// TCP: munge authentication with a private munged.
+		e.mungeSock = startMunged(t, dir)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		e.url = "http://" + addr
+		cfg := map[string]any{
+			"listen":     []string{addr},
+			"data_dir":   filepath.Join(dir, "data"),
+			"registries": map[string]any{e.registry: map[string]any{"insecure": true}},
+			"systems": map[string]any{"e2e": map[string]any{
+				"image_dir": e.imageDir, "transfer": "local", "admins": []string{"root"}, "munge_socket": e.mungeSock,
+			}},
+		}
+		b, _ := json.Marshal(cfg)
+		conf := filepath.Join(dir, "gateway.json")
+		if err := os.WriteFile(conf, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = []string{"--config", conf}
+		ready = func() bool {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}
+	} else {
+		sock := filepath.Join(dir, "gw.sock")
+		e.url = "unix:" + sock
+		args = []string{"--listen", e.url, "--image-dir", e.imageDir,
+			"--data-dir", filepath.Join(dir, "data"), "--system", "e2e", "--insecure-registry", e.registry}
+		ready = func() bool { _, err := os.Stat(sock); return err == nil }
+	}
 	var gwLog bytes.Buffer
-	cmd := exec.Command(gw, "--listen", "unix:"+e.sock, "--image-dir", e.imageDir,
-		"--data-dir", filepath.Join(dir, "data"), "--system", "e2e", "--insecure-registry", e.registry)
+	cmd := exec.Command(gw, args...)
 	cmd.Stdout, cmd.Stderr = &gwLog, &gwLog
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -120,12 +161,9 @@ func startE2E(t *testing.T) *e2e {
 			t.Logf("gateway log:\n%s", gwLog.String())
 		}
 	})
-	for i := 0; ; i++ {
-		if _, err := os.Stat(e.sock); err == nil {
-			break
-		}
-		if i == 100 {
-			t.Fatalf("gateway did not create %s; log:\n%s", e.sock, gwLog.String())
+	for i := 0; !ready(); i++ {
+		if i == 200 {
+			t.Fatalf("gateway not listening on %s; log:\n%s", e.url, gwLog.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -135,7 +173,11 @@ func startE2E(t *testing.T) *e2e {
 // run runs shifterimg against the gateway, as uid/gid when asUID >= 0.
 func (e *e2e) run(t *testing.T, home, stdin string, asUID int, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(e.shifterimg, append([]string{"--gateway", "unix:" + e.sock, "--system", "e2e"}, args...)...)
+	global := []string{"--gateway", e.url, "--system", "e2e"}
+	if e.mungeSock != "" {
+		global = append(global, "--munge-socket", e.mungeSock)
+	}
+	cmd := exec.Command(e.shifterimg, append(global, args...)...)
 	cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin"}
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
@@ -154,7 +196,14 @@ func (e *e2e) run(t *testing.T, home, stdin string, asUID int, args ...string) r
 }
 
 func TestEndToEnd(t *testing.T) {
-	e := startE2E(t)
+	for _, transport := range []string{"unix", "tcp+munge"} {
+		t.Run(transport, func(t *testing.T) {
+			testEndToEnd(t, startE2E(t, transport != "unix"))
+		})
+	}
+}
+
+func testEndToEnd(t *testing.T, e *e2e) {
 	home := t.TempDir()
 	pub := e.registry + "/demo/busybox:latest"
 	priv := e.registry + "/private/busybox:latest"
@@ -231,4 +280,39 @@ func TestEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startMunged runs a private munged with a socket in dir (which every
+// user can traverse, so that other uids can make credentials).
+func startMunged(t *testing.T, dir string) string {
+	t.Helper()
+	munged := testutil.RequireTool(t, "munged")
+	testutil.RequireTool(t, "munge")
+	mdir := filepath.Join(dir, "munge")
+	if err := os.Mkdir(mdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 1024)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mdir, "key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(mdir, "munge.sock")
+	cmd := exec.Command(munged, "-F", "--force", "--socket="+sock, "--key-file="+filepath.Join(mdir, "key"),
+		"--pid-file="+filepath.Join(mdir, "pid"), "--log-file="+filepath.Join(mdir, "log"), "--seed-file="+filepath.Join(mdir, "seed"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			return sock
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(mdir, "log"))
+	t.Fatalf("munged did not create %s; log:\n%s", sock, log)
+	return ""
 }
