@@ -134,7 +134,7 @@ func Load(path string, trusted bool) (*Config, error) {
 		f, err = os.Open(path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open configuration %s: %w", path, err)
+		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))

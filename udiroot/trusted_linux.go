@@ -29,7 +29,7 @@ func OpenTrusted(name string) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: "/", Err: err}
 	}
 	defer unix.Close(root)
-	if err := checkTrusted(root, "/", true); err != nil {
+	if err := checkTrusted(root, name, "/", true); err != nil {
 		return nil, err
 	}
 	return openTrustedAt(root, "/", strings.TrimPrefix(name, "/"))
@@ -41,6 +41,7 @@ func openTrustedAt(dirfd int, base, rel string) (*os.File, error) {
 	parts := strings.Split(rel, "/")
 	cur := dirfd
 	name := base
+	full := path.Join(base, rel)
 	defer func() {
 		if cur != dirfd {
 			unix.Close(cur)
@@ -48,7 +49,7 @@ func openTrustedAt(dirfd int, base, rel string) (*os.File, error) {
 	}()
 	for i, p := range parts {
 		if p == "" || p == "." || p == ".." {
-			return nil, fmt.Errorf("open %s: %w: bad path component %q", rel, ErrUntrusted, p)
+			return nil, fmt.Errorf("open %s: %w: bad path component %q", full, ErrUntrusted, p)
 		}
 		name = path.Join(name, p)
 		last := i == len(parts)-1
@@ -62,17 +63,17 @@ func openTrustedAt(dirfd int, base, rel string) (*os.File, error) {
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) && !last {
 			var st unix.Stat_t
 			if unix.Fstatat(cur, p, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-				return nil, fmt.Errorf("open %s: %w: it is a symlink", name, ErrUntrusted)
+				return nil, fmt.Errorf("open %s: %s%w: it is a symlink", full, what(full, name), ErrUntrusted)
 			}
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+			return nil, &os.PathError{Op: "open", Path: full, Err: err}
 		}
 		if cur != dirfd {
 			unix.Close(cur)
 		}
 		cur = fd
-		if err := checkTrusted(cur, name, !last); err != nil {
+		if err := checkTrusted(cur, full, name, !last); err != nil {
 			return nil, err
 		}
 	}
@@ -84,22 +85,32 @@ func openTrustedAt(dirfd int, base, rel string) (*os.File, error) {
 	return f, nil
 }
 
-// checkTrusted checks the object open at fd.
-func checkTrusted(fd int, name string, dir bool) error {
+// what names the component of full that a message is about, when it is
+// not full itself.
+func what(full, component string) string {
+	if component == full {
+		return ""
+	}
+	return component + " "
+}
+
+// checkTrusted checks the object open at fd: component of the path full.
+func checkTrusted(fd int, full, component string, dir bool) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return &os.PathError{Op: "stat", Path: name, Err: err}
+		return &os.PathError{Op: "stat", Path: component, Err: err}
 	}
+	w := what(full, component)
 	typ := st.Mode & unix.S_IFMT
 	switch {
 	case dir && typ != unix.S_IFDIR:
-		return fmt.Errorf("open %s: %w: not a directory", name, ErrUntrusted)
+		return fmt.Errorf("open %s: %s%w: not a directory", full, w, ErrUntrusted)
 	case !dir && typ != unix.S_IFREG:
-		return fmt.Errorf("open %s: %w: not a regular file", name, ErrUntrusted)
+		return fmt.Errorf("open %s: %s%w: not a regular file", full, w, ErrUntrusted)
 	case st.Uid != 0:
-		return fmt.Errorf("open %s: %w: owned by uid %d, not root", name, ErrUntrusted, st.Uid)
+		return fmt.Errorf("open %s: %s%w: owned by uid %d, not root", full, w, ErrUntrusted, st.Uid)
 	case st.Mode&0o022 != 0:
-		return fmt.Errorf("open %s: %w: writable by group or others (mode %#o)", name, ErrUntrusted, st.Mode&0o7777)
+		return fmt.Errorf("open %s: %s%w: writable by group or others (mode %#o)", full, w, ErrUntrusted, st.Mode&0o7777)
 	}
 	return nil
 }
