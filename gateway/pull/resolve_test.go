@@ -99,3 +99,39 @@ func longString(n int) string {
 	}
 	return string(b)
 }
+
+func TestCheckManifest(t *testing.T) {
+	cases := []struct {
+		name    string
+		mt      types.MediaType
+		body    string
+		want    manifestKind
+		wantErr bool
+	}{
+		{"oci manifest", types.OCIManifestSchema1, `{"schemaVersion":2,"config":{},"layers":[]}`, kindImage, false},
+		{"docker manifest", types.DockerManifestSchema2, `{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{},"layers":[]}`, kindImage, false},
+		{"oci index", types.OCIImageIndex, `{"schemaVersion":2,"manifests":[]}`, kindIndex, false},
+		{"docker list", types.DockerManifestList, `{"schemaVersion":2,"manifests":[]}`, kindIndex, false},
+		{"both layers and manifests", types.OCIManifestSchema1, `{"schemaVersion":2,"config":{},"layers":[],"manifests":[]}`, 0, true},
+		{"index with layers", types.OCIImageIndex, `{"schemaVersion":2,"layers":[],"manifests":[]}`, 0, true},
+		{"media type mismatch", types.OCIManifestSchema1, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`, 0, true},
+		{"schema 1", types.DockerManifestSchema1Signed, `{"schemaVersion":1,"fsLayers":[]}`, 0, true},
+		{"unknown media type", "text/plain", `{"schemaVersion":2,"config":{},"layers":[]}`, 0, true},
+		{"manifest without config", types.OCIManifestSchema1, `{"schemaVersion":2,"layers":[]}`, 0, true},
+		{"not json", types.OCIManifestSchema1, `<html>`, 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := checkManifest(tc.mt, []byte(tc.body))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("checkManifest() error = %v, wantErr %v", err, tc.wantErr)
+			}
+			if err == nil && got != tc.want {
+				t.Errorf("checkManifest() = %v, want %v", got, tc.want)
+			}
+			if err != nil && !errors.Is(err, ErrInvalidImage) {
+				t.Errorf("checkManifest() error %v does not wrap ErrInvalidImage", err)
+			}
+		})
+	}
+}
