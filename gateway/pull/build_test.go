@@ -238,3 +238,63 @@ func sortStrings(s []string) {
 		}
 	}
 }
+
+func TestBuildProgressAndMetadata(t *testing.T) {
+	host := testRegistry(t, nil)
+	cfg := v1.Config{Env: []string{"A=1", "=bad", "PATH=/bin"}, Entrypoint: []string{"/init"}, Cmd: []string{"sh"},
+		WorkingDir: "/w", User: "nobody", Labels: map[string]string{"k": "v"}}
+	img := image(t, types.DockerManifestSchema2, cfg, nil,
+		[]ent{dir("w"), file("w/data", strings.Repeat("d", 300<<10))}, []ent{file("x", "x")})
+	push(t, host+"/progress:1", img)
+	p := newPuller(t, nil, host)
+	r, err := p.Resolve(context.Background(), host+"/progress:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := imagestore.CreateTemp(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	type call struct {
+		state       string
+		done, total int64
+	}
+	var calls []call
+	m, err := p.Build(context.Background(), r, out, func(state, msg string, done, total int64) {
+		calls = append(calls, call{state, done, total})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &imagestore.Metadata{ID: r.ID, Format: "squashfs", Env: []string{"A=1", "PATH=/bin"}, Entrypoint: cfg.Entrypoint,
+		Cmd: cfg.Cmd, WorkDir: "/w", User: "nobody", Labels: cfg.Labels, Created: m.Created}
+	if diff := cmp.Diff(want, m); diff != "" {
+		t.Errorf("Build metadata (-want +got):\n%s", diff)
+	}
+	var sawPull, sawConv bool
+	for _, c := range calls {
+		switch c.state {
+		case StatePulling:
+			sawPull = true
+			if sawConv {
+				t.Errorf("PULLING after CONVERSION: %v", calls)
+			}
+			if c.done > c.total || c.total != r.Size {
+				t.Errorf("PULLING progress %d/%d, total want %d", c.done, c.total, r.Size)
+			}
+		case StateConversion:
+			sawConv = true
+		default:
+			t.Errorf("unexpected state %q", c.state)
+		}
+	}
+	last := calls[len(calls)-1]
+	if !sawPull || !sawConv || last.state != StateConversion || last.done == 0 || last.done > last.total {
+		t.Errorf("progress calls = %v", calls)
+	}
+	// The file is a squashfs the real tool reads.
+	if got := listing(t, out.Name()); !cmp.Equal(got, []string{"d w", "- w/data", "- x"}) {
+		t.Errorf("unsquashfs -lln = %v", got)
+	}
+}

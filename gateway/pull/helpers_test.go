@@ -35,7 +35,6 @@ type ent struct {
 	link     string
 	uid, gid int
 	xattrs   map[string]string
-	size     int64 // header size override for odd cases (0: len(body))
 }
 
 func file(n, body string) ent { return ent{name: n, typ: tar.TypeReg, body: body, mode: 0o644} }

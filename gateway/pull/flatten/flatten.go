@@ -182,7 +182,7 @@ func (t *Tree) apply(i, ord int, h *tar.Header) error {
 	switch typ {
 	case tar.TypeXGlobalHeader:
 		return nil
-	case tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
+	case tar.TypeGNUSparse, tar.TypeCont: // (the reader turns TypeRegA into TypeReg)
 		typ = tar.TypeReg
 	}
 	comps, ok := splitName(h.Name)
