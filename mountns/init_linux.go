@@ -38,6 +38,9 @@ func initMain() int {
 		return 126
 	}
 	markCloexecFrom(3)
+	// Capabilities of the init (ambient ones in unprivileged mode) are
+	// not for the processes it starts.
+	_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
 	if _, err := unix.FcntlInt(fdStatus, unix.F_GETFD, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "shifter: internal entry point, not for direct use")
 		return 126
@@ -73,7 +76,12 @@ func container(cfg *initConfig, log *initLogger) (int, error) {
 	if err := mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return -1, err
 	}
-	r, fuse, err := stage(cfg, image, log)
+	srcs, err := openSources(cfg)
+	if err != nil {
+		return -1, err
+	}
+	defer closeSources(srcs)
+	r, fuse, err := stage(cfg, image, log, mountPoints(cfg, srcs))
 	if err != nil {
 		return -1, err
 	}
@@ -81,8 +89,11 @@ func container(cfg *initConfig, log *initLogger) (int, error) {
 	if image != nil {
 		image.Close() // the loop device or the helper has its own reference
 	}
-	if err := r.writeEtc(cfg); err != nil {
-		return -1, err
+	if !cfg.Unprivileged {
+		// (Unprivileged: written into the upper layer by stage.)
+		if err := r.writeEtc(cfg); err != nil {
+			return -1, err
+		}
 	}
 	if err := r.systemMounts(); err != nil {
 		return -1, err
@@ -90,7 +101,7 @@ func container(cfg *initConfig, log *initLogger) (int, error) {
 	if err := r.runHook("sitePreMountHook", cfg.PreMountHook); err != nil {
 		return -1, err
 	}
-	if err := r.volumes(cfg); err != nil {
+	if err := r.volumes(cfg, srcs); err != nil {
 		return -1, err
 	}
 	if err := r.runHook("sitePostMountHook", cfg.PostMountHook); err != nil {

@@ -27,7 +27,7 @@ type rootfs struct {
 
 // stage mounts the staging tmpfs on udi, the image on udi/lower, and the
 // overlay on udi, and returns the root. fuse is the FUSE helper, if any.
-func stage(cfg *initConfig, image *os.File, log *initLogger) (r *rootfs, fuse *exec.Cmd, err error) {
+func stage(cfg *initConfig, image *os.File, log *initLogger, mps []mountPoint) (r *rootfs, fuse *exec.Cmd, err error) {
 	udi := cfg.UDIMount
 	if !cfg.Unprivileged {
 		if err := os.MkdirAll(udi, 0o755); err != nil {
@@ -71,6 +71,11 @@ func stage(cfg *initConfig, image *os.File, log *initLogger) (r *rootfs, fuse *e
 		}
 	}()
 
+	if cfg.Unprivileged {
+		if err := prepareUpper(cfg, lower, path.Join(udi, "upper"), mps); err != nil {
+			return nil, nil, err
+		}
+	}
 	// Relative layer paths keep udiMount out of the option string (commas
 	// and colons in it would be misparsed).
 	if err := os.Chdir(udi); err != nil {
@@ -282,7 +287,13 @@ func (r *rootfs) systemMounts() error {
 		if _, err := os.Stat(t); err != nil {
 			continue
 		}
-		if err := r.bindHostFlags(t, t, mountAttrs{nosuid: true, nodev: true}, "", 0); err != nil {
+		err := r.bindHostFlags(t, t, mountAttrs{nosuid: true, nodev: true}, "", 0)
+		if errors.Is(err, unix.EINVAL) && r.unpriv {
+			// In a user namespace the kernel refuses to bind a mount
+			// without its (locked) submounts.
+			err = r.bindHostFlags(t, t, mountAttrs{nosuid: true, nodev: true}, "", unix.MS_REC)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -301,13 +312,9 @@ func (r *rootfs) writeEtc(cfg *initConfig) error {
 	if err := root.MkdirAll("etc", 0o755); err != nil {
 		return fmt.Errorf("%w: creating /etc: %v", ErrSetup, err)
 	}
-	files := map[string][]byte{"passwd": passwdFile(cfg.Cred), "group": groupFile(cfg.Cred)}
-	for name, host := range cfg.EtcFiles {
-		b, err := os.ReadFile(host)
-		if err != nil {
-			return fmt.Errorf("%w: reading site file for /etc/%s: %v", ErrSetup, name, err)
-		}
-		files[name] = b
+	files, err := etcFiles(cfg)
+	if err != nil {
+		return err
 	}
 	for name, b := range files {
 		p := "etc/" + name
@@ -333,40 +340,60 @@ func (r *rootfs) writeEtc(cfg *initConfig) error {
 	return nil
 }
 
-// userVolumes binds the user volumes, sources opened as the user.
-func (r *rootfs) volumes(cfg *initConfig) error {
+// openSources opens the source of every volume, in order: user volumes
+// with the user's credentials, site volumes as the init.
+func openSources(cfg *initConfig) ([]source, error) {
 	var userPaths []string
 	for _, v := range cfg.Volumes {
 		if !v.Site {
 			userPaths = append(userPaths, v.Source)
 		}
 	}
-	var srcs []source
+	var user []source
 	if len(userPaths) > 0 {
 		var err error
-		srcs, err = openSourcesAsUser(userPaths, cfg.Cred, !cfg.Unprivileged)
-		if err != nil {
-			return err
+		if user, err = openSourcesAsUser(userPaths, cfg.Cred, !cfg.Unprivileged); err != nil {
+			return nil, err
 		}
-		defer func() {
-			for _, s := range srcs {
-				s.f.Close()
-			}
-		}()
 	}
-	i := 0
+	srcs := make([]source, 0, len(cfg.Volumes))
 	for _, v := range cfg.Volumes {
-		if v.Site {
-			attrs := mountAttrs{rdonly: v.ReadOnly, nosuid: true, nodev: !under(v.Source, "/dev")}
-			if err := r.bindHost(v.Source, v.Dest, attrs, v.Propagation); err != nil {
-				return err
-			}
+		if !v.Site {
+			srcs = append(srcs, user[0])
+			user = user[1:]
 			continue
 		}
-		s := srcs[i]
-		i++
+		f, err := os.OpenFile(v.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		var st os.FileInfo
+		if err == nil {
+			st, err = f.Stat()
+		}
+		if err != nil {
+			closeSources(srcs)
+			closeSources(user)
+			return nil, fmt.Errorf("%w: site volume %s: %v", ErrMount, v.Source, err)
+		}
+		srcs = append(srcs, source{f: f, isDir: st.IsDir()})
+	}
+	return srcs, nil
+}
+
+func closeSources(srcs []source) {
+	for _, s := range srcs {
+		if s.f != nil {
+			s.f.Close()
+		}
+	}
+}
+
+// volumes binds the volumes in order, srcs from openSources.
+func (r *rootfs) volumes(cfg *initConfig, srcs []source) error {
+	for i, v := range cfg.Volumes {
 		attrs := mountAttrs{rdonly: v.ReadOnly, nosuid: true, nodev: true}
-		if err := r.bind(s.f, v.Source, s.isDir, v.Dest, attrs, "", true); err != nil {
+		if v.Site {
+			attrs.nodev = !under(v.Source, "/dev")
+		}
+		if err := r.bind(srcs[i].f, v.Source, srcs[i].isDir, v.Dest, attrs, v.Propagation, !v.Site); err != nil {
 			return err
 		}
 	}
@@ -405,4 +432,17 @@ func isELF(p string) bool {
 	var b [4]byte
 	_, err = io.ReadFull(f, b[:])
 	return err == nil && string(b[:]) == "\x7fELF"
+}
+
+// etcFiles returns the content of the site files of /etc, by name.
+func etcFiles(cfg *initConfig) (map[string][]byte, error) {
+	files := map[string][]byte{"passwd": passwdFile(cfg.Cred), "group": groupFile(cfg.Cred)}
+	for name, host := range cfg.EtcFiles {
+		b, err := os.ReadFile(host)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading site file for /etc/%s: %v", ErrSetup, name, err)
+		}
+		files[name] = b
+	}
+	return files, nil
 }

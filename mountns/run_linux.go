@@ -28,6 +28,13 @@ var forwardedSignals = []os.Signal{
 	unix.SIGUSR2, unix.SIGALRM, unix.SIGCONT, unix.SIGWINCH,
 }
 
+// unprivInitCaps are the capabilities (in its own user namespace) that
+// the init needs in unprivileged mode.
+var unprivInitCaps = []uintptr{
+	unix.CAP_SYS_ADMIN, unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_SYS_CHROOT,
+	unix.CAP_DAC_OVERRIDE, unix.CAP_DAC_READ_SEARCH, unix.CAP_FOWNER, unix.CAP_CHOWN, unix.CAP_KILL,
+}
+
 // initEnv is the whole environment of the namespace init and of the site
 // hooks: nothing of the caller's reaches a privileged step.
 var initEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
@@ -96,6 +103,11 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 		sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
 		sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
 		sys.GidMappingsEnableSetgroups = false
+		// The init keeps the caller's uid inside (uid -> uid), so exec
+		// would drop the capabilities the new namespace gives it: carry
+		// the ones it needs as ambient capabilities. The init clears the
+		// ambient set again before it starts anything.
+		sys.AmbientCaps = unprivInitCaps
 	} else {
 		// Full root for the init: real uid 0 is also what tells the init
 		// that it was started by Run and not by a user through the setuid
