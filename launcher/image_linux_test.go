@@ -25,7 +25,7 @@ import (
 
 // publish puts an image with the given tags and ACLs into the store dir
 // through imagestore.Publish, as the gateway does, and returns its id.
-func publish(t *testing.T, dir, seed string, created time.Time, tags []string, uids, gids []uint32) string {
+func publish(t testing.TB, dir, seed string, created time.Time, tags []string, uids, gids []uint32) string {
 	t.Helper()
 	sum := sha256.Sum256([]byte(seed))
 	id := hex.EncodeToString(sum[:])
