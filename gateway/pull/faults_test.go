@@ -161,6 +161,22 @@ func TestRegistryFaults(t *testing.T) {
 				next.ServeHTTP(w, r)
 			})
 		}, func(o *Options) { o.RequestTimeout = 200 * time.Millisecond; o.Retries = 1 }, errAny},
+		{"endless manifest body", func(t *testing.T, next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if isManifestGet(r) && r.Method == http.MethodGet {
+					w.Header().Set("Content-Type", string(types.DockerManifestSchema2))
+					w.Write([]byte(`{"schemaVersion":2,"x":"`))
+					chunk := bytes.Repeat([]byte("A"), 64<<10)
+					for i := 0; i < 1024; i++ { // 64 MiB, far over the cap
+						if _, err := w.Write(chunk); err != nil {
+							return
+						}
+					}
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		}, nil, ErrTooLarge},
 		{"trickling blob times out", func(t *testing.T, next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if isBlobGet(r) && strings.HasSuffix(r.URL.Path, blobs[1]) {
@@ -394,3 +410,16 @@ func TestCacheSharedAndVerified(t *testing.T) {
 }
 
 var _ = io.Discard
+
+func TestNewCleansPartialDownloads(t *testing.T) {
+	dir := t.TempDir()
+	p := newPuller(t, func(o *Options) { o.CacheDir = dir })
+	stale := filepath.Join(p.tmpDir(), strings.Repeat("a", 64)+".123.partial")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newPuller(t, func(o *Options) { o.CacheDir = dir })
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale partial download survived New: %v", err)
+	}
+}

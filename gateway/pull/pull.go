@@ -33,7 +33,9 @@ type Registry struct {
 
 // Options configures a Puller. Zero fields take the documented defaults.
 type Options struct {
-	// CacheDir holds the verified layer blob cache (CacheDir/blobs/sha256/<hex>). Required.
+	// CacheDir holds the verified layer blob cache (CacheDir/blobs/sha256/<hex>)
+	// and partial downloads (CacheDir/blobs/tmp, emptied by New: one Puller
+	// per CacheDir at a time). Required.
 	CacheDir string
 	// WorkDir holds temporary files. Default: CacheDir/tmp.
 	WorkDir string
@@ -170,6 +172,12 @@ func New(opts Options) (*Puller, error) {
 	for _, d := range []string{p.blobDir, p.tmpDir(), opts.WorkDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("new puller: %w", err)
+		}
+	}
+	// Partial downloads of a previous process (killed mid-pull) go.
+	if ents, err := os.ReadDir(p.tmpDir()); err == nil {
+		for _, e := range ents {
+			os.Remove(filepath.Join(p.tmpDir(), e.Name()))
 		}
 	}
 	return p, nil
