@@ -174,7 +174,6 @@ func (l *initLogger) log(level slog.Level, msg string, kv ...string) {
 }
 
 func (l *initLogger) debug(msg string, kv ...string) { l.log(slog.LevelDebug, msg, kv...) }
-func (l *initLogger) info(msg string, kv ...string)  { l.log(slog.LevelInfo, msg, kv...) }
 func (l *initLogger) warn(msg string, kv ...string)  { l.log(slog.LevelWarn, msg, kv...) }
 func (l *initLogger) error(msg string, kv ...string) { l.log(slog.LevelError, msg, kv...) }
 

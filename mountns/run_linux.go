@@ -147,7 +147,7 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	var exit *int
 	go func() {
 		defer close(done)
-		remote, exit = readStatus(stR, log)
+		exit, remote = readStatus(stR, log)
 	}()
 
 	waitErr := make(chan error, 1)
@@ -181,7 +181,7 @@ loop:
 
 // readStatus reads the init's status lines until EOF: log records go to
 // log, and the last error or exit status is returned.
-func readStatus(r io.Reader, log *slog.Logger) (remote error, exit *int) {
+func readStatus(r io.Reader, log *slog.Logger) (exit *int, remote error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
@@ -206,5 +206,5 @@ func readStatus(r io.Reader, log *slog.Logger) (remote error, exit *int) {
 			exit = m.Exit
 		}
 	}
-	return remote, exit
+	return exit, remote
 }

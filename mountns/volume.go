@@ -131,7 +131,7 @@ func cleanVolumePath(p string) (string, error) {
 	}
 	for _, c := range strings.Split(p, "/") {
 		if c == ".." {
-			return "", fmt.Errorf("path %q contains ..", p)
+			return "", fmt.Errorf("path %q has a .. component", p)
 		}
 	}
 	return path.Clean(p), nil

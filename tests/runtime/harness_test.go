@@ -107,8 +107,8 @@ func makeImage(mksquashfs string) (*testImage, error) {
 		}
 	}
 	files := map[string]string{
-		"etc/image-marker": "from-the-image\n",
-		"etc/passwd":       "root:x:0:0:root:/root:/bin/sh\nimageuser:x:999:999::/:/bin/sh\n",
+		"etc/image-marker":     "from-the-image\n",
+		"etc/passwd":           "root:x:0:0:root:/root:/bin/sh\nimageuser:x:999:999::/:/bin/sh\n",
 		"usr/share/doc/readme": "image documentation\n",
 	}
 	for name, content := range files {
@@ -167,9 +167,9 @@ type harness struct {
 }
 
 var (
-	binOnce          sync.Once
+	binOnce           sync.Once
 	binPlain, binSUID string
-	binErr           error
+	binErr            error
 )
 
 func newHarness(t *testing.T) *harness {
@@ -235,14 +235,13 @@ func (h *harness) mkdir(name string, mode os.FileMode, uid, gid int) string {
 
 // caller says who runs the driver and how.
 type caller struct {
-	uid, gid  int
-	groups    []uint32
-	setuid    bool // run the setuid-root copy
-	env       []string
-	ambient   []uintptr // ambient capabilities of the caller
-	stdin     io.Reader
-	onStart   func(p *os.Process, stdout *lockedBuffer)
-	wantStart bool
+	uid, gid int
+	groups   []uint32
+	setuid   bool // run the setuid-root copy
+	env      []string
+	ambient  []uintptr // ambient capabilities of the caller
+	stdin    io.Reader
+	onStart  func(p *os.Process, stdout *lockedBuffer)
 }
 
 var (
@@ -346,11 +345,6 @@ func mountHelper(t *testing.T) string {
 	t.Helper()
 	testutil.RequireFUSE(t)
 	return testutil.Binary(t, "shifter-mount")
-}
-
-// modes are the image mount modes to test, with their gates.
-func modes(t *testing.T) []string {
-	return []string{"loop", "fuse"}
 }
 
 func requireMode(t *testing.T, mode string) {

@@ -21,8 +21,8 @@ func TestVolumes(t *testing.T) {
 		os.WriteFile(file, []byte("one file\n"), 0o644)
 
 		ds := h.spec(mode, "sh", "-c", strings.Join([]string{
-			"echo written > /data/new",             // a path the image lacks
-			"echo nested > /data/sub/deeper/f",    // nested in another volume
+			"echo written > /data/new",                    // a path the image lacks
+			"echo nested > /data/sub/deeper/f",            // nested in another volume
 			"echo in-image-dir > /usr/share/doc/newdir/f", // mount point in an image directory
 			"cat /ro/in-ro",
 			"(echo x > /ro/f) 2>&1",

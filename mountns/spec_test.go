@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package mountns
+
+import (
+	"errors"
+	"os"
+	"testing"
+)
+
+func validSpec(t *testing.T) *Spec {
+	t.Helper()
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &Spec{
+		Image: f, UDIMount: "/var/udiMount", Argv: []string{"/bin/true"},
+		Cred: Credential{UID: 1000, GID: 1000, User: "u", Home: "/home/u", Shell: "/bin/sh"},
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*Spec)
+		want   error
+	}{
+		{"valid", func(*Spec) {}, nil},
+		{"no-argv", func(s *Spec) { s.Argv = nil }, ErrSpec},
+		{"relative-udi", func(s *Spec) { s.UDIMount = "udi" }, ErrSpec},
+		{"root-udi", func(s *Spec) { s.UDIMount = "/" }, ErrSpec},
+		{"unclean-udi", func(s *Spec) { s.UDIMount = "/a/../b" }, ErrSpec},
+		{"no-image", func(s *Spec) { s.Image = nil }, ErrSpec},
+		{"image-and-local", func(s *Spec) { s.LocalRoot = "/srv/root" }, ErrSpec},
+		{"local-root-slash", func(s *Spec) { s.Image, s.LocalRoot = nil, "/" }, ErrSpec},
+		{"bad-mode", func(s *Spec) { s.Mode = "nfs" }, ErrSpec},
+		{"unpriv-hook", func(s *Spec) { s.Unprivileged, s.PreMountHook = true, "x" }, ErrSpec},
+		{"etc-slash", func(s *Spec) { s.EtcFiles = map[string]string{"../shadow": "/etc/shadow"} }, ErrSpec},
+		{"etc-passwd", func(s *Spec) { s.EtcFiles = map[string]string{"passwd": "/etc/passwd"} }, ErrSpec},
+		{"user-colon", func(s *Spec) { s.Cred.User = "a:b" }, ErrSpec},
+		{"gecos-newline", func(s *Spec) { s.Cred.Gecos = "a\nroot::0:0::/:/bin/sh" }, ErrSpec},
+		{"group-comma", func(s *Spec) { s.Cred.GroupNames = map[uint32]string{5: "a,b"} }, ErrSpec},
+		{"volume-etc", func(s *Spec) { s.Volumes = []Volume{{Source: "/a", Dest: "/etc"}} }, ErrBadVolume},
+		{"volume-unclean", func(s *Spec) { s.Volumes = []Volume{{Source: "/a", Dest: "/x/../etc"}} }, ErrBadVolume},
+		{"site-volume-var-ok", func(s *Spec) { s.Volumes = []Volume{{Source: "/a", Dest: "/var/x", Site: true}} }, nil},
+		{"site-propagation", func(s *Spec) { s.Volumes = []Volume{{Source: "/a", Dest: "/x", Site: true, Propagation: "shared"}} }, ErrBadVolume},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := validSpec(t)
+			tc.change(s)
+			err := s.validate()
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("validate() = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEtcFiles(t *testing.T) {
+	c := Credential{UID: 1000, GID: 100, Groups: []uint32{100, 20, 5000}, User: "alice", Home: "/home/alice",
+		Shell: "/bin/bash", Gecos: "Alice", GroupNames: map[uint32]string{100: "users", 20: "dialout"}}
+	if got, want := string(passwdFile(c)), "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:100:Alice:/home/alice:/bin/bash\n"; got != want {
+		t.Errorf("passwdFile = %q, want %q", got, want)
+	}
+	want := "root:x:0:\ndialout:x:20:alice\nusers:x:100:\ngroup5000:x:5000:alice\n"
+	if got := string(groupFile(c)); got != want {
+		t.Errorf("groupFile = %q, want %q", got, want)
+	}
+}
+
+func TestKindRoundTrip(t *testing.T) {
+	for name, sentinel := range errorKinds {
+		err := &remoteError{kind: errorKinds[kindOf(sentinel)], msg: "x"}
+		if !errors.Is(err, sentinel) {
+			t.Errorf("kind %s: remote error does not wrap its sentinel", name)
+		}
+	}
+}
