@@ -96,7 +96,6 @@ type Config struct {
 
 // Registry holds per-registry settings.
 type Registry struct {
-	URL      string `json:"url,omitempty"`
 	Insecure bool   `json:"insecure,omitempty"` // plain HTTP allowed
 	CAFile   string `json:"ca_file,omitempty"`
 }
@@ -231,11 +230,8 @@ func (c *Config) Validate() error {
 		if host == "" || strings.ContainsAny(host, "/ ") {
 			bad("registries: %q is not a HOST[:PORT]", host)
 		}
-		if r.URL != "" && !strings.HasPrefix(r.URL, "https://") && !strings.HasPrefix(r.URL, "http://") {
-			bad("registries.%s.url %q: want http(s)://...", host, r.URL)
-		}
-		if strings.HasPrefix(r.URL, "http://") && !r.Insecure {
-			bad("registries.%s.url %q: plain http needs \"insecure\": true", host, r.URL)
+		if r.CAFile != "" && !filepath.IsAbs(r.CAFile) {
+			bad("registries.%s.ca_file %q: must be an absolute path", host, r.CAFile)
 		}
 	}
 	if c.MaxImageSize <= 0 {

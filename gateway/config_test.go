@@ -26,7 +26,7 @@ func TestParseConfig(t *testing.T) {
   "workers": 8,
   "expiration": "720h",
   "failure_hold": "0s",
-  "registries": {"registry.example.org:5000": {"url": "http://registry.example.org:5000", "insecure": true}},
+  "registries": {"registry.example.org:5000": {"insecure": true, "ca_file": "/etc/ca.pem"}},
   "mksquashfs_args": ["-comp", "zstd"],
   "systems": {
     "perlmutter": {"image_dir": "/global/images", "admins": ["root", "1001"], "munge_socket": "/run/munge/perlmutter.socket"},
