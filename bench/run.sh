@@ -44,13 +44,10 @@ if want mount; then
 fi
 if want reader; then
 	echo "== reader benchmark (go test -bench ./bench)"
-	# The images come from mountbench's cache (built here when missing).
+	# The images are mountbench's (built here when missing).
 	# shellcheck disable=SC2086
-	bench/cache/bin/mountbench "${quick[@]}" ${BENCH_MOUNT_ARGS:-} --prepare >/dev/null || status=1
-	if [ "${BENCH_QUICK:-}" = 1 ]; then
-		export BENCH_QUICK=1
-	fi
-	go test -run '^$' -bench . -benchtime 1x -count "$count" -timeout 0 ./bench |
+	imgs=$(bench/cache/bin/mountbench "${quick[@]}" ${BENCH_MOUNT_ARGS:-} --prepare) || status=1
+	BENCH_IMAGES="$imgs" go test -run '^$' -bench ReadImage -benchtime 1x -count "$count" -timeout 0 ./bench |
 		tee "bench/results/reader-$stamp.txt" || status=1
 fi
 if want start; then

@@ -114,7 +114,11 @@ func bench(ctx context.Context, cfg *config) error {
 		}
 		res.TarBytes = n
 		res.Samples["floor"] = append(res.Samples["floor"], el)
-		for _, n := range []int{1, cfg.Concurrent} {
+		ns := []int{1}
+		if cfg.Concurrent > 1 {
+			ns = append(ns, cfg.Concurrent)
+		}
+		for _, n := range ns {
 			el, sq, err := b.pull(ctx, filepath.Join(dir, fmt.Sprintf("gw%d", n)), n)
 			if err != nil {
 				if ctx.Err() != nil {
