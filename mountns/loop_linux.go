@@ -10,6 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// loopConfigure is LOOP_CONFIGURE (a variable so that tests can take the
+// pre-5.8 path).
+var loopConfigure = unix.IoctlLoopConfigure
+
 // loopAttempts bounds the retries when other processes take the free loop
 // device between LOOP_CTL_GET_FREE and binding it.
 const loopAttempts = 64
@@ -49,7 +53,7 @@ func attachLoop(image *os.File, name string) (*os.File, error) {
 			return nil, fmt.Errorf("%w: opening %s: %v", ErrMount, dev, err)
 		}
 		if !legacy {
-			err = unix.IoctlLoopConfigure(int(f.Fd()), &unix.LoopConfig{Fd: uint32(image.Fd()), Info: info})
+			err = loopConfigure(int(f.Fd()), &unix.LoopConfig{Fd: uint32(image.Fd()), Info: info})
 			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOTTY) {
 				legacy = true // before Linux 5.8
 			}

@@ -16,7 +16,7 @@ func TestMountFlagString(t *testing.T) {
 	}{
 		{unix.MS_BIND | unix.MS_REC, "MS_BIND|MS_REC"},
 		{unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY, "MS_RDONLY|MS_REMOUNT|MS_BIND"},
-		{unix.MS_NOSUID | 1 << 30, "MS_NOSUID|0x40000000"},
+		{unix.MS_NOSUID | 1<<30, "MS_NOSUID|0x40000000"},
 		{0, ""},
 	} {
 		if got := mountFlagString(tc.flags); got != tc.want {

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package mountns
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shifter-go/shifter/internal/testutil"
+)
+
+// squashfsImage makes a small image with mksquashfs.
+func squashfsImage(t *testing.T) string {
+	t.Helper()
+	testutil.RequireLoop(t)
+	mksquashfs := testutil.RequireTool(t, "mksquashfs")
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	os.MkdirAll(filepath.Join(tree, "d"), 0o755)
+	os.WriteFile(filepath.Join(tree, "d", "hello"), []byte("hello\n"), 0o644)
+	img := filepath.Join(dir, "img.squashfs")
+	if out, err := exec.Command(mksquashfs, tree, img, "-noappend", "-quiet", "-no-progress").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v\n%s", err, out)
+	}
+	return img
+}
+
+// sysLoop reads a /sys/block/loopN/... attribute.
+func sysLoop(dev, attr string) string {
+	b, _ := os.ReadFile(filepath.Join("/sys/block", filepath.Base(dev), attr))
+	return strings.TrimSpace(string(b))
+}
+
+// attachMountCheck attaches img, checks the kernel's view of the device,
+// mounts it, reads a file, unmounts, and checks that autoclear freed it.
+func attachMountCheck(t *testing.T, img string) {
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dev, err := attachLoop(f, img)
+	if err != nil {
+		t.Fatalf("attachLoop: %v", err)
+	}
+	name := dev.Name()
+	if got := sysLoop(name, "loop/backing_file"); got != img {
+		dev.Close()
+		t.Fatalf("%s backing file %q, want %q", name, got, img)
+	}
+	if ro, ac := sysLoop(name, "ro"), sysLoop(name, "loop/autoclear"); ro != "1" || ac != "1" {
+		t.Errorf("%s: ro=%s autoclear=%s, want 1 1", name, ro, ac)
+	}
+	mnt := t.TempDir()
+	err = mount(name, mnt, "squashfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+	dev.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(mnt, "d", "hello"))
+	if uerr := unix.Unmount(mnt, 0); uerr != nil {
+		t.Errorf("unmount: %v", uerr)
+	}
+	if err != nil || string(b) != "hello\n" {
+		t.Errorf("read through the loop mount: %q, %v", b, err)
+	}
+	for i := 0; sysLoop(name, "loop/backing_file") == img; i++ {
+		if i > 100 {
+			t.Errorf("%s still bound to %s after unmount (autoclear)", name, img)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestAttachLoop(t *testing.T) {
+	img := squashfsImage(t)
+	t.Run("LOOP_CONFIGURE", func(t *testing.T) { attachMountCheck(t, img) })
+	t.Run("legacy-SET_FD", func(t *testing.T) {
+		old := loopConfigure
+		loopConfigure = func(int, *unix.LoopConfig) error { return unix.EINVAL } // a pre-5.8 kernel
+		defer func() { loopConfigure = old }()
+		attachMountCheck(t, img)
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		seen := map[string]int{}
+		errs := make(chan error, 8)
+		var devs []*os.File
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f, err := os.Open(img)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer f.Close()
+				dev, err := attachLoop(f, img)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				seen[dev.Name()]++
+				devs = append(devs, dev)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		for _, d := range devs {
+			d.Close() // autoclear: unbound on last close
+		}
+		for d, n := range seen {
+			if n != 1 {
+				t.Errorf("%s handed out %d times", d, n)
+			}
+		}
+		if len(seen) != 8 {
+			t.Errorf("got %d devices, want 8: %v", len(seen), fmt.Sprint(seen))
+		}
+	})
+}
