@@ -59,6 +59,13 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	if err := spec.validate(); err != nil {
 		return -1, err
 	}
+	if spec.Image != nil && spec.Image.Fd() <= 2 {
+		// The process started with stdin, stdout or stderr closed and the
+		// image took its number: the command would get the image as that
+		// stream. (A setuid Go program gets /dev/null there from the
+		// runtime; front ends should also open it before anything else.)
+		return -1, fmt.Errorf("%w: the image was opened as fd %d: start with fds 0, 1 and 2 open", ErrSpec, spec.Image.Fd())
+	}
 	cfg, err := prepare(spec, log)
 	if err != nil {
 		return -1, err
