@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -419,13 +418,4 @@ func TestAgainstUnsquashfs(t *testing.T) {
 			checkImage(t, img)
 		})
 	}
-}
-
-// pathOf strips the unsquashfs root prefix.
-func pathOf(p string) string {
-	p = strings.TrimPrefix(strings.TrimPrefix(p, "squashfs-root"), "/")
-	if p == "" {
-		return "."
-	}
-	return path.Clean(p)
 }

@@ -125,6 +125,10 @@ func (c *dirCursor) next() (e DirEntry, ok bool, err error) {
 	if err := checkName(name); err != nil {
 		return e, false, formatErr(c.pos.block, "directory %d: %v", c.dir.Ino, err)
 	}
+	if c.lastName != "" && name <= c.lastName {
+		return e, false, formatErr(c.pos.block, "directory %d: entry %q after %q: not in name order", c.dir.Ino, name, c.lastName)
+	}
+	c.lastName = name
 	if typ < 1 || typ > 7 {
 		return e, false, formatErr(c.pos.block, "directory %d: entry %q of type %d", c.dir.Ino, name, typ)
 	}

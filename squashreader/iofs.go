@@ -4,7 +4,6 @@ package squashreader
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"path"
@@ -57,7 +56,10 @@ const (
 	maxPathDepth   = 4096
 )
 
-var errLoop = errors.New("too many levels of symbolic links")
+var (
+	errLoop  = errors.New("too many levels of symbolic links")
+	errIsDir = errors.New("is a directory")
+)
 
 // LookupPath resolves an io/fs-style path ("." is the root) without
 // following a final symlink. Symlinks in the middle are followed; absolute
@@ -239,21 +241,29 @@ func (r *Reader) ReadFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if in.Type != TypeFile {
-		return nil, pathErr("readfile", name, errNotFile)
+	switch in.Type {
+	case TypeDir:
+		return nil, pathErr("readfile", name, errIsDir)
+	case TypeFile:
+	default:
+		return []byte{}, nil // devices, fifos and sockets have no contents in an image
 	}
-	if in.Size > uint64(r.size)*1024 || in.Size > 1<<40 {
-		// More than any plausible compression ratio: don't allocate it.
-		if len(in.sizes) > 0 || in.Size > 1<<40 {
-			return nil, pathErr("readfile", name, fmt.Errorf("file of %d bytes too large to read whole", in.Size))
+	// Grow with the data actually read: a claimed size alone never drives
+	// the allocation.
+	b := make([]byte, 0, min(in.Size, 64<<20))
+	buf := make([]byte, min(in.Size, uint64(r.bs)*8))
+	for off := int64(0); off < int64(in.Size); {
+		n, err := r.ReadAt(in, buf, off)
+		b = append(b, buf[:n]...)
+		off += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, pathErr("readfile", name, err)
 		}
 	}
-	b := make([]byte, in.Size)
-	n, err := r.ReadAt(in, b, 0)
-	if err != nil && err != io.EOF {
-		return nil, pathErr("readfile", name, err)
-	}
-	return b[:n], nil
+	return b, nil
 }
 
 // ReadDir returns the entries of the directory name, sorted by name.

@@ -70,7 +70,7 @@ func (f *file) Read(p []byte) (int, error) {
 		return 0, errClosed
 	}
 	if f.fi.in.Type != TypeFile {
-		return 0, &fs.PathError{Op: "read", Path: f.fi.name, Err: errNotFile}
+		return 0, io.EOF // devices, fifos and sockets have no contents in an image
 	}
 	n, err := f.r.ReadAt(f.fi.in, p, f.off)
 	f.off += int64(n)
@@ -85,7 +85,7 @@ func (f *file) ReadAt(p []byte, off int64) (int, error) {
 		return 0, errClosed
 	}
 	if f.fi.in.Type != TypeFile {
-		return 0, &fs.PathError{Op: "read", Path: f.fi.name, Err: errNotFile}
+		return 0, io.EOF
 	}
 	return f.r.ReadAt(f.fi.in, p, off)
 }
