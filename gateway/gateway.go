@@ -216,7 +216,7 @@ func (g *Gateway) reconcile() error {
 	sort.Slice(pending, func(a, b int) bool { return pending[a].Seq < pending[b].Seq })
 	for _, j := range pending {
 		g.log.Info("pull queued again after restart", "system", j.System, "tag", j.Tag, "attempts", j.Attempts)
-		g.enqueue(string(j.key()), j.System, nil)
+		g.enqueue(string(j.key()), j.System, j.Seq, nil)
 	}
 	return nil
 }
@@ -246,11 +246,16 @@ func (g *Gateway) withdraw(t tx, r *imageRecord, state, msg string, now time.Tim
 	return nil
 }
 
-func (g *Gateway) enqueue(k, system string, creds map[string]string) {
+// credKey names one job's credentials: a key and its job's sequence, so
+// that a finished job never drops the credentials of the next job of the
+// same key.
+func credKey(k string, seq uint64) string { return k + "\x00" + strconv.FormatUint(seq, 10) }
+
+func (g *Gateway) enqueue(k, system string, seq uint64, creds map[string]string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if creds != nil {
-		g.creds[k] = creds
+		g.creds[credKey(k, seq)] = creds
 	}
 	if g.queued[k] {
 		return
@@ -272,6 +277,7 @@ func (g *Gateway) dequeue() (string, bool) {
 	}
 	k := g.queue[0]
 	g.queue = g.queue[1:]
+	delete(g.queued, k)
 	return k, true
 }
 
@@ -302,18 +308,20 @@ func (g *Gateway) saveJob(j *jobRecord) error {
 // meanwhile, the job is left in its state and queued again at start-up.
 func (g *Gateway) runJob(k string) {
 	j, err := g.loadJob(k)
+	if err != nil {
+		g.log.Error("load queued job", "err", err)
+		return
+	}
+	ck := credKey(k, j.Seq)
 	defer func() {
-		g.mu.Lock()
-		delete(g.queued, k)
-		if j == nil || terminal(j.Status) {
-			delete(g.creds, k)
-		}
-		g.mu.Unlock()
-		if j != nil {
-			g.m.inProgress.WithLabelValues(j.System).Dec()
+		g.m.inProgress.WithLabelValues(j.System).Dec()
+		if terminal(j.Status) {
+			g.mu.Lock()
+			delete(g.creds, ck)
+			g.mu.Unlock()
 		}
 	}()
-	if err != nil || terminal(j.Status) {
+	if terminal(j.Status) {
 		return
 	}
 	log := g.log.With("system", j.System, "tag", j.Tag, "uid", j.UID)
@@ -336,7 +344,7 @@ func (g *Gateway) runJob(k string) {
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.JobTimeout.D())
 	defer cancel()
 	g.mu.Lock()
-	creds := g.creds[k]
+	creds := g.creds[ck]
 	g.mu.Unlock()
 	log.Info("pull started", "attempt", j.Attempts)
 	res, private, err := g.resolve(ctx, j, creds)

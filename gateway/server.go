@@ -256,6 +256,7 @@ func (g *Gateway) submit(sys, itype, tag string, id *Identity, uids, gids []uint
 	var out api.Image
 	var queue bool
 	var outcome string
+	var joinedSeq uint64
 	j := &jobRecord{System: sys, Itype: itype, Tag: tag, Scope: scope}
 	k := string(j.key())
 	err := g.db.update(func(t tx) error {
@@ -271,7 +272,7 @@ func (g *Gateway) submit(sys, itype, tag string, id *Identity, uids, gids []uint
 			}
 			switch {
 			case !terminal(cur.Status):
-				out, outcome = jobView(cur, nil), "joined"
+				out, outcome, joinedSeq = jobView(cur, nil), "joined", cur.Seq
 				return nil
 			case cur.Status == api.StateFailure && now.Sub(cur.Finished) < g.cfg.FailureHold.D():
 				out, outcome = jobView(cur, nil), "cached"
@@ -311,7 +312,7 @@ func (g *Gateway) submit(sys, itype, tag string, id *Identity, uids, gids []uint
 		if creds != nil && outcome == "joined" {
 			g.mu.Lock()
 			if g.queued[k] {
-				g.creds[k] = creds // fresher credentials for a job not started yet
+				g.creds[credKey(k, joinedSeq)] = creds // fresher credentials for a job not started yet
 			}
 			g.mu.Unlock()
 		}
@@ -329,7 +330,7 @@ func (g *Gateway) submit(sys, itype, tag string, id *Identity, uids, gids []uint
 	}); err != nil {
 		return nil, fmt.Errorf("record pull: %w", err)
 	}
-	g.enqueue(k, sys, creds)
+	g.enqueue(k, sys, j.Seq, creds)
 	return jobView(j, nil), nil
 }
 
