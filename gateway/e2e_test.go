@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -51,6 +53,14 @@ func newTestRegistry(t *testing.T) *testRegistry {
 	tr := &testRegistry{release: make(chan struct{}), blockedCh: make(chan struct{}, 64)}
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Repositories under private/ need basic auth "puller:<secret>".
+		if strings.HasPrefix(r.URL.Path, "/v2/private/") {
+			if u, pw, ok := r.BasicAuth(); !ok || u != "puller" || pw != secret {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+				return
+			}
+		}
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
 			tr.blobGets.Add(1)
 			if tr.held.Load() {
@@ -122,7 +132,7 @@ func (tr *testRegistry) push(t *testing.T, repoTag string, env []string, layers 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, img); err != nil {
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "puller", Password: secret})); err != nil {
 		t.Fatal(err)
 	}
 	d, err := img.Digest()
@@ -162,7 +172,8 @@ func TestEndToEndRealPuller(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPuller(c, nil)
+	pullLogs := &syncBuffer{}
+	p, err := NewPuller(c, slog.New(slog.NewJSONHandler(pullLogs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +212,36 @@ func TestEndToEndRealPuller(t *testing.T) {
 	if im := tg.pullWait(alice, reg.host+"/test/nosuch:v1", nil); im.Status != api.StateFailure {
 		t.Errorf("pull of a missing repository: %s", im.Status)
 	}
+
+	// A private repository: refused without credentials, private to the
+	// puller with them; the password is nowhere on disk or in the logs.
+	privID := reg.push(t, "private/app:v1", []string{"PATH=/bin"}, layer(t, map[string]string{"secret/file": "s"}))
+	privTag := reg.host + "/private/app:v1"
+	if im := tg.pullWait(bob, privTag, nil); im.Status != api.StateFailure || !strings.Contains(im.StatusMessage, "denied") {
+		t.Errorf("private pull without credentials: %s %q", im.Status, im.StatusMessage)
+	}
+	creds := &api.PullRequest{AuthorizedLocations: map[string]string{reg.host: "puller:" + secret}}
+	if im := tg.pullWait(alice, privTag, creds); im.Status != api.StateReady || im.ID != privID || !slices.Equal(im.UserACL, []uint32{1001}) {
+		t.Fatalf("private pull with credentials: %+v", im)
+	}
+	if _, code := tg.lookup(bob, privTag); code != 404 {
+		t.Errorf("bob's lookup of alice's private image: %d", code)
+	}
+	if strings.Contains(tg.logs.String(), secret) || strings.Contains(pullLogs.String(), secret) {
+		t.Error("the registry password is in the gateway's logs")
+	}
+	if pullLogs.String() == "" {
+		t.Error("no debug logs from the puller to check")
+	}
+	tg.close()
+	filepath.WalkDir(c.DataDir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(secret)) {
+				t.Errorf("the registry password is stored in %s", path)
+			}
+		}
+		return nil
+	})
 }
 
 // gatewayProc is shifter-gateway running as a subprocess.
