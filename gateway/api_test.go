@@ -184,8 +184,11 @@ func TestConcurrentPullsShareOneJob(t *testing.T) {
 	p.gate = make(chan struct{})
 	tg := startGW(t, testConfig(t), p)
 	users := []string{alice, bob, carol, admin}
+	for u := range 46 {
+		users = append(users, fmt.Sprintf("user%d:%d:%d", u, 2000+u, 2000+u))
+	}
 	var wg sync.WaitGroup
-	for i := range 40 {
+	for i := range 200 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -215,7 +218,7 @@ func TestConcurrentPullsShareOneJob(t *testing.T) {
 		}
 	}
 	if r, b := p.count(p.resolves, "busybox:1"), p.count(p.builds, id); r != 1 || b != 1 {
-		t.Errorf("40 concurrent pulls: %d resolves, %d builds; want 1 and 1", r, b)
+		t.Errorf("200 concurrent pulls from 50 users: %d resolves, %d builds; want 1 and 1", r, b)
 	}
 }
 

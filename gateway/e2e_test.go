@@ -417,3 +417,96 @@ func TestKill9MidPull(t *testing.T) {
 		t.Errorf("gateway exit after SIGTERM: %v\n%s", err, gp.out.String())
 	}
 }
+
+// checkReadyInvariant opens the database of a stopped gateway and checks
+// that every READY image has its complete files.
+func checkReadyInvariant(t *testing.T, dataDir, imageDir string) int {
+	t.Helper()
+	s, err := OpenStore(filepath.Join(dataDir, "db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var recs []*imageRecord
+	if err := s.view(func(tx tx) (err error) { recs, err = tx.images("sys"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, r := range recs {
+		if r.Status != api.StateReady {
+			continue
+		}
+		ready++
+		m, err := imagestore.Load(imageDir, r.ID)
+		if err != nil {
+			t.Errorf("READY record %s without its metadata: %v", r.ID, err)
+			continue
+		}
+		sq, _ := imagestore.Paths(imageDir, r.ID)
+		if st, err := os.Stat(sq); err != nil || st.Size() != m.Size || m.Size != r.Size {
+			t.Errorf("READY record %s: squashfs %v, metadata size %d, record size %d", r.ID, err, m.Size, r.Size)
+		}
+	}
+	return ready
+}
+
+// TestKill9RandomPoints kills shifter-gateway at random moments of
+// several pulls (download, conversion, publish) and checks after each
+// kill that no READY record points at a missing or partial file, then
+// that every pull completes after the last restart.
+func TestKill9RandomPoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("subprocess kill loop")
+	}
+	testutil.RequireTool(t, "mksquashfs")
+	bin := testutil.Binary(t, "shifter-gateway")
+	reg := newTestRegistry(t)
+	const trials = 6
+	var tags, ids []string
+	for i := range trials {
+		files := map[string]string{}
+		for f := range 40 {
+			files[fmt.Sprintf("d%d/f%d", f%5, f)] = strings.Repeat(fmt.Sprintf("%d-%d.", i, f), 4000+i*500)
+		}
+		ids = append(ids, reg.push(t, fmt.Sprintf("test/k%d:v1", i), nil, layer(t, files), layer(t, map[string]string{"x": "y"})))
+		tags = append(tags, fmt.Sprintf("%s/test/k%d:v1", reg.host, i))
+	}
+	dir := t.TempDir()
+	imageDir, dataDir := filepath.Join(dir, "images"), filepath.Join(dir, "data")
+	sock := filepath.Join(dir, "gw.sock")
+	cfg := fmt.Sprintf(`{"listen": [%q], "data_dir": %q, "workers": 2, "max_attempts": 20,
+  "registries": {%q: {"insecure": true}}, "systems": {"sys": {"image_dir": %q}}}`,
+		"unix:"+sock, dataDir, reg.host, imageDir)
+	cfgPath := filepath.Join(dir, "gateway.json")
+	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	delays := []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 60 * time.Millisecond, 120 * time.Millisecond, 250 * time.Millisecond}
+	for i := range trials {
+		gp := startGatewayProc(t, bin, cfgPath, sock)
+		if code := gp.call(t, "POST", "/api/pull/sys/docker/"+tags[i]+"/", nil); code != 200 {
+			t.Fatalf("pull %s: %d", tags[i], code)
+		}
+		time.Sleep(delays[i%len(delays)])
+		gp.kill9(t)
+		checkReadyInvariant(t, dataDir, imageDir)
+	}
+	gp := startGatewayProc(t, bin, cfgPath, sock)
+	for i, tag := range tags {
+		var im api.Image
+		deadline := time.Now().Add(60 * time.Second)
+		for !terminal(im.Status) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			gp.call(t, "GET", "/api/pull/sys/docker/"+tag+"/", &im)
+		}
+		if im.Status != api.StateReady || im.ID != ids[i] {
+			t.Errorf("%s after the kills: %s %q", tag, im.Status, im.StatusMessage)
+		}
+	}
+	gp.cmd.Process.Signal(syscall.SIGTERM)
+	gp.cmd.Wait()
+	if n := checkReadyInvariant(t, dataDir, imageDir); n != trials {
+		t.Errorf("%d READY images, want %d", n, trials)
+	}
+	if names := tempNames(t, imageDir); len(names) != 0 {
+		t.Errorf("temporary files left: %v", names)
+	}
+}
