@@ -141,7 +141,7 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int) (int, error) {
 		attr.Dir = "/"
 		var err2 error
 		if p, err2 = os.StartProcess(argv0, cfg.Argv, attr); err2 == nil {
-			log.warn("working directory not usable in the container, using /", "path", wd, "err", err.Error())
+			log.warn("working directory missing or not accessible in the container, using /", "path", wd)
 		}
 		err = err2
 	}
