@@ -62,14 +62,21 @@ func (p *Puller) Build(ctx context.Context, r *Resolved, out *os.File, progress 
 		return nil, errors.New("build image: not a resolved image")
 	}
 	pr := &progressReporter{fn: progress}
-	paths, err := p.fetchLayers(ctx, r, pr)
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", r.Ref, err)
+	for attempt := 0; ; attempt++ {
+		paths, err := p.fetchLayers(ctx, r, pr)
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: %w", r.Ref, err)
+		}
+		err = p.convert(ctx, r, paths, out, pr)
+		if err == nil {
+			return p.metadata(r), nil
+		}
+		// A cache file damaged on disk was evicted: fetch it once more.
+		if attempt > 0 || !errors.Is(err, errEvicted) {
+			return nil, fmt.Errorf("convert %s: %w", r.Ref, err)
+		}
+		p.log.Warn("cached layer was corrupt, downloading it again", "image", r.Ref, "err", err)
 	}
-	if err := p.convert(ctx, r, paths, out, pr); err != nil {
-		return nil, fmt.Errorf("convert %s: %w", r.Ref, err)
-	}
-	return p.metadata(r), nil
 }
 
 // fetchLayers brings every layer into the cache, Jobs at a time.

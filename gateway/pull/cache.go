@@ -224,6 +224,10 @@ func (p *Puller) downloadOnce(ctx context.Context, r *Resolved, l v1.Descriptor,
 	return nil
 }
 
+// errEvicted marks a cached blob found corrupt and removed: downloading it
+// again may succeed.
+var errEvicted = errors.New("evicted from the blob cache")
+
 // diffError carries a decompression-side failure through the pipe.
 type diffError struct{ err error }
 
@@ -359,7 +363,7 @@ func (v *verifyingReader) verify() error {
 	}
 	if got := hex.EncodeToString(v.h.Sum(nil)); got != v.c.want {
 		os.Remove(v.c.path)
-		return fmt.Errorf("%w: cached blob sha256:%s changed on disk (now sha256:%s); evicted", ErrInvalidImage, v.c.want, got)
+		return fmt.Errorf("%w: %w: cached blob sha256:%s changed on disk (now sha256:%s)", ErrInvalidImage, errEvicted, v.c.want, got)
 	}
 	return nil
 }

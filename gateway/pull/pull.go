@@ -234,6 +234,11 @@ func (p *Puller) Resolve(ctx context.Context, ref string, creds map[string]strin
 	if err != nil {
 		return nil, err
 	}
+	// Manifests are bounded per request by guard; the config is a blob
+	// (no per-request deadline there), so bound the whole resolution.
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(p.opts.Retries+1)*2*p.opts.RequestTimeout+
+		time.Duration(p.opts.MaxConfigSize/p.opts.MinSpeed)*time.Second)
+	defer cancel()
 	opts := p.remoteOptions(ctx, r.Context().Registry, creds)
 	desc, err := remote.Get(r, opts...)
 	if err != nil {
