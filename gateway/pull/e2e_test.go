@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/shifter-go/shifter/internal/sqtest"
 	"github.com/shifter-go/shifter/internal/testutil"
 )
 
@@ -88,7 +89,8 @@ func TestDistributionRegistry(t *testing.T) {
 	layers := [][]ent{
 		{dir("bin"), withMode(file("bin/busybox", "binary"), 0o755, 0, 0), dir("etc"), file("etc/os-release", "ID=e2e\n"), dir("var"), file("var/old", "old")},
 		{hardlink("bin/sh", "bin/busybox"), whiteout("var", "old"), symlink("etc/mtab", "/proc/mounts")},
-		{opaque("etc"), file("etc/os-release", "ID=e2e2\n"), withMode(file("home/u/.profile", "x"), 0o600, 1000, 1000)},
+		{opaque("etc"), file("etc/os-release", "ID=e2e2\n"), withMode(file("home/u/.profile", "x"), 0o600, 1000, 1000),
+			withXattr(file("xattr", "x"), "user.shifter", "yes")},
 	}
 	cfg := v1.Config{Env: []string{"PATH=/bin", "LANG=C"}, Entrypoint: []string{"/bin/sh", "-c"}, Cmd: []string{"echo hi"},
 		WorkingDir: "/home/u", User: "1000:1000", Labels: map[string]string{"org.test": "e2e"}}
@@ -126,7 +128,11 @@ func TestDistributionRegistry(t *testing.T) {
 				t.Errorf("metadata does not validate: %v", err)
 			}
 			if diff := cmp.Diff(wantTree, describeTree(t, unsquash(t, sq))); diff != "" {
-				t.Errorf("squashfs differs from the reference applier (-want +got):\n%s", diff)
+				t.Errorf("squashfs (unsquashfs) differs from the reference applier (-want +got):\n%s", diff)
+			}
+			// And as the runtime sees it: mounted by the kernel.
+			if diff := cmp.Diff(wantTree, describeTree(t, sqtest.MountKernel(t, sq))); diff != "" {
+				t.Errorf("squashfs (kernel mount) differs from the reference applier (-want +got):\n%s", diff)
 			}
 		})
 	}
