@@ -3,6 +3,9 @@ GO      ?= go
 PREFIX  ?= /usr/local
 SYSCONFDIR ?= /etc/shifter
 BINS    := shifter shifterimg shifter-gateway shifter-mount
+MODULE  := github.com/shifter-go/shifter
+LDFLAGS ?= -X $(MODULE)/udiroot.DefaultPath=$(SYSCONFDIR)/udiRoot.conf \
+           -X $(MODULE)/launcher.DefaultMountHelper=$(PREFIX)/bin/shifter-mount
 export PATH := /usr/local/go/bin:$(PATH)
 
 .PHONY: all build deps test test-short bench demo install lint clean
@@ -11,7 +14,7 @@ all: build
 
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ $(addprefix ./cmd/,$(BINS))
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(BINS))
 
 deps:
 	@scripts/deps.sh
@@ -42,7 +45,7 @@ lint:
 	staticcheck ./...
 
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)/var/lib/shifter/images
 	install -m 0755 bin/shifterimg bin/shifter-gateway bin/shifter-mount $(DESTDIR)$(PREFIX)/bin/
 	install -m 4755 -o root bin/shifter $(DESTDIR)$(PREFIX)/bin/shifter
 	[ -e $(DESTDIR)$(SYSCONFDIR)/udiRoot.conf ] || install -m 0644 -o root etc/udiRoot.conf.example $(DESTDIR)$(SYSCONFDIR)/udiRoot.conf

@@ -15,6 +15,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# On a booted Debian, fuse3's udev rule makes /dev/fuse mode 0666 so that
+# ordinary users can mount FUSE filesystems (shifter's unprivileged mode).
+# Containers and chroots without udev leave it 0600: apply the same rule.
+if [ -c /dev/fuse ] && [ "$(id -u)" -eq 0 ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
+	chmod 0666 /dev/fuse
+fi
 # docker-registry's Debian package starts a system service on :5000; our
 # tests start their own registries on free ports and do not need it.
 if command -v go >/dev/null; then
