@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -98,11 +98,7 @@ func lookPath(name string, env []string) (string, error) {
 // runCommand starts the command as the user, forwards signals to it until
 // it ends, and returns its status: the exit code, 128+N for signal N, 127
 // when it cannot be executed.
-func runCommand(cfg *initConfig, log *initLogger, capLast int) (int, error) {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwardedSignals...)
-	defer signal.Stop(sigs)
-
+func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Signal) (int, error) {
 	argv0, err := lookPath(cfg.Argv[0], cfg.Env)
 	if err != nil {
 		log.error("cannot execute the command", "err", err.Error())
@@ -159,6 +155,9 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int) (int, error) {
 		case s := <-sigs:
 			_ = p.Signal(s)
 		case ps := <-done:
+			// Whatever the command left running in the container holds
+			// its mounts (and the loop device): it ends with it.
+			killStragglers(log)
 			if ps == nil {
 				return -1, fmt.Errorf("%w: waiting for the command", ErrSetup)
 			}
@@ -168,5 +167,40 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int) (int, error) {
 			}
 			return ws.ExitStatus(), nil
 		}
+	}
+}
+
+// killStragglers kills every process in the init's mount namespace but
+// the init itself: the command's background processes and daemons, and
+// the FUSE helper (which the init then reaps). Processes can only have
+// got there from the command, since the namespace is private.
+func killStragglers(log *initLogger) {
+	self := os.Getpid()
+	ns, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		log.warn("cannot list the container's processes", "err", err.Error())
+		return
+	}
+	for round := 0; round < 10; round++ {
+		ents, err := os.ReadDir("/proc")
+		if err != nil {
+			return
+		}
+		killed := 0
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == self {
+				continue
+			}
+			if l, err := os.Readlink("/proc/" + e.Name() + "/ns/mnt"); err == nil && l == ns {
+				if unix.Kill(pid, unix.SIGKILL) == nil {
+					killed++
+				}
+			}
+		}
+		if killed == 0 {
+			return
+		}
+		log.debug("killed processes left in the container", "count", strconv.Itoa(killed))
 	}
 }

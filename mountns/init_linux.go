@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -52,7 +53,11 @@ func initMain() int {
 		return 125
 	}
 	log.level = slog.Level(cfg.LogLevel)
-	code, err := container(&cfg, log)
+	// Signals that arrive while the container is built wait for the
+	// command.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwardedSignals...)
+	code, err := container(&cfg, log, sigs)
 	if err != nil {
 		log.fail(err)
 		return 125
@@ -62,7 +67,7 @@ func initMain() int {
 }
 
 // container builds the container and runs the command in it.
-func container(cfg *initConfig, log *initLogger) (int, error) {
+func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, error) {
 	var image *os.File
 	if cfg.HasImage {
 		image = os.NewFile(fdImage, cfg.ImagePath)
@@ -116,7 +121,7 @@ func container(cfg *initConfig, log *initLogger) (int, error) {
 	if err := enterRoot(r.path, log); err != nil {
 		return -1, err
 	}
-	return runCommand(cfg, log, capLast)
+	return runCommand(cfg, log, capLast, sigs)
 }
 
 // capLastCap reads the highest capability number of the kernel.

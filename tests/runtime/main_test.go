@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -43,6 +44,7 @@ type driverSpec struct {
 	Workdir       string            `json:"workdir,omitempty"`
 	Unprivileged  bool              `json:"unprivileged,omitempty"`
 	Verbose       bool              `json:"verbose,omitempty"`
+	CancelAfterMs int               `json:"cancelAfterMs,omitempty"` // cancel Run's context
 }
 
 // Driver exit statuses for Run's setup errors (commands in the tests exit
@@ -113,7 +115,13 @@ func driver(specFile string) int {
 	}
 	code := -1
 	if err == nil {
-		code, err = mountns.Run(context.Background(), spec)
+		ctx := context.Background()
+		if ds.CancelAfterMs > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(ds.CancelAfterMs)*time.Millisecond)
+			defer cancel()
+		}
+		code, err = mountns.Run(ctx, spec)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "driver: run:", err)
