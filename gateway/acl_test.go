@@ -107,13 +107,22 @@ func TestPrivateImages(t *testing.T) {
 	if visible(bob, "corp/public:1") || !visible(carol, "corp/public:1") || !visible(alice, "corp/public:1") {
 		t.Error("ACL of a pull with allowed_uids")
 	}
-	// ...and a public pull by someone else (the registry serves it to
-	// anyone) makes it public: grants only add, never remove.
+	// ...and a public pull by someone not on the ACL adds only them: the
+	// image does not become public.
 	if im := tg.pullWait(bob, "corp/public:1", nil); im.Status != api.StateReady {
 		t.Fatalf("bob's public pull: %+v", im)
 	}
-	if !visible(bob, "corp/public:1") || !visible(anon, "corp/public:1") {
-		t.Error("public pull of public content should make it public")
+	if !visible(bob, "corp/public:1") || visible(anon, "corp/public:1") || visible("dave:1004:1004", "corp/public:1") {
+		t.Error("public pull by a user off the ACL should add that user only")
+	}
+	// A public pull by someone on the ACL makes it public (the owner
+	// re-pulls without ACL, as in Shifter).
+	tg.clock.add(c.PullUpdateTimeout.D() + time.Second)
+	if im := tg.pullWait(alice, "corp/public:1", nil); im.Status != api.StateReady {
+		t.Fatalf("alice's public re-pull: %+v", im)
+	}
+	if !visible(anon, "corp/public:1") {
+		t.Error("the owner's public re-pull should make the image public")
 	}
 
 	// Credentials are nowhere on disk or in logs.

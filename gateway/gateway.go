@@ -572,6 +572,10 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 		if !public {
 			rec.UserACL, rec.GroupACL = users, slices.Clone(j.GroupACL)
 		}
+	} else if public && !rec.Public && !rec.onACL(j.UID, j.GID) {
+		// A public pull by someone not on a private image's ACL adds that
+		// user only: nobody changes the ACL of an image they cannot see.
+		rec.UserACL = union(rec.UserACL, []uint32{j.UID})
 	} else if public {
 		rec.Public, rec.UserACL, rec.GroupACL = true, nil, nil
 	} else if !rec.Public {
@@ -629,6 +633,11 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 		j.Finished, j.Updated = now, now
 		return t.put(j.key(), j)
 	})
+}
+
+// onACL reports whether a uid or primary gid is on a private image's ACL.
+func (r *imageRecord) onACL(uid, gid uint32) bool {
+	return uid == 0 || slices.Contains(r.UserACL, uid) || slices.Contains(r.GroupACL, gid)
 }
 
 func union(a, b []uint32) []uint32 {

@@ -334,16 +334,26 @@ func (g *Gateway) submit(sys, itype, tag string, id *Identity, uids, gids []uint
 	return jobView(j, nil), nil
 }
 
-// callerJob returns the job a caller sees for a tag: their own private
-// pull if any, else the shared public one.
+// callerJob returns the job a caller sees for a tag: the newer of their
+// own private pull and the shared public one.
 func (g *Gateway) callerJob(t tx, sys, itype, tag string, id *Identity) (*jobRecord, error) {
+	pub, err := t.getJob(key(pfxJob, sys, itype, tag, ""))
+	if err != nil && !errors.Is(err, errNoKey) {
+		return nil, err
+	}
 	if id.Authenticated {
-		j, err := t.getJob(key(pfxJob, sys, itype, tag, scopeOf(id.UID)))
-		if err == nil {
-			return j, nil
+		own, err := t.getJob(key(pfxJob, sys, itype, tag, scopeOf(id.UID)))
+		if err != nil && !errors.Is(err, errNoKey) {
+			return nil, err
+		}
+		if own != nil && (pub == nil || own.Seq > pub.Seq) {
+			return own, nil
 		}
 	}
-	return t.getJob(key(pfxJob, sys, itype, tag, ""))
+	if pub == nil {
+		return nil, errNoKey
+	}
+	return pub, nil
 }
 
 // handlePullStatus reports the caller's pull of a tag without side effects.
