@@ -20,6 +20,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/shifter-go/shifter/imagestore"
 )
 
 // Registry holds the settings of one registry host ("host" or "host:port").
@@ -493,7 +495,7 @@ func checkLayer(l v1.Descriptor) error {
 	if len(l.URLs) > 0 {
 		return fmt.Errorf("%w: foreign layer %s with external urls refused", ErrInvalidImage, l.Digest)
 	}
-	if l.Digest.Algorithm != "sha256" || len(l.Digest.Hex) != 64 {
+	if l.Digest.Algorithm != "sha256" || !imagestore.ValidID(l.Digest.Hex) {
 		return fmt.Errorf("%w: layer digest %q is not sha256", ErrInvalidImage, l.Digest)
 	}
 	if l.Size <= 0 {
