@@ -48,7 +48,7 @@ type testRegistry struct {
 	blockedCh chan struct{} // receives when a blob request is held
 }
 
-func newTestRegistry(t *testing.T) *testRegistry {
+func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	tr := &testRegistry{release: make(chan struct{}), blockedCh: make(chan struct{}, 64)}
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
@@ -83,7 +83,7 @@ func newTestRegistry(t *testing.T) *testRegistry {
 }
 
 // layer makes a gzip layer holding files (path -> content).
-func layer(t *testing.T, files map[string]string) v1.Layer {
+func layer(t testing.TB, files map[string]string) v1.Layer {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -106,7 +106,7 @@ func layer(t *testing.T, files map[string]string) v1.Layer {
 }
 
 // push uploads an image with the given layers and env; returns its id.
-func (tr *testRegistry) push(t *testing.T, repoTag string, env []string, layers ...v1.Layer) string {
+func (tr *testRegistry) push(t testing.TB, repoTag string, env []string, layers ...v1.Layer) string {
 	t.Helper()
 	img, err := random.Image(0, 0)
 	if err != nil {

@@ -167,7 +167,7 @@ const (
 )
 
 type testGW struct {
-	t      *testing.T
+	t      testing.TB
 	g      *Gateway
 	srv    *httptest.Server
 	cfg    *Config
@@ -194,7 +194,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func testConfig(t *testing.T) *Config {
+func testConfig(t testing.TB) *Config {
 	dir := t.TempDir()
 	c := DefaultConfig()
 	c.Listen = []string{"127.0.0.1:0"}
@@ -209,7 +209,7 @@ func testConfig(t *testing.T) *Config {
 }
 
 // startGW starts a gateway over httptest with the test authenticator.
-func startGW(t *testing.T, c *Config, p Puller) *testGW {
+func startGW(t testing.TB, c *Config, p Puller) *testGW {
 	t.Helper()
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
