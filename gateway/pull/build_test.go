@@ -84,6 +84,10 @@ func TestBuildLayers(t *testing.T) {
 			{dir("d"), file("d/a", "a"), file("d/b", "b")},
 			{file("d/new", "n"), dir("d/newdir"), file("d/newdir/x", "x"), opaque("d")},
 		}},
+		{"opaque dir with re-declared lower subdir", [][]ent{
+			{dir("d"), dir("d/sub"), file("d/sub/old", "o"), dir("d/sub/deeper"), file("d/sub/deeper/x", "x"), file("d/top", "t")},
+			{dir("d/"), dir("d/sub"), file("d/sub/new", "n"), opaque("d")},
+		}},
 		{"whiteout inside opaque dir", [][]ent{
 			{dir("d"), file("d/a", "a"), file("d/b", "b"), dir("e"), file("e/f", "f")},
 			{opaque("d"), file("d/c", "c"), whiteout("d", "a"), whiteout("e", "f")},

@@ -49,14 +49,24 @@ func applyReference(t *testing.T, dir string, layers [][]ent) {
 				dname = "."
 			}
 			if base == ".wh..wh..opq" {
-				ents, _ := fs.ReadDir(root.FS(), dname)
-				for _, de := range ents {
-					p := path.Join(dname, de.Name())
+				// As Docker: walk the directory, remove what this layer did
+				// not unpack (and do not descend into what was removed).
+				err := fs.WalkDir(root.FS(), dname, func(p string, d fs.DirEntry, err error) error {
+					if err != nil || p == dname {
+						return err
+					}
 					if !unpacked[p] {
 						if err := root.RemoveAll(p); err != nil {
-							t.Fatal(err)
+							return err
+						}
+						if d.IsDir() {
+							return fs.SkipDir
 						}
 					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
 				}
 				continue
 			}
