@@ -200,3 +200,44 @@ func TestReconcileMissingFiles(t *testing.T) {
 		t.Errorf("the partial image was not rebuilt: %d builds", b)
 	}
 }
+
+// TestExpiredBetweenBuildAndCommit: an image expired after a job found it
+// published but before the job recorded it is built again, never recorded
+// READY without its files.
+func TestExpiredBetweenBuildAndCommit(t *testing.T) {
+	p := newFakePuller()
+	id := p.add("x:1", fakeImage{})
+	p.add("y:1", fakeImage{id: id})
+	c := testConfig(t)
+	tg := startGW(t, c, p)
+	tg.pullWait(alice, "x:1", nil)
+	dir := c.Systems["sys"].ImageDir
+	var once bool
+	tg.g.hookBeforeCommit = func(j *jobRecord) {
+		if j.Tag != "y:1" || once {
+			return
+		}
+		once = true
+		// What an expire that checked "in use" just before this job
+		// started would do: withdraw the record, remove the files.
+		tg.g.db.update(func(t tx) error {
+			rec, err := t.getImage("sys", id)
+			if err != nil {
+				return err
+			}
+			rec.Status = api.StateExpired
+			return t.putImage(rec)
+		})
+		imagestore.Remove(dir, id)
+	}
+	im := tg.pullWait(alice, "y:1", nil)
+	if im.Status != api.StateReady || im.ID != id {
+		t.Fatalf("pull after a concurrent expire: %s %q", im.Status, im.StatusMessage)
+	}
+	if _, err := imagestore.Load(dir, id); err != nil {
+		t.Errorf("READY without files: %v", err)
+	}
+	if b := p.count(p.builds, id); b != 2 {
+		t.Errorf("%d builds, want 2 (the expired image rebuilt)", b)
+	}
+}

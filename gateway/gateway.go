@@ -68,6 +68,9 @@ type Gateway struct {
 	closed   bool
 
 	flight singleflight.Group
+	// hookBeforeCommit, set by tests before any pull, runs between a
+	// job's build and its commit.
+	hookBeforeCommit func(j *jobRecord)
 	pubMu  sync.Mutex // serializes image record, tag index and metadata changes
 }
 
@@ -378,15 +381,23 @@ func (g *Gateway) runJob(k string) {
 		}
 		g.mu.Unlock()
 	}()
-	v, err, _ := g.flight.Do(fk, func() (any, error) { return g.build(ctx, j.System, tr, res, fk, log) })
-	if err != nil {
-		g.fail(j, err, start, log)
-		return
-	}
-	meta := v.(*imagestore.Metadata)
-	if err := g.commit(ctx, j, tr, meta, private); err != nil {
-		g.fail(j, err, start, log)
-		return
+	for attempt := 0; ; attempt++ {
+		v, err, _ := g.flight.Do(fk, func() (any, error) { return g.build(ctx, j.System, tr, res, fk, log) })
+		if err == nil {
+			if g.hookBeforeCommit != nil {
+				g.hookBeforeCommit(j)
+			}
+			err = g.commit(ctx, j, tr, v.(*imagestore.Metadata), private)
+		}
+		if errors.Is(err, errRemovedDuringPull) && attempt < 2 {
+			log.Info("image expired while being pulled; building it again")
+			continue
+		}
+		if err != nil {
+			g.fail(j, err, start, log)
+			return
+		}
+		break
 	}
 	d := g.now().Sub(start)
 	g.m.pulls.WithLabelValues(j.System, api.StateReady).Inc()
@@ -537,6 +548,10 @@ func failureMessage(err error) string {
 	return msg
 }
 
+// errRemovedDuringPull: the image was expired between its build and
+// the job's commit.
+var errRemovedDuringPull = errors.New("removed during the pull (expired?); pull again")
+
 // commit records a built image as READY for job j: merge the job's grant
 // and tag into the image record, write the metadata file, then commit the
 // database (files first, so no READY record points at a missing file).
@@ -597,7 +612,7 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 	}
 	// An admin may have expired the image between the build and now.
 	if _, err := tr.Load(ctx, meta.ID); err != nil {
-		return fmt.Errorf("image %s was removed during the pull (expired?); pull again: %w", meta.ID, err)
+		return fmt.Errorf("image %s: %w: %w", meta.ID, errRemovedDuringPull, err)
 	}
 	if err := tr.WriteMetadata(ctx, rec.metadata()); err != nil {
 		return fmt.Errorf("commit image: %w", err)
