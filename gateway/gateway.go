@@ -71,7 +71,7 @@ type Gateway struct {
 	// hookBeforeCommit, set by tests before any pull, runs between a
 	// job's build and its commit.
 	hookBeforeCommit func(j *jobRecord)
-	pubMu  sync.Mutex // serializes image record, tag index and metadata changes
+	pubMu            sync.Mutex // serializes image record, tag index and metadata changes
 }
 
 // New opens the database, reconciles it with the image stores (crash
