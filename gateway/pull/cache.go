@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -51,6 +52,8 @@ func (p *Puller) flightProgress(f *flight) func(int64) {
 func (p *Puller) fetchLayer(ctx context.Context, r *Resolved, l v1.Descriptor, diffID v1.Hash, progress func(int64)) (string, error) {
 	path := p.blobPath(l.Digest.Hex)
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == l.Size {
+		now := time.Now()
+		os.Chtimes(path, now, now) // last use, for PruneCache
 		return path, nil
 	}
 	key := new(int)
@@ -224,6 +227,28 @@ func (p *Puller) downloadOnce(ctx context.Context, r *Resolved, l v1.Descriptor,
 	return nil
 }
 
+// PruneCache removes cached blobs not used for longer than maxAge and
+// returns how many it removed. A Build that loses a blob this way
+// downloads it again.
+func (p *Puller) PruneCache(maxAge time.Duration) (int, error) {
+	ents, err := os.ReadDir(p.blobDir)
+	if err != nil {
+		return 0, fmt.Errorf("prune blob cache: %w", err)
+	}
+	cutoff := time.Now().Add(-maxAge)
+	n := 0
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(p.blobDir, e.Name())); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // errEvicted marks a cached blob found corrupt and removed: downloading it
 // again may succeed.
 var errEvicted = errors.New("evicted from the blob cache")
@@ -303,6 +328,9 @@ type cachedLayer struct {
 
 func (c cachedLayer) Open() (io.ReadCloser, error) {
 	f, err := os.Open(c.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open cached layer: %w: %w", errEvicted, err) // pruned meanwhile
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open cached layer: %w", err)
 	}

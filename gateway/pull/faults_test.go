@@ -473,3 +473,26 @@ func TestBuildCancelAndMksquashfsFailure(t *testing.T) {
 		}
 	})
 }
+
+func TestPruneCache(t *testing.T) {
+	host := testRegistry(t, nil)
+	img := smallImage(t, "prune")
+	push(t, host+"/prune:1", img)
+	p := newPuller(t, nil, host)
+	if _, err := build(t, p, host+"/prune:1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.PruneCache(time.Hour); err != nil || n != 0 {
+		t.Fatalf("PruneCache(1h) = %d, %v; want 0 (blobs just used)", n, err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, d := range layerDigests(t, img) {
+		os.Chtimes(p.blobPath(strings.TrimPrefix(d, "sha256:")), old, old)
+	}
+	if n, err := p.PruneCache(time.Hour); err != nil || n != 2 {
+		t.Fatalf("PruneCache(1h) = %d, %v; want 2", n, err)
+	}
+	if _, err := build(t, p, host+"/prune:1", nil); err != nil {
+		t.Fatalf("build after pruning: %v", err)
+	}
+}
