@@ -40,6 +40,26 @@
 //     cleared before the fork; permitted and effective lost with the uid),
 //     the caller's groups, gid and uid, no_new_privs, and only fds 0, 1 and 2.
 //     The init stays outside as a supervisor: it forwards signals, reports the
-//     exit status, kills the FUSE server. The namespace dies with its last
-//     process, and with it every mount; the loop device is autocleared.
+//     exit status, and when the command has ended it kills every process
+//     left in the namespace (background processes of the command, which
+//     would keep the mounts and the loop device, and the FUSE server). The
+//     namespace dies with its last process, and with it every mount; the
+//     loop device is autocleared.
+//
+// Unprivileged mode maps the caller to themself in a new user namespace
+// (so the command runs with the caller's uid, as in the setuid case); the
+// init keeps the capabilities it needs there as ambient capabilities and
+// clears them before it starts anything. The init opens /dev/fuse and
+// mounts the image itself, and hands the connection to shifter-mount as
+// /dev/fd/N, so the helper needs no privilege. Since overlayfs cannot copy
+// up the image's root-owned directories (the owner is not mapped in the
+// namespace), the mount points and the /etc files are made in the upper
+// layer before the overlay is mounted. In this mode the image's files show
+// as owned by nobody (65534) inside, and /proc is the host's (bound).
+//
+// Signals: the caller's process forwards SIGHUP, SIGINT, SIGQUIT, SIGTERM,
+// SIGUSR1, SIGUSR2, SIGALRM, SIGCONT and SIGWINCH to the init, which
+// forwards them to the command. A signal sent to the whole process group
+// (a ^C on the terminal, scancel) also reaches the command directly, so it
+// may see it twice. The FUSE server runs in a process group of its own.
 package mountns

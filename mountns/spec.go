@@ -65,7 +65,10 @@ type Spec struct {
 	// serves fuse mode.
 	MountHelper string
 	// UDIMount is the host directory where the root is assembled
-	// (udiRoot.conf udiMount), inside the private namespace only.
+	// (udiRoot.conf udiMount), inside the private namespace only. Run
+	// creates it when missing (privileged mode); in unprivileged mode it
+	// must exist. Nothing is written to it on the host: a tmpfs covers it
+	// in the namespace.
 	UDIMount string
 
 	Volumes []Volume // site volumes first, then user volumes, in order
@@ -74,22 +77,43 @@ type Spec struct {
 	// e.g. "nsswitch.conf" -> "/etc/nsswitch.conf", plus hosts, resolv.conf.
 	EtcFiles map[string]string
 
-	// Hooks run as root with the container root as working directory,
-	// before (pre) and after (post) the site and user mounts.
+	// Hooks run as root with the container root (still writable) as
+	// working directory and a fixed environment (PATH, LC_ALL=C), before
+	// (pre) and after (post) the site and user volumes are mounted; /proc,
+	// /sys, /dev, /tmp and the /etc files are in place before either. An
+	// absolute path to an existing file is run as "/bin/sh FILE" (Shifter's
+	// way), or directly when it is an ELF program; anything else as
+	// "/bin/sh -c HOOK". A hook exiting non-zero fails Run with ErrHook.
+	// Not allowed in unprivileged mode.
 	PreMountHook, PostMountHook string
 
-	Argv    []string // command and arguments (resolved by the front end)
-	Env     []string // the container's complete environment
-	Workdir string   // working directory inside the container ("" = /)
+	// Argv is the command and its arguments; Argv[0] without a slash is
+	// looked up in the PATH of Env inside the container (default
+	// /usr/local/bin:/usr/bin:/bin).
+	Argv []string
+	// Env is the command's complete environment, passed exactly.
+	Env []string
+	// Workdir is the working directory inside the container ("" = /).
+	// When the user cannot enter it there, the command starts in / and
+	// Run logs a warning.
+	Workdir string
 
 	Cred Credential
 
-	// Unprivileged: build the container in a user namespace (no setuid).
+	// Unprivileged: build the container in a user namespace (no setuid),
+	// mapping the caller's uid and gid to themselves, with fuse mode.
+	// Cred must be the caller's. Supplementary groups stay those of the
+	// process (unmapped ones show as 65534 inside, as do files of the image
+	// owned by root).
 	Unprivileged bool
-	// Setuid: the process runs setuid root on behalf of Cred.
+	// Setuid: the process runs setuid root on behalf of Cred
+	// (informational; Run behaves the same as for root).
 	Setuid bool
 
 	Stdin          io.Reader // nil: os.Stdin
 	Stdout, Stderr io.Writer // nil: os.Stdout, os.Stderr
-	Logger         *slog.Logger
+	// Logger receives Run's messages: the mount mode chosen and why
+	// (Info), a working directory fallback (Warn), a command that cannot
+	// be executed (Error), mount details (Debug). Default discards.
+	Logger *slog.Logger
 }
