@@ -406,19 +406,19 @@ func (g *Gateway) handleLookup(r *http.Request) (any, error) {
 		if err != nil {
 			return err
 		}
-		r, err := t.getImage(sys, iid)
+		img, err := t.getImage(sys, iid)
 		if err != nil {
 			return err
 		}
-		if r.Status != api.StateReady || !r.visible(id) {
+		if img.Status != api.StateReady || !img.visible(id) {
 			return errNoKey
 		}
-		r.LastLookup = now
-		if exp := now.Add(g.cfg.Expiration.D()); exp.After(r.Expiration) {
-			r.Expiration = exp
+		img.LastLookup = now
+		if exp := now.Add(g.cfg.Expiration.D()); exp.After(img.Expiration) {
+			img.Expiration = exp
 		}
-		rec = r
-		return t.putImage(r)
+		rec = img
+		return t.putImage(img)
 	})
 	if errors.Is(err, errNoKey) {
 		g.m.lookups.WithLabelValues(sys, "not_found").Inc()
@@ -510,8 +510,8 @@ func (g *Gateway) handleLookupLog(r *http.Request) (any, error) {
 		return nil, err
 	}
 	out := make([]api.Lookup, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, api.Lookup{Time: r.Time, User: r.User, UID: r.UID, System: sys, Type: r.Type, Tag: r.Tag, ID: r.ID})
+	for _, row := range rows {
+		out = append(out, api.Lookup{Time: row.Time, User: row.User, UID: row.UID, System: sys, Type: row.Type, Tag: row.Tag, ID: row.ID})
 	}
 	total, err := g.db.counter("lookups/" + sys)
 	return api.LookupLog{Total: total, List: out}, err
