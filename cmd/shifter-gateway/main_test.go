@@ -3,11 +3,18 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/shifter-go/shifter/gateway"
 	"github.com/shifter-go/shifter/internal/testutil"
@@ -60,5 +67,57 @@ func TestFlagsOverrideConfig(t *testing.T) {
 				t.Errorf("%v: config %s", c.args, out)
 			}
 		})
+	}
+}
+
+// TestStartsWithoutConfig starts the gateway on embedded defaults with
+// only the paths overridden, checks that it serves, and stops it.
+func TestStartsWithoutConfig(t *testing.T) {
+	bin := testutil.Binary(t, "shifter-gateway")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "run", "gw.sock")
+	cmd := exec.Command(bin, "--listen", "unix:"+sock, "--data-dir", filepath.Join(dir, "data"), "--image-dir", filepath.Join(dir, "images"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	var resp *http.Response
+	var err error
+	for i := 0; i < 200; i++ {
+		if resp, err = c.Get("http://gw/api/queue/default/"); err == nil {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("gateway not serving: %v\n%s", err, out.String())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("queue of the default system: %d", resp.StatusCode)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "images")); err != nil || !st.IsDir() {
+		t.Errorf("image dir not created: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, out.String())
+	}
+	// Logs are JSON lines.
+	for l := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m["level"] == nil || m["msg"] == nil {
+			t.Errorf("log line is not slog JSON: %q", l)
+		}
 	}
 }
