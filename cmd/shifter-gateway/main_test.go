@@ -44,7 +44,9 @@ func TestFlagsOverrideConfig(t *testing.T) {
 			}},
 		{"file", []string{"--config", cfgPath}, true, func(c *gateway.Config) bool { return c.Workers == 3 && len(c.Systems) == 2 }},
 		{"file and system", []string{"--config", cfgPath, "--system", "b", "--image-dir", "/bb"}, true,
-			func(c *gateway.Config) bool { return c.Systems["b"].ImageDir == "/bb" && c.Systems["a"].ImageDir == "/a" }},
+			func(c *gateway.Config) bool {
+				return c.Systems["b"].ImageDir == "/bb" && c.Systems["a"].ImageDir == "/a"
+			}},
 		{"ambiguous image dir", []string{"--config", cfgPath, "--image-dir", "/x"}, false, nil},
 		{"bad log level", []string{"--log-level", "loud"}, false, nil},
 		{"unknown flag", []string{"--frobnicate"}, false, nil},
