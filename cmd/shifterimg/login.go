@@ -17,7 +17,7 @@ import (
 // terminal it prompts (the password without echo); otherwise it reads the
 // user name and the password as two lines of stdin (or only the password
 // with --username). The password is never taken from the command line.
-func runLogin(_ context.Context, a *app, args []string) error {
+func runLogin(ctx context.Context, a *app, args []string) error {
 	fs := subFlags("login")
 	username := fs.String("username", "", "user name (then stdin or the prompt gives only the password)")
 	if err := fs.Parse(args); err != nil {
@@ -49,7 +49,7 @@ func runLogin(_ context.Context, a *app, args []string) error {
 			}
 		}
 		fmt.Fprintf(a.stderr, "%s password: ", loc)
-		pass, err = a.readPassword(a.stdin)
+		pass, err = a.readPassword(ctx, a.stdin)
 		fmt.Fprintln(a.stderr)
 		if err != nil {
 			return err

@@ -41,7 +41,7 @@ type streams struct {
 	// isTerminal reports whether f (stdin or stdout) is a terminal.
 	isTerminal func(f any) bool
 	// readPassword reads a line from the terminal f without echo.
-	readPassword func(f any) (string, error)
+	readPassword func(ctx context.Context, f any) (string, error)
 	getenv       func(string) string
 }
 

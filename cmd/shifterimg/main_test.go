@@ -135,7 +135,7 @@ func (e runEnv) run(t *testing.T, args ...string) result {
 		stdin:  strings.NewReader(e.stdin),
 		stdout: &out, stderr: &errb,
 		isTerminal:   func(any) bool { return e.tty },
-		readPassword: func(any) (string, error) { return e.password, nil },
+		readPassword: func(context.Context, any) (string, error) { return e.password, nil },
 		getenv: func(k string) string {
 			if k == "HOME" {
 				return e.home

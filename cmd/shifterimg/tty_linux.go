@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -21,8 +22,10 @@ func isTerminal(f any) bool {
 }
 
 // readPassword reads one line from the terminal f with echo turned off,
-// restoring the terminal afterwards.
-func readPassword(f any) (string, error) {
+// restoring the terminal afterwards. When ctx ends first (Ctrl-C), it
+// restores the terminal and exits with status 130: the blocked read
+// cannot be interrupted, and the terminal must not stay without echo.
+func readPassword(ctx context.Context, f any) (string, error) {
 	file, ok := f.(*os.File)
 	if !ok {
 		return "", errors.New("reading password: not a terminal")
@@ -38,6 +41,17 @@ func readPassword(f any) (string, error) {
 	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &noEcho); err != nil {
 		return "", fmt.Errorf("turning off echo: %w", err)
 	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			unix.IoctlSetTermios(fd, unix.TCSETS, old)
+			fmt.Fprintln(os.Stderr)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
 	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
 	line, err := readLineFrom(file)
 	if err != nil {

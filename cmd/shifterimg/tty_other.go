@@ -4,10 +4,13 @@
 
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 func isTerminal(any) bool { return false }
 
-func readPassword(any) (string, error) { return "", errors.ErrUnsupported }
+func readPassword(context.Context, any) (string, error) { return "", errors.ErrUnsupported }
 
 func termWidth(any) int { return 80 }
