@@ -265,7 +265,10 @@ func TestSameDigestOneConversion(t *testing.T) {
 			t.Errorf("metadata tags %v lack %s", m.Tags, tag)
 		}
 	}
-	// Moving a tag to another digest removes it from the old image.
+	// Moving a tag to another digest removes it from the old image, whose
+	// squashfs (jobs may be running it) is left as it was.
+	oldSq, _ := imagestore.Paths(tg.cfg.Systems["sys"].ImageDir, id)
+	before, _ := os.Stat(oldSq)
 	newID := p.add("a/img:latest", fakeImage{})
 	tg.clock.add(time.Hour)
 	if im := tg.pullWait(alice, "a/img:latest", nil); im.ID != newID {
@@ -274,6 +277,9 @@ func TestSameDigestOneConversion(t *testing.T) {
 	m, _ = imagestore.Load(tg.cfg.Systems["sys"].ImageDir, id)
 	if m.HasTag("a/img:latest") || !m.HasTag("a/img:1") {
 		t.Errorf("old image tags after the move: %v", m.Tags)
+	}
+	if after, err := os.Stat(oldSq); err != nil || !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("old squashfs replaced or modified by the tag move: %v", err)
 	}
 	if im, _ := tg.lookup(alice, "a/img:latest"); im.ID != newID {
 		t.Errorf("lookup after the move: %s", im.ID)
