@@ -55,14 +55,14 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 				return nil, fmt.Errorf("xz options of %d bytes, want 8", len(opts))
 			}
 			d := le.Uint32(opts)
-			if d < 4096 || d > 1<<30 {
+			if d < 4096 || int64(d) > int64(blockSize) {
 				return nil, fmt.Errorf("bad xz dictionary size %d", d)
 			}
 			if le.Uint32(opts[4:])&^0x3f != 0 {
 				return nil, fmt.Errorf("unknown xz filters 0x%x", le.Uint32(opts[4:]))
 			}
 		}
-		return &xzDec{dictCap: dict}, nil
+		return newXZ(dict), nil
 	case 5:
 		if opts != nil {
 			if len(opts) != 8 {
@@ -165,6 +165,8 @@ func (lz4Dec) decompress(dst, src []byte) ([]byte, error) {
 }
 
 type zstdDec struct{ d *zstd.Decoder }
+
+func (z zstdDec) close() { z.d.Close() }
 
 func (z zstdDec) decompress(dst, src []byte) ([]byte, error) {
 	out, err := z.d.DecodeAll(src, dst[:0])

@@ -125,17 +125,18 @@ func Open(ra io.ReaderAt, size int64, opts *Options) (*Reader, error) {
 
 	var copts []byte
 	if sb.Flags&FlagCompressorOptions != 0 {
-		// The options block is a metadata block right after the superblock;
-		// decode it with a placeholder that only accepts uncompressed data
-		// when necessary: mksquashfs always writes it uncompressed... but
-		// the format allows compression, so use the real codec without
-		// options first.
+		// The options block is a metadata block right after the
+		// superblock (mksquashfs stores it uncompressed; decode it with the
+		// codec's defaults in case it is not).
 		d, err := newDecompressor(sb.CompressionID, nil, int(r.bs))
 		if err != nil {
 			return nil, formatErr(20, "compressor %s: %v", sb.Compression, err)
 		}
 		r.dec = d
 		mb, err := r.readMetaBlock(superblockSize, r.size)
+		if c, ok := d.(interface{ close() }); ok {
+			c.close()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read compressor options: %w", err)
 		}
@@ -146,24 +147,11 @@ func Open(ra io.ReaderAt, size int64, opts *Options) (*Reader, error) {
 		return nil, formatErr(superblockSize, "compressor %s: %v", sb.Compression, err)
 	}
 	r.dec = d
-	r.meta = newCache[int64, *metaBlock](int64(max(o.MetadataCacheSize, 1)), func(*metaBlock) int64 { return 1 })
+	r.meta = newCache[int64, *metaBlock](int64(max(o.MetadataCacheSize, 1)), func(*metaBlock) int64 { return 1 }) // drop the options block
 
-	if err := r.readIDs(); err != nil {
+	if err := r.readTables(); err != nil {
+		r.Close()
 		return nil, err
-	}
-	if sb.FragTableStart != invalidTable && sb.Fragments > 0 {
-		idx, err := r.readIndex(int64(sb.FragTableStart), uint64(sb.Fragments)*16, "fragment table")
-		if err != nil {
-			return nil, err
-		}
-		r.fragIndex = idx
-	} else if sb.Fragments > 0 {
-		return nil, formatErr(16, "%d fragments but no fragment table", sb.Fragments)
-	}
-	if sb.XattrTableStart != invalidTable {
-		if err := r.readXattrTable(); err != nil {
-			return nil, err
-		}
 	}
 	if o.Readahead > 0 {
 		r.ra8 = newReadahead(r, o.Readahead)
@@ -175,10 +163,35 @@ func Open(ra io.ReaderAt, size int64, opts *Options) (*Reader, error) {
 	return r, nil
 }
 
+func (r *Reader) readTables() error {
+	sb := r.sb
+	if err := r.readIDs(); err != nil {
+		return err
+	}
+	if sb.FragTableStart != invalidTable && sb.Fragments > 0 {
+		idx, err := r.readIndex(int64(sb.FragTableStart), uint64(sb.Fragments)*16, "fragment table")
+		if err != nil {
+			return err
+		}
+		r.fragIndex = idx
+	} else if sb.Fragments > 0 {
+		return formatErr(16, "%d fragments but no fragment table", sb.Fragments)
+	}
+	if sb.XattrTableStart != invalidTable {
+		if err := r.readXattrTable(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close stops read-ahead workers and closes the file opened by OpenFile.
 func (r *Reader) Close() error {
 	if r.ra8 != nil {
 		r.ra8.close()
+	}
+	if c, ok := r.dec.(interface{ close() }); ok {
+		c.close()
 	}
 	if r.closer != nil {
 		return r.closer.Close()

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package squashreader
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/shifter-go/shifter/internal/sqtest"
+	"github.com/shifter-go/shifter/internal/testutil"
+)
+
+// Benchmark images are built once per test process.
+var (
+	benchMu   sync.Mutex
+	benchImgs = map[string]string{}
+	benchDir  string
+)
+
+func benchImage(b *testing.B, name string, src func(dir string), args ...string) string {
+	b.Helper()
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if p, ok := benchImgs[name]; ok {
+		return p
+	}
+	if benchDir == "" {
+		d, err := os.MkdirTemp("", "squashreader-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchDir = d
+		treeDirs = append(treeDirs, d) // removed by TestMain
+	}
+	srcDir := filepath.Join(benchDir, name+"-src")
+	if err := os.MkdirAll(srcDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	src(srcDir)
+	img := filepath.Join(benchDir, name+".sqfs")
+	sqtest.BuildTo(b, img, srcDir, args...)
+	benchImgs[name] = img
+	return img
+}
+
+// goroot copies the Go toolchain's source tree (a realistic tree of many
+// small files) under dir.
+func goroot(b *testing.B) func(dir string) {
+	return func(dir string) {
+		src := filepath.Join(runtime.GOROOT(), "src")
+		if _, err := os.Stat(src); err != nil {
+			testutil.Unavailable(b, "no GOROOT/src")
+		}
+		if err := os.Symlink(src, filepath.Join(dir, "src")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// readAll reads every file of r through the inode API and returns the
+// bytes read.
+func readAll(tb testing.TB, r *Reader) int64 {
+	var total int64
+	buf := make([]byte, 128<<10)
+	err := fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		in := info.Sys().(*Inode)
+		for off := int64(0); ; {
+			n, err := r.ReadAt(in, buf, off)
+			off += int64(n)
+			total += int64(n)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return total
+}
+
+// BenchmarkReadAll reads a whole image (GOROOT/src, gzip) through a fresh
+// Reader per iteration: decompression of every block, metadata and data
+// (the image file itself stays in the page cache).
+func BenchmarkReadAll(b *testing.B) {
+	for _, comp := range []string{"gzip", "zstd", "xz", "lz4"} {
+		b.Run(comp, func(b *testing.B) {
+			img := benchImage(b, "goroot-"+comp, goroot(b), "-comp", comp)
+			var n int64
+			for b.Loop() {
+				r, err := OpenFile(img, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = readAll(b, r)
+				r.Close()
+			}
+			b.SetBytes(n)
+		})
+	}
+}
+
+// BenchmarkSequentialRead reads one 64 MiB file front to back in 128 KiB
+// requests (like FUSE), with and without read-ahead.
+func BenchmarkSequentialRead(b *testing.B) {
+	big := func(dir string) {
+		f, err := os.Create(filepath.Join(dir, "big"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		// Half text, half random: compresses about 2:1, like binaries.
+		for i := 0; i < 64; i++ {
+			chunk := randText(uint64(i), 1<<20)
+			if _, err := f.Write(chunk); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, comp := range []string{"gzip", "xz", "zstd"} {
+		img := benchImage(b, "big-"+comp, big, "-comp", comp)
+		for _, ra := range []int{-1, 0} {
+			name := comp + "/readahead"
+			if ra < 0 {
+				name = comp + "/no-readahead"
+			}
+			b.Run(name, func(b *testing.B) {
+				buf := make([]byte, 128<<10)
+				var total int64
+				for b.Loop() {
+					r, err := OpenFile(img, &Options{Readahead: ra})
+					if err != nil {
+						b.Fatal(err)
+					}
+					in, err := r.LookupPath("big")
+					if err != nil {
+						b.Fatal(err)
+					}
+					total = 0
+					for off := int64(0); ; {
+						n, err := r.ReadAt(in, buf, off)
+						off += int64(n)
+						total += int64(n)
+						if err == io.EOF {
+							break
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+					r.Close()
+				}
+				b.SetBytes(total)
+			})
+		}
+	}
+}
+
+// randText is half printable random bytes, half repeated words.
+func randText(seed uint64, n int) []byte {
+	out := make([]byte, n)
+	x := seed*0x9e3779b97f4a7c15 + 1
+	words := []byte("squashfs block fragment inode directory ")
+	for i := range out {
+		if (i/4096)%2 == 0 {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			out[i] = byte(x%94) + 33
+		} else {
+			out[i] = words[i%len(words)]
+		}
+	}
+	return out
+}
