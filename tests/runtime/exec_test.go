@@ -313,3 +313,30 @@ func TestClosedStdio(t *testing.T) {
 		})
 	}
 }
+
+// TestSetuidDriverRefusesForeignSpec: the setuid copy of the test binary
+// exists while the tests run; it must not run a spec (with a root hook)
+// written by someone else.
+func TestSetuidDriverRefusesForeignSpec(t *testing.T) {
+	h := newHarness(t)
+	requireMode(t, "loop")
+	userDir := h.mkdir("userdir", 0o755, testUID, testGID)
+	marker := filepath.Join(h.dir, "pwned")
+	ds := h.spec("loop", "true")
+	ds.PreMountHook = "touch " + marker
+	spec := writeSpec(t, h, ds)
+	foreign := filepath.Join(userDir, "spec.json")
+	b, _ := os.ReadFile(spec)
+	os.WriteFile(foreign, b, 0o644)
+	os.Chown(foreign, testUID, testGID)
+	cmd := exec.Command(h.suid)
+	cmd.Env = []string{driverEnv + "=" + foreign}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: testUID, Gid: testGID}}
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 250 {
+		t.Errorf("setuid driver with a user's spec: exit %d, want 250\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the user's hook ran as root")
+	}
+}

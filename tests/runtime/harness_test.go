@@ -60,7 +60,7 @@ int main(void) {
 `
 
 // buildImage builds the test image once per test process.
-func buildImage(t *testing.T) *testImage {
+func buildImage(t testing.TB) *testImage {
 	t.Helper()
 	testutil.RequireRoot(t)
 	mksquashfs := testutil.RequireTool(t, "mksquashfs")
@@ -159,7 +159,7 @@ func makeImage(mksquashfs string) (*testImage, error) {
 
 // harness runs containers through the driver.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	img    *testImage
 	dir    string // per test, 0755
 	driver string // the test binary, copied where every user can run it
@@ -172,7 +172,10 @@ var (
 	binErr            error
 )
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newBenchHarness(t) }
+
+// newBenchHarness is newHarness for tests and benchmarks.
+func newBenchHarness(t testing.TB) *harness {
 	t.Helper()
 	img := buildImage(t)
 	binOnce.Do(func() {
@@ -341,7 +344,7 @@ func (l *lockedBuffer) String() string {
 
 // mountHelper builds cmd/shifter-mount, or skips fuse mode when it does not
 // build yet or FUSE is missing.
-func mountHelper(t *testing.T) string {
+func mountHelper(t testing.TB) string {
 	t.Helper()
 	testutil.RequireFUSE(t)
 	return testutil.Binary(t, "shifter-mount")
@@ -367,7 +370,7 @@ func lines(s string) []string {
 }
 
 // writeSpec writes ds for the driver and returns the file.
-func writeSpec(t *testing.T, h *harness, ds driverSpec) string {
+func writeSpec(t testing.TB, h *harness, ds driverSpec) string {
 	t.Helper()
 	b, err := json.Marshal(ds)
 	if err != nil {

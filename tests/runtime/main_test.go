@@ -14,6 +14,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +73,14 @@ func TestMain(m *testing.M) {
 }
 
 func driver(specFile string) int {
+	if os.Geteuid() != os.Getuid() {
+		// The setuid copy must not run specs (hooks run as root) that
+		// anyone but the tests wrote.
+		if err := trustedSpec(specFile); err != nil {
+			fmt.Fprintln(os.Stderr, "driver:", err)
+			return 250
+		}
+	}
 	b, err := os.ReadFile(specFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "driver:", err)
@@ -133,4 +144,29 @@ func driver(specFile string) int {
 		return 250
 	}
 	return code
+}
+
+// trustedSpec accepts only a spec file that the tests wrote: in the
+// driver's own directory tree, and it and its directory owned by root and
+// writable by nobody else.
+func trustedSpec(name string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	name = filepath.Clean(name)
+	if !strings.HasPrefix(name, filepath.Dir(exe)+"/") {
+		return fmt.Errorf("spec %s is not in %s", name, filepath.Dir(exe))
+	}
+	for _, p := range []string{name, filepath.Dir(name), filepath.Dir(exe)} {
+		st, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if sys.Uid != 0 || st.Mode()&0o022 != 0 || st.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("spec %s: %s is not root's alone", name, p)
+		}
+	}
+	return nil
 }
