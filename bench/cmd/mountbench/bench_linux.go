@@ -57,7 +57,7 @@ func bench(ctx context.Context, cfg *config) error {
 	defer os.RemoveAll(tmp)
 	defer r.cleanup()
 	for _, name := range cfg.Methods {
-		m, err := methodFor(name, cfg.BinDir)
+		m, err := methodFor(name, cfg.BinDir, cfg.MountOpts)
 		if err != nil {
 			r.res.Unavailable[name] = err.Error()
 			log.Warn("method unavailable", "method", name, "err", err)

@@ -49,6 +49,7 @@ type config struct {
 	Prepare    bool     `json:"-"`
 	Mirror     string   `json:"-"`
 	Extra      []string `json:"mksquashfs_extra,omitempty"`
+	MountOpts  []string `json:"shifter_mount_opts,omitempty"`
 	Python     string   `json:"python_code"`
 }
 
@@ -97,6 +98,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.Prepare, "prepare", false, "only build the cached images, run nothing")
 	fs.StringVar(&cfg.Mirror, "mirror", benchutil.DefaultMirror, "Debian mirror for debootstrap")
 	fs.StringSliceVar(&cfg.Extra, "mksquashfs-opt", nil, "extra mksquashfs options for the images (e.g. -b,1M)")
+	fs.StringSliceVar(&cfg.MountOpts, "shifter-mount-opt", nil, "extra shifter-mount options (e.g. --readahead=8,--data-cache-mb=128)")
 	fs.StringVar(&cfg.Python, "py", "import json, email, http.client, sqlite3", "python code of the py test")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ type method struct {
 	argv []string // command; IMAGE and MOUNTPOINT are appended
 }
 
-func methodFor(name, binDir string) (*method, error) {
+func methodFor(name, binDir string, mountOpts []string) (*method, error) {
 	switch name {
 	case "kernel":
 		return &method{name: name, argv: []string{"mount", "-t", "squashfs", "-o", "loop,ro"}}, nil
@@ -43,7 +43,7 @@ func methodFor(name, binDir string) (*method, error) {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("find shifter-mount (make build): %w", err)
 		}
-		return &method{name: name, fuse: true, argv: []string{p}}, nil
+		return &method{name: name, fuse: true, argv: append([]string{p}, mountOpts...)}, nil
 	}
 	return nil, fmt.Errorf("unknown method %q", name)
 }

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -295,8 +296,11 @@ func waitGateway(ctx context.Context, sock string) error {
 }
 
 // compareImages compares the numeric long listings (unsquashfs -lln) of
-// the floor's squashfs and the gateway's.
-// When they differ and resultsDir is set, both listings are written there.
+// the floor's squashfs and the gateway's, as sets of entries, leaving out
+// what the gateway changes by design: device nodes (dropped), the root
+// directory (mode and mtime from the image, not mksquashfs's defaults) and
+// directory sizes (which follow from the dropped entries). When they
+// differ and resultsDir is set, both full listings are written there.
 func compareImages(floorImg, gwImg, resultsDir, tag string) string {
 	list := func(p string) ([]string, error) {
 		out, err := exec.Command("unsquashfs", "-lln", "-d", "", p).Output()
@@ -313,30 +317,62 @@ func compareImages(floorImg, gwImg, resultsDir, tag string) string {
 	if err != nil {
 		return err.Error()
 	}
-	n, first := 0, ""
-	for i := range max(len(a), len(b)) {
-		var x, y string
-		if i < len(a) {
-			x = a[i]
-		}
-		if i < len(b) {
-			y = b[i]
-		}
-		if x != y {
-			if n == 0 {
-				first = fmt.Sprintf("floor `%s`, gateway `%s`", x, y)
-			}
-			n++
-		}
-	}
-	if n == 0 {
-		return fmt.Sprintf("ok: unsquashfs -lln listings identical (%d entries)", len(a))
-	}
-	if resultsDir != "" && os.MkdirAll(resultsDir, 0o755) == nil {
+	msg, same := compareListings(a, b)
+	if !same && resultsDir != "" && os.MkdirAll(resultsDir, 0o755) == nil {
 		os.WriteFile(filepath.Join(resultsDir, "pull-"+tag+"-floor.lln"), []byte(strings.Join(a, "\n")+"\n"), 0o644)
 		os.WriteFile(filepath.Join(resultsDir, "pull-"+tag+"-gateway.lln"), []byte(strings.Join(b, "\n")+"\n"), 0o644)
 	}
-	return fmt.Sprintf("unsquashfs -lln listings differ on %d of %d lines, first: %s", n, len(a), first)
+	return msg
+}
+
+// compareListings compares two unsquashfs -lln listings as described at
+// compareImages and says how they differ.
+func compareListings(a, b []string) (string, bool) {
+	devs := 0
+	set := func(lines []string) map[string]int {
+		m := map[string]int{}
+		for _, l := range lines[1:] { // lines[0] is the root
+			f := strings.Fields(l)
+			if len(f) < 6 {
+				continue
+			}
+			if f[0][0] == 'c' || f[0][0] == 'b' {
+				devs++
+				continue
+			}
+			if f[0][0] == 'd' {
+				f[2] = "-"
+			}
+			m[strings.Join(f, " ")]++
+		}
+		return m
+	}
+	sa := set(a)
+	floorDevs := devs
+	sb := set(b)
+	var onlyA, onlyB []string
+	for k, n := range sa {
+		if sb[k] < n {
+			onlyA = append(onlyA, k)
+		}
+	}
+	for k, n := range sb {
+		if sa[k] < n {
+			onlyB = append(onlyB, k)
+		}
+	}
+	if len(onlyA) == 0 && len(onlyB) == 0 {
+		return fmt.Sprintf("ok: the same %d entries (unsquashfs -lln, directory sizes and the root left out; %d device nodes in the floor, which the gateway drops by design)", len(sa), floorDevs), true
+	}
+	sort.Strings(onlyA)
+	sort.Strings(onlyB)
+	ex := func(s []string) string {
+		if len(s) == 0 {
+			return "none"
+		}
+		return "`" + s[0] + "`"
+	}
+	return fmt.Sprintf("differ: %d entries only in the floor's (first %s), %d only in the gateway's (first %s)", len(onlyA), ex(onlyA), len(onlyB), ex(onlyB)), false
 }
 
 func (r *results) markdown() string {
