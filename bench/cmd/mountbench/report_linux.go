@@ -77,6 +77,13 @@ func hostInfo() map[string]string {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		h["kernel"] = strings.TrimSpace(string(b))
 	}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+				h["cpus_allowed"] = strings.TrimSpace(v)
+			}
+		}
+	}
 	if n, err := os.Hostname(); err == nil {
 		h["hostname"] = n
 	}
