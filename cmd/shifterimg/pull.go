@@ -18,7 +18,7 @@ const pollInterval = 500 * time.Millisecond
 
 // unreachableGrace is how long a pull keeps polling while no gateway
 // answers (a gateway restart resumes its pulls).
-const unreachableGrace = time.Minute
+var unreachableGrace = time.Minute
 
 func runPull(ctx context.Context, a *app, args []string) error {
 	return pull(ctx, a, args, true)
