@@ -7,7 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 
@@ -52,10 +53,7 @@ func benchImage(b *testing.B, name string, src func(dir string), args ...string)
 // small files) under dir.
 func goroot(b *testing.B) func(dir string) {
 	return func(dir string) {
-		src := filepath.Join(runtime.GOROOT(), "src")
-		if _, err := os.Stat(src); err != nil {
-			testutil.Unavailable(b, "no GOROOT/src")
-		}
+		src := goRootSrc(b)
 		if err := os.Symlink(src, filepath.Join(dir, "src")); err != nil {
 			b.Fatal(err)
 		}
@@ -188,4 +186,18 @@ func randText(seed uint64, n int) []byte {
 		}
 	}
 	return out
+}
+
+// goRootSrc returns the source tree of the installed Go toolchain.
+func goRootSrc(tb testing.TB) string {
+	tb.Helper()
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		testutil.Unavailable(tb, "go env GOROOT: "+err.Error())
+	}
+	src := filepath.Join(strings.TrimSpace(string(out)), "src")
+	if _, err := os.Stat(src); err != nil {
+		testutil.Unavailable(tb, "no GOROOT/src: "+err.Error())
+	}
+	return src
 }
