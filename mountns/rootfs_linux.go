@@ -82,10 +82,13 @@ func stage(cfg *initConfig, image *os.File, log *initLogger, mps []mountPoint) (
 		return nil, nil, fmt.Errorf("%w: entering udiMount: %v", ErrMount, err)
 	}
 	opts := "lowerdir=lower,upperdir=upper,workdir=work"
-	err = mount("overlay", udi, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts+",userxattr")
+	err = errors.ErrUnsupported
+	if cfg.Unprivileged {
+		// userxattr (Linux 5.11) keeps overlay's own xattrs in user.*,
+		// which is what a user namespace may write.
+		err = mount("overlay", udi, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts+",userxattr")
+	}
 	if err != nil {
-		// userxattr (Linux 5.11) keeps whiteouts in user.* xattrs, which
-		// an unprivileged mount needs; without it, trusted.* it is.
 		err = mount("overlay", udi, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts)
 	}
 	if err != nil {
