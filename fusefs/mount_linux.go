@@ -123,6 +123,16 @@ func Mount(mountpoint string, fsys *FS, opts *MountOptions) (*Server, error) {
 		srv.Serve()
 		close(s.done)
 	}()
+	// WaitMount has the kernel send a POLL (to a name go-fuse answers
+	// itself) and learn that POLL is not implemented. Without it, a Go
+	// program opening a file on the mount registers it with epoll, which
+	// sends POLL while holding the epoll instance's lock: in the server's
+	// own process (tests, or a program that mounts and reads) that can
+	// deadlock the runtime's network poller and with it the server.
+	if err := srv.WaitMount(); err != nil {
+		s.Unmount()
+		return nil, fmt.Errorf("mount %s: %w", abs, err)
+	}
 	// The mount answers once the first request is served.
 	if _, err := os.Stat(abs); err != nil {
 		s.Unmount()
