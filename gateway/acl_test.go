@@ -195,3 +195,36 @@ func TestCredentialsNotInBodyOverTCP(t *testing.T) {
 		t.Errorf("credentials in the body over TCP: %d, want 400", code)
 	}
 }
+
+// TestSharedBuildFailureNotPoisoning: a build shared by several jobs that
+// fails because of its leader's credentials does not fail the others.
+func TestSharedBuildFailureNotPoisoning(t *testing.T) {
+	p := newFakePuller()
+	id := p.add("corp/secret:3", fakeImage{creds: "alice:" + secret})
+	p.gate = make(chan struct{})
+	p.started = make(chan string, 4)
+	tg := startGW(t, testConfig(t), p)
+	tg.pull(bob, "corp/secret:3", &api.PullRequest{AuthorizedLocations: map[string]string{"default": badBuildCred}})
+	<-p.started // bob's job leads the build
+	tg.pull(alice, "corp/secret:3", &api.PullRequest{AuthorizedLocations: map[string]string{"default": "alice:" + secret}})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		tg.g.mu.Lock()
+		n := len(tg.g.waiters["sys\x00"+id])
+		tg.g.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(p.gate)
+	if im := tg.wait(bob, "corp/secret:3"); im.Status != api.StateFailure {
+		t.Errorf("bob (expiring token): %s %q", im.Status, im.StatusMessage)
+	}
+	if im := tg.wait(alice, "corp/secret:3"); im.Status != api.StateReady || im.ID != id {
+		t.Errorf("alice sharing bob's failed build: %s %q", im.Status, im.StatusMessage)
+	}
+	if _, code := tg.lookup(bob, "corp/secret:3"); code != 404 {
+		t.Errorf("bob sees the image after his failed pull: %d", code)
+	}
+}

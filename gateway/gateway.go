@@ -382,7 +382,24 @@ func (g *Gateway) runJob(k string) {
 		g.mu.Unlock()
 	}()
 	for attempt := 0; ; attempt++ {
-		v, err, _ := g.flight.Do(fk, func() (any, error) { return g.build(ctx, j.System, tr, res, fk, log) })
+		v, err, _ := g.flight.Do(fk, func() (any, error) {
+			m, err := g.build(ctx, j.System, tr, res, fk, log)
+			if err != nil {
+				err = &buildError{leader: k, err: err}
+			}
+			return m, err
+		})
+		var be *buildError
+		if errors.As(err, &be) {
+			if be.leader != k && attempt < 4 && ctx.Err() == nil {
+				// Another job's build failed; it may be that job's own
+				// doing (its credentials): build again, with ours if
+				// this job leads the next round.
+				log.Info("shared build failed; trying again", "err", be.err)
+				continue
+			}
+			err = be.err
+		}
 		if err == nil {
 			if g.hookBeforeCommit != nil {
 				g.hookBeforeCommit(j)
@@ -547,6 +564,15 @@ func failureMessage(err error) string {
 	}
 	return msg
 }
+
+// buildError is a failed build and the job that ran it.
+type buildError struct {
+	leader string
+	err    error
+}
+
+func (e *buildError) Error() string { return e.err.Error() }
+func (e *buildError) Unwrap() error { return e.err }
 
 // errRemovedDuringPull: the image was expired between its build and
 // the job's commit.

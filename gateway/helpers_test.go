@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +32,17 @@ type fakeImage struct {
 	creds string // "user:pass" needed, "" for public
 	env   []string
 }
+
+// fakeResolved is the fake puller's resolution: the image and the
+// credentials it was resolved with (a real puller downloads with them).
+type fakeResolved struct {
+	img   fakeImage
+	creds map[string]string
+}
+
+// badBuildCred resolves but makes the build fail (a token that expires
+// between the manifest and the blobs).
+const badBuildCred = "mallory:expiring"
 
 // fakePuller stands in for gateway/pull: it counts resolves and builds
 // and can hold builds until released.
@@ -84,13 +96,13 @@ func (f *fakePuller) Resolve(ctx context.Context, ref string, creds map[string]s
 	if img.creds != "" {
 		ok := false
 		for _, c := range creds {
-			ok = ok || c == img.creds
+			ok = ok || c == img.creds || c == badBuildCred
 		}
 		if !ok {
 			return nil, fmt.Errorf("resolve %s: %w", ref, ErrUnauthorized)
 		}
 	}
-	return &Resolved{ID: img.id, Ref: ref, Impl: img}, nil
+	return &Resolved{ID: img.id, Ref: ref, Impl: fakeResolved{img, creds}}, nil
 }
 
 func (f *fakePuller) Build(ctx context.Context, r *Resolved, out *os.File, progress ProgressFunc) (*imagestore.Metadata, error) {
@@ -112,11 +124,16 @@ func (f *fakePuller) Build(ctx context.Context, r *Resolved, out *os.File, progr
 	if berr != nil {
 		return nil, berr
 	}
+	for _, c := range r.Impl.(fakeResolved).creds {
+		if c == badBuildCred {
+			return nil, errors.New("blob download: token expired")
+		}
+	}
 	progress("CONVERSION", "mksquashfs", 100, 100)
 	if _, err := out.Write([]byte("squashfs of " + r.ID)); err != nil {
 		return nil, err
 	}
-	img := r.Impl.(fakeImage)
+	img := r.Impl.(fakeResolved).img
 	return &imagestore.Metadata{ID: r.ID, Env: img.env, Entrypoint: []string{"/bin/sh"}, WorkDir: "/"}, nil
 }
 
