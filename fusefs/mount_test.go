@@ -115,8 +115,12 @@ func TestReadOnly(t *testing.T) {
 		{"rename", func(m string) error { return os.Rename(filepath.Join(m, "files/text-100"), filepath.Join(m, "r")) }},
 		{"chmod", func(m string) error { return os.Chmod(filepath.Join(m, "files/text-100"), 0o600) }},
 		{"chown", func(m string) error { return os.Lchown(filepath.Join(m, "files/text-100"), 1, 1) }},
-		{"utimes", func(m string) error { return unix.UtimesNano(filepath.Join(m, "files/text-100"), make([]unix.Timespec, 2)) }},
-		{"setxattr", func(m string) error { return unix.Lsetxattr(filepath.Join(m, "files/text-100"), "user.x", []byte("v"), 0) }},
+		{"utimes", func(m string) error {
+			return unix.UtimesNano(filepath.Join(m, "files/text-100"), make([]unix.Timespec, 2))
+		}},
+		{"setxattr", func(m string) error {
+			return unix.Lsetxattr(filepath.Join(m, "files/text-100"), "user.x", []byte("v"), 0)
+		}},
 		{"removexattr", func(m string) error { return unix.Lremovexattr(filepath.Join(m, "xattr"), "user.dir") }},
 	}
 	for _, op := range ops {
