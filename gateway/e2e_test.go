@@ -206,8 +206,19 @@ func TestEndToEndRealPuller(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("squashfs holds %q, want %q", got, want)
 	}
-	if st, _ := os.Stat(sq); st.Size() != m.Size {
+	st, _ := os.Stat(sq)
+	if st.Size() != m.Size {
 		t.Errorf("size %d, metadata %d", st.Size(), m.Size)
+	}
+	mtime := st.ModTime()
+	// The same image by digest: no new conversion, both names on one image.
+	byDigest := reg.host + "/test/app@sha256:" + id
+	if im := tg.pullWait(alice, byDigest, nil); im.Status != api.StateReady || im.ID != id ||
+		!slices.Contains(im.Tag, byDigest) || !slices.Contains(im.Tag, reg.host+"/test/app:v1") {
+		t.Errorf("pull by digest: %s %q %v", im.Status, im.StatusMessage, im.Tag)
+	}
+	if st, _ := os.Stat(sq); !st.ModTime().Equal(mtime) {
+		t.Error("pull by digest rewrote the squashfs")
 	}
 	if im := tg.pullWait(alice, reg.host+"/test/nosuch:v1", nil); im.Status != api.StateFailure {
 		t.Errorf("pull of a missing repository: %s", im.Status)
