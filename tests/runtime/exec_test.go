@@ -340,3 +340,28 @@ func TestSetuidDriverRefusesForeignSpec(t *testing.T) {
 		t.Error("the user's hook ran as root")
 	}
 }
+
+// TestFileCapabilityGivesNothing runs a cap_dac_read_search+ep program of
+// the image: it cannot read a root-only file inside. On the host, the same
+// program with the same xattr can, so the test would notice.
+func TestFileCapabilityGivesNothing(t *testing.T) {
+	forModes(t, func(t *testing.T, h *harness, mode string) {
+		if !h.img.fcap {
+			t.Skip("no C compiler or no security xattrs here")
+		}
+		hostCopy := filepath.Join(h.dir, "fcaptest")
+		b, _ := os.ReadFile(h.img.fcapSrc)
+		os.WriteFile(hostCopy, b, 0o755)
+		if err := setFileCap(hostCopy, unix.CAP_DAC_READ_SEARCH); err != nil {
+			t.Skipf("setting a file capability: %v", err)
+		}
+		cmd := exec.Command(hostCopy, filepath.Join(h.img.tree, "secret/file"))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: testUID, Gid: testGID}}
+		if base, err := cmd.Output(); err != nil || string(base) != "read-ok\n" {
+			t.Skipf("file capabilities do not work on the host here (%q, %v)", base, err)
+		}
+		if out := h.must(h.spec(mode, "/fcap/fcaptest"), asUser); out != "read-denied\n" {
+			t.Errorf("file-capability program inside: %q, want read-denied", out)
+		}
+	})
+}

@@ -4,6 +4,7 @@ package runtime_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/shifter-go/shifter/internal/testutil"
 )
@@ -42,6 +45,8 @@ type testImage struct {
 	squashfs string
 	suid     bool // /suid/suidtest is a setuid-root program
 	suidSrc  string
+	fcap     bool   // /fcap/fcaptest has cap_dac_read_search+ep
+	fcapSrc  string // the program, without the capability
 }
 
 var (
@@ -49,6 +54,25 @@ var (
 	image     *testImage
 	imageErr  error
 )
+
+// fcapProgram reads a root-only file: only CAP_DAC_READ_SEARCH (a file
+// capability, here) lets a user do it.
+const fcapProgram = `#include <stdio.h>
+#include <fcntl.h>
+int main(int argc, char **argv) {
+	puts(open(argc > 1 ? argv[1] : "/secret/file", O_RDONLY) >= 0 ? "read-ok" : "read-denied");
+	return 0;
+}
+`
+
+// setFileCap gives the file the capability cap in its permitted and
+// effective sets (the security.capability xattr, VFS_CAP_REVISION_2).
+func setFileCap(name string, capability uint) error {
+	var b [20]byte
+	binary.LittleEndian.PutUint32(b[0:], 0x02000000|0x1) // revision 2, effective
+	binary.LittleEndian.PutUint32(b[4:], 1<<capability)  // permitted, low word
+	return unix.Setxattr(name, "security.capability", b[:], 0)
+}
 
 const suidProgram = `#include <stdio.h>
 #include <unistd.h>
@@ -148,6 +172,27 @@ func makeImage(mksquashfs string) (*testImage, error) {
 			img.suid, img.suidSrc = true, bin
 		} else {
 			fmt.Fprintf(os.Stderr, "no setuid test program: %v\n%s", err, out)
+		}
+	}
+	// A file-capability program, and a file only root can read.
+	if gcc, err := exec.LookPath("gcc"); err == nil {
+		src := filepath.Join(dir, "fcaptest.c")
+		bin := filepath.Join(dir, "fcaptest")
+		os.WriteFile(src, []byte(fcapProgram), 0o644)
+		if out, err := exec.Command(gcc, "-static", "-O", "-o", bin, src).CombinedOutput(); err == nil {
+			os.MkdirAll(filepath.Join(img.tree, "fcap"), 0o755)
+			os.MkdirAll(filepath.Join(img.tree, "secret"), 0o700)
+			os.WriteFile(filepath.Join(img.tree, "secret/file"), []byte("secret\n"), 0o600)
+			dst := filepath.Join(img.tree, "fcap/fcaptest")
+			b, _ := os.ReadFile(bin)
+			os.WriteFile(dst, b, 0o755)
+			if err := setFileCap(dst, unix.CAP_DAC_READ_SEARCH); err == nil {
+				img.fcap, img.fcapSrc = true, bin
+			} else {
+				fmt.Fprintf(os.Stderr, "no file-capability test program: %v\n", err)
+			}
+		} else {
+			fmt.Fprintf(os.Stderr, "no file-capability test program: %v\n%s", err, out)
 		}
 	}
 	out, err := exec.Command(mksquashfs, img.tree, img.squashfs, "-noappend", "-quiet", "-no-progress", "-comp", "gzip").CombinedOutput()
