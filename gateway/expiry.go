@@ -69,9 +69,8 @@ func (g *Gateway) expireImage(ctx context.Context, sys, id string, before time.T
 
 // Autoexpire expires the system's images whose expiration has passed
 // (no lookup or pull within the expiration window) and that no pull job
-// is using, forgets old failed pulls, and (local transfer mode) removes
-// image files that no READY record references and that were not touched
-// for job_timeout.
+// is using, forgets old failed pulls, and removes image files that no
+// READY record references and that were not touched for job_timeout.
 func (g *Gateway) Autoexpire(ctx context.Context, sys string) (api.ExpireResult, error) {
 	res := api.ExpireResult{Status: []string{}}
 	now := g.now()

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +38,7 @@ type Transfer interface {
 	// CleanTemp removes temporary files left by a dead gateway.
 	CleanTemp(ctx context.Context) error
 	// Published lists the ids with a squashfs or metadata file and the
-	// files' modification time (local mode only; nil otherwise).
+	// newest modification time of their files.
 	Published(ctx context.Context) (map[string]time.Time, error)
 }
 
@@ -266,7 +267,34 @@ func (s *sshTransfer) CleanTemp(ctx context.Context) error {
 	return err
 }
 
-func (s *sshTransfer) Published(context.Context) (map[string]time.Time, error) { return nil, nil }
+// Published lists the remote image files with GNU find (the remote host
+// is Linux).
+func (s *sshTransfer) Published(ctx context.Context) (map[string]time.Time, error) {
+	out, err := s.run(ctx, fmt.Sprintf(`find %s -maxdepth 1 -type f \( -name '*.squashfs' -o -name '*.json' \) -printf '%%T@ %%f\n'`, shellQuote(s.dir)))
+	if err != nil {
+		return nil, fmt.Errorf("list remote image directory: %w", err)
+	}
+	files := map[string]time.Time{}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		ts, name, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		base, ok := strings.CutSuffix(name, ".squashfs")
+		if !ok {
+			base, ok = strings.CutSuffix(name, ".json")
+		}
+		secs, err := strconv.ParseFloat(ts, 64)
+		if !ok || err != nil || !imagestore.ValidID(base) {
+			continue
+		}
+		mt := time.Unix(0, int64(secs*1e9))
+		if t, seen := files[base]; !seen || mt.After(t) {
+			files[base] = mt
+		}
+	}
+	return files, nil
+}
 
 func newTransfer(name string, sys *System, workDir string) Transfer {
 	if sys.Transfer == TransferSSH {

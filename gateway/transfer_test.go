@@ -127,6 +127,24 @@ func TestSSHTransfer(t *testing.T) {
 	if _, err := os.Stat(sq); err == nil {
 		t.Error("expire left the remote squashfs")
 	}
+	// Autoexpire removes unreferenced remote files older than job_timeout.
+	orphan := fakeID("orphan")
+	for _, ext := range []string{".squashfs", ".json"} {
+		p := filepath.Join(remote, orphan+ext)
+		os.WriteFile(p, []byte("{}"), 0o644)
+		old := time.Now().Add(-3 * time.Hour)
+		os.Chtimes(p, old, old)
+	}
+	var res api.ExpireResult
+	if code := tg.do("POST", "/api/autoexpire/sys/", admin, nil, &res); code != 200 || !slices.Equal(res.Removed, []string{orphan}) {
+		t.Errorf("remote autoexpire: %d %+v", code, res)
+	}
+	if _, err := os.Stat(filepath.Join(remote, orphan+".json")); err == nil {
+		t.Error("remote orphan not removed")
+	}
+	if _, err := imagestore.Load(remote, privID); err != nil {
+		t.Errorf("remote autoexpire touched a READY image: %v", err)
+	}
 	// A remote image deleted behind the gateway's back is withdrawn at
 	// start-up.
 	os.Remove(filepath.Join(remote, privID+".squashfs"))
