@@ -164,9 +164,9 @@ func TestBigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	marks := map[int64][]byte{
-		0:             []byte("head"),
+		0:            []byte("head"),
 		1<<32 - 2000: bytes.Repeat([]byte("straddles 4 GiB "), 250),
-		size - 4:      []byte("tail"),
+		size - 4:     []byte("tail"),
 	}
 	for off, b := range marks {
 		if _, err := f.WriteAt(b, off); err != nil {
