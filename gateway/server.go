@@ -94,7 +94,14 @@ func (g *Gateway) Handler() http.Handler {
 		}
 		writeErr(w, herr(http.StatusNotFound, "not found", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusWriter{ResponseWriter: rw, code: http.StatusOK}
+		start := time.Now()
+		defer func() {
+			// Never headers: the munge credential travels in one.
+			g.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", w.code,
+				"seconds", time.Since(start).Seconds(), "remote", r.RemoteAddr)
+		}()
 		// Refuse what ServeMux would clean or redirect: encoded bytes,
 		// dot segments, empty segments.
 		raw := r.URL.EscapedPath()
@@ -570,4 +577,22 @@ func (g *Gateway) handleAutoexpire(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// statusWriter records the status of a response for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Flush lets streaming handlers (promhttp) flush through the wrapper.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
