@@ -26,8 +26,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrDenied: the gateway answered 401 or 403.
 	ErrDenied = errors.New("permission denied")
-	// ErrUnreachable: no gateway could be reached.
-	ErrUnreachable = errors.New("no gateway reachable")
+	// ErrUnreachable: no gateway answered (none could be connected to,
+	// or no munge credential could be made for them).
+	ErrUnreachable = errors.New("no gateway answered")
 )
 
 // maxResponse bounds the size of a response body read into memory.
@@ -36,6 +37,7 @@ const maxResponse = 64 << 20
 // Error is a non-2xx answer of the gateway. It wraps ErrNotFound on 404
 // and ErrDenied on 401 and 403.
 type Error struct {
+	Gateway    string // the gateway URL that answered
 	StatusCode int
 	Body       api.Error // the gateway's JSON error body
 }
@@ -48,7 +50,7 @@ func (e *Error) Error() string {
 	if msg == "" {
 		msg = http.StatusText(e.StatusCode)
 	}
-	return fmt.Sprintf("gateway: %s (HTTP %d)", msg, e.StatusCode)
+	return fmt.Sprintf("gateway %s: %s (HTTP %d)", e.Gateway, msg, e.StatusCode)
 }
 
 func (e *Error) Unwrap() error {
@@ -250,7 +252,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			errs = append(errs, fmt.Errorf("%s: %w", ep.name, ce.err))
 			continue
 		}
-		return c.decode(resp, r, out)
+		return c.decode(ep, resp, r, out)
 	}
 	return fmt.Errorf("%s %s: %w: %w", r.method, r.path, ErrUnreachable, errors.Join(errs...))
 }
@@ -288,19 +290,24 @@ func (c *Client) send(ctx context.Context, ep *endpoint, r request) (*http.Respo
 		}
 		cred, err := c.munge(ctx, payload)
 		if err != nil {
-			return nil, fmt.Errorf("making munge credential for %s: %w", ep.name, err)
+			// Local, but a later unix-socket gateway needs no munge.
+			return nil, connError{fmt.Errorf("making munge credential: %w", err)}
 		}
 		req.Header.Set("authentication", cred)
 	}
 	c.log.Debug("gateway request", "gateway", ep.name, "method", r.method, "path", r.path)
 	resp, err := ep.http.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL of a unix socket is made up: do not show it
+		}
 		return nil, connError{err}
 	}
 	return resp, nil
 }
 
-func (c *Client) decode(resp *http.Response, r request, out any) error {
+func (c *Client) decode(ep *endpoint, resp *http.Response, r request, out any) error {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
@@ -311,11 +318,11 @@ func (c *Client) decode(resp *http.Response, r request, out any) error {
 	}
 	c.log.Debug("gateway response", "method", r.method, "path", r.path, "status", resp.StatusCode, "body", string(b))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := &Error{StatusCode: resp.StatusCode}
+		e := &Error{Gateway: ep.name, StatusCode: resp.StatusCode}
 		if json.Unmarshal(b, &e.Body) != nil || e.Body.Error == "" && e.Body.Message == "" {
 			e.Body = api.Error{Status: resp.StatusCode, Error: http.StatusText(resp.StatusCode), Message: shorten(string(b))}
 		}
-		return fmt.Errorf("%s %s: %w", r.method, r.path, e)
+		return e
 	}
 	if out == nil {
 		return nil

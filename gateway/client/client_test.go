@@ -333,6 +333,36 @@ func TestNoRedirect(t *testing.T) {
 	}
 }
 
+// TestMungeFailureFailsOver: when munge fails (no munged), a TCP gateway
+// is skipped for the next one, and the error says why when none is left.
+func TestMungeFailureFailsOver(t *testing.T) {
+	dir := t.TempDir()
+	badMunge := filepath.Join(dir, "munge")
+	if err := os.WriteFile(badMunge, []byte("#!/bin/sh\necho 'munge: Error: Failed to access socket' >&2\nexit 6\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tcp, tcpURL := newTCPFake(t, 200, readyImage)
+	unix, unixURL := newUnixFake(t, 200, readyImage)
+	c, err := New([]string{tcpURL, unixURL}, WithMungeCommand(badMunge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Lookup(context.Background(), "sys", "docker", "x"); err != nil {
+		t.Errorf("Lookup() error = %v, want the unix gateway's answer", err)
+	}
+	if len(tcp.requests()) != 0 || len(unix.requests()) != 1 {
+		t.Errorf("requests: tcp %d, unix %d; want 0 and 1", len(tcp.requests()), len(unix.requests()))
+	}
+	c, err = New([]string{tcpURL}, WithMungeCommand(badMunge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Lookup(context.Background(), "sys", "docker", "x")
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "Failed to access socket") {
+		t.Errorf("Lookup() error = %v, want ErrUnreachable with munge's message", err)
+	}
+}
+
 func TestPullCredentialsWithoutMungeOverTCP(t *testing.T) {
 	f, u := newTCPFake(t, 200, `{}`)
 	c, err := New([]string{u}, WithoutMunge())
