@@ -301,7 +301,7 @@ func (g *Gateway) loadJob(k string) (*jobRecord, error) {
 	return j, err
 }
 
-// saveJob writes j's state, unless the job was finished meanwhile.
+// saveJob writes j (its worker is its only writer besides progress updates).
 func (g *Gateway) saveJob(j *jobRecord) error {
 	j.Updated = g.now()
 	return g.db.update(func(t tx) error { return t.put(j.key(), j) })
