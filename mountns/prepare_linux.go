@@ -55,7 +55,14 @@ func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 				ErrSpec, os.Getuid(), os.Getgid(), spec.Cred.UID, spec.Cred.GID)
 		}
 		if _, err := os.Stat(spec.UDIMount); err != nil {
-			return nil, fmt.Errorf("%w: udiMount %s must exist in unprivileged mode: %v", ErrSpec, spec.UDIMount, err)
+			// The user cannot create the site's udiMount; any empty
+			// directory will do as the mount point in the namespace.
+			d, err := os.MkdirTemp("", "shifter-udi-")
+			if err != nil {
+				return nil, fmt.Errorf("%w: udiMount %s is missing and no temporary directory can stand in: %v", ErrSetup, spec.UDIMount, err)
+			}
+			log.Debug("udiMount missing, using a temporary directory", "udiMount", spec.UDIMount, "path", d)
+			cfg.UDIMount, cfg.tempUDIMount = d, true
 		}
 	} else if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("%w: building a container needs root (setuid shifter) or unprivileged mode", ErrSetup)

@@ -39,6 +39,8 @@ type initConfig struct {
 	Unprivileged  bool              `json:"unprivileged,omitempty"`
 	Umask         int               `json:"umask"`
 	LogLevel      int               `json:"logLevel"` // lowest slog.Level that Run's logger takes
+
+	tempUDIMount bool // Run made UDIMount and removes it
 }
 
 // statusMsg is one line from the namespace init to Run.
@@ -80,6 +82,9 @@ func (s *Spec) validate() error {
 	case "", MountAuto, MountLoop, MountFUSE:
 	default:
 		return fmt.Errorf("%w: unknown mount mode %q", ErrSpec, s.Mode)
+	}
+	if s.Workdir != "" && !path.IsAbs(s.Workdir) {
+		return fmt.Errorf("%w: workdir %q is not absolute", ErrSpec, s.Workdir)
 	}
 	if s.Unprivileged && (s.PreMountHook != "" || s.PostMountHook != "") {
 		return fmt.Errorf("%w: site mount hooks cannot run in unprivileged mode", ErrSpec)

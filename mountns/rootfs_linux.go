@@ -295,6 +295,12 @@ func (r *rootfs) systemMounts() error {
 			// In a user namespace the kernel refuses to bind a mount
 			// without its (locked) submounts.
 			err = r.bindHostFlags(t, t, mountAttrs{nosuid: true, nodev: true}, "", unix.MS_REC)
+			if err == nil && under(r.path, t) {
+				// The copy of the container itself that came along.
+				copyPath := path.Join(r.path, r.path)
+				for unix.Unmount(copyPath, unix.MNT_DETACH) == nil {
+				}
+			}
 		}
 		if err != nil {
 			return err

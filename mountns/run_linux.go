@@ -70,6 +70,9 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	if err != nil {
 		return -1, err
 	}
+	if cfg.tempUDIMount {
+		defer os.Remove(cfg.UDIMount)
+	}
 
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {

@@ -108,6 +108,24 @@ func TestUnprivileged(t *testing.T) {
 		}
 	})
 
+	t.Run("missing-udiMount", func(t *testing.T) {
+		before, _ := filepath.Glob("/tmp/shifter-udi-*")
+		ds := h.spec("", "sh", "-c", "cat /etc/image-marker; grep ' /tmp/' /proc/self/mountinfo; echo end")
+		ds.UDIMount = filepath.Join(h.dir, "no-such-udi")
+		r := h.unprivRun(ds, "666")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "from-the-image\n") {
+			t.Fatalf("exit %d:\n%s", r.code, r.stdout)
+		}
+		// No copy of the container under its own /tmp.
+		if strings.Contains(r.stdout, "shifter-udi-") {
+			t.Errorf("the container's own mounts show under its /tmp:\n%s", r.stdout)
+		}
+		after, _ := filepath.Glob("/tmp/shifter-udi-*")
+		if len(after) > len(before) {
+			t.Errorf("temporary udiMount left behind: %v", after)
+		}
+	})
+
 	t.Run("setuid-program", func(t *testing.T) {
 		if !h.img.suid {
 			t.Skip("no setuid test program")
