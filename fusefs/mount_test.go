@@ -65,8 +65,8 @@ func TestMatrixMatchesKernel(t *testing.T) {
 // TestLargeTreeMatchesKernel compares the mounts of a real tree: the Go
 // toolchain's sources.
 func TestLargeTreeMatchesKernel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large tree: not in -short")
+	if testing.Short() || raceEnabled {
+		t.Skip("large tree: not in -short or -race")
 	}
 	testutil.RequireLoop(t)
 	testutil.RequireFUSE(t)
@@ -360,8 +360,8 @@ func TestWarmWalkUsesKernelCaches(t *testing.T) {
 
 // TestBigFileRead reads a file over 4 GiB at offsets around 4 GiB.
 func TestBigFileRead(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds an image of a > 4 GiB sparse file")
+	if testing.Short() || raceEnabled {
+		t.Skip("builds an image of a > 4 GiB sparse file: not in -short or -race")
 	}
 	testutil.RequireLoop(t)
 	testutil.RequireFUSE(t)
