@@ -28,7 +28,7 @@ func TestPullSurvivesGatewayRestart(t *testing.T) {
 		wantErr  string
 	}{
 		{"gateway back", true, time.Minute, 0, "status: READY", ""},
-		{"gateway gone", false, 2 * time.Second, 1, "gateway unreachable, retrying", "no gateway reachable"},
+		{"gateway gone", false, 2 * time.Second, 1, "gateway unreachable, retrying", "no gateway answered"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
