@@ -8,12 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shifter-go/shifter/internal/testutil"
 )
 
 func TestExitStatus(t *testing.T) {
@@ -364,4 +367,26 @@ func TestFileCapabilityGivesNothing(t *testing.T) {
 			t.Errorf("file-capability program inside: %q, want read-denied", out)
 		}
 	})
+}
+
+// TestCallerUmaskAndLimits: the command gets the caller's umask and
+// resource limits, not the runtime's.
+func TestCallerUmaskAndLimits(t *testing.T) {
+	h := newHarness(t)
+	requireMode(t, "loop")
+	prlimit := testutil.RequireTool(t, "prlimit")
+	data := h.mkdir("umaskdata", 0o755, testUID, testGID)
+	ds := h.spec("loop", "sh", "-c", "umask; ulimit -n; ulimit -s; touch /data/f; stat -c %a /data/f")
+	ds.Volumes = data + ":/data"
+	spec := writeSpec(t, h, ds)
+	cmd := exec.Command("/bin/sh", "-c", "umask 027; exec "+prlimit+" --nofile=64:4096 --stack=4194304:unlimited "+h.suid)
+	cmd.Env = []string{driverEnv + "=" + spec}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: testUID, Gid: testGID}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got, want := lines(string(out)), []string{"0027", "64", "4096", "640"}; !slices.Equal(got, want) {
+		t.Errorf("umask, nofile, stack (KiB), mode of a new file = %q, want %q", got, want)
+	}
 }
