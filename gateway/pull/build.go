@@ -173,6 +173,7 @@ func (p *Puller) convert(ctx context.Context, r *Resolved, paths []string, out *
 		"-root-time", strconv.FormatInt(root.ModTime.Unix(), 10)}
 	args = append(args, p.opts.MksquashfsArgs...)
 	cmd := exec.CommandContext(ctx, p.opts.Mksquashfs, args...)
+	dieWithParent(cmd)
 	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = p.opts.WorkDir
 	output := &tailBuffer{max: 16 << 10}
