@@ -52,7 +52,8 @@ func loopDevices() int {
 	return len(files)
 }
 
-// TestConcurrentStarts starts containers of one image at the same time:
+// TestConcurrentStarts starts containers of one image at the same time,
+// all on the same udiMount:
 // every start finds its own loop device (or shares nothing it should not),
 // and nothing is left.
 func TestConcurrentStarts(t *testing.T) {
@@ -65,9 +66,8 @@ func TestConcurrentStarts(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			udi := filepath.Join(h.dir, fmt.Sprintf("udi-%d", i))
+			// One udiMount for all, as on a node.
 			ds := h.spec("loop", "sh", "-c", "cat /etc/image-marker; sleep 0.2")
-			ds.UDIMount = udi
 			r := h.run(ds, asUser)
 			if r.code != 0 || r.stdout != "from-the-image\n" {
 				errs <- fmt.Sprintf("start %d: exit %d, %q\n%s", i, r.code, r.stdout, r.stderr)
