@@ -172,7 +172,7 @@ func TestPull(t *testing.T) {
 		args       []string
 		tty        bool
 		wantCode   int
-		wantCalls  int // -1: timing-dependent
+		wantCalls  int    // -1: timing-dependent
 		wantLast   string // suffix of stdout's last line
 		wantStdout []string
 		wantStderr string
