@@ -22,7 +22,7 @@ type readahead struct {
 }
 
 func newReadahead(r *Reader, depth int) *readahead {
-	ra := &readahead{r: r, depth: depth, jobs: make(chan blockKey, depth*4), last: map[int64]int64{}}
+	ra := &readahead{r: r, depth: depth, jobs: make(chan blockKey, max(depth*4, 256)), last: map[int64]int64{}}
 	workers := max(1, min(depth, 64))
 	if w := numCPU(); workers > w {
 		workers = w
@@ -51,29 +51,42 @@ func (ra *readahead) close() {
 	ra.wg.Wait()
 }
 
-// access notes a read of f at [off, off+n) and schedules the following
-// blocks when the read continues the previous one.
+// access notes a read of f at [off, off+n). It hands the blocks of the
+// read after the first to the workers, so that a large read decompresses
+// in parallel, and when the read continues a previous one (within a few
+// requests: concurrent FUSE requests arrive slightly out of order), it
+// schedules the blocks that follow: Readahead blocks, and at least two
+// requests' worth.
 func (ra *readahead) access(f *Inode, off, n int64) {
-	if len(f.starts) < 2 {
+	if len(f.starts) < 2 || n <= 0 {
 		return
 	}
+	bs := ra.r.bs
 	key := f.starts[0]
 	ra.mu.Lock()
-	defer ra.mu.Unlock()
-	if ra.closed {
-		return
-	}
 	prev, seen := ra.last[key]
 	if len(ra.last) > 4096 {
 		clear(ra.last)
 	}
 	ra.last[key] = off + n
-	if off != 0 && (!seen || off < prev-ra.r.bs || off > prev+ra.r.bs) {
+	ra.mu.Unlock()
+
+	firstBlock, lastBlock := off/bs, (off+n-1)/bs
+	ra.schedule(f, firstBlock+1, lastBlock+1)
+	window := 4 * max(n, bs)
+	if off != 0 && (!seen || off < prev-window || off > prev+window) {
 		return
 	}
+	depth := max(int64(ra.depth), 2*(lastBlock-firstBlock+1))
+	ra.schedule(f, lastBlock+1, lastBlock+1+depth)
+}
+
+// schedule queues blocks [from, to) of f that are neither cached nor being
+// decompressed; it never blocks (a full queue drops the rest).
+func (ra *readahead) schedule(f *Inode, from, to int64) {
 	bs := ra.r.bs
-	first := (off + n + bs - 1) / bs
-	for bi := first; bi < first+int64(ra.depth) && bi < int64(len(f.sizes)); bi++ {
+	to = min(to, int64(len(f.sizes)))
+	for bi := from; bi < to; bi++ {
 		if f.sizes[bi]&^uncompressedBit == 0 {
 			continue
 		}
@@ -82,9 +95,16 @@ func (ra *readahead) access(f *Inode, off, n int64) {
 		if ra.r.data.peek(k) {
 			continue
 		}
+		ra.mu.Lock()
+		if ra.closed {
+			ra.mu.Unlock()
+			return
+		}
 		select {
 		case ra.jobs <- k:
+			ra.mu.Unlock()
 		default:
+			ra.mu.Unlock()
 			return
 		}
 	}

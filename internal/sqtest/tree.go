@@ -108,17 +108,19 @@ func MakeFeatureTree(t testing.TB, dir string, opts TreeOptions) *Tree {
 
 	// Regular files with sizes around every block size we test (4K..1M).
 	b.mkdir("files", 0o755)
-	sizes := []int{0, 1, 10, 4095, 4096, 4097, 65535, 65536, 131071, 131072, 131073, 200000}
-	if !opts.Small {
-		sizes = append(sizes, 1<<20-1, 1<<20, 1<<20+1)
-	} else {
+	// (1 MiB - 1 and 1 MiB exactly only as text, to keep images quick to build.)
+	sizes := []int{0, 1, 10, 4095, 4096, 4097, 65535, 65536, 131071, 131072, 131073, 200000, 1<<20 + 1}
+	if opts.Small {
 		sizes = []int{0, 1, 100, 3000}
 	}
 	for i, n := range sizes {
-		if n <= 200000 || n == 1<<20+1 { // incompressible: stored uncompressed
-			b.file(fmt.Sprintf("files/rand-%d", n), randBytes(uint64(i+1), n), 0o644)
-		}
+		// random: incompressible, stored uncompressed
+		b.file(fmt.Sprintf("files/rand-%d", n), randBytes(uint64(i+1), n), 0o644)
 		b.file(fmt.Sprintf("files/text-%d", n), textBytes(uint64(i+1), n), 0o644)
+	}
+	if !opts.Small {
+		b.file("files/text-1048575", textBytes(50, 1<<20-1), 0o644)
+		b.file("files/text-1048576", textBytes(51, 1<<20), 0o644)
 	}
 	b.feature("sizes")
 	// Duplicates: whole files and a duplicated tail-end.
