@@ -75,13 +75,16 @@ func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 	}
 	mode, reason := chooseMode(spec)
 	cfg.Mode = mode
-	if mode == MountFUSE {
-		if err := checkFUSE(spec); err != nil {
-			return nil, err
-		}
-	}
 	if mode == "" {
 		return nil, fmt.Errorf("%w: %s", ErrSpec, reason)
+	}
+	if mode == MountFUSE {
+		if err := checkFUSE(spec); err != nil {
+			if spec.Mode != MountFUSE {
+				return nil, fmt.Errorf("%w (%s)", err, reason)
+			}
+			return nil, err
+		}
 	}
 	log.Info("image mount mode", "mode", string(mode), "reason", reason, "image", cfg.ImagePath)
 	return cfg, nil
@@ -142,6 +145,9 @@ func checkFUSE(spec *Spec) error {
 		return fmt.Errorf("%w: opening /dev/fuse: %v", ErrFUSE, err)
 	}
 	f.Close()
+	if spec.MountHelper == "" {
+		return fmt.Errorf("%w: no shifter-mount helper found (fuse mode needs it installed)", ErrFUSE)
+	}
 	if !path.IsAbs(spec.MountHelper) {
 		return fmt.Errorf("%w: the shifter-mount helper path %q is not absolute", ErrFUSE, spec.MountHelper)
 	}
