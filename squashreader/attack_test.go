@@ -243,3 +243,94 @@ func TestAttackSuperblock(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackData corrupts data and fragment blocks and block size words:
+// reads fail with ErrFormat, never return bytes from elsewhere.
+func TestAttackData(t *testing.T) {
+	le := binary.LittleEndian
+	for _, fix := range []string{"gzip", "xz", "lzo", "lz4", "zstd"} {
+		for _, target := range []string{"dir/aaaa"} { // (fixture fragments are stored uncompressed)
+			t.Run(fix+"/"+target, func(t *testing.T) {
+				img, err := os.ReadFile("testdata/" + fix + ".sqfs")
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err := Open(bytes.NewReader(img), int64(len(img)), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in, err := r.LookupPath(target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var off, n int64
+				word := uint32(0)
+				if len(in.starts) > 0 {
+					off, word = in.starts[0], in.sizes[0]
+				} else {
+					k, err := r.fragment(in.frag)
+					if err != nil {
+						t.Fatal(err)
+					}
+					off, word = k.off, k.word
+				}
+				n = int64(word &^ uncompressedBit)
+				r.Close()
+				if word&uncompressedBit != 0 {
+					t.Fatal("block stored uncompressed: corruption would be undetectable")
+				}
+				// Zero the second half of the compressed block.
+				for i := off + n/2; i < off+n; i++ {
+					img[i] ^= 0x55
+				}
+				r2, err := Open(bytes.NewReader(img), int64(len(img)), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r2.Close()
+				in2, err := r2.LookupPath(target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = r2.ReadAt(in2, make([]byte, in2.Size), 0)
+				wantFormat(t, "ReadAt", err)
+			})
+		}
+	}
+	t.Run("size word claims compressed", func(t *testing.T) {
+		img, r := loadUncompressed(t)
+		in, err := r.LookupPath("dir/aaaa")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The extended file inode's block list starts 56 bytes in.
+		off := inodeOff(t, r, "dir/aaaa") + 56
+		if w := le.Uint32(img[off:]); w != in.sizes[0] {
+			t.Fatalf("block list not found: 0x%x", w)
+		}
+		le.PutUint32(img[off:], in.sizes[0]&^uncompressedBit)
+		r2, err := openPatched(t, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in2, err := r2.LookupPath("dir/aaaa")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r2.ReadAt(in2, make([]byte, 10), 0)
+		wantFormat(t, "ReadAt", err)
+	})
+	t.Run("short uncompressed block", func(t *testing.T) {
+		img, r := loadUncompressed(t)
+		in, _ := r.LookupPath("dir/aaaa")
+		off := inodeOff(t, r, "dir/aaaa") + 56
+		le.PutUint32(img[off:], in.sizes[0]-1)
+		r2, err := openPatched(t, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in2, _ := r2.LookupPath("dir/aaaa")
+		_, err = r2.ReadAt(in2, make([]byte, 10), 0)
+		wantFormat(t, "ReadAt", err)
+	})
+}
