@@ -358,3 +358,67 @@ func TestMountErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestUnprivileged mounts as an ordinary user (uid 65534) through
+// fusermount3, reads, and unmounts with fusermount3 -u.
+func TestUnprivileged(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	testutil.RequireTool(t, "fusermount3")
+	bin := testutil.Binary(t, "shifter-mount")
+	img := testImage(t)
+	dir, err := os.MkdirTemp("", "shifter-mount-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	mnt := filepath.Join(dir, "mnt")
+	pidFile := filepath.Join(dir, "pid")
+	userImg := filepath.Join(dir, "image.sqfs")
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(userImg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, mnt} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	traverse := func(d string) {
+		for ; d != "/"; d = filepath.Dir(d) {
+			if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
+				os.Chmod(d, st.Mode().Perm()|0o011)
+			}
+		}
+	}
+	traverse(filepath.Dir(dir))
+	pid := 0
+	cleanupMount(t, mnt, &pid)
+	asUser := func(name string, args ...string) *exec.Cmd {
+		cmd := exec.Command(name, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		cmd.Dir = "/"
+		return cmd
+	}
+	if out, err := asUser(bin, "--pid-file", pidFile, userImg, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("shifter-mount as uid 65534: %v\n%s", err, out)
+	}
+	pid = readPid(t, pidFile)
+	mi := mountEntry(t, mnt)
+	if !strings.Contains(mi, "user_id=65534") || strings.Contains(mi, "allow_other") {
+		t.Errorf("mountinfo %q: want user_id=65534 and no allow_other", mi)
+	}
+	if out, err := asUser("cat", filepath.Join(mnt, "hello")).CombinedOutput(); err != nil || string(out) != "hello\n" {
+		t.Errorf("cat as uid 65534 = %q, %v", out, err)
+	}
+	if out, err := asUser("fusermount3", "-u", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("fusermount3 -u: %v\n%s", err, out)
+	}
+	waitGone(t, pid)
+}

@@ -206,7 +206,6 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		return fail(err)
 	}
 	mnt := srv.Mountpoint()
-	log.Info("mounted", "image", image, "mountpoint", mnt, "pid", os.Getpid())
 	if cfg.pidFile != "" {
 		if err := os.WriteFile(cfg.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			srv.Unmount()
@@ -232,6 +231,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 	} else {
 		notifyReady(cfg.readyFD)
 	}
+	log.Info("mounted", "image", image, "mountpoint", mnt, "pid", os.Getpid())
 
 	lazy := false
 	for {
