@@ -22,6 +22,7 @@ type rootfs struct {
 	path   string
 	dir    *os.File // O_PATH handle of the overlay root
 	unpriv bool
+	cred   Credential
 	log    *initLogger
 }
 
@@ -101,7 +102,7 @@ func stage(cfg *initConfig, image *os.File, log *initLogger, mps []mountPoint) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: opening the container root: %v", ErrMount, err)
 	}
-	return &rootfs{path: udi, dir: dir, unpriv: cfg.Unprivileged, log: log}, fuse, nil
+	return &rootfs{path: udi, dir: dir, unpriv: cfg.Unprivileged, cred: cfg.Cred, log: log}, fuse, nil
 }
 
 // bindReadOnly binds the host directory src recursively on target, every
@@ -139,10 +140,23 @@ func (r *rootfs) containerPath(p string) string {
 func (r *rootfs) openDest(unsafePath string, isDir, user bool) (*os.File, string, error) {
 	f, err := pathrs.OpenatInRoot(r.dir, unsafePath)
 	if errors.Is(err, fs.ErrNotExist) {
-		if isDir {
-			f, err = pathrs.MkdirAllHandle(r.dir, unsafePath, 0o755)
-		} else {
-			f, err = r.createFile(unsafePath)
+		create := func() (err error) {
+			if isDir {
+				f, err = pathrs.MkdirAllHandle(r.dir, unsafePath, 0o755)
+			} else {
+				f, err = r.createFile(unsafePath)
+			}
+			return err
+		}
+		var onRoot bool
+		if onRoot, err = r.ancestorOnRoot(unsafePath); err == nil {
+			if user && !onRoot {
+				// The mount point would be made on a host file system
+				// (a volume, /tmp): only as the user may.
+				err = asUser(r.cred, !r.unpriv, create)
+			} else {
+				err = create()
+			}
 		}
 	}
 	if err != nil {
@@ -177,6 +191,34 @@ func (r *rootfs) openDest(unsafePath string, isDir, user bool) (*os.File, string
 		return nil, "", fmt.Errorf("%w: destination %s is not %s like its source", ErrBadVolume, unsafePath, kind)
 	}
 	return f, real, nil
+}
+
+// ancestorOnRoot reports whether the deepest existing ancestor of
+// unsafePath (resolved in the root) is on the container's own file system,
+// the overlay, rather than on a mount on top of it.
+func (r *rootfs) ancestorOnRoot(unsafePath string) (bool, error) {
+	var root unix.Stat_t
+	if err := unix.Fstat(int(r.dir.Fd()), &root); err != nil {
+		return false, fmt.Errorf("%w: %v", ErrMount, err)
+	}
+	comps := strings.Split(strings.Trim(path.Clean("/"+unsafePath), "/"), "/")
+	for i := len(comps) - 1; i >= 0; i-- {
+		f, err := pathrs.OpenatInRoot(r.dir, "/"+strings.Join(comps[:i], "/"))
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(int(f.Fd()), &st)
+		f.Close()
+		if err != nil {
+			return false, err
+		}
+		return st.Dev == root.Dev, nil
+	}
+	return true, nil
 }
 
 // createFile creates the empty file unsafePath in the root (its parents

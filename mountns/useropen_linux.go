@@ -19,57 +19,57 @@ type source struct {
 }
 
 // openSourcesAsUser opens the sources of the user volumes with the user's
-// credentials: on a thread of its own that takes the user's supplementary
-// groups (privileged mode), fsgid and fsuid, and drops its effective
-// capabilities, so no DAC override applies. A source the user cannot read
-// is refused with ErrAccess. The thread is never returned to the Go
-// scheduler: it exits with its goroutine.
+// credentials (asUser). A source the user cannot read is refused with
+// ErrAccess.
 func openSourcesAsUser(paths []string, cred Credential, setGroups bool) ([]source, error) {
-	type result struct {
-		srcs []source
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with us
-		srcs, err := openAsUserOnThread(paths, cred, setGroups)
-		ch <- result{srcs, err}
-	}()
-	r := <-ch
-	return r.srcs, r.err
+	var srcs []source
+	err := asUser(cred, setGroups, func() error {
+		for _, p := range paths {
+			s, err := openSourceAsUser(p, cred.UID)
+			if err != nil {
+				closeSources(srcs)
+				srcs = nil
+				return err
+			}
+			srcs = append(srcs, s)
+		}
+		return nil
+	})
+	return srcs, err
 }
 
-func openAsUserOnThread(paths []string, cred Credential, setGroups bool) ([]source, error) {
+// asUser runs fn on an OS thread of its own that has the user's
+// supplementary groups (when setGroups: privileged mode), fsgid and fsuid,
+// and no effective capabilities, so that the kernel checks file access as
+// for the user (no DAC override). The thread is never returned to the Go
+// scheduler: it exits with its goroutine. fn must not start goroutines
+// that do file system work.
+func asUser(cred Credential, setGroups bool, fn func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with us
+		ch <- asUserOnThread(cred, setGroups, fn)
+	}()
+	return <-ch
+}
+
+func asUserOnThread(cred Credential, setGroups bool, fn func() error) error {
 	if setGroups {
 		groups := append([]uint32{cred.GID}, cred.Groups...)
 		if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(unsafe.Pointer(&groups[0])), 0); e != 0 {
-			return nil, fmt.Errorf("%w: setting groups for opening volumes: %v", ErrSetup, e)
+			return fmt.Errorf("%w: taking the user's groups: %v", ErrSetup, e)
 		}
 	}
 	if err := unix.Setfsgid(int(cred.GID)); err != nil {
-		return nil, fmt.Errorf("%w: setfsgid: %v", ErrSetup, err)
+		return fmt.Errorf("%w: setfsgid: %v", ErrSetup, err)
 	}
 	if err := unix.Setfsuid(int(cred.UID)); err != nil {
-		return nil, fmt.Errorf("%w: setfsuid: %v", ErrSetup, err)
+		return fmt.Errorf("%w: setfsuid: %v", ErrSetup, err)
 	}
 	if err := dropEffectiveCaps(); err != nil {
-		return nil, fmt.Errorf("%w: dropping effective capabilities: %v", ErrSetup, err)
+		return fmt.Errorf("%w: dropping effective capabilities: %v", ErrSetup, err)
 	}
-	var srcs []source
-	fail := func(err error) ([]source, error) {
-		for _, s := range srcs {
-			s.f.Close()
-		}
-		return nil, err
-	}
-	for _, p := range paths {
-		s, err := openSourceAsUser(p, cred.UID)
-		if err != nil {
-			return fail(err)
-		}
-		srcs = append(srcs, s)
-	}
-	return srcs, nil
+	return fn()
 }
 
 // openSourceAsUser opens p with O_PATH (symlinks followed, as the user),

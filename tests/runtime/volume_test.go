@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -38,6 +39,11 @@ func TestVolumes(t *testing.T) {
 		}
 		if b, _ := os.ReadFile(filepath.Join(deep, "f")); string(b) != "nested\n" {
 			t.Errorf("nested volume write landed as %q", b)
+		}
+		// The mount point for the nested volume was made on the host, in
+		// the user's directory, by the user.
+		if st, err := os.Stat(filepath.Join(data, "sub/deeper")); err != nil || st.Sys().(*syscall.Stat_t).Uid != testUID {
+			t.Errorf("mount point /data/sub/deeper on the host: %v, want owned by the user", err)
 		}
 		if b, _ := os.ReadFile(filepath.Join(indir, "f")); string(b) != "in-image-dir\n" {
 			t.Errorf("write through the volume in an image directory landed as %q", b)
@@ -205,4 +211,60 @@ func TestVolumeSourceAccess(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestSiteVolumes: site volumes may go where users may not (/var/lib),
+// are nosuid,nodev (and ro when asked), and come before user volumes. A
+// user volume that needs a new mount point inside a site volume gets it
+// only if the user may create it there.
+func TestSiteVolumes(t *testing.T) {
+	h := newHarness(t)
+	requireMode(t, "loop")
+	site := h.mkdir("site", 0o755, 0, 0)
+	os.WriteFile(filepath.Join(site, "f"), []byte("site file\n"), 0o644)
+	open := h.mkdir("site-open", 0o777, 0, 0)
+	user := h.mkdir("user", 0o755, testUID, testGID)
+	ds := h.spec("loop", "sh", "-c", "cat /var/lib/site/f; grep -E ' /var/lib/site | /open/user ' /proc/self/mountinfo; echo x > /open/user/f")
+	ds.SiteVolumes = site + ":/var/lib/site:ro;" + site + ":/global;" + open + ":/open"
+	ds.Volumes = user + ":/open/user"
+	out := h.must(ds, asUser)
+	if !strings.HasPrefix(out, "site file\n") {
+		t.Errorf("site volume content: %q", out)
+	}
+	for _, l := range lines(out)[1:] {
+		f := strings.Fields(l)
+		opts := "," + f[5] + ","
+		for _, o := range []string{"nosuid", "nodev"} {
+			if !strings.Contains(opts, ","+o+",") {
+				t.Errorf("mount %s lacks %s: %s", f[4], o, l)
+			}
+		}
+		if f[4] == "/var/lib/site" && !strings.Contains(opts, ",ro,") {
+			t.Errorf("site :ro volume is writable: %s", l)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(user, "f")); string(b) != "x\n" {
+		t.Errorf("user volume nested in a site volume: host file %q", b)
+	}
+	if st, err := os.Stat(filepath.Join(open, "user")); err != nil || st.Sys().(*syscall.Stat_t).Uid != testUID {
+		t.Errorf("mount point made in the site volume: %v, want one owned by the user", err)
+	}
+
+	// A mount point in a site directory the user may not write: refused,
+	// and nothing is created there on the host.
+	ds = h.spec("loop", "true")
+	ds.SiteVolumes = site + ":/global"
+	ds.Volumes = user + ":/global/newdir"
+	if r := h.run(ds, asUser); r.code != 201 {
+		t.Errorf("user volume needing a mount point in a root-owned site volume: exit %d, want 201\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(site, "newdir")); err == nil {
+		t.Error("root made a directory for the user in the site file system")
+	}
+	// The same destination as a site volume is refused to a user.
+	ds = h.spec("loop", "true")
+	ds.Volumes = user + ":/var/lib/site"
+	if r := h.run(ds, asUser); r.code != 201 {
+		t.Errorf("user volume on /var/lib/site: exit %d, want 201", r.code)
+	}
 }
