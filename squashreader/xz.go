@@ -6,7 +6,7 @@ import (
 	"bytes"
 	"sync"
 
-	"github.com/therootcompany/xz"
+	"github.com/shifter-go/shifter/squashreader/internal/xz"
 )
 
 // xzDec decodes the xz streams mksquashfs writes (one stream per block,
