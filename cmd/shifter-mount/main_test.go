@@ -422,3 +422,31 @@ func TestUnprivileged(t *testing.T) {
 	}
 	waitGone(t, pid)
 }
+
+// TestKilledServer: after SIGKILL of the server, the mount fails fast
+// with ENOTCONN instead of hanging, and can be unmounted.
+func TestKilledServer(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	img := testImage(t)
+	mnt := t.TempDir()
+	cmd, _ := startForeground(t, img, mnt)
+	cmd.Process.Kill()
+	cmd.Wait()
+	done := make(chan error, 1)
+	go func() {
+		_, err := os.ReadFile(filepath.Join(mnt, "hello"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.ENOTCONN) {
+			t.Errorf("read after the server was killed = %v, want ENOTCONN", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("read after the server was killed hangs")
+	}
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Errorf("umount after the server was killed: %v", err)
+	}
+}
