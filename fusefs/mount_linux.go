@@ -113,6 +113,9 @@ func Mount(mountpoint string, fsys *FS, opts *MountOptions) (*Server, error) {
 		// The image never changes: no need to check mtimes to drop pages.
 		ExplicitDataCacheControl: true,
 		EnableSymlinkCaching:     true,
+		// Replies are byte slices: splicing them through a pipe saves no
+		// copy, and 1 MiB replies do not fit the default pipe size.
+		DisableSplice: true,
 	}
 	srv, err := fuse.NewServer(fsys, abs, fo)
 	if err != nil {
