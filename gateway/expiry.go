@@ -87,7 +87,7 @@ func (g *Gateway) Autoexpire(ctx context.Context, sys string) (api.ExpireResult,
 			return res, fmt.Errorf("autoexpire: %w", err)
 		}
 		if ok {
-			g.log.Info("image expired", "system", sys, "id", r.ID, "tags", r.Tags)
+			g.log.Info("image expired", "system", sys, "id", r.ID)
 			res.Status = append(res.Status, r.ID)
 		}
 	}
@@ -150,4 +150,106 @@ func (g *Gateway) removeOrphans(ctx context.Context, sys string, now time.Time) 
 	}
 	slices.Sort(removed)
 	return removed, nil
+}
+
+// errInUse: a pull job works on an image an expire would change.
+var errInUse = errors.New("image in use by a pull job")
+
+// expireTag withdraws the bindings of a tag that the administrator may
+// see (root: all of them; a private tag the administrator may not see is
+// missing to them, as to anyone). An image left with no binding is
+// expired: record EXPIRED in the database first, then its files removed.
+// An image still named by other tags keeps its record and files, and its
+// metadata loses the tag. It returns the ids the tag named and those whose
+// files were removed; errNoKey if the administrator sees no binding,
+// errInUse (without changes) if a pull job works on one of the images.
+func (g *Gateway) expireTag(ctx context.Context, sys, itype, tag string, admin *Identity) (named, removed []string, err error) {
+	g.pubMu.Lock()
+	defer g.pubMu.Unlock()
+	now := g.now()
+	var gone, kept []*imageRecord
+	var binds []*bindRecord
+	err = g.db.update(func(t tx) error {
+		named, gone, kept = nil, nil, nil
+		tb, err := t.tagBindings(sys, itype, tag)
+		if err != nil {
+			return err
+		}
+		c := t.imageCache(sys)
+		vis, err := c.visible(tb, admin)
+		if err != nil {
+			return err
+		}
+		if len(vis) == 0 {
+			return errNoKey
+		}
+		for _, b := range vis {
+			if !slices.Contains(named, b.ID) {
+				named = append(named, b.ID)
+			}
+		}
+		for _, id := range named {
+			if g.inUse(sys, id) {
+				return errInUse
+			}
+		}
+		jobs, err := t.jobs(append(key(pfxJob, sys, itype, tag), 0))
+		if err != nil {
+			return err
+		}
+		for _, b := range vis {
+			if err := t.del(b.key()); err != nil {
+				return err
+			}
+			for _, j := range jobs {
+				if j.Status == api.StateReady && j.ID == b.ID && j.bindScope() == b.Scope {
+					j.Status, j.Message, j.Updated, j.Finished = api.StateExpired, "image expired", now, now
+					if err := t.put(j.key(), j); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if binds, err = t.systemBindings(sys); err != nil {
+			return err
+		}
+		for _, id := range named {
+			img, err := c.get(id)
+			if err != nil {
+				return err
+			}
+			if slices.ContainsFunc(binds, func(b *bindRecord) bool { return b.ID == id }) {
+				kept = append(kept, img)
+				continue
+			}
+			if err := g.withdraw(t, img, api.StateExpired, "image expired", now); err != nil {
+				return err
+			}
+			img.Status = api.StateExpired
+			if err := t.putImage(img); err != nil {
+				return err
+			}
+			gone = append(gone, img)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := g.transfers[sys]
+	for _, img := range kept {
+		if err := tr.WriteMetadata(ctx, img.metadata(binds)); err != nil {
+			return named, removed, fmt.Errorf("expire tag %s: %w", tag, err)
+		}
+	}
+	for _, img := range gone {
+		if err := tr.Remove(ctx, img.ID); err != nil {
+			return named, removed, fmt.Errorf("expire tag %s: %w", tag, err)
+		}
+		g.m.expired.WithLabelValues(sys).Inc()
+		removed = append(removed, img.ID)
+	}
+	slices.Sort(named)
+	slices.Sort(removed)
+	return named, removed, nil
 }

@@ -160,21 +160,43 @@ func (g *Gateway) reconcile() error {
 			g.log.Error("clean temporary files", "system", name, "err", err)
 		}
 	}
+	if err := g.migrateTags(); err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
 	var missing []*imageRecord
 	for _, name := range g.cfg.SystemNames() {
 		var recs []*imageRecord
-		if err := g.db.view(func(t tx) (err error) { recs, err = t.images(name); return err }); err != nil {
+		var binds []*bindRecord
+		if err := g.db.view(func(t tx) (err error) {
+			if recs, err = t.images(name); err != nil {
+				return err
+			}
+			binds, err = t.systemBindings(name)
+			return err
+		}); err != nil {
 			return fmt.Errorf("reconcile: %w", err)
 		}
 		for _, r := range recs {
 			if r.Status != api.StateReady {
 				continue
 			}
-			_, err := g.transfers[name].Load(ctx, r.ID)
+			m, err := g.transfers[name].Load(ctx, r.ID)
 			if errors.Is(err, imagestore.ErrNotFound) || errors.Is(err, imagestore.ErrInvalid) {
 				missing = append(missing, r)
+				continue
 			} else if err != nil {
 				g.log.Error("check published image", "system", name, "id", r.ID, "err", err)
+				continue
+			}
+			// Make the metadata agree with the database: its tags and ACL
+			// (this also takes out private tags that earlier versions
+			// wrote into public images' metadata).
+			want := r.metadata(binds)
+			if !slices.Equal(m.Tags, want.Tags) || !slices.Equal(m.UserACL, want.UserACL) || !slices.Equal(m.GroupACL, want.GroupACL) {
+				g.log.Warn("image metadata disagrees with the database; rewritten", "system", name, "id", r.ID)
+				if err := g.transfers[name].WriteMetadata(ctx, want); err != nil {
+					g.log.Error("rewrite image metadata", "system", name, "id", r.ID, "err", err)
+				}
 			}
 		}
 	}
@@ -224,14 +246,40 @@ func (g *Gateway) reconcile() error {
 	return nil
 }
 
-// withdraw removes an image's tags from the index and moves the READY jobs
-// that produced it to state.
-func (g *Gateway) withdraw(t tx, r *imageRecord, state, msg string, now time.Time) error {
-	for _, tag := range r.Tags {
-		if id, err := t.getTag(r.System, r.Itype, tag); err == nil && id == r.ID {
-			if err := t.del(key(pfxTag, r.System, r.Itype, tag)); err != nil {
+// migrateTags turns the tag index of earlier versions (one tag -> id,
+// visible to whoever may use the image) into public bindings, which have
+// exactly that visibility.
+func (g *Gateway) migrateTags() error {
+	return g.db.update(func(t tx) error {
+		return t.scan([]byte(pfxTag), func(k []byte, val func(any) error) error {
+			f := strings.Split(strings.TrimPrefix(string(k), pfxTag), "\x00")
+			var id string
+			if err := val(&id); err != nil || len(f) != 3 {
+				g.log.Warn("dropped malformed legacy tag entry", "key", fmt.Sprintf("%q", k))
+				return t.del(k)
+			}
+			b := &bindRecord{System: f[0], Itype: f[1], Tag: f[2], ID: id}
+			if img, err := t.getImage(b.System, id); err == nil {
+				b.Pulled = img.LastPull
+			}
+			if err := t.put(b.key(), b); err != nil {
 				return err
 			}
+			return t.del(k)
+		})
+	})
+}
+
+// withdraw removes all of an image's bindings and moves the READY jobs
+// that produced it to state.
+func (g *Gateway) withdraw(t tx, r *imageRecord, state, msg string, now time.Time) error {
+	binds, err := t.imageBindings(r.System, r.ID)
+	if err != nil {
+		return err
+	}
+	for _, b := range binds {
+		if err := t.del(b.key()); err != nil {
+			return err
 		}
 	}
 	jobs, err := t.jobs(key(pfxJob, r.System, r.Itype, ""))
@@ -579,13 +627,17 @@ func (e *buildError) Unwrap() error { return e.err }
 var errRemovedDuringPull = errors.New("removed during the pull (expired?); pull again")
 
 // commit records a built image as READY for job j: merge the job's grant
-// and tag into the image record, write the metadata file, then commit the
-// database (files first, so no READY record points at a missing file).
+// into the image record and its tag into the job's binding (public, or
+// the requester's own private one), write the metadata files of the
+// images whose tags change, then commit the database (files first, so no
+// READY record points at a missing file).
 func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *imagestore.Metadata, private bool) error {
 	g.pubMu.Lock()
 	defer g.pubMu.Unlock()
 	now := g.now()
-	var rec, old *imageRecord
+	var rec *imageRecord
+	var binds []*bindRecord
+	images := map[string]*imageRecord{}
 	err := g.db.view(func(t tx) error {
 		r, err := t.getImage(j.System, meta.ID)
 		if err == nil {
@@ -593,9 +645,14 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 		} else if !errors.Is(err, errNoKey) {
 			return err
 		}
-		if oldID, err := t.getTag(j.System, j.Itype, j.Tag); err == nil && oldID != meta.ID {
-			if o, err := t.getImage(j.System, oldID); err == nil && o.Status == api.StateReady {
-				old = o
+		if binds, err = t.systemBindings(j.System); err != nil {
+			return err
+		}
+		for _, b := range binds {
+			if _, ok := images[b.ID]; !ok && b.ID != meta.ID {
+				if o, err := t.getImage(j.System, b.ID); err == nil && o.Status == api.StateReady {
+					images[b.ID] = o
+				}
 			}
 		}
 		return nil
@@ -624,9 +681,6 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 		rec.GroupACL = union(rec.GroupACL, j.GroupACL)
 	}
 	rec.Status = api.StateReady
-	if !slices.Contains(rec.Tags, j.Tag) {
-		rec.Tags = append(rec.Tags, j.Tag)
-	}
 	rec.Env, rec.Entry, rec.Cmd, rec.Workdir, rec.User, rec.Labels = meta.Env, meta.Entrypoint, meta.Cmd, meta.WorkDir, meta.User, meta.Labels
 	rec.Size, rec.SHA256 = meta.Size, meta.SHA256
 	rec.LastPull = now
@@ -636,21 +690,53 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 	if !meta.Created.IsZero() {
 		rec.Created = meta.Created
 	}
+	images[rec.ID] = rec
+
+	// The job's binding. A private one belongs to the requester; its ACL
+	// only grows (their earlier grants stay).
+	j.Private = !public
+	nb := &bindRecord{System: j.System, Itype: j.Itype, Tag: j.Tag, Scope: j.bindScope(), ID: rec.ID, Pulled: now}
+	if !public {
+		nb.UserACL, nb.GroupACL = users, slices.Clone(j.GroupACL)
+	}
+	changed := map[string]bool{rec.ID: true} // images whose tags change
+	var drop []*bindRecord
+	kept := binds[:0:0]
+	for _, b := range binds {
+		switch {
+		case string(b.key()) == string(nb.key()):
+			changed[b.ID] = true
+			nb.Looked = b.Looked
+			if !public {
+				nb.UserACL, nb.GroupACL = union(b.UserACL, nb.UserACL), union(b.GroupACL, nb.GroupACL)
+			}
+		case public && rec.Public && b.Tag == j.Tag && b.Itype == j.Itype && b.Scope == scopeOf(j.UID):
+			// The requester pulled their private tag publicly: the tag
+			// is public now (and visible to everyone), so their private
+			// binding goes.
+			changed[b.ID] = true
+			drop = append(drop, b)
+		default:
+			kept = append(kept, b)
+		}
+	}
+	binds = append(kept, nb)
 	// An admin may have expired the image between the build and now.
 	if _, err := tr.Load(ctx, meta.ID); err != nil {
 		return fmt.Errorf("image %s: %w: %w", meta.ID, errRemovedDuringPull, err)
 	}
-	if err := tr.WriteMetadata(ctx, rec.metadata()); err != nil {
+	if err := tr.WriteMetadata(ctx, rec.metadata(binds)); err != nil {
 		return fmt.Errorf("commit image: %w", err)
 	}
-	if old != nil {
-		old.Tags = slices.DeleteFunc(old.Tags, func(s string) bool { return s == j.Tag })
-		if err := tr.WriteMetadata(ctx, old.metadata()); err != nil {
-			g.log.Error("untag previous image", "system", j.System, "id", old.ID, "err", err)
+	for id := range changed {
+		if o := images[id]; o != nil && id != rec.ID {
+			if err := tr.WriteMetadata(ctx, o.metadata(binds)); err != nil {
+				g.log.Error("untag previous image", "system", j.System, "id", id, "err", err)
+			}
 		}
 	}
 	return g.db.update(func(t tx) error {
-		// Keep lookups that refreshed the record meanwhile.
+		// Keep lookups that refreshed the records meanwhile.
 		if cur, err := t.getImage(j.System, rec.ID); err == nil {
 			if cur.Expiration.After(rec.Expiration) {
 				rec.Expiration = cur.Expiration
@@ -659,16 +745,19 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 				rec.LastLookup = cur.LastLookup
 			}
 		}
+		if cur, err := t.getBind(nb.key()); err == nil && cur.Looked.After(nb.Looked) {
+			nb.Looked = cur.Looked
+		}
 		if err := t.putImage(rec); err != nil {
 			return err
 		}
-		if old != nil {
-			if err := t.putImage(old); err != nil {
+		if err := t.put(nb.key(), nb); err != nil {
+			return err
+		}
+		for _, b := range drop {
+			if err := t.del(b.key()); err != nil {
 				return err
 			}
-		}
-		if err := t.put(key(pfxTag, j.System, j.Itype, j.Tag), rec.ID); err != nil {
-			return err
 		}
 		j.Status, j.Message, j.Done, j.Total = api.StateReady, "image ready", 0, 0
 		j.Finished, j.Updated = now, now
@@ -691,26 +780,51 @@ func union(a, b []uint32) []uint32 {
 	return out
 }
 
-// metadata gives the image store metadata of a record.
-func (r *imageRecord) metadata() *imagestore.Metadata {
+// metadata gives the image store metadata of a record. Its tags are
+// those of binds (any list holding the image's bindings) that everyone
+// the metadata admits may see: the public bindings, and private ones
+// whose ACL covers the image's whole ACL. A private tag of an image that
+// is public (or shared wider) through other grants is never written: the
+// runtime resolves it through the gateway's lookup, which answers the id.
+func (r *imageRecord) metadata(binds []*bindRecord) *imagestore.Metadata {
 	m := &imagestore.Metadata{
-		ID: r.ID, Format: imagestore.FormatSquashfs, Tags: slices.Clone(r.Tags),
+		ID: r.ID, Format: imagestore.FormatSquashfs, Tags: []string{},
 		Env: r.Env, Entrypoint: r.Entry, Cmd: r.Cmd, WorkDir: r.Workdir, User: r.User, Labels: r.Labels,
 		UserACL: []uint32{}, GroupACL: []uint32{}, Created: r.Created.UTC(), Size: r.Size, SHA256: r.SHA256,
-	}
-	if m.Tags == nil {
-		m.Tags = []string{}
 	}
 	if !r.Public {
 		m.UserACL, m.GroupACL = slices.Clone(r.UserACL), slices.Clone(r.GroupACL)
 		if len(m.UserACL) == 0 && len(m.GroupACL) == 0 {
 			m.UserACL = []uint32{0} // private with an empty ACL: root only, never public
 		}
+		if m.UserACL == nil {
+			m.UserACL = []uint32{}
+		}
 		if m.GroupACL == nil {
 			m.GroupACL = []uint32{}
 		}
 	}
+	for _, b := range binds {
+		if b.ID != r.ID || b.System != r.System || slices.Contains(m.Tags, b.Tag) {
+			continue
+		}
+		if b.private() && (m.Public() || !subset(m.UserACL, b.UserACL) || !subset(m.GroupACL, b.GroupACL)) {
+			continue
+		}
+		m.Tags = append(m.Tags, b.Tag)
+	}
+	slices.Sort(m.Tags)
 	return m
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b []uint32) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }
 
 func unixSeconds(t time.Time) float64 {
@@ -720,20 +834,54 @@ func unixSeconds(t time.Time) float64 {
 	return float64(t.UnixNano()) / 1e9
 }
 
-// view gives the API record of an image.
-func (r *imageRecord) view() api.Image {
+// view gives the API record of an image as a caller sees it through the
+// bindings they may see (vis, all naming this image): their tags, the
+// last pull and the expiration through them (so that others' private
+// tags do not show, even as a refreshed time), and of a private image's
+// ACL only what those bindings and the caller's own entries account for
+// (root sees the whole ACL).
+func (r *imageRecord) view(id *Identity, vis []*bindRecord, expiration time.Duration) api.Image {
 	im := api.Image{
-		ID: r.ID, System: r.System, Itype: r.Itype, Tag: slices.Clone(r.Tags), Status: r.Status,
+		ID: r.ID, System: r.System, Itype: r.Itype, Tag: []string{}, Status: r.Status,
 		StatusMessage: "", UserACL: []uint32{}, GroupACL: []uint32{},
-		Env: r.Env, Entry: r.Entry, Cmd: r.Cmd, Workdir: r.Workdir, Labels: r.Labels,
-		LastPull: unixSeconds(r.LastPull), Expiration: unixSeconds(r.Expiration), Size: r.Size,
+		Env: r.Env, Entry: r.Entry, Cmd: r.Cmd, Workdir: r.Workdir, Labels: r.Labels, Size: r.Size,
+	}
+	var pulled, used time.Time
+	var users, groups []uint32
+	for _, b := range vis {
+		if !slices.Contains(im.Tag, b.Tag) {
+			im.Tag = append(im.Tag, b.Tag)
+		}
+		if b.Pulled.After(pulled) {
+			pulled = b.Pulled
+		}
+		if b.lastUse().After(used) {
+			used = b.lastUse()
+		}
+		if b.private() {
+			users, groups = union(users, b.UserACL), union(groups, b.GroupACL)
+		}
+	}
+	slices.Sort(im.Tag)
+	im.LastPull = unixSeconds(pulled)
+	if !used.IsZero() {
+		im.Expiration = unixSeconds(used.Add(expiration))
 	}
 	if !r.Public {
-		im.UserACL = append(im.UserACL, r.UserACL...)
-		im.GroupACL = append(im.GroupACL, r.GroupACL...)
-	}
-	if im.Tag == nil {
-		im.Tag = []string{}
+		if id != nil && id.Authenticated && id.UID == 0 {
+			users, groups = r.UserACL, r.GroupACL
+		} else if id != nil && id.Authenticated {
+			if slices.Contains(r.UserACL, id.UID) {
+				users = union(users, []uint32{id.UID})
+			}
+			for _, g := range id.Groups {
+				if slices.Contains(r.GroupACL, g) {
+					groups = union(groups, []uint32{g})
+				}
+			}
+		}
+		im.UserACL = append(im.UserACL, users...)
+		im.GroupACL = append(im.GroupACL, groups...)
 	}
 	if im.Env == nil {
 		im.Env = []string{}
@@ -750,12 +898,24 @@ func (r *imageRecord) view() api.Image {
 	return im
 }
 
+// tagView gives the API record of an image reached through binding b:
+// the caller's view of the image, with the binding's own ACL when it is
+// private (the tag is visible to that ACL, whatever the image's).
+func (r *imageRecord) tagView(id *Identity, b *bindRecord, vis []*bindRecord, expiration time.Duration) api.Image {
+	im := r.view(id, vis, expiration)
+	if b.private() {
+		im.UserACL = append([]uint32{}, b.UserACL...)
+		im.GroupACL = append([]uint32{}, b.GroupACL...)
+	}
+	return im
+}
+
 // jobView gives the API record of a pull job; a READY job carries its
-// image's fields when the image is given.
-func jobView(j *jobRecord, img *imageRecord) api.Image {
+// image's fields when img (the caller's view of it) is given.
+func jobView(j *jobRecord, img *api.Image) api.Image {
 	var im api.Image
 	if img != nil && j.Status == api.StateReady {
-		im = img.view()
+		im = *img
 	} else {
 		im = api.Image{ID: j.ID, System: j.System, Itype: j.Itype, Tag: []string{j.Tag},
 			UserACL: []uint32{}, GroupACL: []uint32{}, Env: []string{}, Entry: []string{}, Cmd: []string{},

@@ -273,10 +273,6 @@ func (g *Gateway) submit(sys, itype, tag string, id *Identity, uids, gids []uint
 			return err
 		}
 		if cur != nil {
-			var img *imageRecord
-			if cur.ID != "" {
-				img, _ = t.getImage(sys, cur.ID)
-			}
 			switch {
 			case !terminal(cur.Status):
 				out, outcome, joinedSeq = jobView(cur, nil), "joined", cur.Seq
@@ -285,11 +281,12 @@ func (g *Gateway) submit(sys, itype, tag string, id *Identity, uids, gids []uint
 				out, outcome = jobView(cur, nil), "cached"
 				return nil
 			case cur.Status == api.StateReady && now.Sub(cur.Finished) < g.cfg.PullUpdateTimeout.D() &&
-				img != nil && img.Status == api.StateReady && img.visible(id) &&
 				slices.Equal(cur.UserACL, uids) && slices.Equal(cur.GroupACL, gids):
-				if tid, err := t.getTag(sys, itype, tag); err == nil && tid == img.ID {
-					out, outcome = jobView(cur, img), "cached"
+				if v, err := g.readyView(t, cur, id); err == nil {
+					out, outcome = jobView(cur, v), "cached"
 					return nil
+				} else if !errors.Is(err, errNoKey) {
+					return err
 				}
 			}
 		}
@@ -363,6 +360,29 @@ func (g *Gateway) callerJob(t tx, sys, itype, tag string, id *Identity) (*jobRec
 	return pub, nil
 }
 
+// readyView gives a caller's view of the image a READY job made, through
+// the tag binding the job made; errNoKey when that binding is gone or
+// names another image, or the caller may not see it.
+func (g *Gateway) readyView(t tx, j *jobRecord, id *Identity) (*api.Image, error) {
+	b, err := t.getBind(key(pfxBind, j.System, j.Itype, j.Tag, j.bindScope()))
+	if err != nil {
+		return nil, err
+	}
+	img, err := t.getImage(j.System, b.ID)
+	if err != nil {
+		return nil, err
+	}
+	if b.ID != j.ID || !b.visible(id, img) {
+		return nil, errNoKey
+	}
+	vis, err := t.imageVisible(img, id)
+	if err != nil {
+		return nil, err
+	}
+	v := img.tagView(id, b, vis, g.cfg.Expiration.D())
+	return &v, nil
+}
+
 // handlePullStatus reports the caller's pull of a tag without side effects.
 func (g *Gateway) handlePullStatus(r *http.Request) (any, error) {
 	sys, itype, tag, err := g.imageRef(r)
@@ -379,14 +399,13 @@ func (g *Gateway) handlePullStatus(r *http.Request) (any, error) {
 		if err != nil {
 			return err
 		}
-		var img *imageRecord
+		var v *api.Image
 		if j.Status == api.StateReady {
-			img, _ = t.getImage(sys, j.ID)
-			if img == nil || !img.visible(id) {
-				return errNoKey
+			if v, err = g.readyView(t, j, id); err != nil {
+				return err
 			}
 		}
-		out = jobView(j, img)
+		out = jobView(j, v)
 		return nil
 	})
 	if errors.Is(err, errNoKey) {
@@ -408,24 +427,29 @@ func (g *Gateway) handleLookup(r *http.Request) (any, error) {
 	}
 	now := g.now()
 	var rec *imageRecord
+	var bind *bindRecord
+	var out api.Image
 	err = g.db.update(func(t tx) error {
-		iid, err := t.getTag(sys, itype, tag)
+		b, img, err := t.resolveTag(sys, itype, tag, id)
 		if err != nil {
 			return err
 		}
-		img, err := t.getImage(sys, iid)
-		if err != nil {
-			return err
-		}
-		if img.Status != api.StateReady || !img.visible(id) {
-			return errNoKey
-		}
-		img.LastLookup = now
+		img.LastLookup, b.Looked = now, now
 		if exp := now.Add(g.cfg.Expiration.D()); exp.After(img.Expiration) {
 			img.Expiration = exp
 		}
-		rec = img
-		return t.putImage(img)
+		if err := t.putImage(img); err != nil {
+			return err
+		}
+		if err := t.put(b.key(), b); err != nil {
+			return err
+		}
+		vis, err := t.imageVisible(img, id)
+		if err != nil {
+			return err
+		}
+		rec, bind, out = img, b, img.tagView(id, b, vis, g.cfg.Expiration.D())
+		return nil
 	})
 	if errors.Is(err, errNoKey) {
 		g.m.lookups.WithLabelValues(sys, "not_found").Inc()
@@ -436,12 +460,13 @@ func (g *Gateway) handleLookup(r *http.Request) (any, error) {
 	}
 	g.m.lookups.WithLabelValues(sys, "found").Inc()
 	if g.cfg.LookupLog {
-		row := lookupRow{Time: unixSeconds(now), User: id.User, UID: id.UID, Type: itype, Tag: tag, ID: rec.ID}
+		row := lookupRow{Time: unixSeconds(now), User: id.User, UID: id.UID, Type: itype, Tag: tag, ID: rec.ID,
+			Scope: bind.Scope, UserACL: bind.UserACL, GroupACL: bind.GroupACL}
 		if err := g.db.addLookup(sys, row); err != nil {
 			g.log.Error("log lookup", "err", err)
 		}
 	}
-	return rec.view(), nil
+	return out, nil
 }
 
 // handleList lists the READY images the caller may see.
@@ -457,12 +482,30 @@ func (g *Gateway) handleList(r *http.Request) (any, error) {
 	out := api.List{List: []api.Image{}}
 	err = g.db.view(func(t tx) error {
 		recs, err := t.images(sys)
-		for _, rec := range recs {
-			if rec.Status == api.StateReady && rec.visible(id) {
-				out.List = append(out.List, rec.view())
-			}
+		if err != nil {
+			return err
 		}
-		return err
+		binds, err := t.systemBindings(sys)
+		if err != nil {
+			return err
+		}
+		byID := map[string][]*bindRecord{}
+		for _, b := range binds {
+			byID[b.ID] = append(byID[b.ID], b)
+		}
+		for _, rec := range recs {
+			if rec.Status != api.StateReady || !rec.visible(id) {
+				continue
+			}
+			var vis []*bindRecord
+			for _, b := range byID[rec.ID] {
+				if b.visible(id, rec) {
+					vis = append(vis, b)
+				}
+			}
+			out.List = append(out.List, rec.view(id, vis, g.cfg.Expiration.D()))
+		}
+		return nil
 	})
 	sort.Slice(out.List, func(a, b int) bool { return out.List[a].LastPull > out.List[b].LastPull })
 	return out, err
@@ -501,7 +544,8 @@ func (g *Gateway) handleLookupLog(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := g.requireAdmin(r, sys); err != nil {
+	admin, err := g.requireAdmin(r, sys)
+	if err != nil {
 		return nil, err
 	}
 	limit := 10
@@ -512,7 +556,12 @@ func (g *Gateway) handleLookupLog(r *http.Request) (any, error) {
 		}
 		limit = n
 	}
-	rows, err := g.db.lookups(sys, limit)
+	// A lookup through a private tag shows only to administrators who
+	// may see that tag.
+	rows, err := g.db.lookups(sys, limit, func(row *lookupRow) bool {
+		b := bindRecord{Scope: row.Scope, UserACL: row.UserACL, GroupACL: row.GroupACL}
+		return b.allows(admin)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -534,33 +583,18 @@ func (g *Gateway) handleExpire(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rec *imageRecord
-	err = g.db.view(func(t tx) error {
-		iid, err := t.getTag(sys, itype, tag)
-		if err != nil {
-			return err
-		}
-		rec, err = t.getImage(sys, iid)
-		if err == nil && rec.Status != api.StateReady {
-			return errNoKey
-		}
-		return err
-	})
+	named, removed, err := g.expireTag(r.Context(), sys, itype, tag, admin)
 	if errors.Is(err, errNoKey) {
 		return nil, herr(http.StatusNotFound, "not found", "image %s not found on %s", tag, sys)
 	}
+	if errors.Is(err, errInUse) {
+		return nil, herr(http.StatusConflict, "in use", "image %s is being pulled or published right now; try again later", tag)
+	}
 	if err != nil {
 		return nil, err
 	}
-	ok, err := g.expireImage(r.Context(), sys, rec.ID, time.Time{})
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, herr(http.StatusConflict, "in use", "image %s is being pulled or published right now; try again later", rec.ID)
-	}
-	g.log.Info("image expired by admin", "system", sys, "id", rec.ID, "tag", tag, "admin", admin.User)
-	return api.ExpireResult{Status: []string{rec.ID}}, nil
+	g.log.Info("tag expired by admin", "system", sys, "tag", tag, "ids", named, "removed", removed, "admin", admin.User)
+	return api.ExpireResult{Status: named, Removed: removed}, nil
 }
 
 // handleAutoexpire removes expired images and unreferenced files (admins).

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/shifter-go/shifter/gateway/api"
 )
 
 // Key spaces of the database. Components are separated by NUL, which no
@@ -19,7 +21,8 @@ import (
 const (
 	pfxJob    = "j\x00" // j system itype tag scope -> jobRecord
 	pfxImage  = "i\x00" // i system id -> imageRecord
-	pfxTag    = "t\x00" // t system itype tag -> id
+	pfxTag    = "t\x00" // legacy: t system itype tag -> id (migrated to pfxBind at start-up)
+	pfxBind   = "b\x00" // b system itype tag scope -> bindRecord
 	pfxLookup = "l\x00" // l system bigendian-nanos -> lookupRow
 	pfxCount  = "c\x00" // c name -> uint64
 )
@@ -51,6 +54,18 @@ type jobRecord struct {
 	Finished  time.Time `json:"finished"`
 	Seq       uint64    `json:"seq"`
 	Requested bool      `json:"requested_acl,omitempty"` // an ACL was asked for
+	// Private is set when the job committed a private grant (an ACL was
+	// asked for, or the registry needed the requester's credentials): its
+	// tag binding is then the requester's own (bindScope).
+	Private bool `json:"private,omitempty"`
+}
+
+// bindScope is the scope of the tag binding a READY job made.
+func (j *jobRecord) bindScope() string {
+	if j.Private {
+		return scopeOf(j.UID)
+	}
+	return ""
 }
 
 func (j *jobRecord) key() []byte { return key(pfxJob, j.System, j.Itype, j.Tag, j.Scope) }
@@ -63,12 +78,12 @@ func terminal(state string) bool {
 	return false
 }
 
-// imageRecord is a published image of one system.
+// imageRecord is a published image of one system. Its tags are the
+// bindings (bindRecord) that name its id.
 type imageRecord struct {
 	ID         string            `json:"id"`
 	System     string            `json:"system"`
 	Itype      string            `json:"itype"`
-	Tags       []string          `json:"tags"`
 	Status     string            `json:"status"` // READY or EXPIRED
 	Public     bool              `json:"public"`
 	UserACL    []uint32          `json:"user_acl,omitempty"`
@@ -113,6 +128,75 @@ func (r *imageRecord) visible(id *Identity) bool {
 	return false
 }
 
+// bindRecord binds a tag to an image, for one scope. Tags carry their
+// own visibility:
+//
+//   - scope "" is the tag's public binding, made by public pulls (no ACL
+//     asked for, manifest served anonymously). Whoever may use the image
+//     may see it.
+//   - scope "u<uid>" is a private binding, made by that user's private
+//     pull (an ACL asked for, or the registry needed the user's
+//     credentials). Only its own ACL (the puller always included) and
+//     root may see it, whatever the image's ACL: the image may be public
+//     through other tags.
+//
+// Several bindings of one tag may exist (the public one and private ones
+// of different users, possibly naming different images); a caller's
+// lookup takes the newest one they may see.
+type bindRecord struct {
+	System   string    `json:"system"`
+	Itype    string    `json:"itype"`
+	Tag      string    `json:"tag"`
+	Scope    string    `json:"scope"`
+	ID       string    `json:"id"`
+	UserACL  []uint32  `json:"user_acl,omitempty"`
+	GroupACL []uint32  `json:"group_acl,omitempty"`
+	Pulled   time.Time `json:"pulled"`
+	Looked   time.Time `json:"looked,omitzero"`
+}
+
+func (b *bindRecord) key() []byte { return key(pfxBind, b.System, b.Itype, b.Tag, b.Scope) }
+
+func (b *bindRecord) private() bool { return b.Scope != "" }
+
+// visible reports whether a caller may see the binding; img is the
+// image it names. A binding of an image that is not READY, or that the
+// caller may not use, is never visible.
+func (b *bindRecord) visible(id *Identity, img *imageRecord) bool {
+	if img == nil || img.ID != b.ID || img.Status != api.StateReady || !img.visible(id) {
+		return false
+	}
+	return b.allows(id)
+}
+
+// allows reports whether the binding's own ACL admits a caller: always
+// for a public binding; for a private one, root and those on its ACL.
+func (b *bindRecord) allows(id *Identity) bool {
+	if !b.private() {
+		return true
+	}
+	if id == nil || !id.Authenticated {
+		return false
+	}
+	if id.UID == 0 || slices.Contains(b.UserACL, id.UID) {
+		return true
+	}
+	for _, g := range id.Groups {
+		if slices.Contains(b.GroupACL, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// lastUse is the binding's latest pull or lookup.
+func (b *bindRecord) lastUse() time.Time {
+	if b.Looked.After(b.Pulled) {
+		return b.Looked
+	}
+	return b.Pulled
+}
+
 type lookupRow struct {
 	Time float64 `json:"time"`
 	User string  `json:"user,omitempty"`
@@ -120,6 +204,11 @@ type lookupRow struct {
 	Type string  `json:"type"`
 	Tag  string  `json:"tag"`
 	ID   string  `json:"id"`
+	// The binding looked up, when private: the row is shown only to
+	// administrators who may see that binding.
+	Scope    string   `json:"scope,omitempty"`
+	UserACL  []uint32 `json:"user_acl,omitempty"`
+	GroupACL []uint32 `json:"group_acl,omitempty"`
 }
 
 // Store is the gateway's badger database.
@@ -217,10 +306,125 @@ func (t tx) getImage(system, id string) (*imageRecord, error) {
 
 func (t tx) putImage(r *imageRecord) error { return t.put(key(pfxImage, r.System, r.ID), r) }
 
-func (t tx) getTag(system, itype, tag string) (string, error) {
-	var id string
-	err := t.get(key(pfxTag, system, itype, tag), &id)
-	return id, err
+func (t tx) getBind(k []byte) (*bindRecord, error) {
+	var b bindRecord
+	if err := t.get(k, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// bindings returns the bindings under a key prefix.
+func (t tx) bindings(pfx []byte) ([]*bindRecord, error) {
+	var out []*bindRecord
+	err := t.scan(pfx, func(_ []byte, val func(any) error) error {
+		var b bindRecord
+		if err := val(&b); err != nil {
+			return err
+		}
+		out = append(out, &b)
+		return nil
+	})
+	return out, err
+}
+
+// tagBindings returns every binding of one tag (all scopes).
+func (t tx) tagBindings(system, itype, tag string) ([]*bindRecord, error) {
+	return t.bindings(append(key(pfxBind, system, itype, tag), 0))
+}
+
+// systemBindings returns every binding of a system.
+func (t tx) systemBindings(system string) ([]*bindRecord, error) {
+	return t.bindings(key(pfxBind, system, ""))
+}
+
+// imageBindings returns the bindings naming image id.
+func (t tx) imageBindings(system, id string) ([]*bindRecord, error) {
+	all, err := t.systemBindings(system)
+	return slices.DeleteFunc(all, func(b *bindRecord) bool { return b.ID != id }), err
+}
+
+// imageCache loads image records once per transaction.
+type imageCache struct {
+	t    tx
+	sys  string
+	recs map[string]*imageRecord
+}
+
+func (t tx) imageCache(sys string) *imageCache {
+	return &imageCache{t: t, sys: sys, recs: map[string]*imageRecord{}}
+}
+
+// get returns image id, or nil if there is none.
+func (c *imageCache) get(id string) (*imageRecord, error) {
+	if r, ok := c.recs[id]; ok {
+		return r, nil
+	}
+	r, err := c.t.getImage(c.sys, id)
+	if errors.Is(err, errNoKey) {
+		err = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.recs[id] = r
+	return r, nil
+}
+
+// visible returns those of binds the caller may see.
+func (c *imageCache) visible(binds []*bindRecord, id *Identity) ([]*bindRecord, error) {
+	var out []*bindRecord
+	for _, b := range binds {
+		img, err := c.get(b.ID)
+		if err != nil {
+			return nil, err
+		}
+		if b.visible(id, img) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// resolveTag returns the binding of a tag that a caller's lookup takes,
+// the newest one they may see, and its image; errNoKey if there is none
+// (a tag whose bindings the caller may not see is missing to them).
+func (t tx) resolveTag(sys, itype, tag string, id *Identity) (*bindRecord, *imageRecord, error) {
+	binds, err := t.tagBindings(sys, itype, tag)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := t.imageCache(sys)
+	vis, err := c.visible(binds, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(vis) == 0 {
+		return nil, nil, errNoKey
+	}
+	best := vis[0]
+	for _, b := range vis[1:] {
+		if b.Pulled.After(best.Pulled) {
+			best = b
+		}
+	}
+	img, err := c.get(best.ID)
+	return best, img, err
+}
+
+// imageVisible returns the bindings of image img a caller may see.
+func (t tx) imageVisible(img *imageRecord, id *Identity) ([]*bindRecord, error) {
+	binds, err := t.imageBindings(img.System, img.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []*bindRecord
+	for _, b := range binds {
+		if b.visible(id, img) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
 }
 
 func (t tx) jobs(pfx []byte) ([]*jobRecord, error) {
@@ -323,8 +527,9 @@ func (s *Store) addLookup(system string, row lookupRow) error {
 	})
 }
 
-// lookups returns the last n lookup rows of a system, newest first.
-func (s *Store) lookups(system string, n int) ([]lookupRow, error) {
+// lookups returns the last n lookup rows of a system that keep returns
+// true for, newest first.
+func (s *Store) lookups(system string, n int, keep func(*lookupRow) bool) ([]lookupRow, error) {
 	out := []lookupRow{}
 	err := s.view(func(t tx) error {
 		pfx := key(pfxLookup, system, "")
@@ -339,7 +544,9 @@ func (s *Store) lookups(system string, n int) ([]lookupRow, error) {
 			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &r) }); err != nil {
 				return err
 			}
-			out = append(out, r)
+			if keep(&r) {
+				out = append(out, r)
+			}
 		}
 		return nil
 	})
