@@ -469,7 +469,8 @@ func (g *Gateway) handleLookup(r *http.Request) (any, error) {
 	return out, nil
 }
 
-// handleList lists the READY images the caller may see.
+// handleList lists the READY images the caller may see through at least
+// one tag (root: all).
 func (g *Gateway) handleList(r *http.Request) (any, error) {
 	sys, _, err := g.system(r)
 	if err != nil {
@@ -502,6 +503,12 @@ func (g *Gateway) handleList(r *http.Request) (any, error) {
 				if b.visible(id, rec) {
 					vis = append(vis, b)
 				}
+			}
+			// An image is listed through the tags the caller may see; one
+			// named only by others' private tags must look like a missing
+			// one, so tagless images are listed to root only.
+			if len(vis) == 0 && id.UID != 0 {
+				continue
 			}
 			out.List = append(out.List, rec.view(id, vis, g.cfg.Expiration.D()))
 		}
