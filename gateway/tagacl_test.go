@@ -4,15 +4,23 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/shifter-go/shifter/gateway/api"
 	"github.com/shifter-go/shifter/imagestore"
+	"github.com/shifter-go/shifter/internal/testutil"
 )
 
 // More users: dave is on alice's ACL by uid, carol by her group 5000.
@@ -59,6 +67,17 @@ func (tg *testGW) errorOf(method, path, user string) (int, api.Error) {
 // publicPulls (someone's public pull of the tag has its own record,
 // which all may read).
 func looksMissing(t *testing.T, tg *testGW, user string, publicPulls bool) {
+	t.Helper()
+	looksMissingAs(t, tg, user, privTag, noTag, publicPulls)
+}
+
+// looksMissing2 checks lookup only, for any pair of tags.
+func looksMissing2(t *testing.T, tg *testGW, user, tag, missing string) {
+	t.Helper()
+	looksMissingAs(t, tg, user, tag, missing, true)
+}
+
+func looksMissingAs(t *testing.T, tg *testGW, user, privTag, noTag string, publicPulls bool) {
 	t.Helper()
 	eps := []struct{ method, pfx string }{{"GET", "/api/lookup/sys/docker/"}, {"GET", "/api/pull/sys/docker/"}}
 	if publicPulls {
@@ -418,5 +437,115 @@ func TestExpirePrivateAndPublicTags(t *testing.T) {
 				t.Errorf("re-pull after expire: %+v", im)
 			}
 		})
+	}
+}
+
+// TestPrivateTagRealRegistry: gateway/pull against go-containerregistry's
+// registry on 127.0.0.1 with one image in two repositories, a public one
+// and one that needs credentials. The private pull resolves to the
+// public image's digest; its tag stays private, out of <id>.json, and the
+// runtime's path (store first, then the gateway's lookup and a load by
+// id) gives it to its puller only.
+func TestPrivateTagRealRegistry(t *testing.T) {
+	testutil.RequireTool(t, "mksquashfs")
+	reg := newTestRegistry(t)
+	img, err := random.Image(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.AppendLayers(img, layer(t, map[string]string{"etc/os-release": "NAME=same\n"})); err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := d.Hex
+	for _, repo := range []string{"test/same:v1", "private/same:v1"} {
+		ref, err := name.ParseReference(reg.host+"/"+repo, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "puller", Password: secret})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, priv := reg.host+"/test/same:v1", reg.host+"/private/same:v1"
+	c := testConfig(t)
+	c.Registries = map[string]Registry{reg.host: {Insecure: true}}
+	c.Retries = 0
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPuller(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := startGW(t, c, p)
+	dir := c.Systems["sys"].ImageDir
+	if im := tg.pullWait(bob, pub, nil); im.Status != api.StateReady || im.ID != id {
+		t.Fatalf("public pull: %s %q id %s want %s", im.Status, im.StatusMessage, im.ID, id)
+	}
+	sq, _ := imagestore.Paths(dir, id)
+	before, err := os.Stat(sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without credentials the registry refuses the private repository.
+	if im := tg.pullWait(carol, priv, nil); im.Status != api.StateFailure || im.ID != "" {
+		t.Errorf("carol's pull of the private repository: %s %q", im.Status, im.StatusMessage)
+	}
+	creds := &api.PullRequest{AuthorizedLocations: map[string]string{reg.host: "puller:" + secret}}
+	if im := tg.pullWait(alice, priv, creds); im.Status != api.StateReady || im.ID != id || !slices.Equal(im.UserACL, []uint32{1001}) {
+		t.Fatalf("alice's private pull: %+v", im)
+	}
+	if after, err := os.Stat(sq); err != nil || !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("the private pull of a published digest rewrote its squashfs: %v", err)
+	}
+	m, err := imagestore.Load(dir, id)
+	if err != nil || !slices.Equal(m.Tags, []string{pub}) || !m.Public() {
+		t.Fatalf("published metadata: %+v %v", m, err)
+	}
+	// The runtime: the store does not know the private tag...
+	if _, err := imagestore.FindTag(dir, priv); !errors.Is(err, imagestore.ErrNotFound) {
+		t.Errorf("the store resolves the private tag: %v", err)
+	}
+	// ...so it asks the gateway as the caller, and loads the id.
+	for _, tc := range []struct {
+		user string
+		uid  uint32
+		want bool
+	}{{alice, 1001, true}, {root, 0, true}, {bob, 1002, false}, {carol, 1003, false}, {anon, 0, false}} {
+		got, code := tg.lookup(tc.user, priv)
+		if !tc.want {
+			looksMissing2(t, tg, tc.user, priv, reg.host+"/private/nothere:v1")
+			if tc.user != anon {
+				if tags := listTags(tg, tc.user, id); !slices.Equal(tags, []string{pub}) {
+					t.Errorf("list as %q: %v", tc.user, tags)
+				}
+			}
+			continue
+		}
+		if code != 200 || got.ID != id {
+			t.Errorf("lookup of the private tag as %q: %d %+v", tc.user, code, got)
+			continue
+		}
+		if m, err := imagestore.Load(dir, got.ID); err != nil || !m.Allowed(tc.uid, nil) {
+			t.Errorf("runtime load by id for %q: %v", tc.user, err)
+		}
+	}
+	for _, u := range []string{bob, carol, anon} {
+		if got, code := tg.lookup(u, pub); code != 200 || got.ID != id || !slices.Equal(got.Tag, []string{pub}) {
+			t.Errorf("the public tag as %q: %d %v", u, code, got.Tag)
+		}
 	}
 }
