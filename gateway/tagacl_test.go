@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -547,5 +549,66 @@ func TestPrivateTagRealRegistry(t *testing.T) {
 		if got, code := tg.lookup(u, pub); code != 200 || got.ID != id || !slices.Equal(got.Tag, []string{pub}) {
 			t.Errorf("the public tag as %q: %d %v", u, code, got.Tag)
 		}
+	}
+}
+
+// TestMigrateAndRepair: a database of the previous layout (one tag index
+// entry per tag) and an image store whose <id>.json holds a private tag
+// on a public image (the bug this layout had) are fixed at start-up: the
+// index becomes public bindings (the same visibility as before) and the
+// metadata is rewritten from the database.
+func TestMigrateAndRepair(t *testing.T) {
+	p := newFakePuller()
+	id := p.add(pubTag, fakeImage{})
+	c := testConfig(t)
+	tg := startGW(t, c, p)
+	tg.pullWait(bob, pubTag, nil)
+	dir := c.Systems["sys"].ImageDir
+	tg.close()
+
+	// The old layout: t system itype tag -> id, and a leaked tag in the
+	// metadata.
+	db, err := OpenStore(filepath.Join(c.DataDir, "db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.update(func(t tx) error {
+		binds, err := t.systemBindings("sys")
+		if err != nil {
+			return err
+		}
+		for _, b := range binds {
+			if err := t.del(b.key()); err != nil {
+				return err
+			}
+		}
+		return t.put(key(pfxTag, "sys", "docker", pubTag), id)
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := imagestore.Load(dir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Tags = append(m.Tags, privTag)
+	if err := imagestore.WriteMetadata(dir, m); err != nil {
+		t.Fatal(err)
+	}
+
+	tg.open()
+	for _, u := range []string{anon, alice, bob} {
+		if got, code := tg.lookup(u, pubTag); code != 200 || got.ID != id || !slices.Equal(got.Tag, []string{pubTag}) {
+			t.Errorf("lookup as %q after the migration: %d %+v", u, code, got)
+		}
+	}
+	if m := storeTags(t, tg, id); !slices.Equal(m.Tags, []string{pubTag}) {
+		t.Errorf("metadata after the repair: tags %v", m.Tags)
+	}
+	if !strings.Contains(tg.logs.String(), "image metadata disagrees with the database") {
+		t.Error("the repair is not logged")
 	}
 }
