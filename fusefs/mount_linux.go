@@ -55,6 +55,7 @@ type Server struct {
 	srv        *fuse.Server
 	mountpoint string
 	direct     bool
+	magic      bool // mounted by a parent, served as /dev/fd/N
 	log        *slog.Logger
 	done       chan struct{}
 	unmountMu  sync.Mutex
@@ -63,7 +64,10 @@ type Server struct {
 // Mount mounts fsys read-only on mountpoint (ro, nosuid, nodev,
 // default_permissions) and serves it until the file system is unmounted.
 // It returns once the mount answers requests. As root it calls mount(2)
-// itself; otherwise it uses fusermount3.
+// itself; otherwise it uses fusermount3. A mountpoint of the form
+// /dev/fd/N serves the /dev/fuse descriptor N that a parent process has
+// already mounted (with its own options); such a mount cannot be
+// unmounted by the Server.
 func Mount(mountpoint string, fsys *FS, opts *MountOptions) (*Server, error) {
 	var o MountOptions
 	if opts != nil {
@@ -91,7 +95,11 @@ func Mount(mountpoint string, fsys *FS, opts *MountOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
-	direct := os.Geteuid() == 0
+	// /dev/fd/N: a parent already mounted /dev/fuse (as fd N) somewhere we
+	// do not know; go-fuse serves the descriptor. mount(2) must not be
+	// tried on that path (it would mount over /dev/fuse itself).
+	magic := isFuseFdPath(abs)
+	direct := os.Geteuid() == 0 && !magic
 	level := slog.LevelWarn
 	if o.Debug {
 		level = slog.LevelDebug
@@ -121,11 +129,15 @@ func Mount(mountpoint string, fsys *FS, opts *MountOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
-	s := &Server{srv: srv, mountpoint: abs, direct: direct, log: o.Logger, done: make(chan struct{})}
+	s := &Server{srv: srv, mountpoint: abs, direct: direct, magic: magic, log: o.Logger, done: make(chan struct{})}
 	go func() {
 		srv.Serve()
 		close(s.done)
 	}()
+	if magic {
+		// The INIT handshake is done; nothing to stat or tune by path.
+		return s, nil
+	}
 	// WaitMount has the kernel send a POLL (to a name go-fuse answers
 	// itself) and learn that POLL is not implemented. Without it, a Go
 	// program opening a file on the mount registers it with epoll, which
@@ -192,6 +204,10 @@ func (s *Server) Unmount() error {
 // open until the last is closed, then Done is closed. It does not wait.
 func (s *Server) UnmountLazy() error { return s.unmount(true) }
 
+// ErrNotOurMount is returned by Unmount of a /dev/fd/N mount: the process
+// that mounted it unmounts it.
+var ErrNotOurMount = errors.New("mounted by another process (/dev/fd/N): it must unmount")
+
 func (s *Server) unmount(lazy bool) error {
 	s.unmountMu.Lock()
 	defer s.unmountMu.Unlock()
@@ -199,6 +215,9 @@ func (s *Server) unmount(lazy bool) error {
 	case <-s.done:
 		return nil
 	default:
+	}
+	if s.magic {
+		return fmt.Errorf("unmount %s: %w", s.mountpoint, ErrNotOurMount)
 	}
 	var err error
 	for i := 0; i < 3; i++ {
@@ -241,4 +260,15 @@ func (s *Server) unmount(lazy bool) error {
 		err = fmt.Errorf("unmount %s: %w", s.mountpoint, err)
 	}
 	return err
+}
+
+// isFuseFdPath reports whether p is /dev/fd/N, go-fuse's (and libfuse's)
+// way to serve an already mounted /dev/fuse descriptor N.
+func isFuseFdPath(p string) bool {
+	n, ok := strings.CutPrefix(p, "/dev/fd/")
+	if !ok {
+		return false
+	}
+	fd, err := strconv.Atoi(n)
+	return err == nil && fd > 0
 }

@@ -450,3 +450,108 @@ func TestKilledServer(t *testing.T) {
 		t.Errorf("umount after the server was killed: %v", err)
 	}
 }
+
+// TestDaemonPassedDescriptors: in daemon mode --ready-fd is answered by
+// the command, and an image named by an inherited descriptor
+// (/proc/self/fd/N) still opens in the daemon.
+func TestDaemonPassedDescriptors(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	bin := testutil.Binary(t, "shifter-mount")
+	img, err := os.Open(testImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	mnt := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	pid := 0
+	cleanupMount(t, mnt, &pid)
+	// fd 3: the ready pipe, fd 4: the image (the daemon's pipe must not
+	// land on either).
+	cmd := exec.Command(bin, "--ready-fd", "3", "--pid-file", pidFile, "/proc/self/fd/4", mnt)
+	cmd.ExtraFiles = []*os.File{w, img}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, stderr.String())
+	}
+	w.Close()
+	pid = readPid(t, pidFile)
+	b, err := io.ReadAll(r)
+	if err != nil || string(b) != "\n" {
+		t.Errorf("ready fd got %q, %v; want one newline and EOF (the daemon must not hold it)", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hello\n" {
+		t.Errorf("read through the mount = %q, %v", b, err)
+	}
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+}
+
+// TestServeDevFd: the way mountns uses the command in unprivileged mode:
+// the parent mounts /dev/fuse itself and hands the descriptor over as
+// /dev/fd/N; the server serves it and ends when the parent unmounts.
+func TestServeDevFd(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	bin := testutil.Binary(t, "shifter-mount")
+	img := testImage(t)
+	mnt := t.TempDir()
+	fuse, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fuse.Close()
+	data := "fd=" + strconv.Itoa(int(fuse.Fd())) + ",rootmode=40000,user_id=0,group_id=0,default_permissions"
+	if err := unix.Mount("shifter-test", mnt, "fuse.shifter-mount", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+		t.Fatalf("mount fuse: %v", err)
+	}
+	pid := 0
+	cleanupMount(t, mnt, &pid)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(bin, "-f", "--ready-fd=3", "--kernel-readahead-kb=-1", img, "/dev/fd/4")
+	cmd.ExtraFiles = []*os.File{w, fuse}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid = cmd.Process.Pid
+	w.Close()
+	fuse.Close()
+	if b, _ := io.ReadAll(r); string(b) != "\n" {
+		cmd.Wait()
+		t.Fatalf("no ready byte: %q\n%s", b, stderr.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hello\n" {
+		t.Errorf("read through the mount = %q, %v\n%s", b, err, stderr.String())
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil || mountEntry(t, "/dev/fuse") != "" {
+		t.Errorf("/dev/fuse disturbed: %v %q", err, mountEntry(t, "/dev/fuse"))
+	}
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("server: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("server still running 5 s after the parent unmounted")
+	}
+}

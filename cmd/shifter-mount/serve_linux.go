@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +32,19 @@ const envReadyPipe = "_SHIFTER_MOUNT_READY_PIPE"
 // foreground with -f, else by re-executing itself as a daemon and waiting
 // for its report.
 func start(cfg *config, args []string, stderr io.Writer) int {
+	if v, ok := os.LookupEnv(envReadyPipe); ok {
+		// The daemon: the command that started it reports readiness on
+		// --ready-fd, which it did not pass on.
+		os.Unsetenv(envReadyPipe)
+		fd, err := strconv.Atoi(v)
+		if err != nil || fd < 3 {
+			fmt.Fprintf(stderr, "shifter-mount: bad %s=%q\n", envReadyPipe, v)
+			return 2
+		}
+		unix.CloseOnExec(fd)
+		cfg.readyFD = -1
+		return serve(cfg, os.NewFile(uintptr(fd), "ready-pipe"), stderr)
+	}
 	if cfg.readyFD >= 0 {
 		// Not inherited by the daemon or any helper: whoever holds it
 		// reports readiness, and its closing must mean "done".
@@ -39,16 +53,6 @@ func start(cfg *config, args []string, stderr io.Writer) int {
 			return 2
 		}
 		unix.CloseOnExec(cfg.readyFD)
-	}
-	if v, ok := os.LookupEnv(envReadyPipe); ok {
-		os.Unsetenv(envReadyPipe)
-		fd, err := strconv.Atoi(v)
-		if err != nil || fd < 3 {
-			fmt.Fprintf(stderr, "shifter-mount: bad %s=%q\n", envReadyPipe, v)
-			return 2
-		}
-		unix.CloseOnExec(fd)
-		return serve(cfg, os.NewFile(uintptr(fd), "ready-pipe"), stderr)
 	}
 	if cfg.foreground {
 		return serve(cfg, nil, stderr)
@@ -70,14 +74,34 @@ func daemonize(cfg *config, args []string, stderr io.Writer) int {
 		exe = "/proc/self/exe"
 	}
 	// Descriptors leaked to us stay out of the daemon: mark every one
-	// close-on-exec (the pipe is passed explicitly).
+	// close-on-exec, then pass explicitly the pipe and the descriptors the
+	// arguments name (/dev/fd/N, /proc/self/fd/N), at their numbers.
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		fmt.Fprintf(stderr, "shifter-mount: warning: close_range: %v\n", err)
 	}
+	keep := map[int]bool{}
+	for _, p := range []string{cfg.image, cfg.mountpoint} {
+		if n, ok := fdPath(p); ok && n >= 3 {
+			keep[n] = true
+		}
+	}
+	pipeFD := 3
+	for keep[pipeFD] {
+		pipeFD++
+	}
+	last := pipeFD
+	for n := range keep {
+		last = max(last, n)
+	}
+	extra := make([]*os.File, last-2)
+	extra[pipeFD-3] = w
+	for n := range keep {
+		extra[n-3] = os.NewFile(uintptr(n), "inherited-"+strconv.Itoa(n))
+	}
 	cmd := exec.Command(exe, args...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(os.Environ(), envReadyPipe+"=3")
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.Env = append(os.Environ(), envReadyPipe+"="+strconv.Itoa(pipeFD))
+	cmd.ExtraFiles = extra
 	cmd.Stderr = stderr // logs before the mount is ready
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -99,6 +123,17 @@ func daemonize(cfg *config, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shifter-mount: server ended before the mount was ready: %v\n", werr)
 	}
 	return 1
+}
+
+// fdPath returns N for /dev/fd/N and /proc/self/fd/N.
+func fdPath(p string) (int, bool) {
+	for _, prefix := range []string{"/dev/fd/", "/proc/self/fd/"} {
+		if rest, ok := strings.CutPrefix(p, prefix); ok {
+			n, err := strconv.Atoi(rest)
+			return n, err == nil && n >= 0
+		}
+	}
+	return 0, false
 }
 
 func notifyReady(fd int) {
