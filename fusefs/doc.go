@@ -25,6 +25,15 @@
 // kernel then applies both flags by itself). READDIRPLUS fills the
 // attribute cache while listing, and requests are served concurrently.
 //
+// Known deviations: go-fuse answers a LOOKUP of ".go-fuse-epoll-hack" in
+// the root itself (its poll hack), so that name shows a phantom empty file
+// there; st_blocks of files with sparse blocks counts the holes, and the
+// xattr part of st_blocks is recomputed from the xattrs, because
+// squashreader does not expose the inode's sparse count or the xattr id
+// entry's size; the ".." of the root reports the inode count plus one, as
+// mksquashfs writes it, since the reader does not expose the parent field
+// (other directories' ".." come from the parent they were found in).
+//
 // FS implements fuse.RawFileSystem; Mount mounts it (Linux only) and
 // returns a Server to wait for and unmount.
 package fusefs
