@@ -34,7 +34,10 @@ var (
 type Metadata struct {
 	ID         string            `json:"id"`     // hex sha256 of the manifest; the file names
 	Format     string            `json:"format"` // always "squashfs"
-	Tags       []string          `json:"tags"`   // normalized tags (NormalizeTag) that name this image
+	// Tags are the normalized tags (NormalizeTag) that name this image,
+	// only those that everyone the ACL admits may see: a private tag of
+	// an image shared wider is resolved through the gateway's lookup.
+	Tags       []string          `json:"tags"`
 	Env        []string          `json:"env"`    // image ENV, "K=V"
 	Entrypoint []string          `json:"entrypoint"`
 	Cmd        []string          `json:"cmd"`
