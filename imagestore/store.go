@@ -32,13 +32,13 @@ var (
 
 // Metadata describes one image; it is the content of <id>.json.
 type Metadata struct {
-	ID         string            `json:"id"`     // hex sha256 of the manifest; the file names
-	Format     string            `json:"format"` // always "squashfs"
+	ID     string `json:"id"`     // hex sha256 of the manifest; the file names
+	Format string `json:"format"` // always "squashfs"
 	// Tags are the normalized tags (NormalizeTag) that name this image,
 	// only those that everyone the ACL admits may see: a private tag of
 	// an image shared wider is resolved through the gateway's lookup.
 	Tags       []string          `json:"tags"`
-	Env        []string          `json:"env"`    // image ENV, "K=V"
+	Env        []string          `json:"env"` // image ENV, "K=V"
 	Entrypoint []string          `json:"entrypoint"`
 	Cmd        []string          `json:"cmd"`
 	WorkDir    string            `json:"workdir"`
