@@ -86,7 +86,7 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 			}
 		}
 		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0),
-			zstd.WithDecoderMaxMemory(uint64(blockSize)+1<<16), zstd.WithDecoderMaxWindow(1<<26))
+			zstd.WithDecoderMaxMemory(uint64(blockSize)+1<<16), zstd.WithDecoderMaxWindow(uint64(max(2*blockSize, 16384))))
 		if err != nil {
 			return nil, err
 		}
