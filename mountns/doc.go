@@ -59,7 +59,11 @@
 //
 // Signals: the caller's process forwards SIGHUP, SIGINT, SIGQUIT, SIGTERM,
 // SIGUSR1, SIGUSR2, SIGALRM, SIGCONT and SIGWINCH to the init, which
-// forwards them to the command. A signal sent to the whole process group
-// (a ^C on the terminal, scancel) also reaches the command directly, so it
-// may see it twice. The FUSE server runs in a process group of its own.
+// forwards them to the command; all three share a process group. The
+// terminal signals (SIGINT, SIGQUIT, SIGHUP, SIGWINCH) are not forwarded
+// while that group is the terminal's foreground group: the terminal has
+// delivered them to the command already. A signal sent to the whole process
+// group otherwise (scancel) reaches the command directly and forwarded, so
+// it may see it twice. Job-control stops are not caught: ^Z stops all
+// three. The FUSE server runs in a process group of its own.
 package mountns

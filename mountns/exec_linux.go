@@ -153,7 +153,9 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Si
 	for {
 		select {
 		case s := <-sigs:
-			_ = p.Signal(s)
+			if shouldForward(s) {
+				_ = p.Signal(s)
+			}
 		case ps := <-done:
 			// Whatever the command left running in the container holds
 			// its mounts (and the loop device): it ends with it.

@@ -167,7 +167,9 @@ loop:
 	for {
 		select {
 		case s := <-sigs:
-			_ = cmd.Process.Signal(s)
+			if shouldForward(s) {
+				_ = cmd.Process.Signal(s)
+			}
 		case werr = <-waitErr:
 			break loop
 		}

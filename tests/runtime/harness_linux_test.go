@@ -45,6 +45,7 @@ type testImage struct {
 	squashfs string
 	suid     bool // /suid/suidtest is a setuid-root program
 	suidSrc  string
+	sigcount bool   // /bin/sigcount counts SIGINTs
 	fcap     bool   // /fcap/fcaptest has cap_dac_read_search+ep
 	fcapSrc  string // the program, without the capability
 }
@@ -73,6 +74,26 @@ func setFileCap(name string, capability uint) error {
 	binary.LittleEndian.PutUint32(b[4:], 1<<capability)  // permitted, low word
 	return unix.Setxattr(name, "security.capability", b[:], 0)
 }
+
+// sigcountProgram counts the SIGINTs it gets in two seconds.
+const sigcountProgram = `#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+static volatile sig_atomic_t n;
+static void on(int s) { (void)s; n++; }
+int main(void) {
+	struct sigaction sa = {0};
+	sa.sa_handler = on;
+	sigaction(SIGINT, &sa, 0);
+	puts("ready");
+	fflush(stdout);
+	struct timespec t = {2, 0}, rem;
+	while (nanosleep(&t, &rem) != 0) t = rem;
+	printf("count=%d\n", (int)n);
+	return 0;
+}
+`
 
 const suidProgram = `#include <stdio.h>
 #include <unistd.h>
@@ -172,6 +193,15 @@ func makeImage(mksquashfs string) (*testImage, error) {
 			img.suid, img.suidSrc = true, bin
 		} else {
 			fmt.Fprintf(os.Stderr, "no setuid test program: %v\n%s", err, out)
+		}
+	}
+	if gcc, err := exec.LookPath("gcc"); err == nil {
+		src := filepath.Join(dir, "sigcount.c")
+		os.WriteFile(src, []byte(sigcountProgram), 0o644)
+		if out, err := exec.Command(gcc, "-static", "-O", "-o", filepath.Join(img.tree, "bin/sigcount"), src).CombinedOutput(); err == nil {
+			img.sigcount = true
+		} else {
+			fmt.Fprintf(os.Stderr, "no sigcount program: %v\n%s", err, out)
 		}
 	}
 	// A file-capability program, and a file only root can read.
@@ -337,7 +367,9 @@ func (h *harness) run(ds driverSpec, c caller) result {
 	var stdout lockedBuffer
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = &stdout, &stderr, c.stdin
-	cmd.SysProcAttr = &syscall.SysProcAttr{AmbientCaps: c.ambient}
+	// A process group of its own: never the terminal's foreground group
+	// (signals sent to the driver alone must be forwarded).
+	cmd.SysProcAttr = &syscall.SysProcAttr{AmbientCaps: c.ambient, Setpgid: true}
 	if c.uid != 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(c.uid), Gid: uint32(c.gid), Groups: c.groups}
 	}
