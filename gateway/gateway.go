@@ -645,17 +645,8 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 		} else if !errors.Is(err, errNoKey) {
 			return err
 		}
-		if binds, err = t.systemBindings(j.System); err != nil {
-			return err
-		}
-		for _, b := range binds {
-			if _, ok := images[b.ID]; !ok && b.ID != meta.ID {
-				if o, err := t.getImage(j.System, b.ID); err == nil && o.Status == api.StateReady {
-					images[b.ID] = o
-				}
-			}
-		}
-		return nil
+		binds, err = t.systemBindings(j.System)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("commit image: %w", err)
@@ -721,6 +712,23 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 		}
 	}
 	binds = append(kept, nb)
+	// The other images whose tags change (the tag moved off them).
+	err = g.db.view(func(t tx) error {
+		for id := range changed {
+			if id == rec.ID {
+				continue
+			}
+			if o, err := t.getImage(j.System, id); err == nil && o.Status == api.StateReady {
+				images[id] = o
+			} else if err != nil && !errors.Is(err, errNoKey) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("commit image: %w", err)
+	}
 	// An admin may have expired the image between the build and now.
 	if _, err := tr.Load(ctx, meta.ID); err != nil {
 		return fmt.Errorf("image %s: %w: %w", meta.ID, errRemovedDuringPull, err)
