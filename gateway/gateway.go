@@ -246,28 +246,92 @@ func (g *Gateway) reconcile() error {
 	return nil
 }
 
-// migrateTags turns the tag index of earlier versions (one tag -> id,
-// visible to whoever may use the image) into public bindings, which have
-// exactly that visibility.
+// migrateTags turns the tag index of earlier versions (one entry per tag,
+// visible to whoever may use the image) into bindings. A tag that a READY
+// private pull (an ACL, or registry credentials) made, and no READY public
+// pull, becomes that puller's private binding with the pull's ACL: earlier
+// versions showed such a tag to everyone when the image was public through
+// another tag. Any other tag becomes the public binding, with the
+// visibility it had.
 func (g *Gateway) migrateTags() error {
-	return g.db.update(func(t tx) error {
+	type legacy struct {
+		k  []byte
+		id string
+	}
+	var old []legacy
+	err := g.db.view(func(t tx) error {
 		return t.scan([]byte(pfxTag), func(k []byte, val func(any) error) error {
-			f := strings.Split(strings.TrimPrefix(string(k), pfxTag), "\x00")
 			var id string
-			if err := val(&id); err != nil || len(f) != 3 {
-				g.log.Warn("dropped malformed legacy tag entry", "key", fmt.Sprintf("%q", k))
-				return t.del(k)
+			if err := val(&id); err != nil {
+				id = ""
 			}
-			b := &bindRecord{System: f[0], Itype: f[1], Tag: f[2], ID: id}
-			if img, err := t.getImage(b.System, id); err == nil {
-				b.Pulled = img.LastPull
-			}
-			if err := t.put(b.key(), b); err != nil {
-				return err
-			}
-			return t.del(k)
+			old = append(old, legacy{k, id})
+			return nil
 		})
 	})
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	g.log.Info("migrating the tag index to tag bindings", "tags", len(old))
+	for len(old) > 0 {
+		batch := old[:min(len(old), 500)]
+		old = old[len(batch):]
+		err := g.db.update(func(t tx) error {
+			for _, l := range batch {
+				f := strings.Split(strings.TrimPrefix(string(l.k), pfxTag), "\x00")
+				if len(f) != 3 || !imagestore.ValidID(l.id) {
+					g.log.Warn("dropped malformed legacy tag entry", "key", fmt.Sprintf("%q", l.k))
+					if err := t.del(l.k); err != nil {
+						return err
+					}
+					continue
+				}
+				sys, itype, tag := f[0], f[1], f[2]
+				jobs, err := t.jobs(append(key(pfxJob, sys, itype, tag), 0))
+				if err != nil {
+					return err
+				}
+				var binds []*bindRecord
+				public := false
+				for _, j := range jobs {
+					if j.Status != api.StateReady || j.ID != l.id {
+						continue
+					}
+					if j.Scope == "" {
+						public = true
+						continue
+					}
+					j.Private = true
+					b := &bindRecord{System: sys, Itype: itype, Tag: tag, Scope: j.bindScope(), ID: l.id,
+						UserACL: union(j.UserACL, []uint32{j.UID}), GroupACL: slices.Clone(j.GroupACL), Pulled: j.Finished}
+					binds = append(binds, b)
+					if err := t.put(j.key(), j); err != nil {
+						return err
+					}
+				}
+				if public || len(binds) == 0 {
+					b := &bindRecord{System: sys, Itype: itype, Tag: tag, ID: l.id}
+					if img, err := t.getImage(sys, l.id); err == nil {
+						b.Pulled = img.LastPull
+					}
+					binds = append(binds, b)
+				}
+				for _, b := range binds {
+					if err := t.put(b.key(), b); err != nil {
+						return err
+					}
+				}
+				if err := t.del(l.k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("migrate tags: %w", err)
+		}
+	}
+	return nil
 }
 
 // withdraw removes all of an image's bindings and moves the READY jobs

@@ -553,21 +553,24 @@ func TestPrivateTagRealRegistry(t *testing.T) {
 }
 
 // TestMigrateAndRepair: a database of the previous layout (one tag index
-// entry per tag) and an image store whose <id>.json holds a private tag
-// on a public image (the bug this layout had) are fixed at start-up: the
-// index becomes public bindings (the same visibility as before) and the
-// metadata is rewritten from the database.
+// entry per tag) that holds the leak this layout had (alice's private tag
+// on an image public through bob's tag, in the public <id>.json) is fixed
+// at start-up: the index becomes bindings, the tag of a private pull her
+// private one, and the metadata is rewritten from the database.
 func TestMigrateAndRepair(t *testing.T) {
 	p := newFakePuller()
-	id := p.add(pubTag, fakeImage{})
+	id := fakeID("the image")
+	p.add(pubTag, fakeImage{id: id})
+	p.add(privTag, fakeImage{id: id})
 	c := testConfig(t)
 	tg := startGW(t, c, p)
 	tg.pullWait(bob, pubTag, nil)
+	tg.pullWait(alice, privTag, &api.PullRequest{AllowedUIDs: "1004"})
 	dir := c.Systems["sys"].ImageDir
 	tg.close()
 
-	// The old layout: t system itype tag -> id, and a leaked tag in the
-	// metadata.
+	// The old layout: t system itype tag -> id, job records without
+	// "private", and the leaked tag in the metadata.
 	db, err := OpenStore(filepath.Join(c.DataDir, "db"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -582,7 +585,22 @@ func TestMigrateAndRepair(t *testing.T) {
 				return err
 			}
 		}
-		return t.put(key(pfxTag, "sys", "docker", pubTag), id)
+		jobs, err := t.jobs(key(pfxJob, "sys", ""))
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			j.Private = false
+			if err := t.put(j.key(), j); err != nil {
+				return err
+			}
+		}
+		for _, tag := range []string{pubTag, privTag} {
+			if err := t.put(key(pfxTag, "sys", "docker", tag), id); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
@@ -594,15 +612,22 @@ func TestMigrateAndRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Tags = append(m.Tags, privTag)
+	m.Tags = []string{pubTag, privTag}
 	if err := imagestore.WriteMetadata(dir, m); err != nil {
 		t.Fatal(err)
 	}
 
 	tg.open()
-	for _, u := range []string{anon, alice, bob} {
-		if got, code := tg.lookup(u, pubTag); code != 200 || got.ID != id || !slices.Equal(got.Tag, []string{pubTag}) {
-			t.Errorf("lookup as %q after the migration: %d %+v", u, code, got)
+	for _, tc := range []struct {
+		user     string
+		pub, prv bool
+	}{{anon, true, false}, {bob, true, false}, {alice, true, true}, {dave, true, true}, {carol, true, false}} {
+		got, code := tg.lookup(tc.user, pubTag)
+		if code != 200 || got.ID != id || slices.Contains(got.Tag, privTag) != tc.prv {
+			t.Errorf("lookup %s as %q after the migration: %d %+v", pubTag, tc.user, code, got)
+		}
+		if got, code := tg.lookup(tc.user, privTag); (code == 200) != tc.prv || (tc.prv && got.ID != id) {
+			t.Errorf("lookup %s as %q after the migration: %d", privTag, tc.user, code)
 		}
 	}
 	if m := storeTags(t, tg, id); !slices.Equal(m.Tags, []string{pubTag}) {
@@ -610,5 +635,10 @@ func TestMigrateAndRepair(t *testing.T) {
 	}
 	if !strings.Contains(tg.logs.String(), "image metadata disagrees with the database") {
 		t.Error("the repair is not logged")
+	}
+	// Alice's pull record still answers through her (now private) tag.
+	var st api.Image
+	if code := tg.do("GET", "/api/pull/sys/docker/"+privTag+"/", alice, nil, &st); code != 200 || st.Status != api.StateReady || st.ID != id {
+		t.Errorf("alice's pull record after the migration: %d %+v", code, st)
 	}
 }
