@@ -23,11 +23,13 @@ const fuseReadyTimeout = 60 * time.Second
 // command, not for the server) and dies with the init (Pdeathsig); the
 // init kills it when the command has ended.
 //
-// Privileged: the helper runs as root and mounts by itself (allow_other,
-// so the user can read through it). Unprivileged: the init opens /dev/fuse
-// and mounts it in its user namespace (ro,nosuid,nodev,
-// default_permissions), and hands the connection to the helper as
-// /dev/fd/N; the helper then needs no privilege at all.
+// The init opens /dev/fuse and mounts the file system itself (ro, nosuid,
+// nodev, default_permissions; allow_other when privileged, so that the
+// overlay, mounted by root, can read it), and hands the connection to the
+// helper as /dev/fd/N: the helper, which parses the untrusted image, then
+// runs as the user, without privilege. Only when the user may not read the
+// image file (a root-only image store) does a privileged init run the
+// helper as root, mounting by itself.
 func startFUSE(cfg *initConfig, image *os.File, target string) (*exec.Cmd, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
@@ -51,14 +53,25 @@ func startFUSE(cfg *initConfig, image *os.File, target string) (*exec.Cmd, error
 	}
 	cmd.ExtraFiles = []*os.File{readyW, image} // 3, 4
 	args := []string{cfg.MountHelper, "-f", "--ready-fd=3", "--log-level=error", "--fsname=" + fsname}
-	if cfg.Unprivileged {
+	asUserHelper := cfg.Unprivileged || readableBy(image, cfg.Cred)
+	if asUserHelper {
 		fuse, err := os.OpenFile("/dev/fuse", os.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return nil, fmt.Errorf("%w: opening /dev/fuse: %v", ErrFUSE, err)
 		}
 		defer fuse.Close()
-		data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,default_permissions",
-			fuse.Fd(), os.Geteuid(), os.Getegid())
+		uid, gid := os.Geteuid(), os.Getegid()
+		data := "default_permissions"
+		if !cfg.Unprivileged {
+			uid, gid = int(cfg.Cred.UID), int(cfg.Cred.GID)
+			data += ",allow_other"
+			groups := cfg.Cred.Groups
+			if groups == nil {
+				groups = []uint32{}
+			}
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: cfg.Cred.UID, Gid: cfg.Cred.GID, Groups: groups}
+		}
+		data = fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,%s", fuse.Fd(), uid, gid, data)
 		if err := mount(fsname, target, "fuse.shifter-mount", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrFUSE, err)
 		}
@@ -92,7 +105,38 @@ func startFUSE(cfg *initConfig, image *os.File, target string) (*exec.Cmd, error
 		}
 		return nil, fmt.Errorf("%w: %s %s: %s (%v)", ErrFUSE, cfg.MountHelper, strconv.Quote(fsname), msg, werr)
 	}
+	if asUserHelper && !cfg.Unprivileged {
+		setReadahead(target)
+	}
 	return cmd, nil
+}
+
+// readableBy reports whether the user may open the image file for reading
+// (through its descriptor, as the helper will).
+func readableBy(image *os.File, cred Credential) bool {
+	return asUser(cred, true, func() error {
+		fd, err := unix.Open(fmt.Sprintf("/proc/thread-self/fd/%d", image.Fd()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err
+	}) == nil
+}
+
+// fuseReadaheadKiB is the kernel readahead window set on a FUSE mount
+// whose helper runs without the privilege to set it (what shifter-mount
+// sets as root by default).
+const fuseReadaheadKiB = 1024
+
+// setReadahead raises the readahead of the mount at target (its backing
+// device info in sysfs); best effort.
+func setReadahead(target string) {
+	var st unix.Stat_t
+	if unix.Stat(target, &st) != nil {
+		return
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	_ = os.WriteFile(p, []byte(strconv.Itoa(fuseReadaheadKiB)), 0)
 }
 
 // stopFUSE ends the helper. The command is gone, and with the namespace

@@ -36,6 +36,7 @@ func TestExitStatus(t *testing.T) {
 			{"not-executable", []string{"/etc/image-marker"}, 127},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
+				h := h.with(t)
 				r := h.run(h.spec(mode, tc.argv...), asUser)
 				if r.code != tc.want {
 					t.Errorf("%q: exit %d, want %d\nstderr: %s", tc.argv, r.code, tc.want, r.stderr)
@@ -61,6 +62,7 @@ func TestSignalsForwarded(t *testing.T) {
 			{unix.SIGTERM, 14, "got TERM"},
 		} {
 			t.Run(tc.sig.String(), func(t *testing.T) {
+				h := h.with(t)
 				script := `trap "echo got USR1; exit 10" USR1; trap "echo got USR2; exit 12" USR2; ` +
 					`trap "echo got HUP; exit 11" HUP; trap "echo got INT; exit 13" INT; trap "echo got TERM; exit 14" TERM; ` +
 					`echo ready; while :; do sleep 0.05; done`
@@ -79,6 +81,7 @@ func TestSignalsForwarded(t *testing.T) {
 			})
 		}
 		t.Run("default-action", func(t *testing.T) {
+			h := h.with(t)
 			c := asUser
 			c.onStart = func(p *os.Process, stdout *lockedBuffer) {
 				for i := 0; i < 2000 && !strings.Contains(stdout.String(), "ready"); i++ {
@@ -110,6 +113,7 @@ func TestWorkdir(t *testing.T) {
 		{"/closed", "/", true}, // exists, but the user may not enter it
 	} {
 		t.Run(strings.ReplaceAll(tc.workdir, "/", "_"), func(t *testing.T) {
+			h := h.with(t)
 			ds := h.spec("loop", "pwd")
 			ds.Workdir = tc.workdir
 			ds.Volumes = data + ":/data;" + closed + ":/closed"

@@ -35,7 +35,7 @@ var testGroups = []uint32{4242, 4243, 4244}
 var applets = []string{
 	"sh", "id", "cat", "ls", "touch", "sleep", "env", "grep", "echo", "true", "false",
 	"mkdir", "stat", "find", "md5sum", "readlink", "pwd", "test", "kill", "rm", "mount", "wc",
-	"sort", "head",
+	"sort", "head", "tr",
 }
 
 // testImage is the busybox root file system, as a tree and a squashfs.
@@ -289,8 +289,15 @@ func newBenchHarness(t testing.TB) *harness {
 	if err := os.Mkdir(h.udi(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.checkNoLeaks() })
+	t.Cleanup(func() { h.with(t).checkNoLeaks() })
 	return h
+}
+
+// with returns the harness reporting to t (a subtest).
+func (h *harness) with(t testing.TB) *harness {
+	c := *h
+	c.t = t
+	return &c
 }
 
 func (h *harness) udi() string { return filepath.Join(h.dir, "udi") }

@@ -52,6 +52,7 @@ func TestIdentity(t *testing.T) {
 			{"setuid-user", asUser},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				h := h.with(t)
 				got := lines(h.must(h.spec(mode, "sh", "-c", "id -u; id -g; id -G"), c.c))
 				want := []string{hostID(t, c.c, "-u"), hostID(t, c.c, "-g"), hostID(t, c.c, "-G")}
 				if !slices.Equal(got, want) {
@@ -97,6 +98,7 @@ func TestCapabilities(t *testing.T) {
 				ambient: []uintptr{unix.CAP_DAC_READ_SEARCH, unix.CAP_NET_RAW}}},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				h := h.with(t)
 				checkStatus(t, h.must(ds, c.c))
 			})
 		}
@@ -161,6 +163,7 @@ func TestImageReadOnly(t *testing.T) {
 		}{{"root", asRoot}, {"setuid-user", asUser}} {
 			for _, target := range []string{"/etc/image-marker", "/newfile", "/bin/newfile", "/usr/share/doc/new", "/etc/passwd"} {
 				t.Run(c.name+target, func(t *testing.T) {
+					h := h.with(t)
 					r := h.run(h.spec(mode, "sh", "-c", "echo x >> "+target), c.c)
 					if r.code == 0 {
 						t.Fatalf("writing %s in the image succeeded", target)

@@ -204,6 +204,7 @@ func TestInstalledShifter(t *testing.T) {
 	})
 
 	t.Run("ld-preload", func(t *testing.T) {
+		h := h.with(t)
 		in.t = t
 		in.config("loop", "sitePreMountHook=/bin/true\n")
 		gcc, err := exec.LookPath("gcc")
@@ -240,6 +241,7 @@ __attribute__((constructor)) static void evil(void) {
 	})
 
 	t.Run("unprivileged", func(t *testing.T) {
+		h := h.with(t)
 		in.t = t
 		in.config("auto", "")
 		testutil.RequireFUSE(t)

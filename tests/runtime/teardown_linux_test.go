@@ -4,6 +4,7 @@ package runtime_test
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,44 @@ func TestAutoMode(t *testing.T) {
 	r := h.run(ds, asUser)
 	if r.code != 0 || !strings.Contains(r.stderr, "mode=loop") || !strings.Contains(r.stderr, "reason=") {
 		t.Errorf("auto mode: exit %d, log:\n%s", r.code, r.stderr)
+	}
+}
+
+// TestFUSEHelperIdentity: the FUSE helper, which parses the image, runs as
+// the user when the user may read the image file, and as root only for a
+// root-only image (Shifter's store mode).
+func TestFUSEHelperIdentity(t *testing.T) {
+	h := newHarness(t)
+	requireMode(t, "fuse")
+	rootOnly := filepath.Join(h.dir, "root-only.squashfs")
+	b, err := os.ReadFile(h.img.squashfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(rootOnly, b, 0o600)
+	for _, tc := range []struct {
+		name, image, uid string
+	}{
+		{"readable-image", h.img.squashfs, "4242"},
+		{"root-only-image", rootOnly, "0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := h.with(t)
+			ds := h.spec("fuse", "sh", "-c", `cat /etc/image-marker; for d in /proc/[0-9]*; do
+				case "$(tr '\0' ' ' < $d/cmdline 2>/dev/null)" in *"--fsname=`+tc.image+` "*) grep -E '^(Uid|CapEff)' $d/status;; esac; done`)
+			ds.Image = tc.image
+			out := h.must(ds, asUser)
+			if !strings.HasPrefix(out, "from-the-image\n") {
+				t.Fatalf("output %q", out)
+			}
+			f := strings.Fields(out)
+			// from-the-image Uid: r e s f CapEff: x
+			if len(f) < 8 || f[1] != "Uid:" || f[2] != tc.uid || f[3] != tc.uid {
+				t.Fatalf("helper status %q, want uid %s", out, tc.uid)
+			}
+			if tc.uid != "0" && f[7] != "0000000000000000" {
+				t.Errorf("helper running as the user has capabilities %s", f[7])
+			}
+		})
 	}
 }

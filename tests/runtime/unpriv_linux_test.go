@@ -51,6 +51,7 @@ func TestUnprivileged(t *testing.T) {
 	nested := h.mkdir("nested", 0o755, testUID, testGID)
 
 	t.Run("identity-caps-volumes", func(t *testing.T) {
+		h := h.with(t)
 		ds := h.spec("", "sh", "-c", strings.Join([]string{
 			"id -u; id -g",
 			"grep -E '^(Cap|NoNewPrivs)' /proc/self/status",
@@ -83,6 +84,7 @@ func TestUnprivileged(t *testing.T) {
 	})
 
 	t.Run("same-output-as-setuid", func(t *testing.T) {
+		h := h.with(t)
 		script := "id -u; id -g; cat /etc/passwd; find /bin /usr | sort | md5sum; stat -c '%a' /suid/suidtest 2>/dev/null; true"
 		un := h.unprivRun(h.spec("", "sh", "-c", script), "666")
 		c := asUser
@@ -94,6 +96,7 @@ func TestUnprivileged(t *testing.T) {
 	})
 
 	t.Run("unreadable-source", func(t *testing.T) {
+		h := h.with(t)
 		ds := h.spec("", "true")
 		ds.Volumes = closed + ":/v"
 		if r := h.unprivRun(ds, "666"); r.code != 202 {
@@ -102,6 +105,7 @@ func TestUnprivileged(t *testing.T) {
 	})
 
 	t.Run("no-fuse-access", func(t *testing.T) {
+		h := h.with(t)
 		r := h.unprivRun(h.spec("", "true"), "600")
 		if r.code != 207 || !strings.Contains(r.stdout, "/dev/fuse") {
 			t.Errorf("exit %d, want 207 (ErrFUSE) naming /dev/fuse:\n%s", r.code, r.stdout)
@@ -109,6 +113,7 @@ func TestUnprivileged(t *testing.T) {
 	})
 
 	t.Run("missing-udiMount", func(t *testing.T) {
+		h := h.with(t)
 		before, _ := filepath.Glob("/tmp/shifter-udi-*")
 		ds := h.spec("", "sh", "-c", "cat /etc/image-marker; grep ' /tmp/' /proc/self/mountinfo; echo end")
 		ds.UDIMount = filepath.Join(h.dir, "no-such-udi")
@@ -127,6 +132,7 @@ func TestUnprivileged(t *testing.T) {
 	})
 
 	t.Run("setuid-program", func(t *testing.T) {
+		h := h.with(t)
 		if !h.img.suid {
 			t.Skip("no setuid test program")
 		}

@@ -155,6 +155,7 @@ func TestVolumeDestinationAttacks(t *testing.T) {
 			{"/var/tmp/mine", 0},
 		} {
 			t.Run(strings.ReplaceAll(tc.dest, "/", "_"), func(t *testing.T) {
+				h := h.with(t)
 				ds := h.spec(mode, "sh", "-c", "echo inside > "+filepathJoinSlash(tc.dest, "f")+" && cat /shifter-escape-test/x/f 2>/dev/null; true")
 				ds.Volumes = src + ":" + tc.dest
 				r := h.run(ds, asUser)
@@ -199,6 +200,7 @@ func TestVolumeSourceAccess(t *testing.T) {
 			{"readable-through-group", otherGroup, 0},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
+				h := h.with(t)
 				ds := h.spec(mode, "sh", "-c", "cat /v/secret /v 2>/dev/null; true")
 				ds.Volumes = tc.src + ":/v"
 				r := h.run(ds, asUser)
