@@ -14,10 +14,12 @@
 //     setuid bit by anyone other than root (real uid != effective uid), so a
 //     user cannot exec the setuid binary in init mode themself.
 //   - The init mounts the image read-only, nosuid, nodev on a staging
-//     directory: by loop device and kernel squashfs (loop mode), by the FUSE
-//     server shifter-mount started as its child (fuse mode; the server never
-//     execs the command and is killed when the command ends), or by a
-//     read-only bind of Spec.LocalRoot.
+//     directory: by loop device and kernel squashfs (loop mode), by FUSE
+//     served by shifter-mount, started as its child (fuse mode: the init
+//     mounts /dev/fuse itself and hands the connection to the helper, which
+//     runs as the user when the user may read the image file, as root
+//     otherwise; it never execs the command and is killed when the command
+//     ends), or by a read-only bind of Spec.LocalRoot.
 //   - The container root is an overlay: the image as lower layer and a tmpfs
 //     as upper layer, mounted on Spec.UDIMount. The tmpfs upper lets the init
 //     create mount points anywhere (volumes at paths the image lacks, nested
