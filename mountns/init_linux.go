@@ -4,6 +4,7 @@ package mountns
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -79,6 +80,9 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 	}
 	// Nothing mounted from here on propagates back to the host.
 	if err := mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		if cfg.Unprivileged && errors.Is(err, unix.EPERM) {
+			return -1, fmt.Errorf("%w: no privilege in the new user namespace (%v); a security module may deny it (e.g. Ubuntu's kernel.apparmor_restrict_unprivileged_userns=1)", ErrUserNS, err)
+		}
 		return -1, err
 	}
 	srcs, err := openSources(cfg)
