@@ -93,7 +93,7 @@ func stage(cfg *initConfig, image *os.File, log *initLogger, mps []mountPoint) (
 		err = mount("overlay", udi, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%v (the container root needs overlayfs)", err)
+		return nil, nil, fmt.Errorf("%w (the container root needs overlayfs)", err)
 	}
 	if err := os.Chdir("/"); err != nil {
 		return nil, nil, fmt.Errorf("%w: chdir /: %v", ErrMount, err)
