@@ -41,6 +41,10 @@ type MountOptions struct {
 	// MaxBackground is the number of asynchronous requests (readahead)
 	// the kernel keeps in flight. Default 64.
 	MaxBackground int
+	// NoReaddirPlus answers directory listings without attributes
+	// (READDIR instead of READDIRPLUS): cheaper for walks that only need
+	// names and types (find), dearer for those that stat every entry.
+	NoReaddirPlus bool
 	// Options are extra mount options passed to the kernel or fusermount.
 	Options []string
 	// Debug logs every FUSE request and reply at debug level.
@@ -123,7 +127,8 @@ func Mount(mountpoint string, fsys *FS, opts *MountOptions) (*Server, error) {
 		EnableSymlinkCaching:     true,
 		// Replies are byte slices: splicing them through a pipe saves no
 		// copy, and 1 MiB replies do not fit the default pipe size.
-		DisableSplice: true,
+		DisableSplice:      true,
+		DisableReadDirPlus: o.NoReaddirPlus,
 	}
 	srv, err := fuse.NewServer(fsys, abs, fo)
 	if err != nil {

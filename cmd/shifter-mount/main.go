@@ -52,6 +52,7 @@ type config struct {
 	kernelReadahead int // KiB
 	maxReadKiB      int
 	maxBackground   int
+	noReaddirPlus   bool
 	entryTimeout    time.Duration
 	attrTimeout     time.Duration
 	negativeTimeout time.Duration
@@ -113,6 +114,7 @@ func newFlags(cfg *config, out io.Writer) *pflag.FlagSet {
 	fl.IntVar(&cfg.kernelReadahead, "kernel-readahead-kb", 1024, "kernel readahead window on the mount in KiB, set through sysfs when run as root (negative: kernel default)")
 	fl.IntVar(&cfg.maxReadKiB, "max-read-kb", 1024, "largest READ request in KiB (the kernel caps it at its max_pages_limit)")
 	fl.IntVar(&cfg.maxBackground, "max-background", 64, "asynchronous (readahead) requests the kernel keeps in flight")
+	fl.BoolVar(&cfg.noReaddirPlus, "no-readdirplus", false, "list directories without attributes (READDIR): cheaper for find, dearer for ls -l or stat of every entry")
 	fl.DurationVar(&cfg.entryTimeout, "entry-timeout", fusefs.Forever, "how long the kernel caches names (the image never changes)")
 	fl.DurationVar(&cfg.attrTimeout, "attr-timeout", fusefs.Forever, "how long the kernel caches attributes")
 	fl.DurationVar(&cfg.negativeTimeout, "negative-timeout", fusefs.Forever, "how long the kernel caches the absence of a name")

@@ -233,6 +233,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		MaxRead:         cfg.maxReadKiB * 1024,
 		KernelReadahead: kra,
 		MaxBackground:   cfg.maxBackground,
+		NoReaddirPlus:   cfg.noReaddirPlus,
 		Options:         cfg.extraOpts,
 		Debug:           cfg.debug,
 		Logger:          log,
