@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shifter-go/shifter/fusefs"
 	"github.com/shifter-go/shifter/internal/sqtest"
 	"github.com/shifter-go/shifter/internal/testutil"
 )
@@ -14,11 +15,16 @@ import (
 // that a walk of both finds no difference.
 func compareMounts(t *testing.T, img string) {
 	t.Helper()
+	compareMountsWith(t, img, nil)
+}
+
+func compareMountsWith(t *testing.T, img string, mo *fusefs.MountOptions) {
+	t.Helper()
 	kern, err := sqtest.WalkMount("kernel", sqtest.MountKernel(t, img))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mnt, _ := mountFUSE(t, img, nil)
+	mnt, _ := mountFUSE(t, img, mo)
 	ours, err := sqtest.WalkMount("fusefs", mnt)
 	if err != nil {
 		t.Fatal(err)
@@ -41,4 +47,14 @@ func TestMountMatchesKernel(t *testing.T) {
 	sqtest.MakeFeatureTree(t, src, sqtest.TreeOptions{})
 	img := sqtest.Build(t, src, "-comp", "gzip")
 	compareMounts(t, img)
+}
+
+// TestNoReaddirPlusMatchesKernel: plain READDIR (and a LOOKUP per entry)
+// shows the same tree.
+func TestNoReaddirPlusMatchesKernel(t *testing.T) {
+	testutil.RequireLoop(t)
+	testutil.RequireFUSE(t)
+	src := t.TempDir()
+	sqtest.MakeFeatureTree(t, src, sqtest.TreeOptions{Small: true})
+	compareMountsWith(t, sqtest.Build(t, src, "-comp", "lz4"), &fusefs.MountOptions{NoReaddirPlus: true})
 }
