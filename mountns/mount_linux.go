@@ -78,6 +78,10 @@ func mountFlagString(f uintptr) string {
 	return strings.Join(parts, "|")
 }
 
+// mountSetattr is mount_setattr(2) (a variable so that tests can take the
+// path of kernels before 5.12).
+var mountSetattr = unix.MountSetattr
+
 // mountAttrs are per-mount attributes set recursively on a mount tree.
 type mountAttrs struct {
 	rdonly, nosuid, nodev, noexec bool
@@ -127,7 +131,7 @@ func setAttrsRecursive(fd int, path string, attrs mountAttrs) error {
 	if attrs == (mountAttrs{}) {
 		return nil
 	}
-	err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs.setattr()})
+	err := mountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs.setattr()})
 	if err == nil {
 		return nil
 	}

@@ -4,9 +4,13 @@ package mountns
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shifter-go/shifter/internal/testutil"
 )
 
 func TestMountFlagString(t *testing.T) {
@@ -63,5 +67,53 @@ func TestLookPathInContainerEnv(t *testing.T) {
 	}
 	if _, err := lookPath("no-such-command-xyz", []string{"PATH=/bin"}); err == nil {
 		t.Error("lookPath of a missing command succeeded")
+	}
+}
+
+// TestSetAttrsRecursive makes a tree of two tmpfs mounts (in a temporary
+// directory of the host, removed after) read-only, nosuid, nodev, with
+// mount_setattr and with the bind-remount walk of kernels before 5.12.
+func TestSetAttrsRecursive(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, tc := range []struct {
+		name   string
+		legacy bool
+	}{{"mount_setattr", false}, {"remount-walk", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.legacy {
+				old := mountSetattr
+				mountSetattr = func(int, string, uint, *unix.MountAttr) error { return unix.ENOSYS }
+				defer func() { mountSetattr = old }()
+			}
+			top := t.TempDir()
+			if err := mount("t", top, "tmpfs", 0, ""); err != nil {
+				t.Skipf("tmpfs: %v", err)
+			}
+			defer unix.Unmount(top, unix.MNT_DETACH)
+			sub := filepath.Join(top, "sub")
+			os.Mkdir(sub, 0o755)
+			if err := mount("s", sub, "tmpfs", 0, ""); err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Unmount(sub, unix.MNT_DETACH)
+			f, err := os.OpenFile(top, unix.O_PATH|unix.O_DIRECTORY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := setAttrsRecursive(int(f.Fd()), top, mountAttrs{rdonly: true, nosuid: true, nodev: true}); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{top, sub} {
+				var st unix.Statfs_t
+				if err := unix.Statfs(p, &st); err != nil {
+					t.Fatal(err)
+				}
+				want := int64(unix.ST_RDONLY | unix.ST_NOSUID | unix.ST_NODEV)
+				if st.Flags&want != want {
+					t.Errorf("%s: flags %#x, want ro,nosuid,nodev (%#x)", p, st.Flags, want)
+				}
+			}
+		})
 	}
 }
