@@ -47,9 +47,8 @@
 //     out of line (an 8-byte reference to a value shared by several
 //     inodes).
 //   - xz: one stream per block, LZMA2 after an optional BCJ filter
-//     (x86, PowerPC, IA-64, ARM, ARM-Thumb, SPARC), decoded by internal/xz,
-//     a copy of github.com/therootcompany/xz (a Go port of the kernel's
-//     xz-embedded) with faster range-decoder loops.
+//     (x86, PowerPC, IA-64, ARM, ARM-Thumb, SPARC), decoded with
+//     github.com/therootcompany/xz (a port of the kernel's xz-embedded).
 //     gzip is zlib (klauspost/compress), zstd klauspost/compress, lz4
 //     pierrec/lz4 block format, lzo anchore/go-lzo (lzo1x). The legacy
 //     lzma compressor (id 2) is not supported.

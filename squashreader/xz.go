@@ -6,13 +6,13 @@ import (
 	"bytes"
 	"sync"
 
-	"github.com/shifter-go/shifter/squashreader/internal/xz"
+	"github.com/therootcompany/xz"
 )
 
 // xzDec decodes the xz streams mksquashfs writes (one stream per block,
-// LZMA2 with an optional BCJ filter) with internal/xz, a copy of
-// github.com/therootcompany/xz, a port of xz-embedded (the kernel's
-// decoder) that handles the BCJ filters and checks the stream's CRC. Readers are pooled; the dictionary is
+// LZMA2 with an optional BCJ filter) with github.com/therootcompany/xz, a
+// port of xz-embedded (the kernel's decoder) that handles the BCJ filters
+// and checks the stream's CRC. Readers are pooled; the dictionary is
 // limited to the block size (mksquashfs never uses more).
 type xzDec struct {
 	dictMax uint32
