@@ -100,6 +100,9 @@ func bench(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("no method can mount the image")
 	}
 	start := time.Now()
+	// An interrupt (SIGINT, SIGTERM) ends the runs early; what was
+	// measured so far is still reported.
+reps:
 	for rep := range cfg.Reps {
 		for _, img := range imgs {
 			for _, test := range cfg.Tests {
@@ -107,7 +110,9 @@ func bench(ctx context.Context, cfg *config) error {
 					m := r.methods[(i+rep)%len(r.methods)] // rotate so no method always goes first
 					if err := r.one(ctx, img, m, test); err != nil {
 						if ctx.Err() != nil {
-							return ctx.Err()
+							r.res.Interrupted = fmt.Sprintf("interrupted during repetition %d of %d; the figures are medians of what was measured", rep+1, cfg.Reps)
+							log.Warn("interrupted: reporting what was measured")
+							break reps
 						}
 						r.res.Errors = append(r.res.Errors, fmt.Sprintf("rep %d %s %s %s: %v", rep+1, img.Spec.Name(), m.name, test, err))
 						log.Error("test failed", "image", img.Spec.Name(), "method", m.name, "test", test, "err", err)

@@ -51,6 +51,7 @@ type results struct {
 	Checks      map[string]string        `json:"checks"`      // image/method -> "ok" or what differs
 	Targets     []target                 `json:"targets,omitempty"`
 	Errors      []string                 `json:"errors,omitempty"`
+	Interrupted string                   `json:"interrupted,omitempty"`
 	cfg         *config
 	resultsTag  string
 }
@@ -210,6 +211,9 @@ func (r *results) markdown() string {
 	fmt.Fprintf(&b, "# mountbench %s\n\n", r.resultsTag)
 	fmt.Fprintf(&b, "Command: `%s` (%d repetitions, %s, %s total).  \n", r.Command, r.cfg.Reps, pin, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
 	fmt.Fprintf(&b, "Machine: kernel %s, %s CPUs, %s, squashfuse %s, %s.\n\n", r.Host["kernel"], r.Host["cpus"], r.Host["mksquashfs"], r.Host["squashfuse"], r.Host["go"])
+	if r.Interrupted != "" {
+		fmt.Fprintf(&b, "**Run %s.**\n\n", r.Interrupted)
+	}
 	b.WriteString("Images (rootfs: debootstrap --variant=minbase --include=python3 bookworm; big files under /bench-big; mksquashfs defaults, 128 KiB blocks):\n\n")
 	for _, im := range r.Images {
 		fmt.Fprintf(&b, "- %s: %s, %d entries, %s of big files\n", im.Name, benchutil.MiB(im.Bytes), im.Entries, benchutil.MiB(im.BigSize))
