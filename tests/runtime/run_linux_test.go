@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/shifter-go/shifter/internal/testutil"
 )
 
 // forModes runs f once per image mount mode, each as a subtest.
@@ -131,7 +130,19 @@ func TestOnlyStdioInherited(t *testing.T) {
 
 func TestHostFilesInvisible(t *testing.T) {
 	forModes(t, func(t *testing.T, h *harness, mode string) {
-		hostOnly := []string{filepath.Join(testutil.ModuleRoot(t), "go.mod"), "/etc/hostname", "/usr/bin/mksquashfs", "/root", "/etc/shadow"}
+		// A file of the host's own, outside the paths the container shares
+		// with the host (/tmp, /var/tmp, /dev, /proc, /sys): the test tree
+		// itself may live under /tmp.
+		dir, err := os.MkdirTemp("/var/lib", "shifter-hostonly-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		marker := filepath.Join(dir, "host-only")
+		if err := os.WriteFile(marker, []byte("host\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		hostOnly := []string{marker, "/etc/hostname", "/usr/bin/mksquashfs", "/root", "/etc/shadow"}
 		var check []string
 		for _, p := range hostOnly {
 			if _, err := os.Stat(p); err == nil {

@@ -84,8 +84,14 @@ func ttyRun(t *testing.T, h *harness, mode string, send func(master *os.File, p 
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// Only the child holds the terminal now: once it and its
+		// descendants are gone, reads on the master end with EIO, so the
+		// reader below sees everything the command wrote.
+		slave.Close()
 		out := &lockedBuffer{}
+		readDone := make(chan struct{})
 		go func() {
+			defer close(readDone)
 			b := make([]byte, 4096)
 			for {
 				n, err := master.Read(b)
@@ -108,8 +114,10 @@ func ttyRun(t *testing.T, h *harness, mode string, send func(master *os.File, p 
 			cmd.Process.Kill()
 			t.Fatalf("no exit; output %q", out.String())
 		}
-		for i := 0; i < 100 && !strings.Contains(out.String(), "count="); i++ {
-			time.Sleep(10 * time.Millisecond)
+		select {
+		case <-readDone:
+		case <-time.After(20 * time.Second):
+			t.Errorf("terminal still open 20 s after the command exited")
 		}
 		return out.String()
 	}
