@@ -27,12 +27,10 @@
 //
 // Known deviations: go-fuse answers a LOOKUP of ".go-fuse-epoll-hack" in
 // the root itself (its poll hack), so that name shows a phantom empty file
-// there; st_blocks of files with sparse blocks counts the holes, and the
-// xattr part of st_blocks is recomputed from the xattrs, because
-// squashreader does not expose the inode's sparse count or the xattr id
-// entry's size; the ".." of the root reports the inode count plus one, as
-// mksquashfs writes it, since the reader does not expose the parent field
-// (other directories' ".." come from the parent they were found in).
+// there. st_blocks counts a file's bytes less its sparse bytes
+// (Inode.Sparse) plus the xattr id entry's size (Reader.XattrSize), and
+// the d_ino of ".." is the directory inode's parent field (Inode.Parent),
+// exactly as the kernel's squashfs reports them.
 //
 // FS implements fuse.RawFileSystem; Mount mounts it (Linux only) and
 // returns a Server to wait for and unmount.

@@ -81,7 +81,6 @@ type FS struct {
 	sb      squashreader.Superblock
 	cache   *inodeCache
 	stats   stats
-	parents parents
 
 	mu        sync.Mutex // guards the fields below, set by Init
 	noOpen    bool       // the kernel applies OPEN's flags itself when OPEN says ENOSYS
@@ -141,23 +140,26 @@ type node struct {
 	*squashreader.Inode
 	// blocks is st_blocks as the kernel's squashfs computes it: 512-byte
 	// units of a regular file's size less its sparse bytes, plus, for an
-	// inode of any type with xattrs, those of the xattrs' total size.
+	// inode of any type with xattrs, those of its xattr id entry's size.
 	blocks uint64
 }
 
 func (f *FS) newNode(in *squashreader.Inode) (*node, error) {
 	n := &node{Inode: in}
 	if in.Type == squashreader.TypeFile {
-		sz := in.Size - min(sparseBytes(in), in.Size)
-		n.blocks = (sz + 511) >> 9
+		// (i_size - sparse + 511) >> 9 in the kernel's unsigned 64-bit
+		// arithmetic (a corrupt sparse count larger than the size wraps
+		// there too).
+		n.blocks = (in.Size - in.Sparse + 511) >> 9
 	}
 	if in.HasXattrs() {
-		xs, err := f.xattrSize(in)
+		xs, err := f.r.XattrSize(in)
 		if err != nil {
 			return nil, err
 		}
-		// The kernel adds ((xattr_size - 1) >> 9) + 1 for every type.
-		n.blocks += uint64(max(xs, 1)-1)>>9 + 1
+		// The kernel adds ((xattr_size - 1) >> 9) + 1 with an unsigned
+		// int xattr_size.
+		n.blocks += uint64((xs-1)>>9 + 1)
 	}
 	return n, nil
 }

@@ -49,7 +49,6 @@ func (f *FS) Lookup(_ <-chan struct{}, h *fuse.InHeader, name string, out *fuse.
 		f.cache.put(id, child)
 	}
 	f.fillEntry(id, child, out)
-	f.parents.note(child.Inode, id, dir.Ino)
 	return fuse.OK
 }
 
@@ -196,7 +195,6 @@ func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.St
 		}
 		if child != nil { // nil: "." and "..", or an unreadable inode: a plain entry
 			f.fillEntry(id, child, eo)
-			f.parents.note(child.Inode, id, dir.Ino)
 		}
 		return true
 	}
@@ -208,7 +206,7 @@ func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.St
 		off = 1
 	}
 	if off == 1 {
-		if !add(fuse.DirEntry{Name: "..", Ino: uint64(f.dotdot(in.NodeId, dir.Inode)), Mode: syscall.S_IFDIR, Off: 2}, 0, nil) {
+		if !add(fuse.DirEntry{Name: "..", Ino: uint64(dir.Parent), Mode: syscall.S_IFDIR, Off: 2}, 0, nil) {
 			return fuse.OK
 		}
 		off = firstEntryOffset

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/shifter-go/shifter/internal/sqtest"
 	"github.com/shifter-go/shifter/internal/testutil"
@@ -116,21 +118,7 @@ func BenchmarkReadAll(b *testing.B) {
 // BenchmarkSequentialRead reads one 64 MiB file front to back in 128 KiB
 // requests (like FUSE), with and without read-ahead.
 func BenchmarkSequentialRead(b *testing.B) {
-	big := func(dir string) string {
-		f, err := os.Create(filepath.Join(dir, "big"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		// Half text, half random: compresses about 2:1, like binaries.
-		for i := 0; i < 64; i++ {
-			chunk := randText(uint64(i), 1<<20)
-			if _, err := f.Write(chunk); err != nil {
-				b.Fatal(err)
-			}
-		}
-		return ""
-	}
+	big := bigSemiText(b)
 	for _, comp := range []string{"gzip", "xz", "zstd"} {
 		img := benchImage(b, "big-"+comp, big, "-comp", comp)
 		for _, ra := range []int{-1, 0} {
@@ -170,6 +158,33 @@ func BenchmarkSequentialRead(b *testing.B) {
 	}
 }
 
+// cpuTime is the user and system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// bigSemiText makes a 64 MiB file "big" that compresses about 2:1, like
+// binaries: half text, half random.
+func bigSemiText(b *testing.B) func(dir string) string {
+	return func(dir string) string {
+		f, err := os.Create(filepath.Join(dir, "big"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		for i := 0; i < 64; i++ {
+			if _, err := f.Write(randText(uint64(i), 1<<20)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return ""
+	}
+}
+
 // randText is half printable random bytes, half repeated words.
 func randText(seed uint64, n int) []byte {
 	out := make([]byte, n)
@@ -200,4 +215,42 @@ func goRootSrc(tb testing.TB) string {
 		testutil.Unavailable(tb, "no GOROOT/src: "+err.Error())
 	}
 	return src
+}
+
+// BenchmarkDecompress decompresses every data block of the 64 MiB file of
+// BenchmarkSequentialRead on one goroutine, without the cache: the speed
+// of each decoder (bytes are decompressed bytes).
+func BenchmarkDecompress(b *testing.B) {
+	for _, comp := range []string{"gzip", "xz", "zstd"} {
+		b.Run(comp, func(b *testing.B) {
+			img := benchImage(b, "big-"+comp, bigSemiText(b), "-comp", comp)
+			r, err := OpenFile(img, &Options{Readahead: -1, DataCacheSize: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			in, err := r.LookupPath("big")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var total, all int64
+			cpu0 := cpuTime()
+			for b.Loop() {
+				total = 0
+				for bi := range in.sizes {
+					want := min(r.bs, int64(in.Size)-int64(bi)*r.bs)
+					out, err := r.loadBlock(blockKey{off: in.starts[bi], word: in.sizes[bi], want: uint32(want)})
+					if err != nil {
+						b.Fatal(err)
+					}
+					total += int64(len(out))
+				}
+				all += total
+			}
+			b.SetBytes(total)
+			// The machines are shared: MB per second of this process's CPU
+			// time says more than wall time.
+			b.ReportMetric(float64(all)/1e6/(cpuTime()-cpu0).Seconds(), "MB/cpu-s")
+		})
+	}
 }

@@ -7,8 +7,12 @@
 //
 // The inode-level API serves a FUSE server: Root, Inode (by InodeRef),
 // Lookup, ReadDir with resumable cookies (DirEntry.Next), ReadAt, Readlink,
-// Xattrs and Xattr. Inode carries the attributes the kernel's driver
-// reports (Ino, UnixMode, Nlink, UID, GID, Size, Mtime, Rdev).
+// Xattrs, Xattr and XattrSize. Inode carries the attributes the kernel's
+// driver reports (Ino, UnixMode, Nlink, UID, GID, Size, Mtime, Rdev) and
+// the fields it derives others from: Sparse (a file's sparse bytes,
+// subtracted for st_blocks), Parent (a directory's parent inode number,
+// the d_ino of its ".."); XattrSize is the xattr id entry's size, added to
+// st_blocks.
 //
 // The io/fs view: *Reader is fs.FS, fs.StatFS, fs.ReadFileFS and
 // fs.ReadLinkFS; Reader.FS() returns an FS that adds fs.ReadDirFS (a

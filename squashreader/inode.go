@@ -54,15 +54,24 @@ const noXattr = 0xffffffff
 
 // Inode is a decoded inode. Treat it as read-only.
 type Inode struct {
-	Ref    InodeRef
-	Ino    uint32 // squashfs inode number (st_ino of the kernel driver)
-	Type   Type
-	Perm   uint16 // permission bits incl. setuid, setgid, sticky
-	UID    uint32
-	GID    uint32
-	Mtime  int64
-	Nlink  uint32
-	Size   uint64 // file: bytes; dir: the inode's file_size; symlink: target length
+	Ref   InodeRef
+	Ino   uint32 // squashfs inode number (st_ino of the kernel driver)
+	Type  Type
+	Perm  uint16 // permission bits incl. setuid, setgid, sticky
+	UID   uint32
+	GID   uint32
+	Mtime int64
+	Nlink uint32
+	Size  uint64 // file: bytes; dir: the inode's file_size; symlink: target length
+	// Sparse is the count of a file's bytes stored as sparse (zero)
+	// blocks, from an extended file inode (0 in basic ones). The kernel
+	// subtracts it from Size for st_blocks. It is informational: reads
+	// never depend on it.
+	Sparse uint64
+	// Parent is a directory's parent_inode field: the inode number of its
+	// parent directory (the d_ino of its ".."), for the root the inode
+	// count plus one as mksquashfs writes it. 0 for other types.
+	Parent uint32
 	Rdev   uint32 // device number in the kernel's new_encode_dev form
 	Target string // symlink target
 
@@ -73,7 +82,6 @@ type Inode struct {
 	// directories
 	dirBlock  uint32 // metadata block relative to the directory table
 	dirOffset uint16
-	parent    uint32
 	index     []dirIndex
 
 	// regular files
@@ -229,7 +237,7 @@ func (r *Reader) parseInode(pos *metaPos) (*Inode, error) {
 		in.Nlink = le.Uint32(p[4:])
 		in.Size = uint64(le.Uint16(p[8:]))
 		in.dirOffset = le.Uint16(p[10:])
-		in.parent = le.Uint32(p[12:])
+		in.Parent = le.Uint32(p[12:])
 	case 8: // extended dir
 		p, err := read(24)
 		if err != nil {
@@ -238,7 +246,7 @@ func (r *Reader) parseInode(pos *metaPos) (*Inode, error) {
 		in.Nlink = le.Uint32(p[0:])
 		in.Size = uint64(le.Uint32(p[4:]))
 		in.dirBlock = le.Uint32(p[8:])
-		in.parent = le.Uint32(p[12:])
+		in.Parent = le.Uint32(p[12:])
 		n := int(le.Uint16(p[16:]))
 		in.dirOffset = le.Uint16(p[18:])
 		in.xattr = le.Uint32(p[20:])
@@ -277,7 +285,7 @@ func (r *Reader) parseInode(pos *metaPos) (*Inode, error) {
 			}
 			in.blocksStart = le.Uint64(p[0:])
 			in.Size = le.Uint64(p[8:])
-			// p[16:24] sparse byte count: informational
+			in.Sparse = le.Uint64(p[16:])
 			in.Nlink = le.Uint32(p[24:])
 			fragIdx = le.Uint32(p[28:])
 			in.fragOffset = le.Uint32(p[32:])

@@ -4,6 +4,7 @@ package squashreader
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"io/fs"
@@ -61,7 +62,13 @@ func TestAgainstKernelMount(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			compareKernel(t, r, walkInodes(t, r), mnt)
+			ins := walkInodes(t, r)
+			compareKernel(t, r, ins, mnt)
+			// The gzip case's sparse file (3 MiB, 128 KiB blocks) has
+			// sparse blocks, so st_blocks above checked Inode.Sparse.
+			if sp := ins["squashfs-root/files/sparse"]; !tc.small && (sp == nil || sp.Sparse == 0) {
+				t.Errorf("files/sparse: no sparse bytes decoded")
+			}
 		})
 	}
 }
@@ -95,7 +102,31 @@ func compareKernel(t *testing.T, r *Reader, ins map[string]*Inode, mnt string) {
 		if got != want {
 			t.Errorf("%s:\n reader %s\n kernel %s", rel, got, want)
 		}
+		// st_blocks: the file's bytes less its sparse bytes, plus the xattr
+		// id entry's size, in 512-byte units rounded up as the kernel does.
+		blocks := uint64(0)
+		if in.Type == TypeFile {
+			blocks = (in.Size - in.Sparse + 511) >> 9
+		}
+		xsize, err := r.XattrSize(in)
+		if err != nil {
+			return err
+		}
+		if in.HasXattrs() {
+			blocks += uint64((xsize-1)>>9 + 1)
+		} else if xsize != 0 {
+			t.Errorf("%s: xattr size %d without xattrs", rel, xsize)
+		}
+		if blocks != uint64(st.Blocks) {
+			t.Errorf("%s: st_blocks %d (size %d, sparse %d, xattr size %d), kernel %d", rel, blocks, in.Size, in.Sparse, xsize, st.Blocks)
+		}
 		switch in.Type {
+		case TypeDir:
+			if dd, err := dotdotIno(p); err != nil {
+				return err
+			} else if uint64(in.Parent) != dd {
+				t.Errorf("%s: parent %d, kernel's \"..\" %d", rel, in.Parent, dd)
+			}
 		case TypeSymlink:
 			if target, _ := os.Readlink(p); target != in.Target {
 				t.Errorf("%s: target %q, kernel %q", rel, in.Target, target)
@@ -140,6 +171,33 @@ func compareKernel(t *testing.T, r *Reader, ins map[string]*Inode, mnt string) {
 	if seen != len(ins) {
 		t.Errorf("kernel shows %d entries, reader %d", seen, len(ins))
 	}
+}
+
+// dotdotIno returns the d_ino of the ".." entry of directory p.
+func dotdotIno(p string) (uint64, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 1<<16)
+	n, err := unix.Getdents(fd, buf)
+	if err != nil {
+		return 0, err
+	}
+	for b := buf[:n]; len(b) > 0; {
+		ino := binary.LittleEndian.Uint64(b[0:])
+		reclen := int(binary.LittleEndian.Uint16(b[16:]))
+		name := b[19:reclen]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if string(name) == ".." {
+			return ino, nil
+		}
+		b = b[reclen:]
+	}
+	return 0, fmt.Errorf("%s: no \"..\" entry", p)
 }
 
 func kernelXattrNames(p string) []string {

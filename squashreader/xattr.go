@@ -61,6 +61,31 @@ func (r *Reader) xattrPos(ref uint64) (metaPos, error) {
 	return metaPos{block: r.xattrKV + int64(blk), off: int(off)}, nil
 }
 
+// XattrSize returns the size field of in's xattr id entry: the total
+// length of its xattrs as mksquashfs counts it (names without their
+// namespace prefix, plus values), which the kernel adds to st_blocks.
+// It is 0 for an inode without xattrs.
+func (r *Reader) XattrSize(in *Inode) (uint32, error) {
+	if in.xattr == noXattr {
+		return 0, nil
+	}
+	e, err := r.xattrEntry(in)
+	if err != nil {
+		return 0, fmt.Errorf("read xattr id of inode %d: %w", in.Ino, err)
+	}
+	return binary.LittleEndian.Uint32(e[12:]), nil
+}
+
+// xattrEntry reads in's 16-byte xattr id entry: reference, count, size.
+func (r *Reader) xattrEntry(in *Inode) ([16]byte, error) {
+	var e [16]byte
+	if in.xattr >= r.xattrIDs {
+		return e, formatErr(-1, "xattr id %d beyond the %d ids", in.xattr, r.xattrIDs)
+	}
+	err := r.tableEntry(r.xattrIdx, int64(r.sb.XattrTableStart), uint64(in.xattr), e[:], "xattr id table")
+	return e, err
+}
+
 // Xattrs returns the xattrs of in, in image order.
 func (r *Reader) Xattrs(in *Inode) ([]Xattr, error) {
 	out, err := r.xattrs(in, "")
@@ -88,12 +113,9 @@ func (r *Reader) xattrs(in *Inode, only string) ([]Xattr, error) {
 	if in.xattr == noXattr {
 		return []Xattr{}, nil
 	}
-	if in.xattr >= r.xattrIDs {
-		return nil, formatErr(-1, "xattr id %d beyond the %d ids", in.xattr, r.xattrIDs)
-	}
 	le := binary.LittleEndian
-	var e [16]byte
-	if err := r.tableEntry(r.xattrIdx, int64(r.sb.XattrTableStart), uint64(in.xattr), e[:], "xattr id table"); err != nil {
+	e, err := r.xattrEntry(in)
+	if err != nil {
 		return nil, err
 	}
 	ref, count := le.Uint64(e[0:]), le.Uint32(e[8:])
