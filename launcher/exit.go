@@ -31,7 +31,7 @@ var exitCodes = []struct {
 	{ExitBadVolume, "bad --volume (syntax or forbidden destination)"},
 	{ExitUnknownImage, "image not found (or not usable by you)"},
 	{ExitUnknownUser, "your user or group is unknown to the host's NSS"},
-	{ExitUnavailable, "this host cannot build the container (no loop, FUSE or user namespaces)"},
+	{ExitUnavailable, "this host cannot build the container (no loop, FUSE or user namespaces), or your ulimit -n / -u is too low"},
 	{ExitSoftware, "internal error"},
 	{ExitSetup, "building the container failed (mounts, site hooks, module userhook)"},
 	{ExitNoPerm, "access denied (image ACL, local images not allowed, unreadable file)"},

@@ -5,6 +5,7 @@ package launcher
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/user"
 	"slices"
 	"strconv"
@@ -94,6 +95,37 @@ func CallerCredential() (mountns.Credential, error) {
 		c.GroupNames[g] = grp.Name
 	}
 	return c, nil
+}
+
+// ImportUsers looks up the udiRoot.conf usersToImport names in the host's
+// NSS (LDAP and sssd included) for the container's /etc/passwd, with the
+// names of their primary groups. A name the host does not know is left
+// out with a warning (a site may list a daemon's account that some nodes
+// lack); a failed lookup is an error.
+func ImportUsers(names []string, log *slog.Logger) ([]mountns.Account, error) {
+	var out []mountns.Account
+	for _, name := range names {
+		u, err := user.Lookup(name)
+		var unknown user.UnknownUserError
+		switch {
+		case errors.As(err, &unknown):
+			log.Warn("usersToImport: no such user on this host, left out", "user", name)
+			continue
+		case err != nil:
+			return nil, failf(ExitUnknownUser, "usersToImport: look up %s: %v", name, err)
+		}
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+		if err1 != nil || err2 != nil {
+			return nil, failf(ExitUnknownUser, "usersToImport: %s has uid %q gid %q", name, u.Uid, u.Gid)
+		}
+		a := mountns.Account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Gecos: u.Name, Home: u.HomeDir, Shell: loginShell(uint32(uid))}
+		if g, err := user.LookupGroupId(u.Gid); err == nil {
+			a.GroupName = g.Name
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // asCaller runs fn with the caller's effective uid and gid when shifter

@@ -49,6 +49,9 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 		}
 		return 0, nil
 	}
+	if err := checkLimits(); err != nil {
+		return 0, err
+	}
 	mode, err := DetectMode()
 	if err != nil {
 		return 0, fail(ExitConfig, err)
@@ -76,10 +79,11 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 	for _, k := range cfg.Ignored {
 		log.Debug("udiRoot.conf key has no effect here", "key", k)
 	}
-	if len(cfg.UsersToImport) > 0 {
-		log.Debug("udiRoot.conf usersToImport is not applied (not implemented)", "users", strings.Join(cfg.UsersToImport, " "))
-	}
 	cred, err := CallerCredential()
+	if err != nil {
+		return 0, err
+	}
+	imported, err := ImportUsers(cfg.UsersToImport, log)
 	if err != nil {
 		return 0, err
 	}
@@ -97,7 +101,7 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 	}
 	in := &buildInput{
 		Opts: opts, Cfg: cfg, Mode: mode, Cred: cred, Cwd: cwd, Environ: environ,
-		Lookup: lookup, ParseVolumes: deps.ParseVolumes, Log: log,
+		Lookup: lookup, ParseVolumes: deps.ParseVolumes, Log: log, ImportUsers: imported,
 		MountHelper: findMountHelper(mode, log),
 	}
 	spec, err := buildSpec(ctx, in)
@@ -217,6 +221,7 @@ type buildInput struct {
 	ParseVolumes func(string) ([]mountns.Volume, error)
 	MountHelper  string
 	Log          *slog.Logger
+	ImportUsers  []mountns.Account // usersToImport, from the host's NSS
 }
 
 // buildSpec turns the request into a mountns.Spec. On success the caller
@@ -319,6 +324,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		}),
 		Workdir:      workdir,
 		Cred:         in.Cred,
+		ImportUsers:  in.ImportUsers,
 		Unprivileged: in.Mode == ModeUser,
 		Setuid:       in.Mode == ModeSetuid,
 		Logger:       in.Log,

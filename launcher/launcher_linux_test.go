@@ -430,3 +430,46 @@ func becomeSetuidNobody() error {
 	}
 	return setresuid(65534, 0, 0)
 }
+
+// TestImportUsers compares the accounts of usersToImport with what
+// getent reads from the host's NSS, and checks that Main puts them in the
+// Spec.
+func TestImportUsers(t *testing.T) {
+	getent := testutil.RequireTool(t, "getent")
+	field := func(db, key string) []string {
+		b, err := exec.Command(getent, db, key).Output()
+		if err != nil {
+			t.Skipf("getent %s %s: %v", db, key, err)
+		}
+		return strings.Split(strings.TrimSpace(string(b)), ":")
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	got, err := ImportUsers([]string{"daemon", "no-such-user-xyz", "bin"}, log)
+	must(t, err)
+	var want []mountns.Account
+	for _, name := range []string{"daemon", "bin"} {
+		pw := field("passwd", name)
+		uid, _ := strconv.Atoi(pw[2])
+		gid, _ := strconv.Atoi(pw[3])
+		want = append(want, mountns.Account{Name: pw[0], UID: uint32(uid), GID: uint32(gid), Gecos: pw[4], Home: pw[5], Shell: pw[6],
+			GroupName: field("group", pw[3])[0]})
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("ImportUsers (-getent +got):\n%s", d)
+	}
+	if !strings.Contains(logs.String(), "no-such-user-xyz") || !strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("no warning about the unknown user: %q", logs.String())
+	}
+
+	store := t.TempDir()
+	publish(t, store, "imp", time.Now(), []string{"ubuntu:22.04"}, nil, nil)
+	cfg := writeConfig(t, fmt.Sprintf("imagePath=%s\nudiMount=/var/udiMount-test\nusersToImport=daemon  bin\n", store))
+	code, spec, _, stderr := runMain(t, cfg, []string{"--image=ubuntu:22.04", "true"}, 0, nil)
+	if code != 0 {
+		t.Fatalf("Main = %d: %s", code, stderr)
+	}
+	if d := cmp.Diff(want, spec.ImportUsers); d != "" {
+		t.Errorf("spec.ImportUsers (-want +got):\n%s", d)
+	}
+}

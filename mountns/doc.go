@@ -14,7 +14,9 @@
 //     setuid bit by anyone other than root (real uid != effective uid), so a
 //     user cannot exec the setuid binary in init mode themself.
 //   - The init mounts the image read-only, nosuid, nodev on a staging
-//     directory: by loop device and kernel squashfs (loop mode), by FUSE
+//     directory: by loop device and kernel squashfs (loop mode; in auto
+//     mode, a loop failure that FUSE would not meet, such as denied or
+//     missing loop devices or no kernel squashfs, falls back to FUSE), by FUSE
 //     served by shifter-mount, started as its child (fuse mode: the init
 //     mounts /dev/fuse itself and hands the connection to the helper, which
 //     runs as the user when the user may read the image file, as root
@@ -58,6 +60,11 @@
 // namespace), the mount points and the /etc files are made in the upper
 // layer before the overlay is mounted. In this mode the image's files show
 // as owned by nobody (65534) inside, and /proc is the host's (bound).
+//
+// Resource limits: the init lifts RLIMIT_FSIZE for its own writes (Run
+// first checks that it can, when it lacks CAP_SYS_RESOURCE) and puts the
+// caller's limit and umask back before it starts the command; the command
+// gets the caller's limits unchanged.
 //
 // Signals: the caller's process forwards SIGHUP, SIGINT, SIGQUIT, SIGTERM,
 // SIGUSR1, SIGUSR2, SIGALRM, SIGCONT and SIGWINCH to the init, which

@@ -107,6 +107,11 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Si
 	if err := dropForCommand(capLast); err != nil {
 		return -1, fmt.Errorf("%w: %v", ErrSetup, err)
 	}
+	if cfg.restoreLimits != nil {
+		if err := cfg.restoreLimits(); err != nil {
+			return -1, fmt.Errorf("%w: %v", ErrSetup, err)
+		}
+	}
 	unix.Umask(cfg.Umask)
 	markCloexecFrom(3)
 	wd := cfg.Workdir

@@ -74,6 +74,13 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 		image = os.NewFile(fdImage, cfg.ImagePath)
 	}
 	unix.Umask(0o022)
+	// The caller's file size limit (ulimit -f) would cut the files the
+	// init writes; the command gets it back.
+	restore, err := raiseFileSizeLimit(cfg.Unprivileged)
+	if err != nil {
+		return -1, fmt.Errorf("%w: %v", ErrSetup, err)
+	}
+	cfg.restoreLimits = restore
 	capLast, err := capLastCap()
 	if err != nil {
 		return -1, fmt.Errorf("%w: %v", ErrSetup, err)
@@ -126,6 +133,33 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 		return -1, err
 	}
 	return runCommand(cfg, log, capLast, sigs)
+}
+
+// raiseFileSizeLimit lifts RLIMIT_FSIZE for the init (to unlimited with
+// CAP_SYS_RESOURCE, else the soft limit to the hard one; Run has checked
+// that this is enough) and returns the function that puts the caller's
+// limit back.
+func raiseFileSizeLimit(unprivileged bool) (func() error, error) {
+	var orig unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &orig); err != nil {
+		return nil, fmt.Errorf("reading the file size limit: %w", err)
+	}
+	raised := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+	if unprivileged || unix.Setrlimit(unix.RLIMIT_FSIZE, &raised) != nil {
+		raised = unix.Rlimit{Cur: orig.Max, Max: orig.Max}
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &raised); err != nil {
+			return nil, fmt.Errorf("raising the file size limit: %w", err)
+		}
+	}
+	return func() error {
+		if raised == orig {
+			return nil
+		}
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &orig); err != nil {
+			return fmt.Errorf("restoring the file size limit: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // capLastCap reads the highest capability number of the kernel.
@@ -183,6 +217,7 @@ func (l *initLogger) log(level slog.Level, msg string, kv ...string) {
 }
 
 func (l *initLogger) debug(msg string, kv ...string) { l.log(slog.LevelDebug, msg, kv...) }
+func (l *initLogger) info(msg string, kv ...string)  { l.log(slog.LevelInfo, msg, kv...) }
 func (l *initLogger) warn(msg string, kv ...string)  { l.log(slog.LevelWarn, msg, kv...) }
 func (l *initLogger) error(msg string, kv ...string) { l.log(slog.LevelError, msg, kv...) }
 

@@ -18,6 +18,35 @@ var loopConfigure = unix.IoctlLoopConfigure
 // device between LOOP_CTL_GET_FREE and binding it.
 const loopAttempts = 64
 
+// loopUnusableError is a loop mount failure that says nothing about the
+// image: the loop devices or kernel squashfs are missing, denied (a
+// container that denies loop ioctls or device access) or all busy. Auto
+// mode falls back to FUSE on it.
+type loopUnusableError struct{ err error }
+
+func (e *loopUnusableError) Error() string   { return e.err.Error() }
+func (e *loopUnusableError) Unwrap() []error { return []error{ErrMount, e.err} }
+
+// loopUnusableErrnos are the errors of opening the loop devices, of the
+// loop ioctls and of mount(2) that FUSE would not meet: a device that is
+// missing, denied or not a loop device at all (ENOENT, ENXIO, ENODEV,
+// EPERM, EACCES, ENOTTY), no device left (ENOSPC, EBUSY), a kernel without
+// squashfs (mount: ENODEV) or without the image's compressor (mount:
+// EINVAL). Errors that FUSE would meet as well (ENOMEM, EMFILE, EIO) are
+// not among them.
+var loopUnusableErrnos = []error{unix.EPERM, unix.EACCES, unix.ENOENT, unix.ENXIO, unix.ENODEV, unix.ENOTTY, unix.ENOSPC, unix.EBUSY, unix.EINVAL, unix.EOPNOTSUPP, unix.EROFS}
+
+// classifyLoop marks err a loopUnusableError when its errno is one of
+// loopUnusableErrnos; err must wrap ErrMount.
+func classifyLoop(err error) error {
+	for _, e := range loopUnusableErrnos {
+		if errors.Is(err, e) {
+			return &loopUnusableError{err}
+		}
+	}
+	return err
+}
+
 // attachLoop binds image to a free loop device, read-only and autoclear,
 // and returns the open device. Concurrent starts on one node are
 // serialised by an exclusive flock on /dev/loop-control; processes that do
@@ -25,7 +54,7 @@ const loopAttempts = 64
 func attachLoop(image *os.File, name string) (*os.File, error) {
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%w: opening loop control: %v", ErrMount, err)
+		return nil, classifyLoop(fmt.Errorf("%w: opening loop control: %w", ErrMount, err))
 	}
 	defer ctl.Close()
 	for {
@@ -45,12 +74,12 @@ func attachLoop(image *os.File, name string) (*os.File, error) {
 	for attempt := 0; attempt < loopAttempts; attempt++ {
 		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
 		if err != nil {
-			return nil, fmt.Errorf("%w: finding a free loop device: %v", ErrMount, err)
+			return nil, classifyLoop(fmt.Errorf("%w: finding a free loop device: %w", ErrMount, err))
 		}
 		dev := fmt.Sprintf("/dev/loop%d", n)
 		f, err := os.OpenFile(dev, os.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nil, fmt.Errorf("%w: opening %s: %v", ErrMount, dev, err)
+			return nil, classifyLoop(fmt.Errorf("%w: opening %s: %w", ErrMount, dev, err))
 		}
 		if !legacy {
 			err = loopConfigure(int(f.Fd()), &unix.LoopConfig{Fd: uint32(image.Fd()), Info: info})
@@ -66,10 +95,10 @@ func attachLoop(image *os.File, name string) (*os.File, error) {
 		}
 		f.Close()
 		if !errors.Is(err, unix.EBUSY) {
-			return nil, fmt.Errorf("%w: binding %s to %s: %v", ErrMount, name, dev, err)
+			return nil, classifyLoop(fmt.Errorf("%w: binding %s to %s: %w", ErrMount, name, dev, err))
 		}
 	}
-	return nil, fmt.Errorf("%w: binding %s: every loop device was busy %d times", ErrMount, name, loopAttempts)
+	return nil, &loopUnusableError{fmt.Errorf("%w: binding %s: every loop device was busy %d times", ErrMount, name, loopAttempts)}
 }
 
 // attachLoopLegacy is LOOP_SET_FD + LOOP_SET_STATUS64, for kernels without
@@ -94,7 +123,7 @@ func mountLoop(image *os.File, name, target string) (string, error) {
 	}
 	defer dev.Close()
 	if err := mount(dev.Name(), target, "squashfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return "", err
+		return "", classifyLoop(err)
 	}
 	return dev.Name(), nil
 }

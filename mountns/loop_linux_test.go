@@ -3,10 +3,12 @@
 package mountns
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +134,64 @@ func TestAttachLoop(t *testing.T) {
 		}
 		if len(seen) != 8 {
 			t.Errorf("got %d devices, want 8: %v", len(seen), fmt.Sprint(seen))
+		}
+	})
+}
+
+// TestLoopUnusable: the loop failures that auto mode answers with FUSE,
+// and those it does not; and the kernel's answer to a file that is no
+// squashfs (EINVAL, as for a compressor the kernel lacks) is one of them.
+func TestLoopUnusable(t *testing.T) {
+	for _, tc := range []struct {
+		err      error
+		unusable bool
+	}{
+		{unix.EACCES, true}, {unix.EPERM, true}, {unix.ENOTTY, true}, {unix.ENOENT, true},
+		{unix.ENODEV, true}, {unix.ENXIO, true}, {unix.ENOSPC, true}, {unix.EBUSY, true}, {unix.EINVAL, true},
+		{unix.ENOMEM, false}, {unix.EMFILE, false}, {unix.EIO, false}, {unix.EINTR, false},
+	} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			err := classifyLoop(fmt.Errorf("%w: opening /dev/loop-control: %w", ErrMount, &os.PathError{Op: "open", Path: "/dev/loop-control", Err: tc.err}))
+			var u *loopUnusableError
+			if got := errors.As(err, &u); got != tc.unusable {
+				t.Errorf("unusable = %v, want %v", got, tc.unusable)
+			}
+			if !errors.Is(err, ErrMount) || !errors.Is(err, tc.err) {
+				t.Errorf("%v does not wrap ErrMount and the errno", err)
+			}
+		})
+	}
+	t.Run("not a squashfs", func(t *testing.T) {
+		testutil.RequireRoot(t)
+		testutil.RequireLoop(t)
+		dir := t.TempDir()
+		img := filepath.Join(dir, "zeros.img")
+		if err := os.WriteFile(img, make([]byte, 1<<16), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		target := filepath.Join(dir, "mnt")
+		os.Mkdir(target, 0o755)
+		// In a mount namespace of its own: a thread that unshares and dies.
+		errc := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread dies with the namespace
+			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+				errc <- err
+				return
+			}
+			_ = unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
+			_, err := mountLoop(f, img, target)
+			errc <- err
+		}()
+		err = <-errc
+		var u *loopUnusableError
+		if !errors.As(err, &u) || !errors.Is(err, unix.EINVAL) {
+			t.Errorf("mounting zeros: %v, want a loopUnusableError with EINVAL", err)
 		}
 	})
 }

@@ -31,6 +31,7 @@ func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 		Env:           spec.Env,
 		Workdir:       spec.Workdir,
 		Cred:          spec.Cred,
+		ImportUsers:   spec.ImportUsers,
 		Unprivileged:  spec.Unprivileged,
 	}
 	if cfg.ImagePath == "" && spec.Image != nil {
@@ -68,6 +69,10 @@ func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 		return nil, fmt.Errorf("%w: building a container needs root (setuid shifter) or unprivileged mode", ErrSetup)
 	}
 
+	if err := checkFileSizeLimit(cfg); err != nil {
+		return nil, err
+	}
+
 	if spec.LocalRoot != "" {
 		cfg.Mode = ""
 		log.Info("mounting local root", "path", spec.LocalRoot)
@@ -84,6 +89,15 @@ func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 				return nil, fmt.Errorf("%w (%s)", err, reason)
 			}
 			return nil, err
+		}
+	}
+	if mode == MountLoop && spec.Mode != MountLoop {
+		// Auto: the loop mount can still fail in the init (no free device,
+		// loop ioctls denied, the image's compressor missing from the
+		// kernel); the init then falls back to FUSE, if FUSE can work.
+		cfg.FallbackFUSE = true
+		if err := checkFUSE(spec); err != nil {
+			cfg.NoFUSE = err.Error()
 		}
 	}
 	log.Info("image mount mode", "mode", string(mode), "reason", reason, "image", cfg.ImagePath)
@@ -173,4 +187,45 @@ func checkUserNS() error {
 		return fmt.Errorf("%w: kernel without user namespaces: %v", ErrUserNS, err)
 	}
 	return nil
+}
+
+// checkFileSizeLimit fails when the caller's file size limit (ulimit -f)
+// would cut a file that the init writes into the container's /etc, and
+// the init cannot lift it: without CAP_SYS_RESOURCE it can raise the soft
+// limit only up to the hard one. Run checks this before it starts the
+// init, so the failure comes before anything is changed.
+func checkFileSizeLimit(cfg *initConfig) error {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		return fmt.Errorf("%w: reading the file size limit: %v", ErrSetup, err)
+	}
+	if lim.Max == unix.RLIM_INFINITY || !cfg.Unprivileged && hasCapability(unix.CAP_SYS_RESOURCE) {
+		return nil
+	}
+	need := map[string]int64{
+		"passwd": int64(len(passwdFile(cfg.Cred, cfg.ImportUsers))),
+		"group":  int64(len(groupFile(cfg.Cred, cfg.ImportUsers))),
+	}
+	for name, host := range cfg.EtcFiles {
+		if st, err := os.Stat(host); err == nil {
+			need[name] = st.Size()
+		}
+	}
+	for name, size := range need {
+		if uint64(size) > lim.Max {
+			return fmt.Errorf("%w: the file size limit (ulimit -f) of %d bytes is below the %d bytes of the container's /etc/%s", ErrSetup, lim.Max, size, name)
+		}
+	}
+	return nil
+}
+
+// hasCapability reports whether the calling thread has capability c in
+// its effective set.
+func hasCapability(c int) bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[c/32].Effective&(1<<(uint(c)%32)) != 0
 }

@@ -22,10 +22,15 @@ const (
 // initConfig is what Run sends to the namespace init: the Spec without its
 // descriptors, writers and logger, and with the mount mode decided.
 type initConfig struct {
-	ImagePath     string            `json:"imagePath,omitempty"`
-	HasImage      bool              `json:"hasImage,omitempty"`
-	LocalRoot     string            `json:"localRoot,omitempty"`
-	Mode          MountMode         `json:"mode"`
+	ImagePath string    `json:"imagePath,omitempty"`
+	HasImage  bool      `json:"hasImage,omitempty"`
+	LocalRoot string    `json:"localRoot,omitempty"`
+	Mode      MountMode `json:"mode"`
+	// FallbackFUSE (auto mode chose loop): when the loop mount fails with
+	// a loopUnusableError, mount with FUSE instead; NoFUSE says why FUSE
+	// is impossible, if it is.
+	FallbackFUSE  bool              `json:"fallbackFUSE,omitempty"`
+	NoFUSE        string            `json:"noFUSE,omitempty"`
 	MountHelper   string            `json:"mountHelper,omitempty"`
 	UDIMount      string            `json:"udiMount"`
 	Volumes       []Volume          `json:"volumes,omitempty"`
@@ -36,11 +41,13 @@ type initConfig struct {
 	Env           []string          `json:"env"`
 	Workdir       string            `json:"workdir,omitempty"`
 	Cred          Credential        `json:"cred"`
+	ImportUsers   []Account         `json:"importUsers,omitempty"`
 	Unprivileged  bool              `json:"unprivileged,omitempty"`
 	Umask         int               `json:"umask"`
 	LogLevel      int               `json:"logLevel"` // lowest slog.Level that Run's logger takes
 
-	tempUDIMount bool // Run made UDIMount and removes it
+	tempUDIMount  bool         // Run made UDIMount and removes it
+	restoreLimits func() error // (init) puts back the caller's resource limits
 }
 
 // statusMsg is one line from the namespace init to Run.
@@ -123,6 +130,19 @@ func (s *Spec) validate() error {
 	}
 	if err := s.Cred.validate(); err != nil {
 		return err
+	}
+	for _, a := range s.ImportUsers {
+		if err := a.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Account) validate() error {
+	bad := func(s string) bool { return strings.ContainsAny(s, ":\n\x00") }
+	if a.Name == "" || bad(a.Name) || bad(a.Home) || bad(a.Shell) || bad(a.Gecos) || bad(a.GroupName) || strings.Contains(a.GroupName, ",") {
+		return fmt.Errorf("%w: imported user %q: name, group name, home, shell and gecos must be free of ':' and newlines", ErrSpec, a.Name)
 	}
 	return nil
 }

@@ -54,10 +54,22 @@ func stage(cfg *initConfig, image *os.File, log *initLogger, mps []mountPoint) (
 		}
 	case cfg.Mode == MountLoop:
 		dev, err := mountLoop(image, cfg.ImagePath, lower)
-		if err != nil {
+		var unusable *loopUnusableError
+		switch {
+		case err == nil:
+			log.debug("image mounted", "mode", "loop", "device", dev, "mountpoint", lower)
+		case !cfg.FallbackFUSE || !errors.As(err, &unusable):
 			return nil, nil, err
+		case cfg.NoFUSE != "":
+			return nil, nil, fmt.Errorf("%w: cannot mount the image: loop mode failed (%s) and fuse mode is impossible (%s)", ErrFUSE,
+				strings.TrimPrefix(err.Error(), ErrMount.Error()+": "), strings.TrimPrefix(cfg.NoFUSE, ErrFUSE.Error()+": "))
+		default:
+			log.info("image mount mode", "mode", string(MountFUSE), "reason", "auto: loop mount failed: "+err.Error())
+			if fuse, err = startFUSE(cfg, image, lower); err != nil {
+				return nil, nil, fmt.Errorf("%w (falling back after the loop mount failed: %v)", err, unusable)
+			}
+			log.debug("image mounted", "mode", "fuse", "pid", fmt.Sprint(fuse.Process.Pid), "mountpoint", lower)
 		}
-		log.debug("image mounted", "mode", "loop", "device", dev, "mountpoint", lower)
 	case cfg.Mode == MountFUSE:
 		if fuse, err = startFUSE(cfg, image, lower); err != nil {
 			return nil, nil, err
@@ -487,7 +499,7 @@ func isELF(p string) bool {
 
 // etcFiles returns the content of the site files of /etc, by name.
 func etcFiles(cfg *initConfig) (map[string][]byte, error) {
-	files := map[string][]byte{"passwd": passwdFile(cfg.Cred), "group": groupFile(cfg.Cred)}
+	files := map[string][]byte{"passwd": passwdFile(cfg.Cred, cfg.ImportUsers), "group": groupFile(cfg.Cred, cfg.ImportUsers)}
 	for name, host := range cfg.EtcFiles {
 		b, err := os.ReadFile(host)
 		if err != nil {

@@ -48,6 +48,17 @@ type Credential struct {
 	GroupNames map[uint32]string
 }
 
+// Account is a host user copied into the container's /etc/passwd.
+type Account struct {
+	Name     string
+	UID, GID uint32
+	Gecos    string
+	Home     string
+	Shell    string
+	// GroupName names GID for /etc/group ("" = "group<gid>").
+	GroupName string
+}
+
 // Spec is everything needed to build a container and run one command in
 // it. The runtime front end (cmd/shifter) fills it from the command line,
 // udiRoot.conf and the image metadata; Run does the rest.
@@ -99,6 +110,11 @@ type Spec struct {
 	Workdir string
 
 	Cred Credential
+	// ImportUsers are further host users for the container's /etc/passwd
+	// (udiRoot.conf usersToImport, e.g. the account a daemon runs as),
+	// with their primary groups in /etc/group. An entry whose name or uid
+	// is already there (root, the user) is left out.
+	ImportUsers []Account
 
 	// Unprivileged: build the container in a user namespace (no setuid),
 	// mapping the caller's uid and gid to themselves, with fuse mode.

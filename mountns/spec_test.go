@@ -61,12 +61,36 @@ func TestSpecValidate(t *testing.T) {
 func TestEtcFiles(t *testing.T) {
 	c := Credential{UID: 1000, GID: 100, Groups: []uint32{100, 20, 5000}, User: "alice", Home: "/home/alice",
 		Shell: "/bin/bash", Gecos: "Alice", GroupNames: map[uint32]string{100: "users", 20: "dialout"}}
-	if got, want := string(passwdFile(c)), "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:100:Alice:/home/alice:/bin/bash\n"; got != want {
-		t.Errorf("passwdFile = %q, want %q", got, want)
-	}
-	want := "root:x:0:\ndialout:x:20:alice\nusers:x:100:\ngroup5000:x:5000:alice\n"
-	if got := string(groupFile(c)); got != want {
-		t.Errorf("groupFile = %q, want %q", got, want)
+	sshd := Account{Name: "sshd", UID: 105, GID: 65534, Home: "/run/sshd", Shell: "/usr/sbin/nologin", GroupName: "nogroup"}
+	daemon := Account{Name: "daemon", UID: 1, GID: 1, Gecos: "daemon", Home: "/usr/sbin", Shell: "/usr/sbin/nologin", GroupName: "daemon"}
+	for _, tc := range []struct {
+		name        string
+		imported    []Account
+		passwd, grp string
+	}{
+		{"user only", nil,
+			"root:x:0:0:root:/root:/bin/sh\nalice:x:1000:100:Alice:/home/alice:/bin/bash\n",
+			"root:x:0:\ndialout:x:20:alice\nusers:x:100:\ngroup5000:x:5000:alice\n"},
+		{"imported", []Account{sshd, daemon},
+			"root:x:0:0:root:/root:/bin/sh\nalice:x:1000:100:Alice:/home/alice:/bin/bash\n" +
+				"sshd:x:105:65534::/run/sshd:/usr/sbin/nologin\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+			"root:x:0:\ndialout:x:20:alice\nusers:x:100:\ngroup5000:x:5000:alice\nnogroup:x:65534:\ndaemon:x:1:\n"},
+		{"duplicates of root, the user and each other are left out", []Account{
+			{Name: "root", UID: 0, GID: 0}, {Name: "alice", UID: 1000, GID: 100}, {Name: "other", UID: 1000, GID: 7},
+			{Name: "toor", UID: 0, GID: 0}, daemon, {Name: "daemon", UID: 2, GID: 2}, {Name: "dialer", UID: 300, GID: 20, GroupName: "dialout"},
+		},
+			"root:x:0:0:root:/root:/bin/sh\nalice:x:1000:100:Alice:/home/alice:/bin/bash\n" +
+				"daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\ndialer:x:300:20::/:/bin/sh\n",
+			"root:x:0:\ndialout:x:20:alice\nusers:x:100:\ngroup5000:x:5000:alice\ndaemon:x:1:\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(passwdFile(c, tc.imported)); got != tc.passwd {
+				t.Errorf("passwdFile = %q, want %q", got, tc.passwd)
+			}
+			if got := string(groupFile(c, tc.imported)); got != tc.grp {
+				t.Errorf("groupFile = %q, want %q", got, tc.grp)
+			}
+		})
 	}
 }
 

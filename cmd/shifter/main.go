@@ -18,6 +18,8 @@ import (
 // otherwise the module version from the build information is used.
 var version = ""
 
+func init() { openStdio() }
+
 func main() {
 	if version == "" {
 		version = "(devel)"
