@@ -104,6 +104,11 @@ func bench(ctx context.Context, cfg *config) error {
 	// measured so far is still reported.
 reps:
 	for rep := range cfg.Reps {
+		if el := time.Since(start); cfg.Budget > 0 && rep > 0 && el+el/time.Duration(rep) > cfg.Budget {
+			r.res.Interrupted = fmt.Sprintf("stopped after %d of %d repetitions (--time-budget %s)", rep, cfg.Reps, cfg.Budget)
+			log.Warn("time budget reached", "reps", rep)
+			break
+		}
 		for _, img := range imgs {
 			for _, test := range cfg.Tests {
 				for i := range r.methods {

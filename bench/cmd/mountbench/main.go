@@ -35,22 +35,23 @@ var allTests = []string{"mount", "find", "stat", "tar", "big", "bigpar", "py"}
 var allMethods = []string{"kernel", "squashfuse_ll", "shifter-mount", "squashfuse"}
 
 type config struct {
-	CacheDir   string   `json:"cache_dir"`
-	ResultsDir string   `json:"results_dir"`
-	BinDir     string   `json:"bin_dir"`
-	Comps      []string `json:"compressors"`
-	Methods    []string `json:"methods"`
-	Tests      []string `json:"tests"`
-	Reps       int      `json:"repetitions"`
-	BigFiles   int      `json:"big_files"`
-	BigSize    int64    `json:"big_size"`
-	Pin        bool     `json:"pinned_cpu0"`
-	Quick      bool     `json:"quick"`
-	Prepare    bool     `json:"-"`
-	Mirror     string   `json:"-"`
-	Extra      []string `json:"mksquashfs_extra,omitempty"`
-	MountOpts  []string `json:"shifter_mount_opts,omitempty"`
-	Python     string   `json:"python_code"`
+	CacheDir   string        `json:"cache_dir"`
+	ResultsDir string        `json:"results_dir"`
+	BinDir     string        `json:"bin_dir"`
+	Comps      []string      `json:"compressors"`
+	Methods    []string      `json:"methods"`
+	Tests      []string      `json:"tests"`
+	Reps       int           `json:"repetitions"`
+	BigFiles   int           `json:"big_files"`
+	BigSize    int64         `json:"big_size"`
+	Pin        bool          `json:"pinned_cpu0"`
+	Quick      bool          `json:"quick"`
+	Prepare    bool          `json:"-"`
+	Mirror     string        `json:"-"`
+	Extra      []string      `json:"mksquashfs_extra,omitempty"`
+	MountOpts  []string      `json:"shifter_mount_opts,omitempty"`
+	Budget     time.Duration `json:"time_budget,omitempty"`
+	Python     string        `json:"python_code"`
 }
 
 func main() {
@@ -99,6 +100,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.Mirror, "mirror", benchutil.DefaultMirror, "Debian mirror for debootstrap")
 	fs.StringSliceVar(&cfg.Extra, "mksquashfs-opt", nil, "extra mksquashfs options for the images (e.g. -b,1M)")
 	fs.StringSliceVar(&cfg.MountOpts, "shifter-mount-opt", nil, "extra shifter-mount options (e.g. --readahead=8,--data-cache-mb=128)")
+	fs.DurationVar(&cfg.Budget, "time-budget", 0, "start no repetition that would end after this much time (e.g. 30m; 0 = run them all)")
 	fs.StringVar(&cfg.Python, "py", "import json, email, http.client, sqlite3", "python code of the py test")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
