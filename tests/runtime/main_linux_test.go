@@ -29,6 +29,10 @@ import (
 // is the driver: it calls mountns.Run and exits with its status.
 const driverEnv = "SHIFTER_RUNTIME_TEST_DRIVER"
 
+// installDir is the directory of the installed shifter (see install),
+// removed when the tests end.
+var installDir string
+
 // driverSpec is what a test asks the driver to run. The credential is the
 // driver's own real uid, gid and groups.
 type driverSpec struct {
@@ -68,6 +72,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if image != nil {
 		os.RemoveAll(image.dir)
+	}
+	if installDir != "" {
+		os.RemoveAll(installDir)
 	}
 	os.Exit(code)
 }

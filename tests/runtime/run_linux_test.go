@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
 )
 
 // forModes runs f once per image mount mode, each as a subtest.

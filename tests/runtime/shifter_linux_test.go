@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -42,33 +43,25 @@ type installation struct {
 	id      string
 }
 
+// installed is the installation's directory and binaries, built once per
+// test process (TestMain removes it); each test writes its own store and
+// udiRoot.conf there.
+var (
+	installOnce sync.Once
+	installed   *installation
+	installErr  error
+)
+
 func install(t *testing.T, h *harness) *installation {
 	t.Helper()
 	testutil.RequireRoot(t)
-	dir, err := os.MkdirTemp("/run", "shifter-test-")
-	if err != nil {
-		t.Skipf("no root-owned directory for the installation: %v", err)
+	root := testutil.ModuleRoot(t)
+	installOnce.Do(func() { installed, installErr = buildInstallation(root) })
+	if installErr != nil {
+		t.Fatal(installErr)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	in := &installation{t: t, h: h, dir: dir, conf: filepath.Join(dir, "udiRoot.conf")}
-	in.shifter = filepath.Join(dir, "shifter")
-	in.plain = filepath.Join(dir, "shifter-plain")
-	helper := filepath.Join(dir, "shifter-mount")
-	ldflags := fmt.Sprintf("-X github.com/shifter-go/shifter/udiroot.DefaultPath=%s -X github.com/shifter-go/shifter/launcher.DefaultMountHelper=%s", in.conf, helper)
-	build := exec.Command("go", "build", "-o", in.shifter, "-ldflags", ldflags, "./cmd/shifter")
-	build.Dir = testutil.ModuleRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building cmd/shifter: %v\n%s", err, out)
-	}
-	copyFile(t, in.shifter, in.plain, 0o755)
-	if err := os.Chmod(in.shifter, os.ModeSetuid|0o755); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat("/dev/fuse"); err == nil {
-		copyFile(t, testutil.Binary(t, "shifter-mount"), helper, 0o755)
-	}
-
+	in := *installed
+	in.t, in.h = t, h
 	in.store = filepath.Join(h.dir, "images")
 	os.MkdirAll(in.store, 0o755)
 	sum := sha256.Sum256([]byte("runtime test image " + h.dir))
@@ -89,19 +82,47 @@ func install(t *testing.T, h *harness) *installation {
 		t.Fatal(err)
 	}
 	in.config("loop", "")
-	return in
+	return &in
 }
 
-func copyFile(t *testing.T, from, to string, mode os.FileMode) {
-	t.Helper()
-	b, err := os.ReadFile(from)
+// buildInstallation builds the setuid shifter, its plain copy and
+// shifter-mount into a root-owned directory under /run.
+func buildInstallation(moduleRoot string) (*installation, error) {
+	dir, err := os.MkdirTemp("/run", "shifter-test-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("no root-owned directory for the installation: %w", err)
 	}
-	if err := os.WriteFile(to, b, mode); err != nil {
-		t.Fatal(err)
+	installDir = dir
+	os.Chmod(dir, 0o755)
+	in := &installation{dir: dir, conf: filepath.Join(dir, "udiRoot.conf")}
+	in.shifter = filepath.Join(dir, "shifter")
+	in.plain = filepath.Join(dir, "shifter-plain")
+	helper := filepath.Join(dir, "shifter-mount")
+	ldflags := fmt.Sprintf("-X github.com/shifter-go/shifter/udiroot.DefaultPath=%s -X github.com/shifter-go/shifter/launcher.DefaultMountHelper=%s", in.conf, helper)
+	build := exec.Command("go", "build", "-o", in.shifter, "-ldflags", ldflags, "./cmd/shifter")
+	build.Dir = moduleRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building cmd/shifter: %v\n%s", err, out)
 	}
-	os.Chmod(to, mode)
+	b, err := os.ReadFile(in.shifter)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(in.plain, b, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(in.shifter, os.ModeSetuid|0o755); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat("/dev/fuse"); err == nil {
+		build := exec.Command("go", "build", "-o", helper, "./cmd/shifter-mount")
+		build.Dir = moduleRoot
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("building cmd/shifter-mount: %v\n%s", err, out)
+		}
+		os.Chmod(helper, 0o755)
+	}
+	return in, nil
 }
 
 // config writes udiRoot.conf for the image mount mode, plus extra lines.
