@@ -193,5 +193,12 @@ func TestLoopUnusable(t *testing.T) {
 		if !errors.As(err, &u) || !errors.Is(err, unix.EINVAL) {
 			t.Errorf("mounting zeros: %v, want a loopUnusableError with EINVAL", err)
 		}
+		// The device bound for the failed mount is released (autoclear).
+		files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+		for _, bf := range files {
+			if b, _ := os.ReadFile(bf); strings.TrimSpace(string(b)) == img {
+				t.Errorf("%s still bound to the image", bf)
+			}
+		}
 	})
 }

@@ -212,9 +212,29 @@ func TestConcurrentShifterStarts(t *testing.T) {
 					}
 				}(i)
 			}
+			// How many containers of the image were up at once (loop
+			// devices bound to it, or helpers serving it).
+			peak, stop := 0, make(chan struct{})
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					if k := len(h.leaks()); k > peak {
+						peak = k
+					}
+				}
+			}()
 			close(gate)
 			wg.Wait()
-			t.Logf("%d concurrent %s starts in %v", n, tc.mode, time.Since(start).Round(time.Millisecond))
+			close(stop)
+			<-sampled
+			t.Logf("%d concurrent %s starts in %v; at most %d loop devices or processes of the image seen at once",
+				n, tc.mode, time.Since(start).Round(time.Millisecond), peak)
 			if len(failed) > 0 {
 				slices.Sort(failed)
 				t.Errorf("%d of %d concurrent starts failed:\n%s", len(failed), n, strings.Join(failed[:min(len(failed), 10)], "\n"))
