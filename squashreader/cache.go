@@ -5,6 +5,7 @@ package squashreader
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 )
 
 // cache is a bounded LRU of immutable values with singleflight loading:
@@ -18,6 +19,7 @@ type cache[K comparable, V any] struct {
 	lru      list.List // of *entry[K, V], front = most recent
 	m        map[K]*list.Element
 	inflight map[K]*flight[V]
+	waits    atomic.Uint64 // gets that waited for another's load
 }
 
 type entry[K comparable, V any] struct {
@@ -56,6 +58,7 @@ func (c *cache[K, V]) get(key K, load func() (V, error)) (V, error) {
 	}
 	if f, ok := c.inflight[key]; ok {
 		c.mu.Unlock()
+		c.waits.Add(1)
 		<-f.done
 		return f.val, f.err
 	}

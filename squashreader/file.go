@@ -24,13 +24,21 @@ var errNotFile = errors.New("not a regular file")
 // zeros backs sparse blocks.
 var zeros = make([]byte, 1<<20)
 
-// block returns the decompressed block described by k (read-only).
-func (r *Reader) block(k blockKey) ([]byte, error) {
+// block returns the decompressed block described by k (read-only), for a
+// read (ahead false) or the read-ahead workers.
+func (r *Reader) block(k blockKey, ahead bool) ([]byte, error) {
 	n := int64(k.word &^ uncompressedBit)
 	if n == 0 {
 		return zeros[:k.want], nil
 	}
-	return r.data.get(k, func() ([]byte, error) { return r.loadBlock(k) })
+	return r.data.get(k, func() ([]byte, error) {
+		if ahead {
+			r.nAhead.Add(1)
+		} else {
+			r.nDemand.Add(1)
+		}
+		return r.loadBlock(k)
+	})
 }
 
 func (r *Reader) loadBlock(k blockKey) ([]byte, error) {
@@ -83,7 +91,7 @@ func (r *Reader) fragment(i uint32) (blockKey, error) {
 func (r *Reader) fileBlock(f *Inode, bi int64) ([]byte, error) {
 	if bi < int64(len(f.sizes)) {
 		want := min(r.bs, int64(f.Size)-bi*r.bs)
-		return r.block(blockKey{off: f.starts[bi], word: f.sizes[bi], want: uint32(want)})
+		return r.block(blockKey{off: f.starts[bi], word: f.sizes[bi], want: uint32(want)}, false)
 	}
 	if f.frag == noFragment {
 		return nil, formatErr(-1, "file %d: block %d beyond its block list", f.Ino, bi)
@@ -96,7 +104,10 @@ func (r *Reader) fileBlock(f *Inode, bi int64) ([]byte, error) {
 	// The fragment block's decompressed size is not stored: ask for up to
 	// a whole block.
 	k.want = uint32(r.bs)
-	b, err := r.data.get(k, func() ([]byte, error) { return r.loadFragment(k) })
+	b, err := r.data.get(k, func() ([]byte, error) {
+		r.nDemand.Add(1)
+		return r.loadFragment(k)
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,7 @@ func newReadahead(r *Reader, depth int) *readahead {
 func (ra *readahead) work() {
 	defer ra.wg.Done()
 	for k := range ra.jobs {
-		ra.r.block(k) //nolint:errcheck // errors surface on the real read
+		ra.r.block(k, true) //nolint:errcheck // errors surface on the real read
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Options tunes a Reader. The zero value (or nil) means defaults.
@@ -51,6 +52,22 @@ type Reader struct {
 	ra8  *readahead
 
 	bufPool sync.Pool // *[]byte of blockSize, for compressed input
+
+	nDemand, nAhead atomic.Uint64 // data and fragment blocks decompressed
+}
+
+// ReadStats counts the data and fragment blocks decompressed so far, by
+// who decompressed them. A read that finds its block being decompressed
+// by read-ahead waits for it and counts in Waited.
+type ReadStats struct {
+	OnDemand  uint64 // by the read that needed the block
+	ReadAhead uint64 // by the read-ahead workers, before a read asked
+	Waited    uint64 // reads that waited for a block being decompressed
+}
+
+// ReadStats returns the decompression counts so far.
+func (r *Reader) ReadStats() ReadStats {
+	return ReadStats{OnDemand: r.nDemand.Load(), ReadAhead: r.nAhead.Load(), Waited: r.data.waits.Load()}
 }
 
 // metaBlock is one decompressed metadata block.

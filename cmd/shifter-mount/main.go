@@ -44,6 +44,7 @@ type config struct {
 	readyFD  int
 	pidFile  string
 	stats    bool
+	cpuProf  string
 
 	metadataCache   int
 	dataCacheMiB    int64
@@ -107,6 +108,7 @@ func newFlags(cfg *config, out io.Writer) *pflag.FlagSet {
 	fl.IntVar(&cfg.readyFD, "ready-fd", -1, "write one byte (a newline) to this inherited file descriptor, then close it, once the mount is ready")
 	fl.StringVar(&cfg.pidFile, "pid-file", "", "write the server's pid to this file once mounted; removed when it exits")
 	fl.BoolVar(&cfg.stats, "stats", false, "log the number of FUSE requests served, by type, when the server exits")
+	fl.StringVar(&cfg.cpuProf, "cpuprofile", "", "write a CPU profile of the server (pprof format) to this file, from mount to exit")
 	fl.IntVar(&cfg.metadataCache, "metadata-cache", 1024, "decompressed metadata blocks (8 KiB each) kept in memory")
 	fl.Int64Var(&cfg.dataCacheMiB, "data-cache-mb", 64, "MiB of decompressed data and fragment blocks kept in memory")
 	fl.IntVar(&cfg.readahead, "readahead", 0, "data blocks decompressed ahead of a sequential reader, in parallel (0: 2 x CPUs; negative: off)")

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,6 +209,20 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		return fail(err)
 	}
 	defer closeImage()
+	if cfg.cpuProf != "" {
+		pf, err := os.Create(cfg.cpuProf)
+		if err != nil {
+			return fail(fmt.Errorf("create cpu profile: %w", err))
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return fail(fmt.Errorf("start cpu profile: %w", err))
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			pf.Close()
+		}()
+	}
 	fsys, err := fusefs.New(rd, &fusefs.Options{
 		EntryTimeout:    nonZero(cfg.entryTimeout),
 		AttrTimeout:     nonZero(cfg.attrTimeout),
@@ -275,12 +290,12 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		case <-srv.Done():
 			log.Info("unmounted", "mountpoint", mnt)
 			if cfg.stats || cfg.debug {
-				logStats(log, fsys)
+				logStats(log, fsys, rd)
 			}
 			return 0
 		case sig := <-sigs:
 			if sig == unix.SIGUSR1 {
-				logStats(log, fsys)
+				logStats(log, fsys, rd)
 				continue
 			}
 			if lazy {
@@ -311,13 +326,15 @@ func nonZero(d time.Duration) time.Duration {
 	return d
 }
 
-func logStats(log *slog.Logger, fsys *fusefs.FS) {
+func logStats(log *slog.Logger, fsys *fusefs.FS, rd *squashreader.Reader) {
 	st := fsys.Stats()
 	attrs := []any{"total", st.Total()}
 	for k, v := range st {
 		attrs = append(attrs, k, v)
 	}
 	log.Info("requests served", attrs...)
+	rs := rd.ReadStats()
+	log.Info("blocks decompressed", "on_demand", rs.OnDemand, "read_ahead", rs.ReadAhead, "waited", rs.Waited)
 }
 
 // detachStdio points fds 0, 1 and 2 at /dev/null so that the daemon holds
