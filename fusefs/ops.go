@@ -240,6 +240,9 @@ func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.St
 			}
 			cookie = e.Next
 		}
+		if len(ents) < batch {
+			return fuse.OK // the end of the listing: no need to ask again
+		}
 	}
 }
 
