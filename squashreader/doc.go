@@ -97,6 +97,9 @@
 // a read of a file continues the previous one, the next Options.Readahead
 // blocks (default 2*GOMAXPROCS) are decompressed by a pool of GOMAXPROCS
 // workers into the data cache, so a cold sequential read uses every core.
+// Reader.ReadStats counts the blocks decompressed on demand and ahead, and
+// the reads that waited for a block being decompressed: a block is never
+// decompressed twice while it stays cached.
 //
 // # Tests
 //
