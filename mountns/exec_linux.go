@@ -97,8 +97,9 @@ func lookPath(name string, env []string) (string, error) {
 
 // runCommand starts the command as the user, forwards signals to it until
 // it ends, and returns its status: the exit code, 128+N for signal N, 127
-// when it cannot be executed.
-func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Signal) (int, error) {
+// when it cannot be executed. helper is the pid of the FUSE server (0 if
+// none), killed as soon as the command has ended; the caller reaps it.
+func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Signal, helper int) (int, error) {
 	argv0, err := lookPath(cfg.Argv[0], cfg.Env)
 	if err != nil {
 		log.error("cannot execute the command", "err", err.Error())
@@ -150,6 +151,7 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Si
 		log.error("cannot execute the command", "command", cfg.Argv[0], "err", err.Error())
 		return 127, nil
 	}
+	log.step("command started", "pid", strconv.Itoa(p.Pid))
 	done := make(chan *os.ProcessState, 1)
 	go func() {
 		ps, _ := p.Wait()
@@ -162,9 +164,19 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Si
 				_ = p.Signal(s)
 			}
 		case ps := <-done:
+			log.step("command exited")
+			// The FUSE server first, by pid: it has nothing left to
+			// serve but what the command left behind, which is killed
+			// next. Started with the scan below, its exit would keep
+			// it in the namespace (and the scan going) for a few more
+			// rounds.
+			if helper > 0 {
+				_ = unix.Kill(helper, unix.SIGKILL)
+			}
 			// Whatever the command left running in the container holds
 			// its mounts (and the loop device): it ends with it.
-			killStragglers(log)
+			killStragglers(log, helper)
+			log.step("stragglers killed")
 			if ps == nil {
 				return -1, fmt.Errorf("%w: waiting for the command", ErrSetup)
 			}
@@ -178,10 +190,11 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Si
 }
 
 // killStragglers kills every process in the init's mount namespace but
-// the init itself: the command's background processes and daemons, and
-// the FUSE helper (which the init then reaps). Processes can only have
-// got there from the command, since the namespace is private.
-func killStragglers(log *initLogger) {
+// the init itself and skip (the FUSE helper, killed already, which the
+// init then reaps): the command's background processes and daemons.
+// Processes can only have got there from the command (or the helper),
+// since the namespace is private.
+func killStragglers(log *initLogger, skip int) {
 	self := os.Getpid()
 	ns, err := os.Readlink("/proc/self/ns/mnt")
 	if err != nil {
@@ -196,7 +209,7 @@ func killStragglers(log *initLogger) {
 		killed := 0
 		for _, e := range ents {
 			pid, err := strconv.Atoi(e.Name())
-			if err != nil || pid == self {
+			if err != nil || pid == self || pid == skip {
 				continue
 			}
 			if l, err := os.Readlink("/proc/" + e.Name() + "/ns/mnt"); err == nil && l == ns {

@@ -5,6 +5,7 @@ package mountns
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -30,7 +31,7 @@ const fuseReadyTimeout = 60 * time.Second
 // runs as the user, without privilege. Only when the user may not read the
 // image file (a root-only image store) does a privileged init run the
 // helper as root, mounting by itself.
-func startFUSE(cfg *initConfig, image *os.File, target string) (*exec.Cmd, error) {
+func startFUSE(cfg *initConfig, log *initLogger, image *os.File, target string) (*exec.Cmd, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("%w: creating pipe: %v", ErrSetup, err)
@@ -52,7 +53,12 @@ func startFUSE(cfg *initConfig, image *os.File, target string) (*exec.Cmd, error
 		},
 	}
 	cmd.ExtraFiles = []*os.File{readyW, image} // 3, 4
-	args := []string{cfg.MountHelper, "-f", "--ready-fd=3", "--log-level=error", "--fsname=" + fsname}
+	helperLevel := "error"
+	if slog.LevelDebug >= log.level {
+		// Its start-up steps, timed (shifter -v).
+		helperLevel = "debug"
+	}
+	args := []string{cfg.MountHelper, "-f", "--ready-fd=3", "--log-level=" + helperLevel, "--fsname=" + fsname}
 	asUserHelper := cfg.Unprivileged || readableBy(image, cfg.Cred)
 	if asUserHelper {
 		fuse, err := os.OpenFile("/dev/fuse", os.O_RDWR|unix.O_CLOEXEC, 0)
@@ -75,6 +81,7 @@ func startFUSE(cfg *initConfig, image *os.File, target string) (*exec.Cmd, error
 		if err := mount(fsname, target, "fuse.shifter-mount", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrFUSE, err)
 		}
+		log.step("fuse mounted", "helper_as_user", "true")
 		cmd.ExtraFiles = append(cmd.ExtraFiles, fuse) // 5
 		args = append(args, "--kernel-readahead-kb=-1", "/proc/self/fd/4", "/dev/fd/5")
 	} else {
@@ -85,6 +92,7 @@ func startFUSE(cfg *initConfig, image *os.File, target string) (*exec.Cmd, error
 		return nil, fmt.Errorf("%w: starting %s: %v", ErrFUSE, cfg.MountHelper, err)
 	}
 	readyW.Close()
+	log.step("fuse helper spawned", "pid", strconv.Itoa(cmd.Process.Pid))
 
 	got := make(chan []byte, 1)
 	go func() {
@@ -105,8 +113,10 @@ func startFUSE(cfg *initConfig, image *os.File, target string) (*exec.Cmd, error
 		}
 		return nil, fmt.Errorf("%w: %s %s: %s (%v)", ErrFUSE, cfg.MountHelper, strconv.Quote(fsname), msg, werr)
 	}
+	log.step("fuse helper ready")
 	if asUserHelper && !cfg.Unprivileged {
 		setReadahead(target)
+		log.step("fuse readahead set")
 	}
 	return cmd, nil
 }

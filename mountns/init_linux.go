@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,13 +48,14 @@ func initMain() int {
 		fmt.Fprintln(os.Stderr, "shifter: internal entry point, not for direct use")
 		return 126
 	}
-	log := &initLogger{w: os.NewFile(fdStatus, "status")}
+	log := &initLogger{w: os.NewFile(fdStatus, "status"), start: time.Now()}
 	var cfg initConfig
 	if err := json.NewDecoder(io.LimitReader(os.NewFile(fdConfig, "config"), 64<<20)).Decode(&cfg); err != nil {
 		log.fail(fmt.Errorf("%w: reading the container config: %v", ErrSetup, err))
 		return 125
 	}
 	log.level = slog.Level(cfg.LogLevel)
+	log.step("config read")
 	// Signals that arrive while the container is built wait for the
 	// command.
 	sigs := make(chan os.Signal, 16)
@@ -63,6 +65,7 @@ func initMain() int {
 		log.fail(err)
 		return 125
 	}
+	log.step("exit status sent")
 	log.exit(code)
 	return code
 }
@@ -101,7 +104,12 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 	if err != nil {
 		return -1, err
 	}
-	defer stopFUSE(fuse)
+	defer func() {
+		if fuse != nil {
+			stopFUSE(fuse)
+			log.step("fuse helper reaped")
+		}
+	}()
 	if image != nil {
 		image.Close() // the loop device or the helper has its own reference
 	}
@@ -110,10 +118,12 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 		if err := r.writeEtc(cfg); err != nil {
 			return -1, err
 		}
+		log.step("site files written")
 	}
 	if err := r.systemMounts(); err != nil {
 		return -1, err
 	}
+	log.step("system mounts done")
 	if err := r.runHook("sitePreMountHook", cfg.PreMountHook); err != nil {
 		return -1, err
 	}
@@ -123,6 +133,7 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 	if err := r.runHook("sitePostMountHook", cfg.PostMountHook); err != nil {
 		return -1, err
 	}
+	log.step("volumes and hooks done")
 	// The image, and the site files with it, become read-only; the mounts
 	// on top keep their own flags.
 	if err := mount("", r.path, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
@@ -132,7 +143,12 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 	if err := enterRoot(r.path, log); err != nil {
 		return -1, err
 	}
-	return runCommand(cfg, log, capLast, sigs)
+	log.step("root entered")
+	helper := 0
+	if fuse != nil {
+		helper = fuse.Process.Pid
+	}
+	return runCommand(cfg, log, capLast, sigs, helper)
 }
 
 // raiseFileSizeLimit lifts RLIMIT_FSIZE for the init (to unlimited with
@@ -197,6 +213,26 @@ type initLogger struct {
 	mu    sync.Mutex
 	w     io.Writer
 	level slog.Level
+
+	start time.Time // when the init began, for step
+	last  time.Time // the previous step
+}
+
+// step logs, at debug level, that the init has done a step of building or
+// tearing down the container: "at" is the time since the init began,
+// "took" the time since the previous step (both in milliseconds).
+func (l *initLogger) step(name string, kv ...string) {
+	if slog.LevelDebug < l.level {
+		return
+	}
+	now := time.Now()
+	prev := l.last
+	if prev.IsZero() {
+		prev = l.start
+	}
+	l.last = now
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) }
+	l.debug("init step", append([]string{"step", name, "at_ms", ms(now.Sub(l.start)), "took_ms", ms(now.Sub(prev))}, kv...)...)
 }
 
 func (l *initLogger) send(m statusMsg) {

@@ -41,6 +41,7 @@ func stage(cfg *initConfig, image *os.File, log *initLogger, mps []mountPoint) (
 	if err := mount("", udi, "", unix.MS_PRIVATE, ""); err != nil {
 		return nil, nil, err
 	}
+	log.step("staging tmpfs mounted")
 	for _, d := range []string{"lower", "upper", "work"} {
 		if err := os.Mkdir(path.Join(udi, d), 0o755); err != nil {
 			return nil, nil, fmt.Errorf("%w: creating staging directory: %v", ErrMount, err)
@@ -65,13 +66,13 @@ func stage(cfg *initConfig, image *os.File, log *initLogger, mps []mountPoint) (
 				strings.TrimPrefix(err.Error(), ErrMount.Error()+": "), strings.TrimPrefix(cfg.NoFUSE, ErrFUSE.Error()+": "))
 		default:
 			log.info("image mount mode", "mode", string(MountFUSE), "reason", "auto: loop mount failed: "+err.Error())
-			if fuse, err = startFUSE(cfg, image, lower); err != nil {
+			if fuse, err = startFUSE(cfg, log, image, lower); err != nil {
 				return nil, nil, fmt.Errorf("%w (falling back after the loop mount failed: %v)", err, unusable)
 			}
 			log.debug("image mounted", "mode", "fuse", "pid", fmt.Sprint(fuse.Process.Pid), "mountpoint", lower)
 		}
 	case cfg.Mode == MountFUSE:
-		if fuse, err = startFUSE(cfg, image, lower); err != nil {
+		if fuse, err = startFUSE(cfg, log, image, lower); err != nil {
 			return nil, nil, err
 		}
 		log.debug("image mounted", "mode", "fuse", "pid", fmt.Sprint(fuse.Process.Pid), "mountpoint", lower)
@@ -84,10 +85,12 @@ func stage(cfg *initConfig, image *os.File, log *initLogger, mps []mountPoint) (
 		}
 	}()
 
+	log.step("image mounted", "mode", string(cfg.Mode))
 	if cfg.Unprivileged {
 		if err := prepareUpper(cfg, lower, path.Join(udi, "upper"), mps); err != nil {
 			return nil, nil, err
 		}
+		log.step("upper layer prepared")
 	}
 	// Relative layer paths keep udiMount out of the option string (commas
 	// and colons in it would be misparsed).
@@ -107,6 +110,7 @@ func stage(cfg *initConfig, image *os.File, log *initLogger, mps []mountPoint) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (the container root needs overlayfs)", err)
 	}
+	log.step("overlay mounted")
 	if err := os.Chdir("/"); err != nil {
 		return nil, nil, fmt.Errorf("%w: chdir /: %v", ErrMount, err)
 	}

@@ -25,7 +25,13 @@ import (
 	"github.com/shifter-go/shifter/fusefs"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+// mainStart is when main began, the origin of the start-up step timings.
+var mainStart time.Time
+
+func main() {
+	mainStart = time.Now()
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
 
 // config is everything the command line sets.
 type config struct {

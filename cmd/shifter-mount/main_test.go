@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -553,5 +554,51 @@ func TestServeDevFd(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("server still running 5 s after the parent unmounted")
+	}
+}
+
+// TestStartupSteps: --log-level=debug times the start-up steps, in
+// order (shifter -v passes it to the helper of a fuse-mode container);
+// the default level logs none of them.
+func TestStartupSteps(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	img := testImage(t)
+	steps := []string{"serving", "image opened", "file system built", "mounted (FUSE INIT answered)", "readiness reported"}
+	for _, tc := range []struct {
+		level string
+		want  []string
+	}{
+		{"debug", steps},
+		{"info", nil},
+	} {
+		t.Run(tc.level, func(t *testing.T) {
+			mnt := t.TempDir()
+			cmd, stderr := startForeground(t, img, mnt, "--log-level="+tc.level)
+			cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("server: %v\n%s", err, stderr)
+			}
+			var got []string
+			for _, l := range strings.Split(stderr.String(), "\n") {
+				if !strings.Contains(l, `msg="start-up step"`) {
+					continue
+				}
+				_, rest, _ := strings.Cut(l, " step=")
+				name := rest
+				if strings.HasPrefix(rest, `"`) {
+					name, _, _ = strings.Cut(rest[1:], `"`)
+				} else {
+					name, _, _ = strings.Cut(rest, " ")
+				}
+				if !strings.Contains(l, " at=") || !strings.Contains(l, " took=") {
+					t.Errorf("step without timings: %s", l)
+				}
+				got = append(got, name)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("start-up steps logged = %q, want %q\n%s", got, tc.want, stderr)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -173,6 +174,21 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 	level, _ := parseLevel(cfg.logLevel)
 	logw := &switchWriter{w: stderr}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
+	// step logs the start-up steps, timed from main, at debug level.
+	origin := mainStart
+	if origin.IsZero() {
+		origin = time.Now() // run called without main (tests)
+	}
+	last := origin
+	step := func(name string) {
+		if !log.Enabled(context.Background(), slog.LevelDebug) {
+			return
+		}
+		now := time.Now()
+		log.Debug("start-up step", "step", name, "at", now.Sub(origin), "took", now.Sub(last))
+		last = now
+	}
+	step("serving")
 
 	// fail reports an error before the mount is ready.
 	fail := func(err error) int {
@@ -209,6 +225,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		return fail(err)
 	}
 	defer closeImage()
+	step("image opened")
 	if cfg.cpuProf != "" {
 		pf, err := os.Create(cfg.cpuProf)
 		if err != nil {
@@ -233,6 +250,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 	if err != nil {
 		return fail(fmt.Errorf("image %s: %w", image, err))
 	}
+	step("file system built")
 	fsName := cfg.fsName
 	if fsName == "" {
 		fsName = image
@@ -257,6 +275,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		return fail(err)
 	}
 	mnt := srv.Mountpoint()
+	step("mounted (FUSE INIT answered)")
 	if cfg.pidFile != "" {
 		if err := os.WriteFile(cfg.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			srv.Unmount()
@@ -282,6 +301,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 	} else {
 		notifyReady(cfg.readyFD)
 	}
+	step("readiness reported")
 	log.Info("mounted", "image", image, "mountpoint", mnt, "pid", os.Getpid())
 
 	lazy := false
