@@ -61,6 +61,13 @@
 // layer before the overlay is mounted. In this mode the image's files show
 // as owned by nobody (65534) inside, and /proc is the host's (bound).
 //
+// Timing: at debug level (Spec.Logger at slog.LevelDebug, shifter -v) the
+// init logs every step of building and tearing down the container ("init
+// step": at_ms since the init began, took_ms since the previous step), and
+// in fuse mode starts shifter-mount with --log-level=debug, which logs its
+// own start-up steps (opening the image, FUSE INIT, readiness). At other
+// levels neither logs anything.
+//
 // Resource limits: the init lifts RLIMIT_FSIZE for its own writes (Run
 // first checks that it can, when it lacks CAP_SYS_RESOURCE) and puts the
 // caller's limit and umask back before it starts the command; the command
