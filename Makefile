@@ -33,7 +33,8 @@ RACE_PKGS ?= ./squashreader/... ./fusefs/... ./gateway/... ./imagestore/...
 test-short:
 	$(GO) test -short ./...
 
-bench: deps build
+bench: build
+	@scripts/deps.sh charliecloud-runtime
 	bench/run.sh
 
 demo: deps build

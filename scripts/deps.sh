@@ -4,6 +4,9 @@
 set -euo pipefail
 pkgs=(squashfs-tools squashfuse fuse3 busybox-static docker-registry munge attr
       debootstrap util-linux kmod procps psmisc iproute2 ca-certificates make gcc libc6-dev)
+# Extra package names on the command line are installed too (make bench
+# adds what only the benchmarks need).
+pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
