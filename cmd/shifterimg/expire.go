@@ -10,15 +10,7 @@ import (
 // runExpire expires the image a tag names (gateway admins only) and
 // prints the gateway's answer.
 func runExpire(ctx context.Context, a *app, args []string) error {
-	fs := subFlags("expire")
-	if err := parseSub(fs, args, 1, commands()["expire"].usage); err != nil {
-		return err
-	}
-	itype, tag, err := imageRef(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	c, err := a.newClient()
+	itype, tag, c, err := a.tagSubcommand("expire", args)
 	if err != nil {
 		return err
 	}

@@ -11,15 +11,7 @@ import (
 // runLookup prints the id of the READY image a tag names, alone on the
 // last line (with -v, the record first). Exit 1 when there is none.
 func runLookup(ctx context.Context, a *app, args []string) error {
-	fs := subFlags("lookup")
-	if err := parseSub(fs, args, 1, commands()["lookup"].usage); err != nil {
-		return err
-	}
-	itype, tag, err := imageRef(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	c, err := a.newClient()
+	itype, tag, c, err := a.tagSubcommand("lookup", args)
 	if err != nil {
 		return err
 	}

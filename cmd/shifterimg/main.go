@@ -230,6 +230,22 @@ func helpError(fs *pflag.FlagSet, usage string) error {
 	return fmt.Errorf("usage: shifterimg %s\n%s", usage, fs.FlagUsages())
 }
 
+// tagSubcommand parses the arguments of a subcommand that takes one image
+// reference and no flags of its own, and makes the gateway client.
+func (a *app) tagSubcommand(name string, args []string) (itype, tag string, c *client.Client, err error) {
+	fs := subFlags(name)
+	if err = parseSub(fs, args, 1, commands()[name].usage); err != nil {
+		return "", "", nil, err
+	}
+	if itype, tag, err = imageRef(fs.Arg(0)); err != nil {
+		return "", "", nil, err
+	}
+	if c, err = a.newClient(); err != nil {
+		return "", "", nil, err
+	}
+	return itype, tag, c, nil
+}
+
 // imageRef parses a "[type:]tag" argument.
 func imageRef(arg string) (itype, tag string, err error) {
 	itype, tag, err = client.ParseImage(strings.TrimSpace(arg))
