@@ -156,6 +156,3 @@ func parseSize(s string) (int64, error) {
 	}
 	return n * mult, nil
 }
-
-// stamp names a run's result files.
-func stamp(t time.Time) string { return t.UTC().Format("20060102-150405") }

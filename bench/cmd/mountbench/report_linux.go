@@ -3,7 +3,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -69,7 +68,7 @@ func newResults(cfg *config) *results {
 		Verify:      map[string]*verification{},
 		Checks:      map[string]string{},
 		cfg:         cfg,
-		resultsTag:  stamp(time.Now()),
+		resultsTag:  benchutil.Stamp(time.Now()),
 	}
 }
 
@@ -318,19 +317,5 @@ func (r *results) markdown() string {
 
 // write stores the markdown and the JSON under dir and returns their paths.
 func (r *results) write(dir, md string) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create results directory: %w", err)
-	}
-	base := filepath.Join(dir, "mount-"+r.resultsTag)
-	js, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encode results: %w", err)
-	}
-	if err := os.WriteFile(base+".json", append(js, '\n'), 0o644); err != nil {
-		return nil, fmt.Errorf("write results: %w", err)
-	}
-	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
-		return nil, fmt.Errorf("write results: %w", err)
-	}
-	return []string{base + ".md", base + ".json"}, nil
+	return benchutil.WriteResults(dir, "mount-"+r.resultsTag, r, md)
 }

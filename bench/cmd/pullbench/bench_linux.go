@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -145,21 +144,11 @@ func bench(ctx context.Context, cfg *config) error {
 	md := res.markdown()
 	fmt.Print(md)
 	if cfg.ResultsDir != "" {
-		if err := os.MkdirAll(cfg.ResultsDir, 0o755); err != nil {
-			return err
-		}
-		base := filepath.Join(cfg.ResultsDir, "pull-"+res.Started.Format("20060102-150405"))
-		js, err := json.MarshalIndent(res, "", "  ")
+		paths, err := benchutil.WriteResults(cfg.ResultsDir, "pull-"+res.Started.Format("20060102-150405"), res, md)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(base+".json", append(js, '\n'), 0o644); err != nil {
-			return err
-		}
-		if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
-			return err
-		}
-		logger.Info("wrote results", "path", base+".md")
+		logger.Info("wrote results", "path", paths[0])
 	}
 	return nil
 }

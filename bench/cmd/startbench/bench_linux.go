@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -183,21 +182,11 @@ func bench(ctx context.Context, cfg *config) error {
 	md := res.markdown()
 	fmt.Print(md)
 	if cfg.ResultsDir != "" {
-		if err := os.MkdirAll(cfg.ResultsDir, 0o755); err != nil {
-			return err
-		}
-		base := filepath.Join(cfg.ResultsDir, "start-"+res.Started.Format("20060102-150405"))
-		js, err := json.MarshalIndent(res, "", "  ")
+		paths, err := benchutil.WriteResults(cfg.ResultsDir, "start-"+res.Started.Format("20060102-150405"), res, md)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(base+".json", append(js, '\n'), 0o644); err != nil {
-			return err
-		}
-		if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
-			return err
-		}
-		log.Info("wrote results", "path", base+".md")
+		log.Info("wrote results", "path", paths[0])
 	}
 	return nil
 }
