@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package inflate
+
+import "encoding/binary"
+
+const (
+	// fastInMargin: the fast loop refills at most twice (7 bytes each)
+	// per iteration with 8-byte loads.
+	fastInMargin = 16
+	// fastOutMargin: per iteration at most 2 literals and a 258-byte
+	// match whose word copy may run 7 bytes over, or 3 literals.
+	fastOutMargin = 2 + 258 + 8
+)
+
+// huffman decodes one Huffman-coded block with the tables lt and dt.
+func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32) error {
+	src, out := d.src, d.out
+	in, op := d.in, d.op
+	bitbuf, bitcnt := d.bitbuf, d.bitcnt
+	defer func() { d.in, d.op, d.bitbuf, d.bitcnt = in, op, bitbuf, bitcnt }()
+
+	for {
+		// Fast loop: no end checks per symbol. A refill leaves at least 56
+		// bits, enough for a length code with its extra bits and a
+		// distance code with its extra bits (15+5+15+13 = 48).
+		for in <= len(src)-fastInMargin && op <= len(out)-fastOutMargin {
+			bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
+			in += int((63 - bitcnt) >> 3)
+			bitcnt |= 56
+
+			e := lt[bitbuf&litlenMask]
+			if int32(e) < 0 {
+				// Up to three literals per refill: 3*15 bits.
+				bitbuf >>= e & 63
+				bitcnt -= uint(e & 63)
+				out[op] = byte(e >> 16)
+				op++
+				e = lt[bitbuf&litlenMask]
+				if int32(e) < 0 {
+					bitbuf >>= e & 63
+					bitcnt -= uint(e & 63)
+					out[op] = byte(e >> 16)
+					op++
+					e = lt[bitbuf&litlenMask]
+					if int32(e) < 0 {
+						bitbuf >>= e & 63
+						bitcnt -= uint(e & 63)
+						out[op] = byte(e >> 16)
+						op++
+						continue
+					}
+				}
+				// A length or end of block follows: refill for it.
+				bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
+				in += int((63 - bitcnt) >> 3)
+				bitcnt |= 56
+			}
+			if e&entFlagSub != 0 {
+				bitbuf >>= e & 63
+				bitcnt -= uint(e & 63)
+				e = lt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(litlenTableSize-1)]
+				if int32(e) < 0 {
+					bitbuf >>= e & 63
+					bitcnt -= uint(e & 63)
+					out[op] = byte(e >> 16)
+					op++
+					continue
+				}
+			}
+			if e&entFlagExc != 0 {
+				if e>>16 != 0 { // not end of block: invalid
+					return corrupt("invalid literal/length code", in-int(bitcnt>>3))
+				}
+				bitbuf >>= e & 63
+				bitcnt -= uint(e & 63)
+				return nil
+			}
+			saved := bitbuf
+			bitbuf >>= e & 63
+			bitcnt -= uint(e & 63)
+			length := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
+
+			e = dt[bitbuf&distMask]
+			if e&entFlagSub != 0 {
+				bitbuf >>= e & 63
+				bitcnt -= uint(e & 63)
+				e = dt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(distTableSize-1)]
+			}
+			if e&entFlagExc != 0 {
+				return corrupt("invalid distance code", in-int(bitcnt>>3))
+			}
+			saved = bitbuf
+			bitbuf >>= e & 63
+			bitcnt -= uint(e & 63)
+			dist := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
+			if dist > op {
+				return corrupt("distance too far back", in-int(bitcnt>>3))
+			}
+			op = copyMatch(out, op, dist, length)
+		}
+
+		// Slow path: one symbol with every check, padding input with
+		// zeros past its end (overread catches truncation).
+		for bitcnt <= 56 {
+			if in < len(src) {
+				bitbuf |= uint64(src[in]) << bitcnt
+			}
+			in++
+			bitcnt += 8
+		}
+		e := lt[bitbuf&litlenMask]
+		if e&entFlagSub != 0 {
+			bitbuf >>= e & 63
+			bitcnt -= uint(e & 63)
+			e = lt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(litlenTableSize-1)]
+		}
+		if in*8-int(bitcnt)+int(e&63) > len(src)*8 {
+			return corrupt("unexpected end of input", len(src))
+		}
+		if int32(e) < 0 {
+			bitbuf >>= e & 63
+			bitcnt -= uint(e & 63)
+			if op >= len(out) {
+				return ErrTooLong
+			}
+			out[op] = byte(e >> 16)
+			op++
+			continue
+		}
+		if e&entFlagExc != 0 {
+			if e>>16 != 0 { // not end of block: invalid
+				return corrupt("invalid literal/length code", in-int(bitcnt>>3))
+			}
+			bitbuf >>= e & 63
+			bitcnt -= uint(e & 63)
+			return nil
+		}
+		saved := bitbuf
+		bitbuf >>= e & 63
+		bitcnt -= uint(e & 63)
+		length := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
+
+		e = dt[bitbuf&distMask]
+		if e&entFlagSub != 0 {
+			bitbuf >>= e & 63
+			bitcnt -= uint(e & 63)
+			e = dt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(distTableSize-1)]
+		}
+		if in*8-int(bitcnt)+int(e&63) > len(src)*8 {
+			return corrupt("unexpected end of input", len(src))
+		}
+		if e&entFlagExc != 0 {
+			return corrupt("invalid distance code", in-int(bitcnt>>3))
+		}
+		saved = bitbuf
+		bitbuf >>= e & 63
+		bitcnt -= uint(e & 63)
+		dist := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
+		if dist > op {
+			return corrupt("distance too far back", in-int(bitcnt>>3))
+		}
+		if length > len(out)-op {
+			return ErrTooLong
+		}
+		for i := range length {
+			out[op+i] = out[op-dist+i]
+		}
+		op += length
+	}
+}
+
+// copyMatch copies length bytes from dist back in out to out[op:] and
+// returns the new op. It may write up to 8 bytes past op+length; the
+// caller guarantees that room and 0 < dist <= op.
+func copyMatch(out []byte, op, dist, length int) int {
+	end := op + length
+	if dist >= 8 {
+		s := op - dist
+		for op < end {
+			binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[s:]))
+			op += 8
+			s += 8
+		}
+		return end
+	}
+	if dist == 1 {
+		v := uint64(out[op-1]) * 0x0101010101010101
+		for op < end {
+			binary.LittleEndian.PutUint64(out[op:], v)
+			op += 8
+		}
+		return end
+	}
+	// Short period: write the first 8 bytes one at a time, then copy
+	// words from a multiple of the period at least 8 back, which the
+	// bytes written so far make valid.
+	s := op - dist
+	for i := range 8 {
+		out[op+i] = out[s+i]
+	}
+	if length <= 8 {
+		return end
+	}
+	step := dist * periodMul[dist]
+	op += 8
+	for op < end {
+		binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[op-step:]))
+		op += 8
+	}
+	return end
+}
+
+// periodMul[d] is the smallest m with m*d >= 8.
+var periodMul = [8]int{0, 8, 4, 3, 2, 2, 2, 2}
