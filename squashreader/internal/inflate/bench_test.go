@@ -7,6 +7,7 @@ import (
 	stdzlib "compress/zlib"
 	"encoding/binary"
 	"go/build"
+	hadler "hash/adler32"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -204,13 +205,21 @@ func BenchmarkZlib(b *testing.B) {
 	}
 }
 
-// BenchmarkAdler32 measures the checksum's share of a decode.
+// BenchmarkAdler32 measures the checksum's share of a decode, against
+// hash/adler32.
 func BenchmarkAdler32(b *testing.B) {
-	s := getBenchSet(b, "text")
-	b.SetBytes(s.size)
-	for b.Loop() {
-		for _, r := range s.raw {
-			adler32(r)
-		}
+	for _, impl := range []struct {
+		name string
+		fn   func([]byte) uint32
+	}{{"inflate", adler32}, {"stdlib", hadler.Checksum}} {
+		b.Run(impl.name, func(b *testing.B) {
+			s := getBenchSet(b, "text")
+			b.SetBytes(s.size)
+			for b.Loop() {
+				for _, r := range s.raw {
+					impl.fn(r)
+				}
+			}
+		})
 	}
 }

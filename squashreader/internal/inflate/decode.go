@@ -18,7 +18,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 	src, out := d.src, d.out
 	in, op := d.in, d.op
 	bitbuf, bitcnt := d.bitbuf, d.bitcnt
-	defer func() { d.in, d.op, d.bitbuf, d.bitcnt = in, op, bitbuf, bitcnt }()
+	var err error
 
 	for {
 		// Fast loop: no end checks per symbol. A refill leaves at least 56
@@ -70,11 +70,12 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 			}
 			if e&entFlagExc != 0 {
 				if e>>16 != 0 { // not end of block: invalid
-					return corrupt("invalid literal/length code", in-int(bitcnt>>3))
+					err = corrupt("invalid literal/length code", in-int(bitcnt>>3))
+					goto done
 				}
 				bitbuf >>= e & 63
 				bitcnt -= uint(e & 63)
-				return nil
+				goto done
 			}
 			saved := bitbuf
 			bitbuf >>= e & 63
@@ -88,14 +89,16 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 				e = dt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(distTableSize-1)]
 			}
 			if e&entFlagExc != 0 {
-				return corrupt("invalid distance code", in-int(bitcnt>>3))
+				err = corrupt("invalid distance code", in-int(bitcnt>>3))
+				goto done
 			}
 			saved = bitbuf
 			bitbuf >>= e & 63
 			bitcnt -= uint(e & 63)
 			dist := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
 			if dist > op {
-				return corrupt("distance too far back", in-int(bitcnt>>3))
+				err = corrupt("distance too far back", in-int(bitcnt>>3))
+				goto done
 			}
 			op = copyMatch(out, op, dist, length)
 		}
@@ -116,13 +119,15 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 			e = lt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(litlenTableSize-1)]
 		}
 		if in*8-int(bitcnt)+int(e&63) > len(src)*8 {
-			return corrupt("unexpected end of input", len(src))
+			err = corrupt("unexpected end of input", len(src))
+			goto done
 		}
 		if int32(e) < 0 {
 			bitbuf >>= e & 63
 			bitcnt -= uint(e & 63)
 			if op >= len(out) {
-				return ErrTooLong
+				err = ErrTooLong
+				goto done
 			}
 			out[op] = byte(e >> 16)
 			op++
@@ -130,11 +135,12 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 		}
 		if e&entFlagExc != 0 {
 			if e>>16 != 0 { // not end of block: invalid
-				return corrupt("invalid literal/length code", in-int(bitcnt>>3))
+				err = corrupt("invalid literal/length code", in-int(bitcnt>>3))
+				goto done
 			}
 			bitbuf >>= e & 63
 			bitcnt -= uint(e & 63)
-			return nil
+			goto done
 		}
 		saved := bitbuf
 		bitbuf >>= e & 63
@@ -148,26 +154,33 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 			e = dt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(distTableSize-1)]
 		}
 		if in*8-int(bitcnt)+int(e&63) > len(src)*8 {
-			return corrupt("unexpected end of input", len(src))
+			err = corrupt("unexpected end of input", len(src))
+			goto done
 		}
 		if e&entFlagExc != 0 {
-			return corrupt("invalid distance code", in-int(bitcnt>>3))
+			err = corrupt("invalid distance code", in-int(bitcnt>>3))
+			goto done
 		}
 		saved = bitbuf
 		bitbuf >>= e & 63
 		bitcnt -= uint(e & 63)
 		dist := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
 		if dist > op {
-			return corrupt("distance too far back", in-int(bitcnt>>3))
+			err = corrupt("distance too far back", in-int(bitcnt>>3))
+			goto done
 		}
 		if length > len(out)-op {
-			return ErrTooLong
+			err = ErrTooLong
+			goto done
 		}
 		for i := range length {
 			out[op+i] = out[op-dist+i]
 		}
 		op += length
 	}
+done:
+	d.in, d.op, d.bitbuf, d.bitcnt = in, op, bitbuf, bitcnt
+	return err
 }
 
 // copyMatch copies length bytes from dist back in out to out[op:] and
