@@ -9,8 +9,8 @@ const (
 	// per iteration with 8-byte loads.
 	fastInMargin = 16
 	// fastOutMargin: per iteration at most 2 literals and a 258-byte
-	// match whose word copy may run 7 bytes over, or 3 literals.
-	fastOutMargin = 2 + 258 + 8
+	// match whose word copy may run 15 bytes over, or 3 literals.
+	fastOutMargin = 2 + 258 + 16
 )
 
 // huffman decodes one Huffman-coded block with the tables lt and dt.
@@ -21,15 +21,18 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 	var err error
 
 	for {
-		// Fast loop: no end checks per symbol. A refill leaves at least 56
-		// bits, enough for a length code with its extra bits and a
-		// distance code with its extra bits (15+5+15+13 = 48).
-		for in <= len(src)-fastInMargin && op <= len(out)-fastOutMargin {
+		// Fast loop: no end checks per symbol. At the top of each
+		// iteration the bit buffer was just refilled (at least 56 bits:
+		// enough for a length code with its extra bits and a distance
+		// code with its extra bits, 15+5+15+13 = 48) and e is the
+		// literal/length table's main entry for the next bits.
+		if in <= len(src)-fastInMargin && op <= len(out)-fastOutMargin {
 			bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
 			in += int((63 - bitcnt) >> 3)
 			bitcnt |= 56
-
-			e := lt[bitbuf&litlenMask]
+		}
+		e := lt[bitbuf&litlenMask]
+		for in <= len(src)-fastInMargin && op <= len(out)-fastOutMargin {
 			if int32(e) < 0 {
 				// Up to three literals per refill: 3*15 bits.
 				bitbuf >>= e & 63
@@ -48,10 +51,15 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 						bitcnt -= uint(e & 63)
 						out[op] = byte(e >> 16)
 						op++
+						bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
+						in += int((63 - bitcnt) >> 3)
+						bitcnt |= 56
+						e = lt[bitbuf&litlenMask]
 						continue
 					}
 				}
-				// A length or end of block follows: refill for it.
+				// A length or end of block follows: refill for it (e
+				// was looked up with at least 26 bits, still valid).
 				bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
 				in += int((63 - bitcnt) >> 3)
 				bitcnt |= 56
@@ -65,6 +73,10 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 					bitcnt -= uint(e & 63)
 					out[op] = byte(e >> 16)
 					op++
+					bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
+					in += int((63 - bitcnt) >> 3)
+					bitcnt |= 56
+					e = lt[bitbuf&litlenMask]
 					continue
 				}
 			}
@@ -100,7 +112,28 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 				err = corrupt("distance too far back", in-int(bitcnt>>3))
 				goto done
 			}
-			op = copyMatch(out, op, dist, length)
+			// Refill and look up the next symbol before copying, so
+			// the lookup overlaps the copy.
+			bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
+			in += int((63 - bitcnt) >> 3)
+			bitcnt |= 56
+			e = lt[bitbuf&litlenMask]
+
+			end := op + length
+			s := op - dist
+			if dist >= 8 {
+				// 16 bytes unconditionally (most matches are short),
+				// then words; the margin allows running 15 bytes over.
+				binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[s:]))
+				binary.LittleEndian.PutUint64(out[op+8:], binary.LittleEndian.Uint64(out[s+8:]))
+				s += 16
+				for op += 16; op < end; op, s = op+8, s+8 {
+					binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[s:]))
+				}
+				op = end
+				continue
+			}
+			op = copyShort(out, op, dist, length)
 		}
 
 		// Slow path: one symbol with every check, padding input with
@@ -112,7 +145,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 			in++
 			bitcnt += 8
 		}
-		e := lt[bitbuf&litlenMask]
+		e = lt[bitbuf&litlenMask]
 		if e&entFlagSub != 0 {
 			bitbuf >>= e & 63
 			bitcnt -= uint(e & 63)
@@ -183,20 +216,11 @@ done:
 	return err
 }
 
-// copyMatch copies length bytes from dist back in out to out[op:] and
-// returns the new op. It may write up to 8 bytes past op+length; the
-// caller guarantees that room and 0 < dist <= op.
-func copyMatch(out []byte, op, dist, length int) int {
+// copyShort copies a match with dist < 8: length bytes from dist back in
+// out to out[op:], and returns the new op. It may write up to 8 bytes past
+// op+length; the caller guarantees that room and 0 < dist <= op.
+func copyShort(out []byte, op, dist, length int) int {
 	end := op + length
-	if dist >= 8 {
-		s := op - dist
-		for op < end {
-			binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[s:]))
-			op += 8
-			s += 8
-		}
-		return end
-	}
 	if dist == 1 {
 		v := uint64(out[op-1]) * 0x0101010101010101
 		for op < end {
@@ -205,21 +229,16 @@ func copyMatch(out []byte, op, dist, length int) int {
 		}
 		return end
 	}
-	// Short period: write the first 8 bytes one at a time, then copy
-	// words from a multiple of the period at least 8 back, which the
-	// bytes written so far make valid.
+	// Write the first 8 bytes one at a time, then copy words from a
+	// multiple of the period at least 8 back, which the bytes written so
+	// far make valid.
 	s := op - dist
 	for i := range 8 {
 		out[op+i] = out[s+i]
 	}
-	if length <= 8 {
-		return end
-	}
 	step := dist * periodMul[dist]
-	op += 8
-	for op < end {
+	for op += 8; op < end; op += 8 {
 		binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[op-step:]))
-		op += 8
 	}
 	return end
 }
