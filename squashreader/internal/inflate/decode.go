@@ -82,7 +82,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 			}
 			if e&entFlagExc != 0 {
 				if e>>16 != 0 { // not end of block: invalid
-					err = corrupt("invalid literal/length code", in-int(bitcnt>>3))
+					err = corrupt("invalid literal/length code", in-int((bitcnt+7)>>3))
 					goto done
 				}
 				bitbuf >>= e & 63
@@ -101,7 +101,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 				e = dt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(distTableSize-1)]
 			}
 			if e&entFlagExc != 0 {
-				err = corrupt("invalid distance code", in-int(bitcnt>>3))
+				err = corrupt("invalid distance code", in-int((bitcnt+7)>>3))
 				goto done
 			}
 			saved = bitbuf
@@ -109,7 +109,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 			bitcnt -= uint(e & 63)
 			dist := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
 			if dist > op {
-				err = corrupt("distance too far back", in-int(bitcnt>>3))
+				err = corrupt("distance too far back", in-int((bitcnt+7)>>3))
 				goto done
 			}
 			// Refill and look up the next symbol before copying, so
@@ -138,7 +138,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 
 		// Slow path: one symbol with every check, padding input with
 		// zeros past its end (overread catches truncation).
-		for bitcnt <= 56 {
+		for bitcnt <= 55 {
 			if in < len(src) {
 				bitbuf |= uint64(src[in]) << bitcnt
 			}
@@ -168,7 +168,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 		}
 		if e&entFlagExc != 0 {
 			if e>>16 != 0 { // not end of block: invalid
-				err = corrupt("invalid literal/length code", in-int(bitcnt>>3))
+				err = corrupt("invalid literal/length code", in-int((bitcnt+7)>>3))
 				goto done
 			}
 			bitbuf >>= e & 63
@@ -191,7 +191,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 			goto done
 		}
 		if e&entFlagExc != 0 {
-			err = corrupt("invalid distance code", in-int(bitcnt>>3))
+			err = corrupt("invalid distance code", in-int((bitcnt+7)>>3))
 			goto done
 		}
 		saved = bitbuf
@@ -199,7 +199,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 		bitcnt -= uint(e & 63)
 		dist := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
 		if dist > op {
-			err = corrupt("distance too far back", in-int(bitcnt>>3))
+			err = corrupt("distance too far back", in-int((bitcnt+7)>>3))
 			goto done
 		}
 		if length > len(out)-op {

@@ -93,16 +93,16 @@ type decoder struct {
 }
 
 // pos is the offset in src of the byte holding the next unconsumed bit.
-func (d *decoder) pos() int { return d.in - int(d.bitcnt>>3) }
+func (d *decoder) pos() int { return d.in - int((d.bitcnt+7)>>3) }
 
 // overread reports whether more bits were consumed than src holds: the
 // refill pads past the end with zero bytes, which is how truncation shows.
 func (d *decoder) overread() bool { return d.in*8-int(d.bitcnt) > len(d.src)*8 }
 
-// refill loads whole bytes into the bit buffer until it holds at least 57
-// bits, padding with zeros past the end of src.
+// refill loads whole bytes into the bit buffer until it holds at least 56
+// bits (at most 63), padding with zeros past the end of src.
 func (d *decoder) refill() {
-	for d.bitcnt <= 56 {
+	for d.bitcnt <= 55 {
 		if d.in < len(d.src) {
 			d.bitbuf |= uint64(d.src[d.in]) << d.bitcnt
 		}

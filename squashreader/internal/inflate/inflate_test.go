@@ -149,7 +149,7 @@ func TestGoEncoders(t *testing.T) {
 }
 
 // readStreams reads a file of length-prefixed (big-endian uint32) streams.
-func readStreams(t *testing.T, path string) [][]byte {
+func readStreams(t testing.TB, path string) [][]byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
