@@ -52,6 +52,11 @@ type MountOptions struct {
 	// Logger receives mount events and go-fuse's messages. Default
 	// discards.
 	Logger *slog.Logger
+	// ServeOnly promises that this process never opens files on the
+	// mount (shifter-mount, which only serves it): Mount then skips
+	// go-fuse's poll hack, a round trip that only protects a process
+	// that is both the server and a client.
+	ServeOnly bool
 }
 
 // Server is a mounted FS.
@@ -149,17 +154,21 @@ func Mount(mountpoint string, fsys *FS, opts *MountOptions) (*Server, error) {
 	// sends POLL while holding the epoll instance's lock: in the server's
 	// own process (tests, or a program that mounts and reads) that can
 	// deadlock the runtime's network poller and with it the server.
-	if err := srv.WaitMount(); err != nil {
-		s.Unmount()
-		return nil, fmt.Errorf("mount %s: %w", abs, err)
+	// (NewServer returned after answering INIT: the mount is up.)
+	if !o.ServeOnly {
+		if err := srv.WaitMount(); err != nil {
+			s.Unmount()
+			return nil, fmt.Errorf("mount %s: %w", abs, err)
+		}
 	}
 	// The mount answers once the first request is served.
-	if _, err := os.Stat(abs); err != nil {
+	var st unix.Stat_t
+	if err := unix.Stat(abs, &st); err != nil {
 		s.Unmount()
 		return nil, fmt.Errorf("mount %s: first request: %w", abs, err)
 	}
 	if o.KernelReadahead > 0 {
-		if err := s.setReadahead(o.KernelReadahead); err != nil {
+		if err := setReadahead(st.Dev, o.KernelReadahead); err != nil {
 			o.Logger.Debug("kernel readahead unchanged", "mountpoint", abs, "err", err)
 		}
 	}
@@ -168,12 +177,8 @@ func Mount(mountpoint string, fsys *FS, opts *MountOptions) (*Server, error) {
 
 // setReadahead sets the read_ahead_kb of the mount's backing device info,
 // /sys/class/bdi/<major>:<minor>, which needs root.
-func (s *Server) setReadahead(bytes int) error {
-	var st unix.Stat_t
-	if err := unix.Stat(s.mountpoint, &st); err != nil {
-		return fmt.Errorf("stat mount point: %w", err)
-	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+func setReadahead(dev uint64, bytes int) error {
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(dev), unix.Minor(dev))
 	if err := os.WriteFile(p, []byte(strconv.Itoa(bytes/1024)), 0); err != nil {
 		return fmt.Errorf("set readahead: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // blockKey identifies a decompressed data or fragment block: where it is,
@@ -21,15 +22,16 @@ const uncompressedBit = 1 << 24
 
 var errNotFile = errors.New("not a regular file")
 
-// zeros backs sparse blocks.
-var zeros = make([]byte, 1<<20)
+// zeros backs sparse blocks; made on first use, not at start-up (a
+// mount that never meets a sparse block should not pay for 1 MiB).
+var zeros = sync.OnceValue(func() []byte { return make([]byte, 1<<20) })
 
 // block returns the decompressed block described by k (read-only), for a
 // read (ahead false) or the read-ahead workers.
 func (r *Reader) block(k blockKey, ahead bool) ([]byte, error) {
 	n := int64(k.word &^ uncompressedBit)
 	if n == 0 {
-		return zeros[:k.want], nil
+		return zeros()[:k.want], nil
 	}
 	return r.data.get(k, func() ([]byte, error) {
 		if ahead {

@@ -52,6 +52,8 @@ type config struct {
 	stats    bool
 	cpuProf  string
 
+	daemonHow string // how this daemon was started ("" when not one)
+
 	metadataCache   int
 	dataCacheMiB    int64
 	readahead       int
@@ -220,7 +222,18 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
+// The roles earlyFork reports (see early_linux.go).
+const (
+	earlyNone   = 0 // no early fork: this process does everything
+	earlyParent = 1 // waits for the early child's report
+	earlyChild  = 2 // the daemon, when the arguments ask for one
+)
+
 func run(args []string, stderr io.Writer) int {
+	role, fd, pid := earlyFork()
+	if role == earlyChild {
+		return runEarlyChild(args, fd)
+	}
 	cfg, err := parseArgs(args, stderr)
 	if errors.Is(err, pflag.ErrHelp) {
 		return 0
@@ -229,6 +242,13 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shifter-mount: %v\n", strings.TrimPrefix(err.Error(), "usage: "))
 		fmt.Fprintln(stderr, "Try 'shifter-mount --help'.")
 		return 2
+	}
+	if role == earlyParent {
+		if !cfg.foreground {
+			return waitEarlyChild(cfg, fd, pid, stderr)
+		}
+		// The child parsed the same arguments and is leaving quietly.
+		closeFD(fd)
 	}
 	return start(cfg, args, stderr)
 }

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -162,9 +163,33 @@ func cleanupMount(t *testing.T, mnt string, pid *int) {
 // works, the mount is listed as fuse.shifter-mount with the image as
 // source and ro,nosuid,nodev,default_permissions; SIGINT to the process
 // group that started it does not reach the server; umount ends it.
+//
+// Both ways of making the daemon run: the early fork (the C constructor
+// forks before the Go runtime starts) and re-executing the command (what
+// a build without cgo does, forced here by SHIFTER_MOUNT_NO_EARLY_FORK).
 func TestDaemon(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFUSE(t)
+	for _, way := range daemonWays {
+		t.Run(way.name, func(t *testing.T) { testDaemon(t, way.env, way.how) })
+	}
+}
+
+var daemonWays = []struct{ name, env, how string }{
+	{"early-fork", "", "early-fork"},
+	{"re-exec", "SHIFTER_MOUNT_NO_EARLY_FORK=1", "re-exec"},
+}
+
+// daemonEnv is the environment of a daemon started the given way.
+func daemonEnv(env string) []string {
+	e := os.Environ()
+	if env != "" {
+		e = append(e, env)
+	}
+	return e
+}
+
+func testDaemon(t *testing.T, env, how string) {
 	bin := testutil.Binary(t, "shifter-mount")
 	img := testImage(t)
 	mnt := t.TempDir()
@@ -172,7 +197,8 @@ func TestDaemon(t *testing.T) {
 	pid := 0
 	cleanupMount(t, mnt, &pid)
 
-	cmd := exec.Command(bin, "--pid-file", pidFile, img, mnt)
+	cmd := exec.Command(bin, "--pid-file", pidFile, "--log-level=debug", img, mnt)
+	cmd.Env = daemonEnv(env)
 	// The starter runs in its own process group, as a shell job would.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr bytes.Buffer
@@ -182,6 +208,11 @@ func TestDaemon(t *testing.T) {
 	}
 	pgid := cmd.Process.Pid
 	pid = readPid(t, pidFile)
+	// The daemon's debug log, before it is ready, goes to the caller's
+	// stderr: it says which way it was started.
+	if want := fmt.Sprintf("started_by=%s pid=%d", how, pid); !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %s:\n%s", want, stderr.String())
+	}
 	if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hello\n" {
 		t.Fatalf("read through the mount right after the command returned = %q, %v", b, err)
 	}
@@ -455,9 +486,17 @@ func TestKilledServer(t *testing.T) {
 // TestDaemonPassedDescriptors: in daemon mode --ready-fd is answered by
 // the command, and an image named by an inherited descriptor
 // (/proc/self/fd/N) still opens in the daemon.
+// A descriptor the caller leaked (fd 5, not named) must not reach the
+// daemon either.
 func TestDaemonPassedDescriptors(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFUSE(t)
+	for _, way := range daemonWays {
+		t.Run(way.name, func(t *testing.T) { testDaemonPassedDescriptors(t, way.env) })
+	}
+}
+
+func testDaemonPassedDescriptors(t *testing.T, env string) {
 	bin := testutil.Binary(t, "shifter-mount")
 	img, err := os.Open(testImage(t))
 	if err != nil {
@@ -475,18 +514,28 @@ func TestDaemonPassedDescriptors(t *testing.T) {
 	cleanupMount(t, mnt, &pid)
 	// fd 3: the ready pipe, fd 4: the image (the daemon's pipe must not
 	// land on either).
+	leakR, leakW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leakR.Close()
 	cmd := exec.Command(bin, "--ready-fd", "3", "--pid-file", pidFile, "/proc/self/fd/4", mnt)
-	cmd.ExtraFiles = []*os.File{w, img}
+	cmd.Env = daemonEnv(env)
+	cmd.ExtraFiles = []*os.File{w, img, leakW}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s: %v\n%s", cmd, err, stderr.String())
 	}
 	w.Close()
+	leakW.Close()
 	pid = readPid(t, pidFile)
 	b, err := io.ReadAll(r)
 	if err != nil || string(b) != "\n" {
 		t.Errorf("ready fd got %q, %v; want one newline and EOF (the daemon must not hold it)", b, err)
+	}
+	if b, err := io.ReadAll(leakR); err != nil || len(b) != 0 {
+		t.Errorf("leaked pipe got %q, %v; want EOF (the daemon must not hold it)", b, err)
 	}
 	if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hello\n" {
 		t.Errorf("read through the mount = %q, %v", b, err)

@@ -45,6 +45,7 @@ func start(cfg *config, args []string, stderr io.Writer) int {
 		}
 		unix.CloseOnExec(fd)
 		cfg.readyFD = -1
+		cfg.daemonHow = "re-exec"
 		return serve(cfg, os.NewFile(uintptr(fd), "ready-pipe"), stderr)
 	}
 	if cfg.readyFD >= 0 {
@@ -111,20 +112,77 @@ func daemonize(cfg *config, args []string, stderr io.Writer) int {
 		return 1
 	}
 	w.Close()
+	return waitReport(cfg, r, func() error {
+		return cmd.Wait()
+	}, func() { cmd.Process.Release() }, stderr)
+}
+
+// waitReport reads the daemon's report on r: one zero byte once it is
+// mounted, or an error message. wait reaps a daemon that failed; release
+// lets go of one that serves.
+func waitReport(cfg *config, r *os.File, wait func() error, release func(), stderr io.Writer) int {
 	msg, _ := io.ReadAll(io.LimitReader(r, 64<<10))
 	r.Close()
 	if len(msg) > 0 && msg[0] == 0 {
 		notifyReady(cfg.readyFD)
-		cmd.Process.Release()
+		release()
 		return 0
 	}
-	werr := cmd.Wait()
+	werr := wait()
 	if len(msg) > 0 {
 		fmt.Fprintf(stderr, "shifter-mount: %s\n", msg)
 	} else {
 		fmt.Fprintf(stderr, "shifter-mount: server ended before the mount was ready: %v\n", werr)
 	}
 	return 1
+}
+
+// waitEarlyChild is the parent's side of the early fork: the child,
+// forked before the Go runtime started, mounts and serves; this process
+// reports its outcome.
+func waitEarlyChild(cfg *config, fd, pid int, stderr io.Writer) int {
+	if cfg.readyFD >= 0 {
+		if _, err := unix.FcntlInt(uintptr(cfg.readyFD), unix.F_GETFD, 0); err != nil {
+			fmt.Fprintf(stderr, "shifter-mount: --ready-fd %d: %v\n", cfg.readyFD, err)
+			closeFD(fd) // the child sees no reader and gives up
+			return 2
+		}
+	}
+	wait := func() error {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("wait for server: %w", err)
+			}
+			return fmt.Errorf("server exited: status %d", ws.ExitStatus())
+		}
+	}
+	return waitReport(cfg, os.NewFile(uintptr(fd), "report-pipe"), wait, func() {}, stderr)
+}
+
+// runEarlyChild is the child's side of the early fork. It serves only
+// when the arguments ask for a daemon; otherwise the parent, which parsed
+// the same arguments, reports and does the rest.
+func runEarlyChild(args []string, fd int) int {
+	cfg, err := parseArgs(args, io.Discard)
+	if err != nil || cfg.foreground {
+		closeFD(fd)
+		return 0
+	}
+	// --ready-fd is the parent's (the constructor closed it here).
+	cfg.readyFD = -1
+	cfg.daemonHow = "early-fork"
+	return serve(cfg, os.NewFile(uintptr(fd), "report-pipe"), os.Stderr)
+}
+
+func closeFD(fd int) {
+	if fd >= 0 {
+		unix.Close(fd)
+	}
 }
 
 // fdPath returns N for /dev/fd/N and /proc/self/fd/N.
@@ -189,6 +247,9 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		last = now
 	}
 	step("serving")
+	if cfg.daemonHow != "" {
+		log.Debug("daemon", "started_by", cfg.daemonHow, "pid", os.Getpid())
+	}
 
 	// fail reports an error before the mount is ready.
 	fail := func(err error) int {
@@ -270,6 +331,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		Options:         cfg.extraOpts,
 		Debug:           cfg.debug,
 		Logger:          log,
+		ServeOnly:       true,
 	})
 	if err != nil {
 		return fail(err)
@@ -286,7 +348,14 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 	if ready != nil {
 		// Detach: stop using the starter's stderr and the terminal.
 		if _, err := ready.Write([]byte{0}); err != nil {
-			log.Warn("report readiness", "err", err)
+			// The command that started us is gone (killed while it
+			// waited): nobody knows of this mount, so it goes.
+			ready.Close()
+			log.Error("report readiness: unmounting", "err", err)
+			if uerr := srv.UnmountLazy(); uerr != nil {
+				log.Error("unmount", "mountpoint", mnt, "err", uerr)
+			}
+			return 1
 		}
 		ready.Close()
 		if logFile != nil {

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+//go:build cgo
+
+package main
+
+// The early fork: a Go program cannot fork once its runtime runs, so a
+// daemon made by re-executing itself pays the Go start-up twice, one
+// after the other (half of the mount time). This constructor runs before
+// the Go runtime starts, in a single-threaded process, and forks there:
+// the child becomes the server and the parent the command that waits for
+// its report, and both start their Go runtimes at the same time. runc's
+// nsexec forks before the Go runtime in the same way.
+//
+// The constructor forks only when the command line may ask for a daemon
+// (no -f, no --help) and the program is not a test binary; both processes
+// then parse the same arguments with the same Go code and so agree: when
+// the Go side finds no daemon is wanted (a usage error, say), the child
+// exits without a word. The child starts a new session, and keeps only
+// the report pipe, the standard descriptors and the descriptors the
+// arguments name (/dev/fd/N, /proc/self/fd/N): everything else the caller
+// let it inherit is closed before the Go runtime starts.
+
+/*
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int shifter_mount_early_role;      // 0: no early fork, 1: parent, 2: child
+int shifter_mount_early_fd = -1;   // the report pipe: read end in the parent, write end in the child
+int shifter_mount_early_pid;       // the child's pid, in the parent
+
+static int early_fd_arg(const char *a) {
+	const char *p = NULL;
+	if (strncmp(a, "/dev/fd/", 8) == 0) p = a + 8;
+	else if (strncmp(a, "/proc/self/fd/", 14) == 0) p = a + 14;
+	if (p == NULL || *p == 0) return -1;
+	int n = 0;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9' || n > 1000000) return -1;
+		n = n * 10 + (*p - '0');
+	}
+	return n;
+}
+
+static int early_wants_fork(int argc, char **argv) {
+	if (argc < 3 || argv == NULL || argv[0] == NULL) return 0;
+	size_t n = strlen(argv[0]);
+	if (n >= 5 && strcmp(argv[0] + n - 5, ".test") == 0) return 0;
+	if (getenv("_SHIFTER_MOUNT_READY_PIPE") != NULL || getenv("SHIFTER_MOUNT_NO_EARLY_FORK") != NULL) return 0;
+	for (int i = 1; i < argc && argv[i] != NULL; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0) break;
+		if (strcmp(a, "--foreground") == 0 || strcmp(a, "--help") == 0) return 0;
+		// Short flags, possibly combined (-fd): any f or h means no daemon.
+		if (a[0] == '-' && a[1] != '-' && a[1] != 0 && a[1] != 'o' && (strchr(a, 'f') || strchr(a, 'h'))) return 0;
+	}
+	return 1;
+}
+
+static void early_close_inherited(int argc, char **argv, int keep) {
+	int keeps[64];
+	int nk = 0;
+	keeps[nk++] = keep;
+	for (int i = 1; i < argc && argv[i] != NULL && nk < 64; i++) {
+		int fd = early_fd_arg(argv[i]);
+		if (fd > 2) keeps[nk++] = fd;
+	}
+	// Sort the few kept descriptors, then close the gaps between them.
+	for (int i = 1; i < nk; i++)
+		for (int j = i; j > 0 && keeps[j-1] > keeps[j]; j--) {
+			int t = keeps[j]; keeps[j] = keeps[j-1]; keeps[j-1] = t;
+		}
+	unsigned int lo = 3;
+	for (int i = 0; i < nk; i++) {
+		if ((unsigned int)keeps[i] > lo)
+			syscall(SYS_close_range, lo, (unsigned int)keeps[i] - 1, 0);
+		if ((unsigned int)keeps[i] + 1 > lo) lo = (unsigned int)keeps[i] + 1;
+	}
+	syscall(SYS_close_range, lo, ~0U, 0);
+}
+
+__attribute__((constructor)) static void shifter_mount_early(int argc, char **argv, char **envp) {
+	(void)envp;
+	if (!early_wants_fork(argc, argv)) return;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0) return;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		early_close_inherited(argc, argv, p[1]);
+		shifter_mount_early_role = 2;
+		shifter_mount_early_fd = p[1];
+		return;
+	}
+	close(p[1]);
+	shifter_mount_early_role = 1;
+	shifter_mount_early_fd = p[0];
+	shifter_mount_early_pid = pid;
+}
+*/
+import "C"
+
+// earlyFork reports what the constructor did: the role of this process
+// (earlyNone, earlyParent or earlyChild), its end of the report pipe, and
+// in the parent the child's pid.
+func earlyFork() (role, fd, pid int) {
+	return int(C.shifter_mount_early_role), int(C.shifter_mount_early_fd), int(C.shifter_mount_early_pid)
+}

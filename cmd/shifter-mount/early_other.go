@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+//go:build !linux || !cgo
+
+package main
+
+// earlyFork: without cgo there is no constructor; the daemon is made by
+// re-executing the command (see daemonize).
+func earlyFork() (role, fd, pid int) { return earlyNone, -1, 0 }
