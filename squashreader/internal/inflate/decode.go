@@ -21,119 +21,22 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 	var err error
 
 	for {
-		// Fast loop: no end checks per symbol. At the top of each
-		// iteration the bit buffer was just refilled (at least 56 bits:
-		// enough for a length code with its extra bits and a distance
-		// code with its extra bits, 15+5+15+13 = 48) and e is the
-		// literal/length table's main entry for the next bits.
 		if in <= len(src)-fastInMargin && op <= len(out)-fastOutMargin {
-			bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
-			in += int((63 - bitcnt) >> 3)
-			bitcnt |= 56
-		}
-		e := lt[bitbuf&litlenMask]
-		for in <= len(src)-fastInMargin && op <= len(out)-fastOutMargin {
-			if int32(e) < 0 {
-				// Up to three literals per refill: 3*15 bits.
-				bitbuf >>= e & 63
-				bitcnt -= uint(e & 63)
-				out[op] = byte(e >> 16)
-				op++
-				e = lt[bitbuf&litlenMask]
-				if int32(e) < 0 {
-					bitbuf >>= e & 63
-					bitcnt -= uint(e & 63)
-					out[op] = byte(e >> 16)
-					op++
-					e = lt[bitbuf&litlenMask]
-					if int32(e) < 0 {
-						bitbuf >>= e & 63
-						bitcnt -= uint(e & 63)
-						out[op] = byte(e >> 16)
-						op++
-						bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
-						in += int((63 - bitcnt) >> 3)
-						bitcnt |= 56
-						e = lt[bitbuf&litlenMask]
-						continue
-					}
-				}
-				// A length or end of block follows: refill for it (e
-				// was looked up with at least 26 bits, still valid).
-				bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
-				in += int((63 - bitcnt) >> 3)
-				bitcnt |= 56
-			}
-			if e&entFlagSub != 0 {
-				bitbuf >>= e & 63
-				bitcnt -= uint(e & 63)
-				e = lt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(litlenTableSize-1)]
-				if int32(e) < 0 {
-					bitbuf >>= e & 63
-					bitcnt -= uint(e & 63)
-					out[op] = byte(e >> 16)
-					op++
-					bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
-					in += int((63 - bitcnt) >> 3)
-					bitcnt |= 56
-					e = lt[bitbuf&litlenMask]
-					continue
-				}
-			}
-			if e&entFlagExc != 0 {
-				if e>>16 != 0 { // not end of block: invalid
-					err = corrupt("invalid literal/length code", in-int((bitcnt+7)>>3))
-					goto done
-				}
-				bitbuf >>= e & 63
-				bitcnt -= uint(e & 63)
+			var st fastStatus
+			in, op, bitbuf, bitcnt, st = decodeFast(lt, dt, src, out, in, op, bitbuf, bitcnt)
+			switch st {
+			case fastEOB:
 				goto done
-			}
-			saved := bitbuf
-			bitbuf >>= e & 63
-			bitcnt -= uint(e & 63)
-			length := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
-
-			e = dt[bitbuf&distMask]
-			if e&entFlagSub != 0 {
-				bitbuf >>= e & 63
-				bitcnt -= uint(e & 63)
-				e = dt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(distTableSize-1)]
-			}
-			if e&entFlagExc != 0 {
+			case fastBadLitlen:
+				err = corrupt("invalid literal/length code", in-int((bitcnt+7)>>3))
+				goto done
+			case fastBadDist:
 				err = corrupt("invalid distance code", in-int((bitcnt+7)>>3))
 				goto done
-			}
-			saved = bitbuf
-			bitbuf >>= e & 63
-			bitcnt -= uint(e & 63)
-			dist := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
-			if dist > op {
+			case fastTooFar:
 				err = corrupt("distance too far back", in-int((bitcnt+7)>>3))
 				goto done
 			}
-			// Refill and look up the next symbol before copying, so
-			// the lookup overlaps the copy.
-			bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
-			in += int((63 - bitcnt) >> 3)
-			bitcnt |= 56
-			e = lt[bitbuf&litlenMask]
-
-			end := op + length
-			s := op - dist
-			if dist >= 8 {
-				// 16 bytes unconditionally (most matches are short),
-				// then words; the margin allows running 15 bytes over.
-				binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[s:]))
-				binary.LittleEndian.PutUint64(out[op+8:], binary.LittleEndian.Uint64(out[s+8:]))
-				s += 16
-				for op += 16; op < end; op, s = op+8, s+8 {
-					binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[s:]))
-				}
-				op = end
-				continue
-			}
-			op = copyShort(out, op, dist, length)
 		}
 
 		// Slow path: one symbol with every check, padding input with
@@ -145,7 +48,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 			in++
 			bitcnt += 8
 		}
-		e = lt[bitbuf&litlenMask]
+		e := lt[bitbuf&litlenMask]
 		if e&entFlagSub != 0 {
 			bitbuf >>= e & 63
 			bitcnt -= uint(e & 63)
@@ -214,6 +117,135 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 done:
 	d.in, d.op, d.bitbuf, d.bitcnt = in, op, bitbuf, bitcnt
 	return err
+}
+
+type fastStatus int
+
+const (
+	fastMargin    fastStatus = iota // too close to the end of src or out
+	fastEOB                         // end of block
+	fastBadLitlen                   // invalid literal/length code
+	fastBadDist                     // invalid distance code
+	fastTooFar                      // distance before the start of out
+)
+
+// decodeFast decodes symbols of a Huffman block while at least
+// fastInMargin bytes of src and fastOutMargin bytes of out remain, and
+// returns the updated state and why it stopped. A function of its own so
+// that its few live values stay in registers.
+func decodeFast(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32, src, out []byte, in, op int, bitbuf uint64, bitcnt uint) (int, int, uint64, uint, fastStatus) {
+	// No end checks per symbol. At the top of each
+	// iteration the bit buffer was just refilled (at least 56 bits:
+	// enough for a length code with its extra bits and a distance
+	// code with its extra bits, 15+5+15+13 = 48) and e is the
+	// literal/length table's main entry for the next bits.
+	if in <= len(src)-fastInMargin && op <= len(out)-fastOutMargin {
+		bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
+		in += int((63 - bitcnt) >> 3)
+		bitcnt |= 56
+	}
+	e := lt[bitbuf&litlenMask]
+	for in <= len(src)-fastInMargin && op <= len(out)-fastOutMargin {
+		if int32(e) < 0 {
+			// Up to three literals per refill: 3*15 bits.
+			bitbuf >>= e & 63
+			bitcnt -= uint(e & 63)
+			out[op] = byte(e >> 16)
+			op++
+			e = lt[bitbuf&litlenMask]
+			if int32(e) < 0 {
+				bitbuf >>= e & 63
+				bitcnt -= uint(e & 63)
+				out[op] = byte(e >> 16)
+				op++
+				e = lt[bitbuf&litlenMask]
+				if int32(e) < 0 {
+					bitbuf >>= e & 63
+					bitcnt -= uint(e & 63)
+					out[op] = byte(e >> 16)
+					op++
+					bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
+					in += int((63 - bitcnt) >> 3)
+					bitcnt |= 56
+					e = lt[bitbuf&litlenMask]
+					continue
+				}
+			}
+			// A length or end of block follows: refill for it (e
+			// was looked up with at least 26 bits, still valid).
+			bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
+			in += int((63 - bitcnt) >> 3)
+			bitcnt |= 56
+		}
+		if e&entFlagSub != 0 {
+			bitbuf >>= e & 63
+			bitcnt -= uint(e & 63)
+			e = lt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(litlenTableSize-1)]
+			if int32(e) < 0 {
+				bitbuf >>= e & 63
+				bitcnt -= uint(e & 63)
+				out[op] = byte(e >> 16)
+				op++
+				bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
+				in += int((63 - bitcnt) >> 3)
+				bitcnt |= 56
+				e = lt[bitbuf&litlenMask]
+				continue
+			}
+		}
+		if e&entFlagExc != 0 {
+			if e>>16 != 0 { // not end of block: invalid
+				return in, op, bitbuf, bitcnt, fastBadLitlen
+			}
+			bitbuf >>= e & 63
+			bitcnt -= uint(e & 63)
+			return in, op, bitbuf, bitcnt, fastEOB
+		}
+		saved := bitbuf
+		bitbuf >>= e & 63
+		bitcnt -= uint(e & 63)
+		length := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
+
+		e = dt[bitbuf&distMask]
+		if e&entFlagSub != 0 {
+			bitbuf >>= e & 63
+			bitcnt -= uint(e & 63)
+			e = dt[(e>>16+uint32(bitbuf)&(1<<(e>>8&63)-1))&(distTableSize-1)]
+		}
+		if e&entFlagExc != 0 {
+			return in, op, bitbuf, bitcnt, fastBadDist
+		}
+		saved = bitbuf
+		bitbuf >>= e & 63
+		bitcnt -= uint(e & 63)
+		dist := int(e>>16) + int(saved&(1<<(e&63)-1)>>(e>>8&63))
+		if dist > op {
+			return in, op, bitbuf, bitcnt, fastTooFar
+		}
+		// Refill and look up the next symbol before copying, so
+		// the lookup overlaps the copy.
+		bitbuf |= binary.LittleEndian.Uint64(src[in:]) << (bitcnt & 63)
+		in += int((63 - bitcnt) >> 3)
+		bitcnt |= 56
+		e = lt[bitbuf&litlenMask]
+
+		end := op + length
+		s := op - dist
+		if dist >= 8 {
+			// 16 bytes unconditionally (most matches are short),
+			// then words; the margin allows running 15 bytes over.
+			binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[s:]))
+			binary.LittleEndian.PutUint64(out[op+8:], binary.LittleEndian.Uint64(out[s+8:]))
+			s += 16
+			for op += 16; op < end; op, s = op+8, s+8 {
+				binary.LittleEndian.PutUint64(out[op:], binary.LittleEndian.Uint64(out[s:]))
+			}
+			op = end
+			continue
+		}
+		op = copyShort(out, op, dist, length)
+	}
+	return in, op, bitbuf, bitcnt, fastMargin
 }
 
 // copyShort copies a match with dist < 8: length bytes from dist back in
