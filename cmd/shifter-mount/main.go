@@ -118,7 +118,7 @@ func newFlags(cfg *config, out io.Writer) *pflag.FlagSet {
 	fl.BoolVar(&cfg.stats, "stats", false, "log the number of FUSE requests served, by type, when the server exits")
 	fl.StringVar(&cfg.cpuProf, "cpuprofile", "", "write a CPU profile of the server (pprof format) to this file, from mount to exit")
 	fl.IntVar(&cfg.metadataCache, "metadata-cache", 1024, "decompressed metadata blocks (8 KiB each) kept in memory")
-	fl.Int64Var(&cfg.dataCacheMiB, "data-cache-mb", 64, "MiB of decompressed data and fragment blocks kept in memory")
+	fl.Int64Var(&cfg.dataCacheMiB, "data-cache-mb", 32, "MiB of decompressed data and fragment blocks kept in memory (the kernel's page cache holds what was read)")
 	fl.IntVar(&cfg.readahead, "readahead", 0, "data blocks decompressed ahead of a sequential reader, in parallel (0: 2 x CPUs; negative: off)")
 	fl.IntVar(&cfg.inodeCache, "inode-cache", 65536, "decoded inodes kept in memory (negative: none)")
 	fl.IntVar(&cfg.kernelReadahead, "kernel-readahead-kb", 1024, "kernel readahead window on the mount in KiB, set through sysfs when run as root (negative: kernel default)")

@@ -149,9 +149,6 @@ type craftedCase struct {
 	name string
 	src  []byte // zlib stream
 	want []byte // nil: an error wrapping ErrCorrupt
-	// stdlibDiffers: compress/zlib accepts this stream and zlib does not;
-	// only the FDICT case, see below.
-	stdlibDiffers bool
 }
 
 // craftedCases are hand-made streams for the edge cases of the format and
