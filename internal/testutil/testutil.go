@@ -91,6 +91,12 @@ var (
 	binDone = map[string]string{}
 )
 
+// buildFlags are the Makefile's per-binary build flags, so that tests run
+// the binaries as they ship (keep in step with the Makefile's build rule).
+var buildFlags = map[string][]string{
+	"shifter-mount": {"-tags", "osusergo,netgo", "-ldflags", "-linkmode=external -extldflags=-static"},
+}
+
 // Binary builds ./cmd/<name> once per test process and returns the path of
 // the executable. It lives in a directory that every user can traverse
 // (tests run it as other users too).
@@ -112,7 +118,8 @@ func Binary(t testing.TB, name string) string {
 		binDir = d
 	}
 	out := filepath.Join(binDir, name)
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
+	args := append([]string{"build", "-o", out}, buildFlags[name]...)
+	cmd := exec.Command("go", append(args, "./cmd/"+name)...)
 	cmd.Dir = ModuleRoot(t)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, b)
