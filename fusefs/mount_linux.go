@@ -161,14 +161,16 @@ func Mount(mountpoint string, fsys *FS, opts *MountOptions) (*Server, error) {
 			return nil, fmt.Errorf("mount %s: %w", abs, err)
 		}
 	}
-	// The mount answers once the first request is served.
-	var st unix.Stat_t
-	if err := unix.Stat(abs, &st); err != nil {
+	// The mount's device number, for its bdi: AT_STATX_DONT_SYNC takes
+	// the attributes the kernel made from rootmode at mount time instead
+	// of asking the server (a round trip on the path of every mount).
+	var sx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, abs, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &sx); err != nil {
 		s.Unmount()
-		return nil, fmt.Errorf("mount %s: first request: %w", abs, err)
+		return nil, fmt.Errorf("mount %s: stat the mount: %w", abs, err)
 	}
 	if o.KernelReadahead > 0 {
-		if err := setReadahead(st.Dev, o.KernelReadahead); err != nil {
+		if err := setReadahead(unix.Mkdev(sx.Dev_major, sx.Dev_minor), o.KernelReadahead); err != nil {
 			o.Logger.Debug("kernel readahead unchanged", "mountpoint", abs, "err", err)
 		}
 	}
