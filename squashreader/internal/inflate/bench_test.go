@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,6 +20,8 @@ import (
 	"testing"
 
 	kzlib "github.com/klauspost/compress/zlib"
+
+	"github.com/shifter-go/shifter/internal/testutil"
 )
 
 const benchBlock = 128 << 10
@@ -91,8 +94,42 @@ func getBenchSet(tb testing.TB, kind string) *benchSet {
 	if v, ok := benchSets.Load(kind); ok {
 		return v.(*benchSet)
 	}
-	data := benchCorpus(tb, kind, 32*benchBlock)
 	s := &benchSet{}
+	if base, ok := strings.CutPrefix(kind, "mksquashfs-"); ok {
+		// The data blocks of a squashfs image mksquashfs writes with
+		// gzip (C zlib, level 9, 128 KiB blocks) from the same data.
+		mksquashfs := testutil.RequireTool(tb, "mksquashfs")
+		dir := tb.TempDir()
+		if err := os.Mkdir(filepath.Join(dir, "src"), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "src", "data"), benchCorpus(tb, base, 32*benchBlock), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		img := filepath.Join(dir, "img")
+		if out, err := exec.Command(mksquashfs, filepath.Join(dir, "src"), img, "-comp", "gzip", "-noappend", "-no-progress", "-quiet").CombinedOutput(); err != nil {
+			tb.Fatalf("mksquashfs: %v\n%s", err, out)
+		}
+		b, err := os.ReadFile(img)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		comps, raws := zlibStreamsIn(tb, b)
+		for i, c := range comps {
+			if len(raws[i]) == benchBlock {
+				s.comp = append(s.comp, c)
+				s.raw = append(s.raw, raws[i])
+				s.size += benchBlock
+			}
+		}
+		if len(s.comp) < 8 {
+			tb.Fatalf("only %d gzip data blocks in the image", len(s.comp))
+		}
+		dump(tb, kind, s)
+		benchSets.Store(kind, s)
+		return s
+	}
+	data := benchCorpus(tb, kind, 32*benchBlock)
 	for i := 0; i < len(data); i += benchBlock {
 		blk := data[i:min(i+benchBlock, len(data))]
 		var b bytes.Buffer
@@ -103,19 +140,26 @@ func getBenchSet(tb testing.TB, kind string) *benchSet {
 		s.comp = append(s.comp, b.Bytes())
 		s.size += int64(len(blk))
 	}
-	if dir := os.Getenv("INFLATE_BENCH_DUMP"); dir != "" {
-		// Length-prefixed blocks for bench_czlib.py.
-		var f []byte
-		for _, c := range s.comp {
-			f = binary.BigEndian.AppendUint32(f, uint32(len(c)))
-			f = append(f, c...)
-		}
-		if err := os.WriteFile(filepath.Join(dir, kind+".blocks"), f, 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	dump(tb, kind, s)
 	benchSets.Store(kind, s)
 	return s
+}
+
+// dump writes the compressed blocks, length-prefixed, to
+// $INFLATE_BENCH_DUMP/kind.blocks for bench_czlib.py.
+func dump(tb testing.TB, kind string, s *benchSet) {
+	dir := os.Getenv("INFLATE_BENCH_DUMP")
+	if dir == "" {
+		return
+	}
+	var f []byte
+	for _, c := range s.comp {
+		f = binary.BigEndian.AppendUint32(f, uint32(len(c)))
+		f = append(f, c...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, kind+".blocks"), f, 0o644); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // klauspostDec decompresses as squashreader's zlibDec does: a pooled
@@ -169,7 +213,9 @@ func (z *stdDec) decompress(dst, src []byte) ([]byte, error) {
 }
 
 // BenchmarkZlib decodes 128 KiB blocks of each kind with this package,
-// klauspost/compress/zlib and compress/zlib; MB/s are of output.
+// klauspost/compress/zlib and compress/zlib; MB/s are of output. The plain
+// kinds are compressed with compress/zlib at level 9; the mksquashfs- ones
+// are the data blocks of an image mksquashfs made from the same data.
 func BenchmarkZlib(b *testing.B) {
 	kp, std := &klauspostDec{}, &stdDec{}
 	decoders := []struct {
@@ -180,7 +226,7 @@ func BenchmarkZlib(b *testing.B) {
 		{"klauspost", kp.decompress},
 		{"stdlib", std.decompress},
 	}
-	for _, kind := range []string{"text", "binary", "mixed"} {
+	for _, kind := range []string{"text", "binary", "mixed", "mksquashfs-text", "mksquashfs-binary"} {
 		for _, dec := range decoders {
 			b.Run(kind+"/"+dec.name, func(b *testing.B) {
 				s := getBenchSet(b, kind)

@@ -256,7 +256,7 @@ func TestGzipTool(t *testing.T) {
 // every offset where a zlib header starts and compress/zlib decodes a
 // stream of at most 1 MiB. It returns the streams (cut at their end, as
 // squashfs stores them, with what compress/zlib decoded).
-func zlibStreamsIn(t *testing.T, img []byte) (comps, raws [][]byte) {
+func zlibStreamsIn(t testing.TB, img []byte) (comps, raws [][]byte) {
 	t.Helper()
 	for i := 0; i+6 <= len(img); i++ {
 		if img[i]&0x0f != 8 || img[i]>>4 > 7 || (uint(img[i])<<8|uint(img[i+1]))%31 != 0 || img[i+1]&0x20 != 0 {
