@@ -60,7 +60,9 @@
 // squashreader did, a pooled reader) and compress/zlib on 128 KiB blocks
 // of Go source, /usr/bin executables and a half-random mix, compressed at
 // level 9 as mksquashfs does; testdata/bench_czlib.py times C zlib on the
-// same blocks (its doc says how).
+// same blocks (its doc says how). On the 2-core AMD EPYC development VM
+// it decoded about 2x as fast as klauspost (1.75x-2.3x by kind) and
+// 1.2x-1.5x as fast as C zlib 1.2.13.
 //
 // # Tests
 //
