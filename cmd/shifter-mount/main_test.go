@@ -651,3 +651,53 @@ func TestStartupSteps(t *testing.T) {
 		})
 	}
 }
+
+// TestDaemonStarterKilled: the command that started the daemon is killed
+// while it waits for the report (^C, a batch system's timeout). Nobody
+// then knows of the mount, so the daemon must unmount and exit rather
+// than leave it behind. The pid file is a FIFO, which holds the daemon
+// between mounting and reporting for as long as the test wants.
+func TestDaemonStarterKilled(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	for _, way := range daemonWays {
+		t.Run(way.name, func(t *testing.T) {
+			bin := testutil.Binary(t, "shifter-mount")
+			img := testImage(t)
+			mnt := t.TempDir()
+			fifo := filepath.Join(t.TempDir(), "pid")
+			if err := unix.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			pid := 0
+			cleanupMount(t, mnt, &pid)
+			cmd := exec.Command(bin, "--pid-file", fifo, img, mnt)
+			cmd.Env = daemonEnv(way.env)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; mountEntry(t, mnt) == ""; i++ {
+				if i == 200 {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatal("not mounted after 10 s")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			cmd.Process.Kill()
+			cmd.Wait()
+			// Let the daemon go on: it writes its pid, then fails to report.
+			b, err := os.ReadFile(fifo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+				t.Fatalf("pid file: %q", b)
+			}
+			waitGone(t, pid)
+			if mi := mountEntry(t, mnt); mi != "" {
+				t.Errorf("mount left behind by a daemon whose starter died: %s", mi)
+			}
+		})
+	}
+}
