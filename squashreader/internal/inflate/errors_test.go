@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/shifter-go/shifter/internal/testutil"
 )
 
 // bitWriter writes a deflate bit stream, least significant bit first.
@@ -312,13 +314,9 @@ func TestCrafted(t *testing.T) {
 }
 
 // TestCraftedCZlib checks the crafted cases' verdicts against C zlib
-// through python3's zlib module, when python3 is there (a developer check:
-// python3 is not a CI dependency).
+// through python3's zlib module (scripts/deps.sh installs python3).
 func TestCraftedCZlib(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not on PATH")
-	}
+	py := testutil.RequireTool(t, "python3")
 	cases := craftedCases()
 	var script strings.Builder
 	script.WriteString("import zlib\nfor s in [")
