@@ -96,6 +96,13 @@ Mount options (-o opt[,opt...], as squashfuse takes them):
                         accepted (always in effect, or meaningless here)
   rw, suid, dev and anything else are refused.
 
+Environment:
+  GOGC                  the server's garbage collection target (default 25)
+  SHIFTER_MOUNT_NO_EARLY_FORK
+                        when set, the daemon is made by re-executing the
+                        command instead of forking before the Go runtime
+                        starts (slower; for debugging)
+
 Exit status: 0 once mounted (daemon) or after a clean unmount (-f); 1 when
 the mount failed or the server ended on an error; 2 for usage errors.
 `
