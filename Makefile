@@ -15,6 +15,7 @@ all: build
 # shifter-mount is linked statically: no dynamic loader and no libc.so to
 # page in at start, which is on the path of every mount (about 15% of a
 # cold mount here). It uses libc only for its early fork (early_linux.go).
+# internal/testutil's buildFlags repeats these flags: keep them in step.
 STATIC_LDFLAGS := -linkmode=external -extldflags=-static
 
 build:
