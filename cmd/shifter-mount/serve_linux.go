@@ -49,14 +49,8 @@ func start(cfg *config, args []string, stderr io.Writer) int {
 		cfg.daemonHow = "re-exec"
 		return serve(cfg, os.NewFile(uintptr(fd), "ready-pipe"), stderr)
 	}
-	if cfg.readyFD >= 0 {
-		// Not inherited by the daemon or any helper: whoever holds it
-		// reports readiness, and its closing must mean "done".
-		if _, err := unix.FcntlInt(uintptr(cfg.readyFD), unix.F_GETFD, 0); err != nil {
-			fmt.Fprintf(stderr, "shifter-mount: --ready-fd %d: %v\n", cfg.readyFD, err)
-			return 2
-		}
-		unix.CloseOnExec(cfg.readyFD)
+	if !checkReadyFD(cfg, stderr) {
+		return 2
 	}
 	if cfg.foreground {
 		return serve(cfg, nil, stderr)
@@ -113,9 +107,22 @@ func daemonize(cfg *config, args []string, stderr io.Writer) int {
 		return 1
 	}
 	w.Close()
-	return waitReport(cfg, r, func() error {
-		return cmd.Wait()
-	}, func() { cmd.Process.Release() }, stderr)
+	return waitReport(cfg, r, cmd.Wait, func() { cmd.Process.Release() }, stderr)
+}
+
+// checkReadyFD checks that --ready-fd names an open descriptor and keeps
+// it from the daemon and any helper: whoever holds it reports readiness,
+// and its closing must mean "done".
+func checkReadyFD(cfg *config, stderr io.Writer) bool {
+	if cfg.readyFD < 0 {
+		return true
+	}
+	if _, err := unix.FcntlInt(uintptr(cfg.readyFD), unix.F_GETFD, 0); err != nil {
+		fmt.Fprintf(stderr, "shifter-mount: --ready-fd %d: %v\n", cfg.readyFD, err)
+		return false
+	}
+	unix.CloseOnExec(cfg.readyFD)
+	return true
 }
 
 // waitReport reads the daemon's report on r: one zero byte once it is
@@ -142,12 +149,9 @@ func waitReport(cfg *config, r *os.File, wait func() error, release func(), stde
 // forked before the Go runtime started, mounts and serves; this process
 // reports its outcome.
 func waitEarlyChild(cfg *config, fd, pid int, stderr io.Writer) int {
-	if cfg.readyFD >= 0 {
-		if _, err := unix.FcntlInt(uintptr(cfg.readyFD), unix.F_GETFD, 0); err != nil {
-			fmt.Fprintf(stderr, "shifter-mount: --ready-fd %d: %v\n", cfg.readyFD, err)
-			closeFD(fd) // the child sees no reader and gives up
-			return 2
-		}
+	if !checkReadyFD(cfg, stderr) {
+		closeFD(fd) // the child sees no reader and gives up
+		return 2
 	}
 	wait := func() error {
 		var ws unix.WaitStatus
