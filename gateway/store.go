@@ -235,12 +235,26 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 		WithBlockCacheSize(8 << 20).
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2)
-	db, err := badger.Open(opts)
+	// The directory lock can outlive a killed gateway for a moment: a
+	// child it was starting holds a copy of the locked descriptor between
+	// fork and exec. Wait for it a little before giving up.
+	var db *badger.DB
+	var err error
+	for deadline := time.Now().Add(lockWait); ; {
+		db, err = badger.Open(opts)
+		if err == nil || !strings.Contains(err.Error(), "Cannot acquire directory lock") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", dir, err)
 	}
 	return &Store{db: db}, nil
 }
+
+// lockWait is how long OpenStore waits for the database's directory lock.
+const lockWait = 3 * time.Second
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
