@@ -162,45 +162,27 @@ func dump(tb testing.TB, kind string, s *benchSet) {
 	}
 }
 
-// klauspostDec decompresses as squashreader's zlibDec does: a pooled
-// klauspost zlib reader reset onto a bytes.Reader, read into the buffer.
-type klauspostDec struct{ pool sync.Pool }
-
-func (z *klauspostDec) decompress(dst, src []byte) ([]byte, error) {
-	br := bytes.NewReader(src)
-	var zr io.ReadCloser
-	if v := z.pool.Get(); v != nil {
-		zr = v.(io.ReadCloser)
-		if err := zr.(kzlib.Resetter).Reset(br, nil); err != nil {
-			return nil, err
-		}
-	} else {
-		var err error
-		if zr, err = kzlib.NewReader(br); err != nil {
-			return nil, err
-		}
-	}
-	n, err := io.ReadFull(zr, dst[:cap(dst)])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return nil, err
-	}
-	z.pool.Put(zr)
-	return dst[:n], nil
+// pooledDec decompresses as squashreader's zlibDec did before this
+// package: a pooled zlib reader (klauspost's or the standard library's)
+// reset onto a bytes.Reader and read into the buffer.
+type pooledDec struct {
+	pool      sync.Pool
+	newReader func(io.Reader) (io.ReadCloser, error)
 }
 
-type stdDec struct{ pool sync.Pool }
-
-func (z *stdDec) decompress(dst, src []byte) ([]byte, error) {
+func (z *pooledDec) decompress(dst, src []byte) ([]byte, error) {
 	br := bytes.NewReader(src)
 	var zr io.ReadCloser
 	if v := z.pool.Get(); v != nil {
 		zr = v.(io.ReadCloser)
-		if err := zr.(stdzlib.Resetter).Reset(br, nil); err != nil {
+		if err := zr.(interface {
+			Reset(io.Reader, []byte) error
+		}).Reset(br, nil); err != nil {
 			return nil, err
 		}
 	} else {
 		var err error
-		if zr, err = stdzlib.NewReader(br); err != nil {
+		if zr, err = z.newReader(br); err != nil {
 			return nil, err
 		}
 	}
@@ -217,7 +199,7 @@ func (z *stdDec) decompress(dst, src []byte) ([]byte, error) {
 // kinds are compressed with compress/zlib at level 9; the mksquashfs- ones
 // are the data blocks of an image mksquashfs made from the same data.
 func BenchmarkZlib(b *testing.B) {
-	kp, std := &klauspostDec{}, &stdDec{}
+	kp, std := &pooledDec{newReader: kzlib.NewReader}, &pooledDec{newReader: stdzlib.NewReader}
 	decoders := []struct {
 		name string
 		fn   func(dst, src []byte) ([]byte, error)
