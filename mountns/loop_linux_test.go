@@ -54,9 +54,13 @@ func attachMountCheck(t *testing.T, img string) {
 		t.Fatalf("attachLoop: %v", err)
 	}
 	name := dev.Name()
-	if got := sysLoop(name, "loop/backing_file"); got != img {
+	want, err := filepath.EvalSymlinks(img) // the kernel shows the resolved path
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sysLoop(name, "loop/backing_file"); got != want {
 		dev.Close()
-		t.Fatalf("%s backing file %q, want %q", name, got, img)
+		t.Fatalf("%s backing file %q, want %q", name, got, want)
 	}
 	if ro, ac := sysLoop(name, "ro"), sysLoop(name, "loop/autoclear"); ro != "1" || ac != "1" {
 		t.Errorf("%s: ro=%s autoclear=%s, want 1 1", name, ro, ac)

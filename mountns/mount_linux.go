@@ -3,7 +3,6 @@
 package mountns
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -124,9 +123,9 @@ func (a mountAttrs) msFlags() uintptr {
 // setAttrsRecursive adds attrs to the mount whose root fd refers to
 // (at path, its real path in this namespace) and to every mount below it:
 // mount_setattr(AT_RECURSIVE) where the kernel has it (5.12), else a
-// bind-remount of each mount listed under path in /proc/self/mountinfo,
-// keeping the flags each already has (the kernel refuses to clear locked
-// ones in a user namespace).
+// bind-remount of that mount and of each mount descending from it in
+// /proc/self/mountinfo, keeping the flags each already has (the kernel
+// refuses to clear locked ones in a user namespace).
 func setAttrsRecursive(fd int, path string, attrs mountAttrs) error {
 	if attrs == (mountAttrs{}) {
 		return nil
@@ -138,9 +137,17 @@ func setAttrsRecursive(fd int, path string, attrs mountAttrs) error {
 	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
 		return &mountError{op: "mount_setattr", target: path, err: err}
 	}
-	mps, err := mountsUnder(path)
+	id, err := fdMountID(fd)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrMount, path, err)
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrMount, err)
+	}
+	mps, err := mountsUnder(mi, id, path)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrMount, path, err)
 	}
 	for _, mp := range mps {
 		var st unix.Statfs_t
@@ -174,27 +181,79 @@ func statfsMountFlags(f int64) uintptr {
 	return v
 }
 
-// mountsUnder lists the mount points at path and below it, parents first.
-func mountsUnder(path string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+// fdMountID is the id of the mount fd is on, from /proc/self/fdinfo
+// (there since Linux 3.15; statx's STATX_MNT_ID came only in 5.8, after
+// the kernels this fallback is for).
+func fdMountID(fd int) (int, error) {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "mnt_id:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("no mnt_id in /proc/self/fdinfo/%d", fd)
+}
+
+// mountsUnder lists, parents first, the mount with id top and every mount
+// descending from it in mountinfo, each named by path (top's real path)
+// joined with its mount point's place under top's. It follows mount ids,
+// not path prefixes: mountinfo names mount points by their resolved path
+// from this process's root, which need not be how the caller spelled
+// path (a symlink in TMPDIR, a chroot).
+func mountsUnder(mountinfo []byte, top int, path string) ([]string, error) {
+	type entry struct {
+		id, parent int
+		mp         string
+	}
+	var all []entry
+	byID := -1
+	for line := range strings.SplitSeq(string(mountinfo), "\n") {
+		fields := strings.Fields(line)
 		if len(fields) < 5 {
 			continue
 		}
-		mp := unescapeMountinfo(fields[4])
-		if mp == path || strings.HasPrefix(mp, strings.TrimSuffix(path, "/")+"/") {
-			out = append(out, mp)
+		id, err1 := strconv.Atoi(fields[0])
+		parent, err2 := strconv.Atoi(fields[1])
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("mountinfo: bad line %q", line)
+		}
+		if id == top {
+			byID = len(all)
+		}
+		all = append(all, entry{id, parent, unescapeMountinfo(fields[4])})
+	}
+	if byID < 0 {
+		return nil, fmt.Errorf("mount %d not in /proc/self/mountinfo", top)
+	}
+	base := strings.TrimSuffix(all[byID].mp, "/")
+	out := []string{path}
+	ids := []int{top}
+	in := map[int]bool{top: true}
+	for i := 0; i < len(ids); i++ {
+		for _, e := range all {
+			if e.parent != ids[i] || in[e.id] {
+				continue
+			}
+			rel, ok := strings.CutPrefix(e.mp, base+"/")
+			if !ok {
+				if e.mp != all[byID].mp {
+					return nil, fmt.Errorf("mount %d at %s is a child of %d at %s but not below it", e.id, e.mp, top, all[byID].mp)
+				}
+				rel = "" // stacked on its parent's mount point
+			}
+			in[e.id] = true
+			ids = append(ids, e.id)
+			if rel == "" {
+				out = append(out, path)
+			} else {
+				out = append(out, strings.TrimSuffix(path, "/")+"/"+rel)
+			}
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // unescapeMountinfo undoes the octal escapes (\040 etc.) of mountinfo.
