@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -124,7 +125,7 @@ func (a mountAttrs) msFlags() uintptr {
 // (at path, its real path in this namespace) and to every mount below it:
 // mount_setattr(AT_RECURSIVE) where the kernel has it (5.12), else a
 // bind-remount of that mount and of each mount descending from it in
-// /proc/self/mountinfo, keeping the flags each already has (the kernel
+// this thread's mountinfo, keeping the flags each already has (the kernel
 // refuses to clear locked ones in a user namespace).
 func setAttrsRecursive(fd int, path string, attrs mountAttrs) error {
 	if attrs == (mountAttrs{}) {
@@ -137,11 +138,16 @@ func setAttrsRecursive(fd int, path string, attrs mountAttrs) error {
 	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
 		return &mountError{op: "mount_setattr", target: path, err: err}
 	}
+	// The walk reads this thread's view: /proc/self is the thread group
+	// leader's, whose mount namespace can differ (a goroutine locked to
+	// the main thread that unshared and exited leaves it wedged there).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	id, err := fdMountID(fd)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrMount, path, err)
 	}
-	mi, err := os.ReadFile("/proc/self/mountinfo")
+	mi, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrMount, err)
 	}
@@ -181,11 +187,11 @@ func statfsMountFlags(f int64) uintptr {
 	return v
 }
 
-// fdMountID is the id of the mount fd is on, from /proc/self/fdinfo
+// fdMountID is the id of the mount fd is on, from /proc/thread-self/fdinfo
 // (there since Linux 3.15; statx's STATX_MNT_ID came only in 5.8, after
 // the kernels this fallback is for).
 func fdMountID(fd int) (int, error) {
-	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	b, err := os.ReadFile("/proc/thread-self/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
 		return 0, err
 	}
@@ -194,7 +200,7 @@ func fdMountID(fd int) (int, error) {
 			return strconv.Atoi(strings.TrimSpace(v))
 		}
 	}
-	return 0, fmt.Errorf("no mnt_id in /proc/self/fdinfo/%d", fd)
+	return 0, fmt.Errorf("no mnt_id in /proc/thread-self/fdinfo/%d", fd)
 }
 
 // mountsUnder lists, parents first, the mount with id top and every mount
@@ -226,7 +232,7 @@ func mountsUnder(mountinfo []byte, top int, path string) ([]string, error) {
 		all = append(all, entry{id, parent, unescapeMountinfo(fields[4])})
 	}
 	if byID < 0 {
-		return nil, fmt.Errorf("mount %d not in /proc/self/mountinfo", top)
+		return nil, fmt.Errorf("mount %d not in this thread's mountinfo", top)
 	}
 	base := strings.TrimSuffix(all[byID].mp, "/")
 	out := []string{path}
