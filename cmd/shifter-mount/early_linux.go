@@ -20,9 +20,19 @@ package main
 // the report pipe, the standard descriptors and the descriptors the
 // arguments name (/dev/fd/N, /proc/self/fd/N): everything else the caller
 // let it inherit is closed before the Go runtime starts.
+//
+// The parent then waits here for the first byte of the child's report.
+// A zero byte (mounted) ends it at once, its Go runtime never started:
+// the Go start-up is the larger part of a warm mount, and on a node with
+// few cores the two runtimes would start on the same CPUs. Anything else
+// (an error message, a child that ends without a word because the Go
+// side found no daemon wanted) is left to the Go code, given the byte
+// read. So is a command line with --ready-fd, which the Go side checks
+// before the mount (it is not parsed here, to leave one parser).
 
 /*
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +42,7 @@ package main
 int shifter_mount_early_role;      // 0: no early fork, 1: parent, 2: child
 int shifter_mount_early_fd = -1;   // the report pipe: read end in the parent, write end in the child
 int shifter_mount_early_pid;       // the child's pid, in the parent
+int shifter_mount_early_first = -1; // the report's first byte, read by the parent's constructor (-1: none)
 
 static int early_fd_arg(const char *a) {
 	const char *p = NULL;
@@ -59,6 +70,14 @@ static int early_wants_fork(int argc, char **argv) {
 		if (a[0] == '-' && a[1] != '-' && a[1] != 0 && a[1] != 'o' && (strchr(a, 'f') || strchr(a, 'h'))) return 0;
 	}
 	return 1;
+}
+
+// early_mentions_ready_fd: any argument starting with --ready-fd, even
+// one that is another flag's value (the Go side decides).
+static int early_mentions_ready_fd(int argc, char **argv) {
+	for (int i = 1; i < argc && argv[i] != NULL; i++)
+		if (strncmp(argv[i], "--ready-fd", 10) == 0) return 1;
+	return 0;
 }
 
 static void early_close_inherited(int argc, char **argv, int keep) {
@@ -106,13 +125,23 @@ __attribute__((constructor)) static void shifter_mount_early(int argc, char **ar
 	shifter_mount_early_role = 1;
 	shifter_mount_early_fd = p[0];
 	shifter_mount_early_pid = pid;
+	if (early_mentions_ready_fd(argc, argv)) return;
+	unsigned char b;
+	ssize_t n;
+	do n = read(p[0], &b, 1); while (n < 0 && errno == EINTR);
+	if (n == 1 && b == 0) _exit(0); // mounted: the child serves on
+	if (n == 1) shifter_mount_early_first = b;
 }
 */
 import "C"
 
 // earlyFork reports what the constructor did: the role of this process
-// (earlyNone, earlyParent or earlyChild), its end of the report pipe, and
-// in the parent the child's pid.
-func earlyFork() (role, fd, pid int) {
-	return int(C.shifter_mount_early_role), int(C.shifter_mount_early_fd), int(C.shifter_mount_early_pid)
+// (earlyNone, earlyParent or earlyChild), its end of the report pipe, in
+// the parent the child's pid and the part of the report the constructor
+// read already.
+func earlyFork() (role, fd, pid int, read []byte) {
+	if b := int(C.shifter_mount_early_first); b >= 0 {
+		read = []byte{byte(b)}
+	}
+	return int(C.shifter_mount_early_role), int(C.shifter_mount_early_fd), int(C.shifter_mount_early_pid), read
 }

@@ -6,4 +6,4 @@ package main
 
 // earlyFork: without cgo there is no constructor; the daemon is made by
 // re-executing the command (see daemonize).
-func earlyFork() (role, fd, pid int) { return earlyNone, -1, 0 }
+func earlyFork() (role, fd, pid int, read []byte) { return earlyNone, -1, 0, nil }

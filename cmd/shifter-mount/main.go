@@ -237,7 +237,7 @@ const (
 )
 
 func run(args []string, stderr io.Writer) int {
-	role, fd, pid := earlyFork()
+	role, fd, pid, read := earlyFork()
 	if role == earlyChild {
 		return runEarlyChild(args, fd)
 	}
@@ -252,7 +252,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if role == earlyParent {
 		if !cfg.foreground {
-			return waitEarlyChild(cfg, fd, pid, stderr)
+			return waitEarlyChild(cfg, fd, pid, read, stderr)
 		}
 		// The child parsed the same arguments and is leaving quietly.
 		closeFD(fd)

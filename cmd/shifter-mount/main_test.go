@@ -198,7 +198,8 @@ func testDaemon(t *testing.T, env, how string) {
 	cleanupMount(t, mnt, &pid)
 
 	cmd := exec.Command(bin, "--pid-file", pidFile, "--log-level=debug", img, mnt)
-	cmd.Env = daemonEnv(env)
+	// inittrace: each Go runtime that starts logs its package inits.
+	cmd.Env = append(daemonEnv(env), "GODEBUG=inittrace=1")
 	// The starter runs in its own process group, as a shell job would.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr bytes.Buffer
@@ -212,6 +213,12 @@ func testDaemon(t *testing.T, env, how string) {
 	// stderr: it says which way it was started.
 	if want := fmt.Sprintf("started_by=%s pid=%d", how, pid); !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr lacks %s:\n%s", want, stderr.String())
+	}
+	// The early fork's parent ends in its C constructor once mounted: only
+	// the server starts a Go runtime. Re-exec starts two.
+	runtimes := strings.Count(stderr.String(), "init runtime @")
+	if want := map[string]int{"early-fork": 1, "re-exec": 2}[how]; runtimes != want {
+		t.Errorf("%d Go runtimes started, want %d", runtimes, want)
 	}
 	if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hello\n" {
 		t.Fatalf("read through the mount right after the command returned = %q, %v", b, err)
@@ -366,28 +373,33 @@ func TestMountErrors(t *testing.T) {
 		name     string
 		args     []string
 		wantCode int
-		wantMsg  string
+		// wantStart begins stderr when set: the whole report reaches the
+		// caller (the early fork's constructor reads its first byte).
+		wantStart, wantMsg string
 	}{
-		{"missing image", []string{filepath.Join(dir, "nope"), t.TempDir()}, 1, "no such file"},
-		{"corrupt image", []string{corrupt, t.TempDir()}, 1, "squashfs"},
-		{"missing mount point", []string{img, filepath.Join(dir, "nodir")}, 1, "mount"},
-		{"usage", []string{img}, 2, "IMAGE MOUNTPOINT"},
-		{"foreground corrupt", []string{"-f", corrupt, t.TempDir()}, 1, "squashfs"},
+		{"missing image", []string{filepath.Join(dir, "nope"), t.TempDir()}, 1, "shifter-mount: open image: open " + filepath.Join(dir, "nope") + ": ", "no such file"},
+		{"corrupt image", []string{corrupt, t.TempDir()}, 1, "shifter-mount: open image " + corrupt + ": squashfs: bad magic", "squashfs"},
+		{"missing mount point", []string{img, filepath.Join(dir, "nodir")}, 1, "", "mount"},
+		{"usage", []string{img}, 2, "shifter-mount: want IMAGE MOUNTPOINT", "IMAGE MOUNTPOINT"},
+		{"foreground corrupt", []string{"-f", corrupt, t.TempDir()}, 1, "", "squashfs"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(bin, tc.args...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != tc.wantCode {
-				t.Fatalf("%v = %v, want exit status %d\n%s", tc.args, err, tc.wantCode, stderr.String())
-			}
-			if !strings.Contains(stderr.String(), tc.wantMsg) {
-				t.Errorf("stderr %q lacks %q", stderr.String(), tc.wantMsg)
-			}
-		})
+	for _, way := range daemonWays {
+		for _, tc := range tests {
+			t.Run(way.name+"/"+tc.name, func(t *testing.T) {
+				cmd := exec.Command(bin, tc.args...)
+				cmd.Env = daemonEnv(way.env)
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				err := cmd.Run()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != tc.wantCode {
+					t.Fatalf("%v = %v, want exit status %d\n%s", tc.args, err, tc.wantCode, stderr.String())
+				}
+				if !strings.HasPrefix(stderr.String(), tc.wantStart) || !strings.Contains(stderr.String(), tc.wantMsg) {
+					t.Errorf("stderr %q: want it to start with %q and contain %q", stderr.String(), tc.wantStart, tc.wantMsg)
+				}
+			})
+		}
 	}
 }
 

@@ -107,7 +107,7 @@ func daemonize(cfg *config, args []string, stderr io.Writer) int {
 		return 1
 	}
 	w.Close()
-	return waitReport(cfg, r, cmd.Wait, func() { cmd.Process.Release() }, stderr)
+	return waitReport(cfg, nil, r, cmd.Wait, func() { cmd.Process.Release() }, stderr)
 }
 
 // checkReadyFD checks that --ready-fd names an open descriptor and keeps
@@ -125,12 +125,13 @@ func checkReadyFD(cfg *config, stderr io.Writer) bool {
 	return true
 }
 
-// waitReport reads the daemon's report on r: one zero byte once it is
-// mounted, or an error message. wait reaps a daemon that failed; release
-// lets go of one that serves.
-func waitReport(cfg *config, r *os.File, wait func() error, release func(), stderr io.Writer) int {
-	msg, _ := io.ReadAll(io.LimitReader(r, 64<<10))
+// waitReport reads the daemon's report on r, after the part of it read
+// already: one zero byte once it is mounted, or an error message. wait
+// reaps a daemon that failed; release lets go of one that serves.
+func waitReport(cfg *config, read []byte, r *os.File, wait func() error, release func(), stderr io.Writer) int {
+	rest, _ := io.ReadAll(io.LimitReader(r, 64<<10))
 	r.Close()
+	msg := append(read, rest...)
 	if len(msg) > 0 && msg[0] == 0 {
 		notifyReady(cfg.readyFD)
 		release()
@@ -145,10 +146,11 @@ func waitReport(cfg *config, r *os.File, wait func() error, release func(), stde
 	return 1
 }
 
-// waitEarlyChild is the parent's side of the early fork: the child,
-// forked before the Go runtime started, mounts and serves; this process
-// reports its outcome.
-func waitEarlyChild(cfg *config, fd, pid int, stderr io.Writer) int {
+// waitEarlyChild is the parent's side of the early fork when its
+// constructor did not finish it: the child, forked before the Go runtime
+// started, mounts and serves; this process reports its outcome. read is
+// the start of the report, which the constructor read.
+func waitEarlyChild(cfg *config, fd, pid int, read []byte, stderr io.Writer) int {
 	if !checkReadyFD(cfg, stderr) {
 		closeFD(fd) // the child sees no reader and gives up
 		return 2
@@ -166,7 +168,7 @@ func waitEarlyChild(cfg *config, fd, pid int, stderr io.Writer) int {
 			return fmt.Errorf("server exited: status %d", ws.ExitStatus())
 		}
 	}
-	return waitReport(cfg, os.NewFile(uintptr(fd), "report-pipe"), wait, func() {}, stderr)
+	return waitReport(cfg, read, os.NewFile(uintptr(fd), "report-pipe"), wait, func() {}, stderr)
 }
 
 // runEarlyChild is the child's side of the early fork. It serves only
