@@ -254,12 +254,19 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		last = now
 	}
 	step("serving")
+	// No collection until the mount is ready: the heap is a few MiB by
+	// then (go-fuse's 1 MiB request buffers, the tables), and a cycle
+	// started by those buffers, with its assists, lay on the path of
+	// every mount. Then the heap is mostly the block cache, pointer-free
+	// buffers that are cheap to mark: collect at 25% growth instead of
+	// 100% and the server's footprint stays near the cache size. GOGC,
+	// when set, wins.
+	gcPercent := debug.SetGCPercent(-1)
 	if os.Getenv("GOGC") == "" {
-		// The heap is mostly the block cache, pointer-free buffers that
-		// are cheap to mark: collect at 25% growth instead of 100% and
-		// the server's footprint stays near the cache size.
-		debug.SetGCPercent(25)
+		gcPercent = 25
 	}
+	gcOn := sync.OnceFunc(func() { debug.SetGCPercent(gcPercent) })
+	defer gcOn()
 	if cfg.daemonHow != "" {
 		log.Debug("daemon", "started_by", cfg.daemonHow, "pid", os.Getpid())
 	}
@@ -384,6 +391,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		notifyReady(cfg.readyFD)
 	}
 	step("readiness reported")
+	gcOn()
 	log.Info("mounted", "image", image, "mountpoint", mnt, "pid", os.Getpid())
 
 	lazy := false
