@@ -94,7 +94,7 @@ var (
 // buildFlags are the Makefile's per-binary build flags, so that tests run
 // the binaries as they ship (keep in step with the Makefile's build rule).
 var buildFlags = map[string][]string{
-	"shifter-mount": {"-tags", "osusergo,netgo", "-ldflags", "-linkmode=external -extldflags=-static"},
+	"shifter-mount": {"-tags", "osusergo,netgo", "-ldflags", "-s -w -linkmode=external -extldflags=-static"},
 }
 
 // Binary builds ./cmd/<name> once per test process and returns the path of
