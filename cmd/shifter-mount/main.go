@@ -97,7 +97,9 @@ Mount options (-o opt[,opt...], as squashfuse takes them):
   rw, suid, dev and anything else are refused.
 
 Environment:
-  GOGC                  the server's garbage collection target (default 25)
+  GOGC                  the server's garbage collection target (default 25,
+                        after one second of serving)
+  GOMEMLIMIT            the server's soft memory limit (default: none)
   SHIFTER_MOUNT_NO_EARLY_FORK
                         when set, the daemon is made by re-executing the
                         command instead of forking before the Go runtime

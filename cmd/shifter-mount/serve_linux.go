@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -254,18 +255,12 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		last = now
 	}
 	step("serving")
-	// No collection until the mount is ready: the heap is a few MiB by
-	// then (go-fuse's 1 MiB request buffers, the tables), and a cycle
+	// Collection: off until the mount is ready (the heap is a few MiB by
+	// then: go-fuse's 1 MiB request buffers, the tables), and a cycle
 	// started by those buffers, with its assists, lay on the path of
-	// every mount. Then the heap is mostly the block cache, pointer-free
-	// buffers that are cheap to mark: collect at 25% growth instead of
-	// 100% and the server's footprint stays near the cache size. GOGC,
-	// when set, wins.
+	// every mount. See gcAfterReady for what follows.
 	gcPercent := debug.SetGCPercent(-1)
-	if os.Getenv("GOGC") == "" {
-		gcPercent = 25
-	}
-	gcOn := sync.OnceFunc(func() { debug.SetGCPercent(gcPercent) })
+	gcOn := sync.OnceFunc(func() { gcAfterReady(gcPercent, cfg.dataCacheMiB<<20) })
 	defer gcOn()
 	if cfg.daemonHow != "" {
 		log.Debug("daemon", "started_by", cfg.daemonHow, "pid", os.Getpid())
@@ -425,6 +420,34 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 			}
 		}
 	}
+}
+
+// gcSettleDelay is how long after readiness the collector runs only at
+// the memory limit.
+var gcSettleDelay = time.Second
+
+// gcAfterReady sets the collector for serving. The heap is then mostly
+// the block cache, pointer-free buffers that are cheap to mark: collect
+// at 25% growth instead of 100% and the server's footprint stays near the
+// cache size. But a first cycle at 25% of a 2 MiB heap comes with the
+// first requests (the stat that follows a mount): for the first second
+// the collector stays off unless memory reaches a limit of twice the
+// data cache (64 MiB at least), then 25% takes over. GOGC or GOMEMLIMIT,
+// when set, are left to do what they say.
+func gcAfterReady(gcPercent int, dataCache int64) {
+	if os.Getenv("GOGC") != "" {
+		debug.SetGCPercent(gcPercent)
+		return
+	}
+	if os.Getenv("GOMEMLIMIT") != "" {
+		debug.SetGCPercent(25)
+		return
+	}
+	debug.SetMemoryLimit(max(2*dataCache, 64<<20))
+	time.AfterFunc(gcSettleDelay, func() {
+		debug.SetGCPercent(25)
+		debug.SetMemoryLimit(math.MaxInt64)
+	})
 }
 
 // nonZero maps a timeout of 0 on the command line (no caching) to what
