@@ -111,6 +111,18 @@ reps:
 		}
 		for _, img := range imgs {
 			for _, test := range cfg.Tests {
+				if test == "mount" {
+					if err := r.mountSamples(ctx, img, rep); err != nil {
+						if ctx.Err() != nil {
+							r.res.Interrupted = fmt.Sprintf("interrupted during repetition %d of %d; the figures are medians of what was measured", rep+1, cfg.Reps)
+							log.Warn("interrupted: reporting what was measured")
+							break reps
+						}
+						r.res.Errors = append(r.res.Errors, fmt.Sprintf("rep %d %s mount: %v", rep+1, img.Spec.Name(), err))
+						log.Error("test failed", "image", img.Spec.Name(), "test", test, "err", err)
+					}
+					continue
+				}
 				for i := range r.methods {
 					m := r.methods[(i+rep)%len(r.methods)] // rotate so no method always goes first
 					if err := r.one(ctx, img, m, test); err != nil {
@@ -180,35 +192,53 @@ func (r *runner) verifyOne(ctx context.Context, img *benchImage, m *method) (*ve
 	return v, r.unmount(mt)
 }
 
-// one runs test with a fresh mount after dropping the caches: the first
-// run is the cold figure, the second the warm one.
+// mountSamples times cfg.MountReps rounds of mounts. In each round every
+// method, in turn (rotated from round to round), mounts once after the
+// caches are dropped (cold) and once right after unmounting (warm): the
+// methods share the machine's moments of noise.
+func (r *runner) mountSamples(ctx context.Context, img *benchImage, rep int) error {
+	n := len(r.methods)
+	for s := range r.cfg.MountReps {
+		for i := range n {
+			m := r.methods[(i+s+rep)%n]
+			if err := dropCaches(); err != nil {
+				return err
+			}
+			for _, phase := range []string{"cold", "warm"} {
+				mt, el, err := r.mount(ctx, img, m)
+				if err != nil {
+					return fmt.Errorf("%s: %w", m.name, err)
+				}
+				r.res.add(img, m.name, "mount", phase, el)
+				r.res.noteHWM(img, m.name, mt.hwm())
+				if err := r.unmount(mt); err != nil {
+					return fmt.Errorf("%s: %w", m.name, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// one runs test (not mount: see mountSamples) with a fresh mount after
+// dropping the caches: the first run is the cold figure, the second the
+// warm one.
 func (r *runner) one(ctx context.Context, img *benchImage, m *method, test string) error {
 	if err := dropCaches(); err != nil {
 		return err
 	}
-	mt, el, err := r.mount(ctx, img, m)
+	mt, _, err := r.mount(ctx, img, m)
 	if err != nil {
 		return err
 	}
-	if test == "mount" {
-		r.res.add(img, m.name, test, "cold", el)
-		if err := r.unmount(mt); err != nil {
+	f := r.testFunc(test, img)
+	for _, phase := range []string{"cold", "warm"} {
+		el, err := f(ctx, mt.mnt)
+		if err != nil {
+			r.unmount(mt)
 			return err
 		}
-		if mt, el, err = r.mount(ctx, img, m); err != nil {
-			return err
-		}
-		r.res.add(img, m.name, test, "warm", el)
-	} else {
-		f := r.testFunc(test, img)
-		for _, phase := range []string{"cold", "warm"} {
-			el, err := f(ctx, mt.mnt)
-			if err != nil {
-				r.unmount(mt)
-				return err
-			}
-			r.res.add(img, m.name, test, phase, el)
-		}
+		r.res.add(img, m.name, test, phase, el)
 	}
 	r.res.noteHWM(img, m.name, mt.hwm())
 	return r.unmount(mt)

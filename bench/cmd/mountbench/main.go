@@ -42,6 +42,7 @@ type config struct {
 	Methods    []string      `json:"methods"`
 	Tests      []string      `json:"tests"`
 	Reps       int           `json:"repetitions"`
+	MountReps  int           `json:"mount_samples_per_repetition"`
 	BigFiles   int           `json:"big_files"`
 	BigSize    int64         `json:"big_size"`
 	Pin        bool          `json:"pinned_cpu0"`
@@ -92,6 +93,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringSliceVar(&cfg.Methods, "methods", []string{"kernel", "squashfuse_ll", "shifter-mount"}, "methods: "+strings.Join(allMethods, ","))
 	fs.StringSliceVar(&cfg.Tests, "tests", allTests, "tests: "+strings.Join(allTests, ","))
 	fs.IntVarP(&cfg.Reps, "reps", "n", 5, "repetitions of every figure")
+	fs.IntVar(&cfg.MountReps, "mount-samples", 7, "cold and warm mounts timed in each repetition of the mount test (a mount takes milliseconds: one sample a repetition is mostly noise)")
 	fs.IntVar(&cfg.BigFiles, "big-files", 4, "number of big files under /bench-big")
 	fs.StringVar(&bigSize, "big-size", "256M", "size of each big file (K, M, G suffixes)")
 	fs.BoolVar(&cfg.Pin, "pin", false, "run everything (driver, tools, FUSE servers) on CPU 0 (taskset -c 0)")
@@ -118,6 +120,9 @@ func parseFlags(args []string) (*config, error) {
 		if !fs.Changed("big-size") {
 			bigSize = "16M"
 		}
+	}
+	if cfg.MountReps < 1 {
+		return nil, fmt.Errorf("--mount-samples %d: want at least 1", cfg.MountReps)
 	}
 	n, err := parseSize(bigSize)
 	if err != nil {

@@ -208,7 +208,7 @@ func (r *results) markdown() string {
 		pin = "everything pinned to CPU 0"
 	}
 	fmt.Fprintf(&b, "# mountbench %s\n\n", r.resultsTag)
-	fmt.Fprintf(&b, "Command: `%s` (%d repetitions asked, %s, %s total).  \n", r.Command, r.cfg.Reps, pin, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
+	fmt.Fprintf(&b, "Command: `%s` (%d repetitions asked, %d cold and warm mounts in each for the mount figures, %s, %s total).  \n", r.Command, r.cfg.Reps, r.cfg.MountReps, pin, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
 	fmt.Fprintf(&b, "Machine: kernel %s, %s CPUs, %s, squashfuse %s, %s.\n\n", r.Host["kernel"], r.Host["cpus"], r.Host["mksquashfs"], r.Host["squashfuse"], r.Host["go"])
 	if r.Interrupted != "" {
 		fmt.Fprintf(&b, "**Run %s.**\n\n", r.Interrupted)
