@@ -16,14 +16,20 @@ type readahead struct {
 	jobs  chan blockKey
 	wg    sync.WaitGroup
 
-	mu     sync.Mutex
-	last   map[int64]int64 // first block offset of a file -> end of its last read
-	closed bool
+	mu      sync.Mutex
+	last    map[int64]int64 // first block offset of a file -> end of its last read
+	closed  bool
+	started bool // workers run (started with the first job: not on the path of opening an image)
 }
 
 func newReadahead(r *Reader, depth int) *readahead {
-	ra := &readahead{r: r, depth: depth, jobs: make(chan blockKey, max(depth*4, 256)), last: map[int64]int64{}}
-	workers := max(1, min(depth, 64))
+	return &readahead{r: r, depth: depth, jobs: make(chan blockKey, max(depth*4, 256)), last: map[int64]int64{}}
+}
+
+// startLocked starts the workers; ra.mu is held.
+func (ra *readahead) startLocked() {
+	ra.started = true
+	workers := max(1, min(ra.depth, 64))
 	if w := numCPU(); workers > w {
 		workers = w
 	}
@@ -31,7 +37,6 @@ func newReadahead(r *Reader, depth int) *readahead {
 		ra.wg.Add(1)
 		go ra.work()
 	}
-	return ra
 }
 
 func (ra *readahead) work() {
@@ -99,6 +104,9 @@ func (ra *readahead) schedule(f *Inode, from, to int64) {
 		if ra.closed {
 			ra.mu.Unlock()
 			return
+		}
+		if !ra.started {
+			ra.startLocked()
 		}
 		select {
 		case ra.jobs <- k:
