@@ -401,3 +401,42 @@ func readAt(path string, p []byte, off int64) (int, error) {
 	}
 	return n, err
 }
+
+// TestKernelReadahead: as root, Mount has set the mount's readahead window
+// (its bdi's read_ahead_kb) by the time it returns; a negative
+// KernelReadahead leaves the kernel's default.
+func TestKernelReadahead(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	src, _ := featureSource(t, true)
+	img := sqtest.Build(t, src)
+	for _, tc := range []struct {
+		name string
+		ra   int
+		want string
+	}{
+		{"default", 0, "1024"},
+		{"256 KiB", 256 << 10, "256"},
+		{"kernel default", -1, ""}, // whatever the kernel chose: not 1024 or 256
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mnt, _ := mountFUSE(t, img, &fusefs.MountOptions{KernelReadahead: tc.ra})
+			var sx unix.Statx_t
+			if err := unix.Statx(unix.AT_FDCWD, mnt, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &sx); err != nil {
+				t.Fatal(err)
+			}
+			p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", sx.Dev_major, sx.Dev_minor)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.TrimSpace(string(b))
+			if tc.want != "" && got != tc.want {
+				t.Errorf("%s = %s, want %s", p, got, tc.want)
+			}
+			if tc.want == "" && (got == "1024" || got == "256") {
+				t.Errorf("%s = %s, want the kernel's default", p, got)
+			}
+		})
+	}
+}
