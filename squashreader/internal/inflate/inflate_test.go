@@ -80,30 +80,30 @@ type encoder struct {
 func goEncoders() []encoder {
 	var encs []encoder
 	for lvl := flate.HuffmanOnly; lvl <= 9; lvl++ {
-		encs = append(encs, encoder{fmt.Sprintf("stdlib-%d", lvl), func(b []byte) []byte {
-			var buf bytes.Buffer
-			w, err := stdzlib.NewWriterLevel(&buf, lvl)
-			if err != nil {
-				panic(err)
-			}
-			w.Write(b)
-			w.Close()
-			return buf.Bytes()
-		}})
+		encs = append(encs, zlibEncoder(fmt.Sprintf("stdlib-%d", lvl), func(w io.Writer) (io.WriteCloser, error) {
+			return stdzlib.NewWriterLevel(w, lvl)
+		}))
 	}
 	for _, lvl := range []int{1, 5, 9, -2} {
-		encs = append(encs, encoder{fmt.Sprintf("klauspost-%d", lvl), func(b []byte) []byte {
-			var buf bytes.Buffer
-			w, err := kzlib.NewWriterLevel(&buf, lvl)
-			if err != nil {
-				panic(err)
-			}
-			w.Write(b)
-			w.Close()
-			return buf.Bytes()
-		}})
+		encs = append(encs, zlibEncoder(fmt.Sprintf("klauspost-%d", lvl), func(w io.Writer) (io.WriteCloser, error) {
+			return kzlib.NewWriterLevel(w, lvl)
+		}))
 	}
 	return encs
+}
+
+// zlibEncoder is an encoder that compresses with the writer newWriter makes.
+func zlibEncoder(name string, newWriter func(io.Writer) (io.WriteCloser, error)) encoder {
+	return encoder{name, func(b []byte) []byte {
+		var buf bytes.Buffer
+		w, err := newWriter(&buf)
+		if err != nil {
+			panic(err)
+		}
+		w.Write(b)
+		w.Close()
+		return buf.Bytes()
+	}}
 }
 
 var stdlibReader struct {
