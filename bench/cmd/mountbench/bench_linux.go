@@ -99,6 +99,14 @@ func bench(ctx context.Context, cfg *config) error {
 	if len(r.methods) == 0 {
 		return fmt.Errorf("no method can mount the image")
 	}
+	if cfg.DAMON == "pause" {
+		restore, note, err := pauseDAMON(damonAdmin, log)
+		if err != nil {
+			return err
+		}
+		defer restore()
+		r.res.DAMON = note
+	}
 	start := time.Now()
 	// An interrupt (SIGINT, SIGTERM) ends the runs early; what was
 	// measured so far is still reported.

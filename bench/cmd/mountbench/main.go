@@ -53,6 +53,7 @@ type config struct {
 	MountOpts  []string      `json:"shifter_mount_opts,omitempty"`
 	Budget     time.Duration `json:"time_budget,omitempty"`
 	Python     string        `json:"python_code"`
+	DAMON      string        `json:"damon"`
 }
 
 func main() {
@@ -103,9 +104,13 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringSliceVar(&cfg.Extra, "mksquashfs-opt", nil, "extra mksquashfs options for the images (e.g. -b,1M)")
 	fs.StringSliceVar(&cfg.MountOpts, "shifter-mount-opt", nil, "extra shifter-mount options (e.g. --readahead=8,--data-cache-mb=128)")
 	fs.DurationVar(&cfg.Budget, "time-budget", 0, "start no repetition that would end after this much time (e.g. 30m; 0 = run them all)")
+	fs.StringVar(&cfg.DAMON, "damon", "pause", "pause: turn off running DAMON page-out schemes for the run and back on after (they evict the page cache between cold and warm runs); keep: leave them")
 	fs.StringVar(&cfg.Python, "py", "import json, email, http.client, sqlite3", "python code of the py test")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if cfg.DAMON != "pause" && cfg.DAMON != "keep" {
+		return nil, fmt.Errorf("--damon %q: want pause or keep", cfg.DAMON)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))

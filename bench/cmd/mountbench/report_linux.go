@@ -51,6 +51,7 @@ type results struct {
 	Targets     []target                 `json:"targets,omitempty"`
 	Errors      []string                 `json:"errors,omitempty"`
 	Interrupted string                   `json:"interrupted,omitempty"`
+	DAMON       string                   `json:"damon,omitempty"`
 	cfg         *config
 	resultsTag  string
 }
@@ -212,6 +213,9 @@ func (r *results) markdown() string {
 	fmt.Fprintf(&b, "Machine: kernel %s, %s CPUs, %s, squashfuse %s, %s.\n\n", r.Host["kernel"], r.Host["cpus"], r.Host["mksquashfs"], r.Host["squashfuse"], r.Host["go"])
 	if r.Interrupted != "" {
 		fmt.Fprintf(&b, "**Run %s.**\n\n", r.Interrupted)
+	}
+	if r.DAMON != "" {
+		fmt.Fprintf(&b, "%s.\n\n", r.DAMON)
 	}
 	b.WriteString("Images (rootfs: debootstrap --variant=minbase --include=python3 bookworm; big files under /bench-big; mksquashfs defaults, 128 KiB blocks):\n\n")
 	for _, im := range r.Images {
