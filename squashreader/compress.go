@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 
 	lzo "github.com/anchore/go-lzo"
 	"github.com/klauspost/compress/zstd"
@@ -48,7 +47,6 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 		}
 		return lzoDec{}, nil
 	case 4:
-		dict := blockSize
 		if opts != nil {
 			if len(opts) != 8 {
 				return nil, fmt.Errorf("xz options of %d bytes, want 8", len(opts))
@@ -61,7 +59,7 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 				return nil, fmt.Errorf("unknown xz filters 0x%x", le.Uint32(opts[4:]))
 			}
 		}
-		return newXZ(dict), nil
+		return xzDec{}, nil
 	case 5:
 		if opts != nil {
 			if len(opts) != 8 {
@@ -92,29 +90,6 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 		return zstdDec{d}, nil
 	}
 	return nil, fmt.Errorf("unknown compression id %d", id)
-}
-
-// readInto reads all of r into dst[:0] up to cap(dst); more is an error.
-func readInto(dst []byte, r io.Reader) ([]byte, error) {
-	dst = dst[:cap(dst)]
-	n, err := io.ReadFull(r, dst)
-	if err == io.ErrUnexpectedEOF || err == io.EOF {
-		return dst[:n], nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var one [1]byte
-	if m, _ := r.Read(one[:]); m > 0 {
-		return nil, errTooLong
-	}
-	// Some readers return data and EOF separately; one more read settles it.
-	if m, err := r.Read(one[:]); m > 0 {
-		return nil, errTooLong
-	} else if err != nil && err != io.EOF {
-		return nil, err
-	}
-	return dst, nil
 }
 
 // zlibDec decodes gzip blocks (zlib streams) buffer to buffer with the

@@ -51,11 +51,12 @@
 //     out of line (an 8-byte reference to a value shared by several
 //     inodes).
 //   - xz: one stream per block, LZMA2 after an optional BCJ filter
-//     (x86, PowerPC, IA-64, ARM, ARM-Thumb, SPARC), decoded with
-//     github.com/therootcompany/xz (a port of the kernel's xz-embedded).
-//     gzip is zlib (klauspost/compress), zstd klauspost/compress, lz4
-//     pierrec/lz4 block format, lzo anchore/go-lzo (lzo1x). The legacy
-//     lzma compressor (id 2) is not supported.
+//     (x86, PowerPC, IA-64, ARM, ARM-Thumb, SPARC), decoded buffer to
+//     buffer by our own internal/xz and internal/lzma2 (the output
+//     buffer is the dictionary). gzip is zlib, decoded by our own
+//     internal/inflate; zstd klauspost/compress, lz4 pierrec/lz4 block
+//     format, lzo anchore/go-lzo (lzo1x). The legacy lzma compressor
+//     (id 2) is not supported.
 //
 // # Safety rules
 //
