@@ -2,6 +2,8 @@
 
 package lzma2
 
+import "encoding/binary"
+
 // The LZMA decoder of one LZMA2 chunk: a range decoder (32-bit range and
 // code, one byte shifted in whenever the range drops below 2^24) over
 // adaptive binary probabilities (11 bits, moved 1/32 of the way towards
@@ -121,16 +123,51 @@ func bitsLen(mask uint32) int {
 	return n
 }
 
+// bitMask decodes one bit with probability *p without a branch. It
+// returns the new range and code, and m: all ones for a 0 bit and 0 for a
+// 1 bit (so the bit is m+1). The probability update p += (2048-p)>>5 for
+// a 0 and p -= p>>5 for a 1 is one arithmetic shift: p -= (p-t)>>5 with
+// t = 2048-31 or 0.
+func bitMask(rng, code uint32, p *uint16) (uint32, uint32, uint32) {
+	pv := uint32(*p)
+	bound := (rng >> probBits) * pv
+	m := uint32((uint64(code) - uint64(bound)) >> 32)
+	r1 := rng - bound
+	rng = r1 ^ (r1^bound)&m
+	code -= bound &^ m
+	*p = uint16(int32(pv) - (int32(pv)-int32(m&(1<<probBits-(1<<moveBits-1))))>>moveBits)
+	return rng, code, m
+}
+
+// normalize shifts in the next byte of in when the range is below 2^24;
+// past the end of in it shifts in zeros (decodeChunk fails at the end if
+// it did).
+func normalize(rng, code uint32, in []byte, ip int) (uint32, uint32, int) {
+	if rng < kTop {
+		rng <<= 8
+		code <<= 8
+		if ip < len(in) {
+			code |= uint32(in[ip])
+		}
+		ip++
+	}
+	return rng, code, ip
+}
+
 // decodeChunk decodes one LZMA chunk from in (its packed data, all of it)
-// into out[op:], to the end of out. out starts at the last dictionary
-// reset, so op is also the number of bytes in the dictionary; limit is the
-// dictionary size. It returns the new op, and the bytes of in consumed.
-func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, int, error) {
+// into out[op:end]. out starts at the last dictionary reset, so op is also
+// the number of bytes in the dictionary, and it may extend past end (its
+// bytes there may be overwritten); limit is the dictionary size. It
+// returns the new op, and the bytes of in consumed.
+func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (int, int, error) {
 	if len(in) < 5 {
 		return op, len(in), &chunkError{"LZMA chunk shorter than the range coder's 5 initial bytes", len(in)}
 	}
 	if in[0] != 0 {
 		return op, 0, &chunkError{"range coder's first byte is not 0", 0}
+	}
+	if end > len(out) {
+		panic("lzma2: chunk end beyond the output")
 	}
 	rng := uint32(0xFFFFFFFF)
 	code := uint32(in[1])<<24 | uint32(in[2])<<16 | uint32(in[3])<<8 | uint32(in[4])
@@ -139,8 +176,9 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 	rep0, rep1, rep2, rep3 := d.rep[0], d.rep[1], d.rep[2], d.rep[3]
 	lc, lpMask, pbMask := d.lc&15, d.lpMask, d.pbMask
 	var errMsg string
+	var m uint32
 
-	for op < len(out) {
+	for op < end {
 		posState := uint32(op) & pbMask
 
 		// isMatch
@@ -149,16 +187,10 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 		if code < bound {
 			rng = bound
 			*p += (1<<probBits - *p) >> moveBits
-			if rng < kTop {
-				rng <<= 8
-				code <<= 8
-				if ip < len(in) {
-					code |= uint32(in[ip])
-				}
-				ip++
-			}
+			rng, code, ip = normalize(rng, code, in, ip)
 
-			// A literal.
+			// A literal, coded with the previous byte and the
+			// position as context.
 			prev := uint32(0)
 			if op > 0 {
 				prev = uint32(out[op-1])
@@ -166,58 +198,24 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 			lp := &d.lit[((uint32(op)&lpMask)<<lc|prev>>(8-lc))&15]
 			sym := uint32(1)
 			if state >= litStates {
-				// After a match: decode with the byte at rep0 too,
-				// until a bit differs from it.
+				// After a match, also with the byte at rep0 while the
+				// bits agree with it: offs is 0x100 while they do,
+				// then 0.
 				mb := uint32(out[op-int(rep0)-1])
+				offs := uint32(0x100)
 				for sym < 0x100 {
-					mbit := mb >> 7 & 1
 					mb <<= 1
-					p := &lp[(0x100+mbit<<8+sym)&0x3FF]
-					bound := (rng >> probBits) * uint32(*p)
-					var bit uint32
-					if code < bound {
-						rng = bound
-						*p += (1<<probBits - *p) >> moveBits
-					} else {
-						rng -= bound
-						code -= bound
-						*p -= *p >> moveBits
-						bit = 1
-					}
-					if rng < kTop {
-						rng <<= 8
-						code <<= 8
-						if ip < len(in) {
-							code |= uint32(in[ip])
-						}
-						ip++
-					}
-					sym = sym<<1 | bit
-					if bit != mbit {
-						break
-					}
+					mbit := mb & offs
+					rng, code, m = bitMask(rng, code, &lp[(offs+mbit+sym)&0x3FF])
+					rng, code, ip = normalize(rng, code, in, ip)
+					sym = sym<<1 + 1 + m
+					offs &= mbit ^ m
 				}
-			}
-			for sym < 0x100 {
-				p := &lp[sym&0xFF]
-				bound := (rng >> probBits) * uint32(*p)
-				if code < bound {
-					rng = bound
-					*p += (1<<probBits - *p) >> moveBits
-					sym <<= 1
-				} else {
-					rng -= bound
-					code -= bound
-					*p -= *p >> moveBits
-					sym = sym<<1 | 1
-				}
-				if rng < kTop {
-					rng <<= 8
-					code <<= 8
-					if ip < len(in) {
-						code |= uint32(in[ip])
-					}
-					ip++
+			} else {
+				for sym < 0x100 {
+					rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+					rng, code, ip = normalize(rng, code, in, ip)
+					sym = sym<<1 + 1 + m
 				}
 			}
 			out[op] = byte(sym)
@@ -234,14 +232,7 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 		rng -= bound
 		code -= bound
 		*p -= *p >> moveBits
-		if rng < kTop {
-			rng <<= 8
-			code <<= 8
-			if ip < len(in) {
-				code |= uint32(in[ip])
-			}
-			ip++
-		}
+		rng, code, ip = normalize(rng, code, in, ip)
 
 		// isRep
 		var lenc *lenCoder
@@ -250,14 +241,7 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 		if code < bound {
 			rng = bound
 			*p += (1<<probBits - *p) >> moveBits
-			if rng < kTop {
-				rng <<= 8
-				code <<= 8
-				if ip < len(in) {
-					code |= uint32(in[ip])
-				}
-				ip++
-			}
+			rng, code, ip = normalize(rng, code, in, ip)
 			// A match: length, then distance.
 			rep3, rep2, rep1 = rep2, rep1, rep0
 			lenc = &d.matchLen
@@ -270,14 +254,7 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 			rng -= bound
 			code -= bound
 			*p -= *p >> moveBits
-			if rng < kTop {
-				rng <<= 8
-				code <<= 8
-				if ip < len(in) {
-					code |= uint32(in[ip])
-				}
-				ip++
-			}
+			rng, code, ip = normalize(rng, code, in, ip)
 			// A repeat of a recent distance.
 			if uint(rep0) >= uint(op) {
 				// Only possible at the start of the dictionary:
@@ -290,27 +267,13 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 			if code < bound {
 				rng = bound
 				*p += (1<<probBits - *p) >> moveBits
-				if rng < kTop {
-					rng <<= 8
-					code <<= 8
-					if ip < len(in) {
-						code |= uint32(in[ip])
-					}
-					ip++
-				}
+				rng, code, ip = normalize(rng, code, in, ip)
 				p = &d.isRep0Long[(state<<4|posState)&0xFF]
 				bound = (rng >> probBits) * uint32(*p)
 				if code < bound {
 					rng = bound
 					*p += (1<<probBits - *p) >> moveBits
-					if rng < kTop {
-						rng <<= 8
-						code <<= 8
-						if ip < len(in) {
-							code |= uint32(in[ip])
-						}
-						ip++
-					}
+					rng, code, ip = normalize(rng, code, in, ip)
 					// A short repeat: one byte at rep0.
 					out[op] = out[op-int(rep0)-1]
 					op++
@@ -324,26 +287,12 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 				rng -= bound
 				code -= bound
 				*p -= *p >> moveBits
-				if rng < kTop {
-					rng <<= 8
-					code <<= 8
-					if ip < len(in) {
-						code |= uint32(in[ip])
-					}
-					ip++
-				}
+				rng, code, ip = normalize(rng, code, in, ip)
 			} else {
 				rng -= bound
 				code -= bound
 				*p -= *p >> moveBits
-				if rng < kTop {
-					rng <<= 8
-					code <<= 8
-					if ip < len(in) {
-						code |= uint32(in[ip])
-					}
-					ip++
-				}
+				rng, code, ip = normalize(rng, code, in, ip)
 				var dist uint32
 				p = &d.isRepG1[state&15]
 				bound = (rng >> probBits) * uint32(*p)
@@ -355,14 +304,7 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 					rng -= bound
 					code -= bound
 					*p -= *p >> moveBits
-					if rng < kTop {
-						rng <<= 8
-						code <<= 8
-						if ip < len(in) {
-							code |= uint32(in[ip])
-						}
-						ip++
-					}
+					rng, code, ip = normalize(rng, code, in, ip)
 					p = &d.isRepG2[state&15]
 					bound = (rng >> probBits) * uint32(*p)
 					if code < bound {
@@ -378,14 +320,7 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 					}
 					rep2 = rep1
 				}
-				if rng < kTop {
-					rng <<= 8
-					code <<= 8
-					if ip < len(in) {
-						code |= uint32(in[ip])
-					}
-					ip++
-				}
+				rng, code, ip = normalize(rng, code, in, ip)
 				rep1 = rep0
 				rep0 = dist
 			}
@@ -402,97 +337,63 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 		var length uint32
 		p = &lenc.choice
 		bound = (rng >> probBits) * uint32(*p)
-		var tree []uint16
-		var top uint32
 		if code < bound {
 			rng = bound
 			*p += (1<<probBits - *p) >> moveBits
-			tree, top = lenc.low[posState&15][:], 8
+			rng, code, ip = normalize(rng, code, in, ip)
+			t := &lenc.low[posState&15]
+			sym := uint32(1)
+			for sym < 8 {
+				rng, code, m = bitMask(rng, code, &t[sym&7])
+				rng, code, ip = normalize(rng, code, in, ip)
+				sym = sym<<1 + 1 + m
+			}
+			length = sym - 8
 		} else {
 			rng -= bound
 			code -= bound
 			*p -= *p >> moveBits
-			if rng < kTop {
-				rng <<= 8
-				code <<= 8
-				if ip < len(in) {
-					code |= uint32(in[ip])
-				}
-				ip++
-			}
+			rng, code, ip = normalize(rng, code, in, ip)
 			p = &lenc.choice2
 			bound = (rng >> probBits) * uint32(*p)
 			if code < bound {
 				rng = bound
 				*p += (1<<probBits - *p) >> moveBits
-				tree, top, length = lenc.mid[posState&15][:], 8, 8
-			} else {
-				rng -= bound
-				code -= bound
-				*p -= *p >> moveBits
-				tree, top, length = lenc.high[:], 256, 16
-			}
-		}
-		if rng < kTop {
-			rng <<= 8
-			code <<= 8
-			if ip < len(in) {
-				code |= uint32(in[ip])
-			}
-			ip++
-		}
-		sym := uint32(1)
-		for sym < top {
-			p := &tree[sym&0xFF]
-			bound := (rng >> probBits) * uint32(*p)
-			if code < bound {
-				rng = bound
-				*p += (1<<probBits - *p) >> moveBits
-				sym <<= 1
-			} else {
-				rng -= bound
-				code -= bound
-				*p -= *p >> moveBits
-				sym = sym<<1 | 1
-			}
-			if rng < kTop {
-				rng <<= 8
-				code <<= 8
-				if ip < len(in) {
-					code |= uint32(in[ip])
+				rng, code, ip = normalize(rng, code, in, ip)
+				t := &lenc.mid[posState&15]
+				sym := uint32(1)
+				for sym < 8 {
+					rng, code, m = bitMask(rng, code, &t[sym&7])
+					rng, code, ip = normalize(rng, code, in, ip)
+					sym = sym<<1 + 1 + m
 				}
-				ip++
+				length = sym
+			} else {
+				rng -= bound
+				code -= bound
+				*p -= *p >> moveBits
+				rng, code, ip = normalize(rng, code, in, ip)
+				t := &lenc.high
+				sym := uint32(1)
+				for sym < 0x100 {
+					rng, code, m = bitMask(rng, code, &t[sym&0xFF])
+					rng, code, ip = normalize(rng, code, in, ip)
+					sym = sym<<1 + 1 + m
+				}
+				length = sym - 0x100 + 16
 			}
 		}
-		length += sym - top
 
 		if lenc == &d.matchLen {
 			// The distance slot, by the length (0-3).
-			slots := &d.distSlot[min(length, 3)]
-			sym := uint32(1)
-			for sym < 64 {
-				p := &slots[sym&63]
-				bound := (rng >> probBits) * uint32(*p)
-				if code < bound {
-					rng = bound
-					*p += (1<<probBits - *p) >> moveBits
-					sym <<= 1
-				} else {
-					rng -= bound
-					code -= bound
-					*p -= *p >> moveBits
-					sym = sym<<1 | 1
-				}
-				if rng < kTop {
-					rng <<= 8
-					code <<= 8
-					if ip < len(in) {
-						code |= uint32(in[ip])
-					}
-					ip++
-				}
+			t := &d.distSlot[min(length, 3)]
+			slot := uint32(1)
+			for slot < 64 {
+				rng, code, m = bitMask(rng, code, &t[slot&63])
+				rng, code, ip = normalize(rng, code, in, ip)
+				slot = slot<<1 + 1 + m
 			}
-			slot := sym - 64
+			slot -= 64
 			if slot < 4 {
 				rep0 = slot
 			} else {
@@ -510,43 +411,20 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 						code -= rng
 						t := 0 - code>>31 // all ones if code was below rng
 						code += rng & t
-						dist = dist<<1 | (t + 1)
-						if rng < kTop {
-							rng <<= 8
-							code <<= 8
-							if ip < len(in) {
-								code |= uint32(in[ip])
-							}
-							ip++
-						}
+						dist = dist<<1 + 1 + t
+						rng, code, ip = normalize(rng, code, in, ip)
 					}
 					dist <<= 4
 					n = 4
 					rev = d.align[:]
 				}
-				m := uint32(1)
-				for i := uint32(0); i < n; i++ {
-					p := &rev[m]
-					bound := (rng >> probBits) * uint32(*p)
-					if code < bound {
-						rng = bound
-						*p += (1<<probBits - *p) >> moveBits
-						m <<= 1
-					} else {
-						rng -= bound
-						code -= bound
-						*p -= *p >> moveBits
-						m = m<<1 | 1
-						dist |= 1 << i
-					}
-					if rng < kTop {
-						rng <<= 8
-						code <<= 8
-						if ip < len(in) {
-							code |= uint32(in[ip])
-						}
-						ip++
-					}
+				k := uint32(1)
+				for i := range n {
+					rng, code, m = bitMask(rng, code, &rev[k])
+					rng, code, ip = normalize(rng, code, in, ip)
+					b := 1 + m
+					k = k<<1 + b
+					dist |= b << i
 				}
 				rep0 = dist
 				if rep0 == endMarker {
@@ -562,16 +440,23 @@ func (d *decoder) decodeChunk(out []byte, op int, in []byte, limit uint) (int, i
 
 		// Copy the match.
 		n := int(length) + 2
-		if n > len(out)-op {
+		if n > end-op {
 			errMsg = "match beyond the end of the chunk"
 			break
 		}
 		s := op - int(rep0) - 1
-		if int(rep0) >= n-1 {
+		if rep0 >= 7 && len(out)-op >= n+8 {
+			// Eight bytes at a time, each load of bytes
+			// already written.
+			for k := 0; k < n; k += 8 {
+				binary.LittleEndian.PutUint64(out[op+k:], binary.LittleEndian.Uint64(out[s+k:]))
+			}
+		} else if int(rep0) >= n-1 {
 			copy(out[op:op+n], out[s:s+n])
 		} else {
-			for i := range n {
-				out[op+i] = out[s+i]
+			o := out[op : op+n]
+			for i := range o {
+				o[i] = out[s+i]
 			}
 		}
 		op += n

@@ -138,7 +138,7 @@ func Decode(dst, src []byte, dictSize uint32) (out []byte, n int, err error) {
 		if len(buf)-pos < unpacked {
 			return buf[:pos], i, fmt.Errorf("%w: LZMA chunk of %d bytes at offset %d after %d bytes of output, limit %d", ErrTooLong, unpacked, i, pos, len(buf))
 		}
-		op, used, err := d.decodeChunk(buf[dictStart:pos+unpacked], pos-dictStart, src[i:i+packed], uint(limit))
+		op, used, err := d.decodeChunk(buf[dictStart:], pos-dictStart, pos+unpacked-dictStart, src[i:i+packed], uint(limit))
 		if err != nil {
 			var ce *chunkError
 			if errors.As(err, &ce) {
