@@ -142,16 +142,60 @@ func bitMask(rng, code uint32, p *uint16) (uint32, uint32, uint32) {
 // normalize shifts in the next byte of in when the range is below 2^24;
 // past the end of in it shifts in zeros (decodeChunk fails at the end if
 // it did).
-func normalize(rng, code uint32, in []byte, ip int) (uint32, uint32, int) {
+func normalize(rng, code uint32, in []byte, ip uint) (uint32, uint32, uint) {
 	if rng < kTop {
 		rng <<= 8
 		code <<= 8
-		if ip < len(in) {
+		if ip < uint(len(in)) {
 			code |= uint32(in[ip])
 		}
 		ip++
 	}
 	return rng, code, ip
+}
+
+// literal decodes a literal's 8 bits with the probabilities lp, most
+// significant bit first. It is kept out of decodeChunk so that its loop
+// has few live values to keep in registers.
+func literal(rng, code uint32, in []byte, ip uint, lp *[0x400]uint16) (uint32, uint32, uint, uint32) {
+	var m uint32
+	sym := uint32(1)
+	for sym < 0x100 {
+		rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+		rng, code, ip = normalize(rng, code, in, ip)
+		sym = sym<<1 + 1 + m
+	}
+	return rng, code, ip, sym
+}
+
+// matchedLiteral decodes a literal after a match: also with the bits of mb
+// (the byte at rep0) while the decoded bits agree with them. offs is 0x100
+// while they do, then 0.
+func matchedLiteral(rng, code uint32, in []byte, ip uint, lp *[0x400]uint16, mb uint32) (uint32, uint32, uint, uint32) {
+	var m uint32
+	sym := uint32(1)
+	offs := uint32(0x100)
+	for sym < 0x100 {
+		mb <<= 1
+		mbit := mb & offs
+		rng, code, m = bitMask(rng, code, &lp[(offs+mbit+sym)&0x3FF])
+		rng, code, ip = normalize(rng, code, in, ip)
+		sym = sym<<1 + 1 + m
+		offs &= mbit ^ m
+	}
+	return rng, code, ip, sym
+}
+
+// tree decodes a bit tree of n bits with the probabilities t[1:1<<n].
+func tree(rng, code uint32, in []byte, ip uint, t []uint16, n uint) (uint32, uint32, uint, uint32) {
+	var m uint32
+	sym := uint32(1)
+	for range n {
+		rng, code, m = bitMask(rng, code, &t[sym])
+		rng, code, ip = normalize(rng, code, in, ip)
+		sym = sym<<1 + 1 + m
+	}
+	return rng, code, ip, sym - 1<<n
 }
 
 // decodeChunk decodes one LZMA chunk from in (its packed data, all of it)
@@ -171,7 +215,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 	}
 	rng := uint32(0xFFFFFFFF)
 	code := uint32(in[1])<<24 | uint32(in[2])<<16 | uint32(in[3])<<8 | uint32(in[4])
-	ip := 5
+	ip := uint(5)
 	state := d.state
 	rep0, rep1, rep2, rep3 := d.rep[0], d.rep[1], d.rep[2], d.rep[3]
 	lc, lpMask, pbMask := d.lc&15, d.lpMask, d.pbMask
@@ -196,27 +240,11 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 				prev = uint32(out[op-1])
 			}
 			lp := &d.lit[((uint32(op)&lpMask)<<lc|prev>>(8-lc))&15]
-			sym := uint32(1)
+			var sym uint32
 			if state >= litStates {
-				// After a match, also with the byte at rep0 while the
-				// bits agree with it: offs is 0x100 while they do,
-				// then 0.
-				mb := uint32(out[op-int(rep0)-1])
-				offs := uint32(0x100)
-				for sym < 0x100 {
-					mb <<= 1
-					mbit := mb & offs
-					rng, code, m = bitMask(rng, code, &lp[(offs+mbit+sym)&0x3FF])
-					rng, code, ip = normalize(rng, code, in, ip)
-					sym = sym<<1 + 1 + m
-					offs &= mbit ^ m
-				}
+				rng, code, ip, sym = matchedLiteral(rng, code, in, ip, lp, uint32(out[op-int(rep0)-1]))
 			} else {
-				for sym < 0x100 {
-					rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
-					rng, code, ip = normalize(rng, code, in, ip)
-					sym = sym<<1 + 1 + m
-				}
+				rng, code, ip, sym = literal(rng, code, in, ip, lp)
 			}
 			out[op] = byte(sym)
 			op++
@@ -341,14 +369,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 			rng = bound
 			*p += (1<<probBits - *p) >> moveBits
 			rng, code, ip = normalize(rng, code, in, ip)
-			t := &lenc.low[posState&15]
-			sym := uint32(1)
-			for sym < 8 {
-				rng, code, m = bitMask(rng, code, &t[sym&7])
-				rng, code, ip = normalize(rng, code, in, ip)
-				sym = sym<<1 + 1 + m
-			}
-			length = sym - 8
+			rng, code, ip, length = tree(rng, code, in, ip, lenc.low[posState&15][:], 3)
 		} else {
 			rng -= bound
 			code -= bound
@@ -360,40 +381,22 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 				rng = bound
 				*p += (1<<probBits - *p) >> moveBits
 				rng, code, ip = normalize(rng, code, in, ip)
-				t := &lenc.mid[posState&15]
-				sym := uint32(1)
-				for sym < 8 {
-					rng, code, m = bitMask(rng, code, &t[sym&7])
-					rng, code, ip = normalize(rng, code, in, ip)
-					sym = sym<<1 + 1 + m
-				}
-				length = sym
+				rng, code, ip, length = tree(rng, code, in, ip, lenc.mid[posState&15][:], 3)
+				length += 8
 			} else {
 				rng -= bound
 				code -= bound
 				*p -= *p >> moveBits
 				rng, code, ip = normalize(rng, code, in, ip)
-				t := &lenc.high
-				sym := uint32(1)
-				for sym < 0x100 {
-					rng, code, m = bitMask(rng, code, &t[sym&0xFF])
-					rng, code, ip = normalize(rng, code, in, ip)
-					sym = sym<<1 + 1 + m
-				}
-				length = sym - 0x100 + 16
+				rng, code, ip, length = tree(rng, code, in, ip, lenc.high[:], 8)
+				length += 16
 			}
 		}
 
 		if lenc == &d.matchLen {
 			// The distance slot, by the length (0-3).
-			t := &d.distSlot[min(length, 3)]
-			slot := uint32(1)
-			for slot < 64 {
-				rng, code, m = bitMask(rng, code, &t[slot&63])
-				rng, code, ip = normalize(rng, code, in, ip)
-				slot = slot<<1 + 1 + m
-			}
-			slot -= 64
+			var slot uint32
+			rng, code, ip, slot = tree(rng, code, in, ip, d.distSlot[min(length, 3)][:], 6)
 			if slot < 4 {
 				rep0 = slot
 			} else {
@@ -462,18 +465,19 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 		op += n
 	}
 	if errMsg != "" {
-		return op, min(ip, len(in)), &chunkError{errMsg, min(ip, len(in))}
+		used := int(min(ip, uint(len(in))))
+		return op, used, &chunkError{errMsg, used}
 	}
 	d.state = state
 	d.rep = [4]uint32{rep0, rep1, rep2, rep3}
-	if ip > len(in) {
+	if ip > uint(len(in)) {
 		return op, len(in), &chunkError{"LZMA chunk needs more than its packed size", len(in)}
 	}
 	if code != 0 {
-		return op, ip, &chunkError{"range coder does not end with code 0", ip}
+		return op, int(ip), &chunkError{"range coder does not end with code 0", int(ip)}
 	}
-	if ip < len(in) {
-		return op, ip, &chunkError{"unused bytes at the end of an LZMA chunk", ip}
+	if ip < uint(len(in)) {
+		return op, int(ip), &chunkError{"unused bytes at the end of an LZMA chunk", int(ip)}
 	}
-	return op, ip, nil
+	return op, int(ip), nil
 }

@@ -142,7 +142,7 @@ func Decode(dst, src []byte, dictSize uint32) (out []byte, n int, err error) {
 		if err != nil {
 			var ce *chunkError
 			if errors.As(err, &ce) {
-				return buf[:dictStart+op], i + used, corrupt(i+ce.off, "%s (LZMA chunk at offset %d)", ce.msg, i-hdr)
+				return buf[:dictStart+op], i + used, fmt.Errorf("%w: %s at offset %d (in the LZMA chunk at offset %d)", ErrCorrupt, ce.msg, i+ce.off, i-hdr)
 			}
 			return buf[:dictStart+op], i + used, err
 		}
