@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,13 +15,11 @@ import (
 	"github.com/shifter-go/shifter/squashreader"
 )
 
+// mounted reports whether mnt is the mount point of a mount.
 func mounted(t *testing.T, mnt string) bool {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Contains(string(b), " "+mnt+" ")
+	_, ok := testutil.MountAt(t, mnt)
+	return ok
 }
 
 // TestUnmount: Unmount of an idle mount removes it and ends the server; a

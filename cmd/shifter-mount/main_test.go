@@ -96,19 +96,15 @@ func testImage(t *testing.T) string {
 	return sqtest.Build(t, src, "-comp", "gzip")
 }
 
-// mountEntry returns the /proc/self/mountinfo line of mnt, "" if absent.
+// mountEntry returns the /proc/self/mountinfo line of the mount on mnt,
+// "" if nothing is mounted there.
 func mountEntry(t *testing.T, mnt string) string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
+	m, ok := testutil.MountAt(t, mnt)
+	if !ok {
+		return ""
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && f[4] == mnt {
-			return l
-		}
-	}
-	return ""
+	return m.Line
 }
 
 // gone reports whether process pid has exited (it may be an unreaped
@@ -223,10 +219,18 @@ func testDaemon(t *testing.T, env, how string) {
 	if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hello\n" {
 		t.Fatalf("read through the mount right after the command returned = %q, %v", b, err)
 	}
-	mi := mountEntry(t, mnt)
-	for _, want := range []string{" - fuse.shifter-mount " + img + " ", " ro,", "nosuid", "nodev", "default_permissions", "allow_other"} {
-		if !strings.Contains(mi, want) {
-			t.Errorf("mountinfo %q lacks %q", mi, want)
+	m, _ := testutil.MountAt(t, mnt)
+	if m.FSType != "fuse.shifter-mount" || m.Source != img {
+		t.Errorf("mountinfo %q: want type fuse.shifter-mount, source %s", m.Line, img)
+	}
+	for _, want := range []string{"ro", "nosuid", "nodev"} {
+		if !slices.Contains(strings.Split(m.Options, ","), want) {
+			t.Errorf("mountinfo %q: mount options lack %s", m.Line, want)
+		}
+	}
+	for _, want := range []string{"default_permissions", "allow_other"} {
+		if !slices.Contains(strings.Split(m.SuperOpts, ","), want) {
+			t.Errorf("mountinfo %q: super options lack %s", m.Line, want)
 		}
 	}
 	sid, _ := unix.Getsid(pid)
