@@ -140,8 +140,28 @@ func TestSetuidInImageGivesNothing(t *testing.T) {
 		if !h.img.suid {
 			t.Skip("no C compiler to build the setuid test program")
 		}
-		// Host baseline: a setuid copy outside nosuid mounts works.
-		hostCopy := filepath.Join(h.dir, "suidtest")
+		// Host baseline: a setuid copy outside nosuid mounts works. The
+		// container reaches it through its bind of the host's /tmp or
+		// /var/tmp, at the same path (h.dir is resolved); with TMPDIR
+		// elsewhere, the copy goes in a directory of its own in /tmp.
+		hostDir := h.dir
+		if !underHostTmp(hostDir) {
+			d, err := os.MkdirTemp("/tmp", "shifter-suid-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(d) })
+			if hostDir, err = filepath.EvalSymlinks(d); err != nil {
+				t.Fatal(err)
+			}
+			if !underHostTmp(hostDir) {
+				t.Fatalf("%s resolves to %s, not under /tmp or /var/tmp", d, hostDir)
+			}
+			if err := os.Chmod(hostDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hostCopy := filepath.Join(hostDir, "suidtest")
 		b, _ := os.ReadFile(h.img.suidSrc)
 		os.WriteFile(hostCopy, b, 0o755)
 		os.Chmod(hostCopy, os.ModeSetuid|0o755)
@@ -154,13 +174,19 @@ func TestSetuidInImageGivesNothing(t *testing.T) {
 		vol := h.mkdir("suidvol", 0o755, testUID, testGID)
 		os.WriteFile(filepath.Join(vol, "suidtest"), b, 0o755)
 		os.Chmod(filepath.Join(vol, "suidtest"), os.ModeSetuid|0o755)
-		ds := h.spec(mode, "sh", "-c", "/suid/suidtest; /v/suidtest; /tmp/"+filepath.Base(h.img.dir)+"/"+filepath.Base(h.dir)+"/suidtest")
+		ds := h.spec(mode, "sh", "-c", "/suid/suidtest; /v/suidtest; "+hostCopy)
 		ds.Volumes = vol + ":/v"
 		out := h.must(ds, asUser)
 		if n := strings.Count(out, "4242 4242 setuid-refused"); n != 3 {
 			t.Errorf("setuid programs inside: %q, want 3 x \"4242 4242 setuid-refused\"", out)
 		}
 	})
+}
+
+// underHostTmp reports whether the resolved path p lies in the host's /tmp
+// or /var/tmp, which the container binds at the same place.
+func underHostTmp(p string) bool {
+	return strings.HasPrefix(p, "/tmp/") || strings.HasPrefix(p, "/var/tmp/")
 }
 
 // TestLDPreloadNeverPrivileged: the caller's loader variables reach no

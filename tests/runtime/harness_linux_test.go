@@ -122,6 +122,13 @@ func makeImage(mksquashfs string) (*testImage, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every path of the tests is under dir: resolve it (a symlink in
+	// TMPDIR), so that they are spelled as the kernel reports them
+	// (mountinfo, loop backing files, /proc/PID/exe, the setuid driver's
+	// os.Executable) and as mountns resolves volume destinations.
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		return nil, err
+	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}

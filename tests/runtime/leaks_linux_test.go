@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/shifter-go/shifter/internal/testutil"
 )
 
 // leaks lists what a finished container left on the host: mounts whose
@@ -15,11 +17,13 @@ import (
 // the test's files.
 func (h *harness) leaks() []string {
 	var out []string
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.Contains(l, h.img.dir) {
-				out = append(out, "mount: "+l)
-			}
+	mounts, err := testutil.ReadMounts()
+	if err != nil {
+		out = append(out, err.Error())
+	}
+	for _, m := range mounts {
+		if strings.Contains(m.MountPoint, h.img.dir) || strings.Contains(m.Source, h.img.dir) || strings.Contains(m.Root, h.img.dir) {
+			out = append(out, "mount: "+m.Line)
 		}
 	}
 	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
