@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rootfs is the container root being assembled at path (UDIMount), an
-// overlay of the image (lower) and a tmpfs (upper).
+// rootfs is the container root being assembled at path (UDIMount's real
+// path), an overlay of the image (lower) and a tmpfs (upper).
 type rootfs struct {
 	path   string
 	dir    *os.File // O_PATH handle of the overlay root
@@ -118,7 +118,15 @@ func stage(cfg *initConfig, image *os.File, log *initLogger, mps []mountPoint) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: opening the container root: %v", ErrMount, err)
 	}
-	return &rootfs{path: udi, dir: dir, unpriv: cfg.Unprivileged, cred: cfg.Cred, log: log}, fuse, nil
+	// The root's real path: udiMount may go through a symlink, and the
+	// destination checks compare it with the real paths of what is opened
+	// below it.
+	real, err := os.Readlink(fdPath(dir))
+	if err != nil {
+		dir.Close()
+		return nil, nil, fmt.Errorf("%w: resolving the container root: %v", ErrMount, err)
+	}
+	return &rootfs{path: real, dir: dir, unpriv: cfg.Unprivileged, cred: cfg.Cred, log: log}, fuse, nil
 }
 
 // bindReadOnly binds the host directory src recursively on target, every

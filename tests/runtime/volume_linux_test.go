@@ -3,6 +3,7 @@
 package runtime_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -269,4 +270,43 @@ func TestSiteVolumes(t *testing.T) {
 	if r := h.run(ds, asUser); r.code != 201 {
 		t.Errorf("user volume on /var/lib/site: exit %d, want 201", r.code)
 	}
+}
+
+// TestUDIMountThroughSymlink: a site's udiMount may be a symlink (or lie
+// under one). The container still gets /proc, its volumes and its site
+// files, and a destination that escapes is still refused.
+func TestUDIMountThroughSymlink(t *testing.T) {
+	forModes(t, func(t *testing.T, h *harness, mode string) {
+		real := h.mkdir("udi-real", 0o755, 0, 0)
+		link := filepath.Join(h.dir, "udi-link")
+		if err := os.Symlink(real, link); err != nil {
+			t.Fatal(err)
+		}
+		data := h.mkdir("data", 0o755, testUID, testGID)
+		ds := h.spec(mode, "sh", "-c", "echo via-link > /data/f; cat /proc/self/comm; id -u")
+		ds.UDIMount = filepath.Join(link, "udi")
+		ds.Volumes = data + ":/data"
+		out := h.must(ds, asUser)
+		if b, _ := os.ReadFile(filepath.Join(data, "f")); string(b) != "via-link\n" {
+			t.Errorf("write through /data landed as %q", b)
+		}
+		for _, want := range []string{"cat\n", fmt.Sprintf("%d\n", testUID)} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		// The image's escaping symlinks are still refused (201:
+		// ErrBadVolume), and nothing is made outside.
+		for _, dest := range []string{"/etc", "/data-to-etc/x", "/escape-abs", "/escape-rel/sub", "/escape-new/x", "/proc"} {
+			bad := h.spec(mode, "true")
+			bad.UDIMount = ds.UDIMount
+			bad.Volumes = data + ":" + dest
+			if r := h.run(bad, asUser); r.code != 201 {
+				t.Errorf("-V %s:%s with a symlinked udiMount: exit %d, want 201\nstderr: %s", data, dest, r.code, r.stderr)
+			}
+		}
+		if _, err := os.Stat("/shifter-escape-test"); err == nil {
+			t.Fatal("a volume created /shifter-escape-test on the host")
+		}
+	})
 }
