@@ -227,8 +227,11 @@ while i < len(b):
 }
 
 // verdict is Decode's result in liblzmaVerdicts's form.
-func verdict(src []byte, dictSize uint32) string {
-	out, n, err := Decode(make([]byte, 0, 1<<20), src, dictSize)
+func verdict(src []byte, dictSize uint32, buf []byte) string {
+	if cap(buf) < 1<<20 {
+		buf = make([]byte, 0, 1<<20)
+	}
+	out, n, err := Decode(buf[:0], src, dictSize)
 	if err != nil {
 		return "error"
 	}
@@ -271,7 +274,7 @@ func TestCrafted(t *testing.T) {
 				}
 			}
 			if lib != nil {
-				if ours := verdict(c.src, c.dictSize); !sameVerdict(ours, lib[i]) {
+				if ours := verdict(c.src, c.dictSize, nil); !sameVerdict(ours, lib[i]) {
 					t.Errorf("Decode: %s, liblzma: %s (error %v)", ours, lib[i], err)
 				} else {
 					t.Logf("%v; liblzma: %s", err, lib[i])
