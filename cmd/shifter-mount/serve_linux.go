@@ -278,10 +278,19 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 	}
 
 	// Signals are caught before the mount exists, so that none can end
-	// the server between mounting and unmounting.
+	// the server between mounting and unmounting. The first Notify starts
+	// the runtime's signal thread (0.1-0.6 ms here), so it runs while the
+	// image is opened, and the mount waits for it.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR1)
-	defer signal.Stop(sigs)
+	sigsCaught := make(chan struct{})
+	go func() {
+		signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR1)
+		close(sigsCaught)
+	}()
+	defer func() {
+		<-sigsCaught
+		signal.Stop(sigs)
+	}()
 
 	image, err := filepath.Abs(cfg.image)
 	if err != nil {
@@ -335,6 +344,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 	if cfg.kernelReadahead < 0 {
 		kra = -1
 	}
+	<-sigsCaught
 	srv, err := fusefs.Mount(cfg.mountpoint, fsys, &fusefs.MountOptions{
 		FsName:          fsName,
 		Subtype:         cfg.subtype,
