@@ -449,3 +449,24 @@ func TestCPUTime(t *testing.T) {
 		t.Logf("%-14s lzma2 %6.1f MB/s, therootcompany %6.1f MB/s (CPU time), ratio %.2f", kind, mb(best[0]), mb(best[1]), float64(best[1])/float64(best[0]))
 	}
 }
+
+// BenchmarkReset measures the probability reset that starts each block
+// (and each chunk with a state reset), lc=3 lp=0 as mksquashfs uses and
+// lc+lp=4 at most, and the pool round trip around a Decode call.
+func BenchmarkReset(b *testing.B) {
+	for _, lc := range []uint32{3, 4} {
+		b.Run(fmt.Sprintf("lc%d", lc), func(b *testing.B) {
+			d := pool.Get().(*decoder)
+			d.lc, d.lpMask, d.pbMask = lc, 0, 3
+			for b.Loop() {
+				d.reset()
+			}
+			pool.Put(d)
+		})
+	}
+	b.Run("pool", func(b *testing.B) {
+		for b.Loop() {
+			pool.Put(pool.Get())
+		}
+	})
+}

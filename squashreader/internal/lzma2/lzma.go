@@ -60,6 +60,7 @@ type probs struct {
 type decoder struct {
 	probs
 	lit    [16][0x400]uint16 // per (position, previous byte) context; 0x300 used
+	in     inBuf
 	lc     uint32
 	lpMask uint32
 	pbMask uint32
@@ -139,39 +140,63 @@ func bitMask(rng, code uint32, p *uint16) (uint32, uint32, uint32) {
 	return rng, code, m
 }
 
-// normalize shifts in the next byte of in when the range is below 2^24;
-// past the end of in it shifts in zeros (decodeChunk fails at the end if
-// it did).
-func normalize(rng, code uint32, in []byte, ip uint) (uint32, uint32, uint) {
+// normalize shifts in the next byte of in when the range is below 2^24,
+// without a branch; past the chunk's data it shifts in zeros or (far
+// past, on corrupt data) stale bytes: decodeChunk fails at the end if it
+// used more than the data.
+func normalize(rng, code uint32, in *inBuf, ip uint) (uint32, uint32, uint) {
+	b := uint32(0)
 	if rng < kTop {
-		rng <<= 8
-		code <<= 8
-		if ip < uint(len(in)) {
-			code |= uint32(in[ip])
-		}
-		ip++
+		b = 1
 	}
-	return rng, code, ip
+	s := b << 3
+	rng <<= s
+	code = code<<s | uint32(in[ip&uint(len(in)-1)])&-b
+	return rng, code, ip + uint(b)
 }
+
+// inBuf holds a chunk's packed data (at most 64 KiB) followed by zeros,
+// so that normalize can load a byte unconditionally at any masked index.
+type inBuf [1 << 17]byte
 
 // literal decodes a literal's 8 bits with the probabilities lp, most
 // significant bit first. It is kept out of decodeChunk so that its loop
 // has few live values to keep in registers.
-func literal(rng, code uint32, in []byte, ip uint, lp *[0x400]uint16) (uint32, uint32, uint, uint32) {
+func literal(rng, code uint32, in *inBuf, ip uint, lp *[0x400]uint16) (uint32, uint32, uint, uint32) {
 	var m uint32
 	sym := uint32(1)
-	for sym < 0x100 {
-		rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
-		rng, code, ip = normalize(rng, code, in, ip)
-		sym = sym<<1 + 1 + m
-	}
+	// Unrolled: the eight bits.
+	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+	rng, code, ip = normalize(rng, code, in, ip)
+	sym = sym<<1 + 1 + m
+	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+	rng, code, ip = normalize(rng, code, in, ip)
+	sym = sym<<1 + 1 + m
+	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+	rng, code, ip = normalize(rng, code, in, ip)
+	sym = sym<<1 + 1 + m
+	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+	rng, code, ip = normalize(rng, code, in, ip)
+	sym = sym<<1 + 1 + m
+	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+	rng, code, ip = normalize(rng, code, in, ip)
+	sym = sym<<1 + 1 + m
+	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+	rng, code, ip = normalize(rng, code, in, ip)
+	sym = sym<<1 + 1 + m
+	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+	rng, code, ip = normalize(rng, code, in, ip)
+	sym = sym<<1 + 1 + m
+	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+	rng, code, ip = normalize(rng, code, in, ip)
+	sym = sym<<1 + 1 + m
 	return rng, code, ip, sym
 }
 
 // matchedLiteral decodes a literal after a match: also with the bits of mb
 // (the byte at rep0) while the decoded bits agree with them. offs is 0x100
 // while they do, then 0.
-func matchedLiteral(rng, code uint32, in []byte, ip uint, lp *[0x400]uint16, mb uint32) (uint32, uint32, uint, uint32) {
+func matchedLiteral(rng, code uint32, in *inBuf, ip uint, lp *[0x400]uint16, mb uint32) (uint32, uint32, uint, uint32) {
 	var m uint32
 	sym := uint32(1)
 	offs := uint32(0x100)
@@ -187,7 +212,7 @@ func matchedLiteral(rng, code uint32, in []byte, ip uint, lp *[0x400]uint16, mb 
 }
 
 // tree decodes a bit tree of n bits with the probabilities t[1:1<<n].
-func tree(rng, code uint32, in []byte, ip uint, t []uint16, n uint) (uint32, uint32, uint, uint32) {
+func tree(rng, code uint32, in *inBuf, ip uint, t []uint16, n uint) (uint32, uint32, uint, uint32) {
 	var m uint32
 	sym := uint32(1)
 	for range n {
@@ -213,6 +238,9 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 	if end > len(out) {
 		panic("lzma2: chunk end beyond the output")
 	}
+	ib := &d.in
+	copy(ib[:], in)
+	clear(ib[len(in):min(len(in)+1024, len(ib))])
 	rng := uint32(0xFFFFFFFF)
 	code := uint32(in[1])<<24 | uint32(in[2])<<16 | uint32(in[3])<<8 | uint32(in[4])
 	ip := uint(5)
@@ -231,7 +259,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 		if code < bound {
 			rng = bound
 			*p += (1<<probBits - *p) >> moveBits
-			rng, code, ip = normalize(rng, code, in, ip)
+			rng, code, ip = normalize(rng, code, ib, ip)
 
 			// A literal, coded with the previous byte and the
 			// position as context.
@@ -242,9 +270,9 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 			lp := &d.lit[((uint32(op)&lpMask)<<lc|prev>>(8-lc))&15]
 			var sym uint32
 			if state >= litStates {
-				rng, code, ip, sym = matchedLiteral(rng, code, in, ip, lp, uint32(out[op-int(rep0)-1]))
+				rng, code, ip, sym = matchedLiteral(rng, code, ib, ip, lp, uint32(out[op-int(rep0)-1]))
 			} else {
-				rng, code, ip, sym = literal(rng, code, in, ip, lp)
+				rng, code, ip, sym = literal(rng, code, ib, ip, lp)
 			}
 			out[op] = byte(sym)
 			op++
@@ -260,7 +288,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 		rng -= bound
 		code -= bound
 		*p -= *p >> moveBits
-		rng, code, ip = normalize(rng, code, in, ip)
+		rng, code, ip = normalize(rng, code, ib, ip)
 
 		// isRep
 		var lenc *lenCoder
@@ -269,7 +297,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 		if code < bound {
 			rng = bound
 			*p += (1<<probBits - *p) >> moveBits
-			rng, code, ip = normalize(rng, code, in, ip)
+			rng, code, ip = normalize(rng, code, ib, ip)
 			// A match: length, then distance.
 			rep3, rep2, rep1 = rep2, rep1, rep0
 			lenc = &d.matchLen
@@ -282,7 +310,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 			rng -= bound
 			code -= bound
 			*p -= *p >> moveBits
-			rng, code, ip = normalize(rng, code, in, ip)
+			rng, code, ip = normalize(rng, code, ib, ip)
 			// A repeat of a recent distance.
 			if uint(rep0) >= uint(op) {
 				// Only possible at the start of the dictionary:
@@ -295,13 +323,13 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 			if code < bound {
 				rng = bound
 				*p += (1<<probBits - *p) >> moveBits
-				rng, code, ip = normalize(rng, code, in, ip)
+				rng, code, ip = normalize(rng, code, ib, ip)
 				p = &d.isRep0Long[(state<<4|posState)&0xFF]
 				bound = (rng >> probBits) * uint32(*p)
 				if code < bound {
 					rng = bound
 					*p += (1<<probBits - *p) >> moveBits
-					rng, code, ip = normalize(rng, code, in, ip)
+					rng, code, ip = normalize(rng, code, ib, ip)
 					// A short repeat: one byte at rep0.
 					out[op] = out[op-int(rep0)-1]
 					op++
@@ -315,12 +343,12 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 				rng -= bound
 				code -= bound
 				*p -= *p >> moveBits
-				rng, code, ip = normalize(rng, code, in, ip)
+				rng, code, ip = normalize(rng, code, ib, ip)
 			} else {
 				rng -= bound
 				code -= bound
 				*p -= *p >> moveBits
-				rng, code, ip = normalize(rng, code, in, ip)
+				rng, code, ip = normalize(rng, code, ib, ip)
 				var dist uint32
 				p = &d.isRepG1[state&15]
 				bound = (rng >> probBits) * uint32(*p)
@@ -332,7 +360,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 					rng -= bound
 					code -= bound
 					*p -= *p >> moveBits
-					rng, code, ip = normalize(rng, code, in, ip)
+					rng, code, ip = normalize(rng, code, ib, ip)
 					p = &d.isRepG2[state&15]
 					bound = (rng >> probBits) * uint32(*p)
 					if code < bound {
@@ -348,7 +376,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 					}
 					rep2 = rep1
 				}
-				rng, code, ip = normalize(rng, code, in, ip)
+				rng, code, ip = normalize(rng, code, ib, ip)
 				rep1 = rep0
 				rep0 = dist
 			}
@@ -368,27 +396,27 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 		if code < bound {
 			rng = bound
 			*p += (1<<probBits - *p) >> moveBits
-			rng, code, ip = normalize(rng, code, in, ip)
-			rng, code, ip, length = tree(rng, code, in, ip, lenc.low[posState&15][:], 3)
+			rng, code, ip = normalize(rng, code, ib, ip)
+			rng, code, ip, length = tree(rng, code, ib, ip, lenc.low[posState&15][:], 3)
 		} else {
 			rng -= bound
 			code -= bound
 			*p -= *p >> moveBits
-			rng, code, ip = normalize(rng, code, in, ip)
+			rng, code, ip = normalize(rng, code, ib, ip)
 			p = &lenc.choice2
 			bound = (rng >> probBits) * uint32(*p)
 			if code < bound {
 				rng = bound
 				*p += (1<<probBits - *p) >> moveBits
-				rng, code, ip = normalize(rng, code, in, ip)
-				rng, code, ip, length = tree(rng, code, in, ip, lenc.mid[posState&15][:], 3)
+				rng, code, ip = normalize(rng, code, ib, ip)
+				rng, code, ip, length = tree(rng, code, ib, ip, lenc.mid[posState&15][:], 3)
 				length += 8
 			} else {
 				rng -= bound
 				code -= bound
 				*p -= *p >> moveBits
-				rng, code, ip = normalize(rng, code, in, ip)
-				rng, code, ip, length = tree(rng, code, in, ip, lenc.high[:], 8)
+				rng, code, ip = normalize(rng, code, ib, ip)
+				rng, code, ip, length = tree(rng, code, ib, ip, lenc.high[:], 8)
 				length += 16
 			}
 		}
@@ -396,7 +424,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 		if lenc == &d.matchLen {
 			// The distance slot, by the length (0-3).
 			var slot uint32
-			rng, code, ip, slot = tree(rng, code, in, ip, d.distSlot[min(length, 3)][:], 6)
+			rng, code, ip, slot = tree(rng, code, ib, ip, d.distSlot[min(length, 3)][:], 6)
 			if slot < 4 {
 				rep0 = slot
 			} else {
@@ -415,7 +443,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 						t := 0 - code>>31 // all ones if code was below rng
 						code += rng & t
 						dist = dist<<1 + 1 + t
-						rng, code, ip = normalize(rng, code, in, ip)
+						rng, code, ip = normalize(rng, code, ib, ip)
 					}
 					dist <<= 4
 					n = 4
@@ -424,7 +452,7 @@ func (d *decoder) decodeChunk(out []byte, op, end int, in []byte, limit uint) (i
 				k := uint32(1)
 				for i := range n {
 					rng, code, m = bitMask(rng, code, &rev[k])
-					rng, code, ip = normalize(rng, code, in, ip)
+					rng, code, ip = normalize(rng, code, ib, ip)
 					b := 1 + m
 					k = k<<1 + b
 					dist |= b << i
