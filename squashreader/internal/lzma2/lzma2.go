@@ -51,7 +51,7 @@ func corrupt(off int, format string, args ...any) error {
 func Decode(dst, src []byte, dictSize uint32) (out []byte, n int, err error) {
 	// liblzma's LZ decoder makes the dictionary at least 4 KiB and a
 	// multiple of 16 bytes, and a distance is valid if it is within it.
-	limit := uint64(max(dictSize, 4096)+15) &^ 15
+	limit := (uint64(max(dictSize, 4096)) + 15) &^ 15
 	if limit > uint64(^uint(0)>>1) {
 		limit = uint64(^uint(0) >> 1)
 	}

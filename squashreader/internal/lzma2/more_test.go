@@ -240,3 +240,18 @@ func TestDictSize(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeDictSize decodes with the largest dictionary sizes (the
+// rounding up to a multiple of 16 must not overflow).
+func TestLargeDictSize(t *testing.T) {
+	e := newEnc(3, 0, 2)
+	e.lits("abcdef").match(5, 6)
+	src := cat(e.chunk(0xE0, 0), end)
+	for _, d := range []uint32{0xFFFFFFFF, 0xFFFFFFF0, 0xFFFFFFF1, 3 << 30} {
+		if out, _, err := Decode(nil, src, d); err != nil && !errors.Is(err, ErrTooLong) {
+			t.Errorf("dictSize %#x: %v", d, err)
+		} else if out, _, err = Decode(make([]byte, 0, 12), src, d); err != nil || string(out) != "abcdefabcdef" {
+			t.Errorf("dictSize %#x: %q, %v", d, out, err)
+		}
+	}
+}
