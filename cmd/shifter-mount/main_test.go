@@ -717,3 +717,50 @@ func TestDaemonStarterKilled(t *testing.T) {
 		})
 	}
 }
+
+// TestSignalBeforeCaught: a SIGTERM that reaches the server before it has
+// caught its signals (signal.Notify delayed by a test hook) still ends it
+// cleanly, unmounted, and never leaves a dead mount. The early child holds
+// the signals (a C handler records them until Notify), so its mount does
+// not wait for Notify; re-exec waits for it.
+func TestSignalBeforeCaught(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	for _, way := range daemonWays {
+		t.Run(way.name, func(t *testing.T) {
+			bin := testutil.Binary(t, "shifter-mount")
+			img := testImage(t)
+			mnt := t.TempDir()
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			pid := 0
+			cleanupMount(t, mnt, &pid)
+			const delay = 1500 * time.Millisecond
+			cmd := exec.Command(bin, "--pid-file", pidFile, img, mnt)
+			cmd.Env = append(daemonEnv(way.env), "_SHIFTER_MOUNT_TEST_NOTIFY_DELAY="+delay.String())
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", cmd, err, out)
+			}
+			took := time.Since(start)
+			pid = readPid(t, pidFile)
+			held := way.how == "early-fork"
+			if held != (took < delay) {
+				t.Errorf("mount took %v with Notify delayed %v: want the mount to wait for it: %v", took, delay, !held)
+			}
+			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if held {
+				// Recorded until Notify: the server serves on meanwhile.
+				time.Sleep(100 * time.Millisecond)
+				if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hello\n" {
+					t.Errorf("read while SIGTERM is pending = %q, %v", b, err)
+				}
+			}
+			waitGone(t, pid)
+			if e := mountEntry(t, mnt); e != "" {
+				t.Errorf("mount left behind after SIGTERM: %s", e)
+			}
+		})
+	}
+}
