@@ -3,7 +3,8 @@
 # Quiet and quick when they are already there. Needs root (or sudo).
 set -euo pipefail
 pkgs=(squashfs-tools squashfuse fuse3 busybox-static docker-registry munge attr
-      debootstrap util-linux kmod procps psmisc iproute2 ca-certificates make gcc libc6-dev python3)
+      debootstrap util-linux kmod procps psmisc iproute2 ca-certificates make gcc libc6-dev python3
+      xz-utils)
 # Extra package names on the command line are installed too (make bench
 # adds what only the benchmarks need).
 pkgs+=("$@")
