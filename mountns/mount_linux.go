@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	minfo "github.com/shifter-go/shifter/internal/mountinfo"
 )
 
 // mountError is a failed mount(2) with everything needed to read it.
@@ -229,7 +231,7 @@ func mountsUnder(mountinfo []byte, top int, path string) ([]string, error) {
 		if id == top {
 			byID = len(all)
 		}
-		all = append(all, entry{id, parent, unescapeMountinfo(fields[4])})
+		all = append(all, entry{id, parent, minfo.Unescape(fields[4])})
 	}
 	if byID < 0 {
 		return nil, fmt.Errorf("mount %d not in this thread's mountinfo", top)
@@ -260,23 +262,4 @@ func mountsUnder(mountinfo []byte, top int, path string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 etc.) of mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

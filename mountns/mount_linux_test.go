@@ -34,20 +34,6 @@ func TestMountFlagString(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/a\040b`:    "/a b",
-		`/tab\011x`:  "/tab\tx",
-		`/back\134s`: `/back\s`,
-		`/plain`:     "/plain",
-		`/end\04`:    `/end\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestHasFilesystem(t *testing.T) {
 	pf := []byte("nodev\tsysfs\nnodev\ttmpfs\n\text4\n\tsquashfs\nnodev\tfuse\n")
 	for name, want := range map[string]bool{"squashfs": true, "ext4": true, "fuse": true, "squash": false, "nodev": false} {

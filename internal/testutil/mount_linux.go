@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/shifter-go/shifter/internal/mountinfo"
 )
 
 // Mount is one line of /proc/self/mountinfo, its path fields unescaped.
@@ -77,30 +79,10 @@ func parseMountinfo(l string) (Mount, bool) {
 	}
 	return Mount{
 		ID: id, Parent: parent, Dev: f[2],
-		Root: UnescapeMountinfo(f[3]), MountPoint: UnescapeMountinfo(f[4]), Options: f[5],
-		FSType: UnescapeMountinfo(f[sep+1]), Source: UnescapeMountinfo(f[sep+2]), SuperOpts: f[sep+3],
+		Root: mountinfo.Unescape(f[3]), MountPoint: mountinfo.Unescape(f[4]), Options: f[5],
+		FSType: mountinfo.Unescape(f[sep+1]), Source: mountinfo.Unescape(f[sep+2]), SuperOpts: f[sep+3],
 		Line: l,
 	}, true
-}
-
-// UnescapeMountinfo undoes the octal escapes (\040 for a space, \011,
-// \012, \134) the kernel writes in mountinfo's path fields.
-func UnescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // MountAt returns the mount whose mount point is path (the topmost when

@@ -12,20 +12,6 @@ import (
 	"github.com/shifter-go/shifter/internal/testutil"
 )
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/plain`:               "/plain",
-		`/a\040b`:              "/a b",
-		`/tab\011nl\012bs\134`: "/tab\tnl\nbs\\",
-		`/short\04`:            `/short\04`,
-		`/not\999octal`:        `/not\999octal`,
-	} {
-		if got := testutil.UnescapeMountinfo(in); got != want {
-			t.Errorf("UnescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestMountAt: a mount is found by the path its test spells, through a
 // symlink and with a space and a backslash in its name (escaped in
 // mountinfo); of two stacked mounts, the top one; nothing once unmounted;
