@@ -165,31 +165,11 @@ type inBuf [1 << 17]byte
 func literal(rng, code uint32, in *inBuf, ip uint, lp *[0x400]uint16) (uint32, uint32, uint, uint32) {
 	var m uint32
 	sym := uint32(1)
-	// Unrolled: the eight bits.
-	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
-	rng, code, ip = normalize(rng, code, in, ip)
-	sym = sym<<1 + 1 + m
-	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
-	rng, code, ip = normalize(rng, code, in, ip)
-	sym = sym<<1 + 1 + m
-	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
-	rng, code, ip = normalize(rng, code, in, ip)
-	sym = sym<<1 + 1 + m
-	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
-	rng, code, ip = normalize(rng, code, in, ip)
-	sym = sym<<1 + 1 + m
-	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
-	rng, code, ip = normalize(rng, code, in, ip)
-	sym = sym<<1 + 1 + m
-	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
-	rng, code, ip = normalize(rng, code, in, ip)
-	sym = sym<<1 + 1 + m
-	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
-	rng, code, ip = normalize(rng, code, in, ip)
-	sym = sym<<1 + 1 + m
-	rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
-	rng, code, ip = normalize(rng, code, in, ip)
-	sym = sym<<1 + 1 + m
+	for range 8 {
+		rng, code, m = bitMask(rng, code, &lp[sym&0xFF])
+		rng, code, ip = normalize(rng, code, in, ip)
+		sym = sym<<1 + 1 + m
+	}
 	return rng, code, ip, sym
 }
 
