@@ -9,9 +9,9 @@ import (
 
 	lzo "github.com/anchore/go-lzo"
 	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 
 	"github.com/shifter-go/shifter/squashreader/internal/inflate"
+	"github.com/shifter-go/shifter/squashreader/internal/lz4"
 )
 
 // decompressor decompresses one block: src into dst[:0], at most cap(dst)
@@ -118,14 +118,12 @@ func (lzoDec) decompress(dst, src []byte) ([]byte, error) {
 	return dst[:n], nil
 }
 
+// lz4Dec decodes lz4 blocks (the block format, as the kernel's squashfs
+// reads them) with the project's own internal/lz4.
 type lz4Dec struct{}
 
 func (lz4Dec) decompress(dst, src []byte) ([]byte, error) {
-	n, err := lz4.UncompressBlock(src, dst[:cap(dst)])
-	if err != nil {
-		return nil, err
-	}
-	return dst[:n], nil
+	return lz4.Decode(dst[:0], src)
 }
 
 type zstdDec struct{ d *zstd.Decoder }

@@ -54,8 +54,9 @@
 //     (x86, PowerPC, IA-64, ARM, ARM-Thumb, SPARC), decoded buffer to
 //     buffer by our own internal/xz and internal/lzma2 (the output
 //     buffer is the dictionary). gzip is zlib, decoded by our own
-//     internal/inflate; zstd klauspost/compress, lz4 pierrec/lz4 block
-//     format, lzo anchore/go-lzo (lzo1x). The legacy lzma compressor
+//     internal/inflate; lz4 (the block format) by our own internal/lz4,
+//     with liblz4's acceptance rules; zstd klauspost/compress, lzo
+//     anchore/go-lzo (lzo1x). The legacy lzma compressor
 //     (id 2) is not supported.
 //
 // # Safety rules
