@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package zstd
+
+import (
+	"fmt"
+)
+
+// block decodes a compressed block's content src (at offset soff of the
+// input) into out[op:], out[frameStart:op] being the frame's output so
+// far; fcsLimit says that len(out) is the frame's content size rather than
+// cap(dst).
+func (d *decoder) block(out []byte, op, frameStart int, src []byte, soff int, fcsLimit bool) (int, error) {
+	tooLong := func(n int) error {
+		if fcsLimit {
+			return corrupt(soff, "block output goes past the frame content size")
+		}
+		return fmt.Errorf("%w: block at offset %d needs %d bytes, %d bytes of room", ErrTooLong, soff-3, n, len(out)-op)
+	}
+	if len(src) < 2 {
+		return op, corrupt(soff, "compressed block of %d bytes", len(src))
+	}
+	// Literals section.
+	b0 := src[0]
+	ltype := b0 & 3
+	sf := (b0 >> 2) & 3
+	var lits []byte
+	var used int
+	switch ltype {
+	case 0, 1: // raw, RLE
+		var n, hs int
+		switch sf {
+		case 0, 2:
+			hs, n = 1, int(b0>>3)
+		case 1:
+			hs, n = 2, int(b0>>4)+int(src[1])<<4
+		case 3:
+			if len(src) < 3 {
+				return op, corrupt(soff, "truncated literals section header")
+			}
+			hs, n = 3, int(b0>>4)+int(src[1])<<4+int(src[2])<<12
+		}
+		if n > maxBlockSize {
+			return op, corrupt(soff, "%d literals", n)
+		}
+		if n > len(out)-op {
+			return op, tooLong(n)
+		}
+		if ltype == 0 {
+			if hs+n > len(src) {
+				return op, corrupt(soff, "truncated raw literals")
+			}
+			lits = src[hs : hs+n]
+			used = hs + n
+		} else {
+			if hs+1 > len(src) {
+				return op, corrupt(soff, "truncated RLE literals")
+			}
+			lits = d.lits[:n]
+			b := src[hs]
+			for i := range lits {
+				lits[i] = b
+			}
+			used = hs + 1
+		}
+	default: // Huffman-compressed, treeless
+		if len(src) < 5 {
+			return op, corrupt(soff, "truncated literals section header")
+		}
+		var n, cn, hs int
+		v := int(src[0]) | int(src[1])<<8 | int(src[2])<<16 | int(src[3])<<24
+		single := sf == 0
+		switch sf {
+		case 0, 1:
+			hs, n, cn = 3, v>>4&0x3FF, v>>14&0x3FF
+		case 2:
+			hs, n, cn = 4, v>>4&0x3FFF, v>>18&0x3FFF
+		case 3:
+			hs, n, cn = 5, v>>4&0x3FFFF, v>>22&0x3FF+int(src[4])<<10
+		}
+		if n > maxBlockSize {
+			return op, corrupt(soff, "%d literals", n)
+		}
+		if !single && n < 6 {
+			return op, corrupt(soff, "%d literals in 4 streams", n)
+		}
+		if hs+cn > len(src) {
+			return op, corrupt(soff, "truncated Huffman literals")
+		}
+		if n > len(out)-op {
+			return op, tooLong(n)
+		}
+		hsrc := src[hs : hs+cn]
+		hoff := soff + hs
+		if ltype == 3 {
+			if !d.hufOK {
+				return op, corrupt(soff, "treeless literals without a previous Huffman table")
+			}
+		} else {
+			t, err := d.readHuffman(hsrc, hoff)
+			if err != nil {
+				return op, err
+			}
+			if t >= len(hsrc) {
+				return op, corrupt(hoff, "no Huffman streams after the tree")
+			}
+			hsrc = hsrc[t:]
+			hoff += t
+			d.hufOK = true
+		}
+		lits = d.lits[:n]
+		var ok bool
+		if single {
+			ok = d.huf1(lits, hsrc)
+		} else {
+			ok = d.huf4(lits, hsrc)
+		}
+		if !ok {
+			return op, corrupt(hoff, "bad Huffman-coded literals")
+		}
+		used = hs + cn
+	}
+
+	// Sequences section header.
+	src = src[used:]
+	soff += used
+	if len(src) < 1 {
+		return op, corrupt(soff, "missing sequences section")
+	}
+	nseq := int(src[0])
+	p := 1
+	if nseq >= 128 {
+		if nseq == 255 {
+			if len(src) < 3 {
+				return op, corrupt(soff, "truncated sequences section header")
+			}
+			nseq = int(src[1]) + int(src[2])<<8 + 0x7F00
+			p = 3
+		} else {
+			if len(src) < 2 {
+				return op, corrupt(soff, "truncated sequences section header")
+			}
+			nseq = (nseq-128)<<8 + int(src[1])
+			p = 2
+		}
+	}
+	if nseq == 0 {
+		if p != len(src) {
+			return op, corrupt(soff+p, "bytes after an empty sequences section")
+		}
+		if len(lits) > len(out)-op {
+			return op, tooLong(len(lits))
+		}
+		op += copy(out[op:], lits)
+		return op, nil
+	}
+	if p >= len(src) {
+		return op, corrupt(soff+p, "missing symbol compression modes")
+	}
+	modes := src[p]
+	if modes&3 != 0 {
+		return op, corrupt(soff+p, "reserved bits set in the symbol compression modes")
+	}
+	p++
+	var err error
+	if p, err = d.seqTable(src, p, soff, modes>>6, &d.ll, &d.llLog, d.llTab[:], llDefault[:], 6, maxLLCode, maxLLLog, llBase[:], llBits[:]); err != nil {
+		return op, err
+	}
+	if p, err = d.seqTable(src, p, soff, modes>>4&3, &d.of, &d.ofLog, d.ofTab[:], ofDefault[:], 5, maxOFCode, maxOFLog, nil, nil); err != nil {
+		return op, err
+	}
+	if p, err = d.seqTable(src, p, soff, modes>>2&3, &d.ml, &d.mlLog, d.mlTab[:], mlDefault[:], 6, maxMLCode, maxMLLog, mlBase[:], mlBits[:]); err != nil {
+		return op, err
+	}
+	d.fseOK = true
+	return d.sequences(out, op, frameStart, lits, src[p:], soff+p, nseq, fcsLimit)
+}
+
+// seqTable reads one of the three sequence tables (mode: predefined, RLE,
+// FSE-compressed or repeat) from src[p:] and returns the new position.
+func (d *decoder) seqTable(src []byte, p, soff int, mode uint8, cur *[]seqEntry, curLog *uint8, own, def []seqEntry, defLog uint8, maxSym int, maxLog uint, base []uint32, extra []uint8) (int, error) {
+	switch mode {
+	case 0:
+		*cur = def
+		*curLog = defLog
+	case 1:
+		if p >= len(src) {
+			return p, corrupt(soff+p, "truncated RLE sequence code")
+		}
+		s := src[p]
+		if int(s) > maxSym {
+			return p, corrupt(soff+p, "RLE sequence code %d > %d", s, maxSym)
+		}
+		e := &own[0]
+		e.next, e.nbBits = 0, 0
+		if base == nil {
+			e.value, e.addBits = 1<<s, s
+		} else {
+			e.value, e.addBits = base[s], extra[s]
+		}
+		*cur = own[:1]
+		*curLog = 0
+		p++
+	case 2:
+		nsym, log, n, ok := readNCount(src[p:], &d.norm, maxSym, maxLog)
+		if !ok {
+			return p, corrupt(soff+p, "bad FSE table description")
+		}
+		tab := d.ftab[:1<<log]
+		buildFSE(tab, d.norm[:nsym], log)
+		seqTable(own, tab, base, extra)
+		*cur = own[:1<<log]
+		*curLog = uint8(log)
+		p += n
+	case 3:
+		if !d.fseOK {
+			return p, corrupt(soff+p, "repeat mode without a previous table")
+		}
+	}
+	return p, nil
+}
+
+// sequences decodes and executes nseq sequences from the bit stream src.
+func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, soff, nseq int, fcsLimit bool) (int, error) {
+	var br bitReader
+	if !br.init(src) {
+		return op, corrupt(soff, "bad sequences bit stream")
+	}
+	llT, mlT, ofT := d.ll, d.ml, d.of
+	llS := br.bits(d.llLog)
+	ofS := br.bits(d.ofLog)
+	mlS := br.bits(d.mlLog)
+	br.reload()
+	rep0, rep1, rep2 := d.rep[0], d.rep[1], d.rep[2]
+	lp := 0
+	for i := 0; i < nseq; i++ {
+		lle := llT[llS&uint64(len(llT)-1)]
+		mle := mlT[mlS&uint64(len(mlT)-1)]
+		ofe := ofT[ofS&uint64(len(ofT)-1)]
+		ofv := int(ofe.value) + int(br.bits(ofe.addBits))
+		br.reload()
+		ml := int(mle.value) + int(br.bits(mle.addBits))
+		ll := int(lle.value) + int(br.bits(lle.addBits))
+		br.reload()
+		var off int
+		if ofe.addBits > 1 {
+			off = ofv - 3
+			rep2, rep1, rep0 = rep1, rep0, off
+		} else {
+			// Repeat offsets: 1-3, shifted by one when ll == 0.
+			r := ofv
+			if ll == 0 {
+				r++
+			}
+			switch r {
+			case 1:
+				off = rep0
+			case 2:
+				off = rep1
+				rep1 = rep0
+				rep0 = off
+			case 3:
+				off = rep2
+				rep2 = rep1
+				rep1 = rep0
+				rep0 = off
+			case 4:
+				off = rep0 - 1
+				if off == 0 {
+					return op, corrupt(soff, "repeat offset 0")
+				}
+				rep2 = rep1
+				rep1 = rep0
+				rep0 = off
+			}
+		}
+		if i+1 < nseq {
+			llS = uint64(lle.next) + br.bits(lle.nbBits)
+			mlS = uint64(mle.next) + br.bits(mle.nbBits)
+			ofS = uint64(ofe.next) + br.bits(ofe.nbBits)
+			br.reload()
+		}
+		// Execute.
+		if ll+ml > len(out)-op {
+			if fcsLimit {
+				return op, corrupt(soff, "sequences go past the frame content size")
+			}
+			return op, fmt.Errorf("%w: sequence needs %d bytes, %d bytes of room", ErrTooLong, ll+ml, len(out)-op)
+		}
+		if ll > len(lits)-lp {
+			return op, corrupt(soff, "sequence uses more literals than the block has")
+		}
+		copy(out[op:op+ll], lits[lp:lp+ll])
+		op += ll
+		lp += ll
+		if off > op-frameStart {
+			return op, corrupt(soff, "offset %d before the start of the frame", off)
+		}
+		m := op - off
+		if off >= ml {
+			copy(out[op:op+ml], out[m:m+ml])
+		} else {
+			t := out[op : op+ml]
+			for j := range t {
+				t[j] = out[m+j]
+			}
+		}
+		op += ml
+	}
+	br.reload()
+	if !br.finished() {
+		return op, corrupt(soff, "sequences bit stream not used up exactly")
+	}
+	d.rep = [3]int{rep0, rep1, rep2}
+	rest := lits[lp:]
+	if len(rest) > len(out)-op {
+		if fcsLimit {
+			return op, corrupt(soff, "literals go past the frame content size")
+		}
+		return op, fmt.Errorf("%w: last literals need %d bytes, %d bytes of room", ErrTooLong, len(rest), len(out)-op)
+	}
+	op += copy(out[op:], rest)
+	return op, nil
+}
