@@ -11,7 +11,11 @@ import (
 // last byte towards its first, the highest set bit of the last byte is the
 // start marker, and bits are taken from the top of a 64-bit window loaded
 // little-endian. Past the stream's first bit it reads zeros and counts
-// on, so that the end checks can tell an exact end from an overrun.
+// on, so that the end checks can tell an exact end from an overrun. Bits
+// read past the end are what libzstd 1.5's reader gives there (shifts
+// modulo 64, in its two ways of reading: bits for extra bits, state for
+// FSE states), so that a corrupt stream that overruns, and that libzstd
+// accepts, decodes as it does in libzstd.
 type bitReader struct {
 	src      []byte
 	pos      int    // the window is src[pos:pos+8], or src[0:len] for short streams
@@ -46,7 +50,15 @@ func (br *bitReader) init(src []byte) bool {
 
 // bits reads n <= 56 bits (fewer than the window holds after a reload).
 func (br *bitReader) bits(n uint8) uint64 {
-	v := (br.c << br.consumed) >> 1 >> (63 - n)
+	v := (br.c << (br.consumed & 63)) >> 1 >> ((63 - n) & 63)
+	br.consumed += uint(n)
+	return v
+}
+
+// state reads n <= 56 bits as libzstd's BIT_readBits does (on x86-64):
+// the same as bits unless they run past the window.
+func (br *bitReader) state(n uint8) uint64 {
+	v := (br.c >> ((64 - br.consumed - uint(n)) & 63)) & (1<<n - 1)
 	br.consumed += uint(n)
 	return v
 }

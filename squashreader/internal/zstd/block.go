@@ -158,9 +158,6 @@ func (d *decoder) block(out []byte, op, frameStart int, src []byte, soff int, fc
 		return op, corrupt(soff+p, "missing symbol compression modes")
 	}
 	modes := src[p]
-	if modes&3 != 0 {
-		return op, corrupt(soff+p, "reserved bits set in the symbol compression modes")
-	}
 	p++
 	var err error
 	if p, err = d.seqTable(src, p, soff, modes>>6, &d.ll, &d.llLog, d.llTab[:], llDefault[:], 6, maxLLCode, maxLLLog, llBase[:], llBits[:]); err != nil {
@@ -227,9 +224,9 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 		return op, corrupt(soff, "bad sequences bit stream")
 	}
 	llT, mlT, ofT := d.ll, d.ml, d.of
-	llS := br.bits(d.llLog)
-	ofS := br.bits(d.ofLog)
-	mlS := br.bits(d.mlLog)
+	llS := br.state(d.llLog)
+	ofS := br.state(d.ofLog)
+	mlS := br.state(d.mlLog)
 	br.reload()
 	rep0, rep1, rep2 := d.rep[0], d.rep[1], d.rep[2]
 	lp := 0
@@ -274,12 +271,12 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 				rep0 = off
 			}
 		}
-		if i+1 < nseq {
-			llS = uint64(lle.next) + br.bits(lle.nbBits)
-			mlS = uint64(mle.next) + br.bits(mle.nbBits)
-			ofS = uint64(ofe.next) + br.bits(ofe.nbBits)
-			br.reload()
-		}
+		// libzstd 1.5.4 moves the states on after the last sequence
+		// too, and its end check allows for that.
+		llS = uint64(lle.next) + br.state(lle.nbBits)
+		mlS = uint64(mle.next) + br.state(mle.nbBits)
+		ofS = uint64(ofe.next) + br.state(ofe.nbBits)
+		br.reload()
 		// Execute.
 		if ll+ml > len(out)-op {
 			if fcsLimit {
@@ -308,8 +305,8 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 		op += ml
 	}
 	br.reload()
-	if !br.finished() {
-		return op, corrupt(soff, "sequences bit stream not used up exactly")
+	if !br.finished() && !br.overflowed() {
+		return op, corrupt(soff, "sequences bit stream not used up")
 	}
 	d.rep = [3]int{rep0, rep1, rep2}
 	rest := lits[lp:]

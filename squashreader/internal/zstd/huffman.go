@@ -111,8 +111,8 @@ func (d *decoder) fseWeights(src []byte) (int, bool) {
 	if !br.init(src[used:]) {
 		return 0, false
 	}
-	s1 := br.bits(uint8(log))
-	s2 := br.bits(uint8(log))
+	s1 := br.state(uint8(log))
+	s2 := br.state(uint8(log))
 	br.reload()
 	w := &d.weights
 	n := 0
@@ -126,7 +126,7 @@ func (d *decoder) fseWeights(src []byte) (int, bool) {
 		e := tab[s1]
 		w[n] = e.sym
 		n++
-		s1 = uint64(e.base) + br.bits(e.nbBits)
+		s1 = uint64(e.base) + br.state(e.nbBits)
 		br.reload()
 		if br.overflowed() {
 			w[n] = tab[s2].sym
@@ -139,7 +139,7 @@ func (d *decoder) fseWeights(src []byte) (int, bool) {
 		e = tab[s2]
 		w[n] = e.sym
 		n++
-		s2 = uint64(e.base) + br.bits(e.nbBits)
+		s2 = uint64(e.base) + br.state(e.nbBits)
 		br.reload()
 		if br.overflowed() {
 			w[n] = tab[s1].sym
@@ -161,7 +161,7 @@ func (d *decoder) huf1(dst, src []byte) bool {
 	i := 0
 	for br.pos >= 8 && i+4 <= len(dst) {
 		for k := 0; k < 4; k++ {
-			e := tab[(br.c<<br.consumed)>>shift&(1<<maxHufLog-1)]
+			e := tab[(br.c<<(br.consumed&63))>>shift&(1<<maxHufLog-1)]
 			dst[i] = uint8(e)
 			br.consumed += uint(e >> 8)
 			i++
@@ -169,7 +169,7 @@ func (d *decoder) huf1(dst, src []byte) bool {
 		br.reload()
 	}
 	for ; i < len(dst); i++ {
-		e := tab[(br.c<<br.consumed)>>shift&(1<<maxHufLog-1)]
+		e := tab[(br.c<<(br.consumed&63))>>shift&(1<<maxHufLog-1)]
 		dst[i] = uint8(e)
 		br.consumed += uint(e >> 8)
 		br.reload()
