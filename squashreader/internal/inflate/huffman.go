@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"fmt"
 	"math/bits"
+	"sync"
 )
 
 // A table entry is a uint32:
@@ -74,10 +75,17 @@ var litlenInfo, distInfo, precodeInfo = func() (l [maxLitlenSyms]uint32, d [maxD
 	return
 }()
 
-var fixedLitlen [litlenTableSize]uint32
-var fixedDist [distTableSize]uint32
+// fixedTables are the decode tables of the fixed Huffman codes, built on
+// the first block that uses them: squashfs blocks rarely do (only tiny
+// ones), and a table built at package initialisation would be on the
+// path of every program start.
+type fixedTables struct {
+	litlen [litlenTableSize]uint32
+	dist   [distTableSize]uint32
+}
 
-func init() {
+var fixed = sync.OnceValue(func() *fixedTables {
+	t := new(fixedTables)
 	var lens [maxLitlenSyms + maxDistSyms]uint8
 	for i := range maxLitlenSyms {
 		switch {
@@ -94,12 +102,13 @@ func init() {
 	for i := range maxDistSyms {
 		lens[maxLitlenSyms+i] = 5
 	}
-	m1, _ := buildTable(fixedLitlen[:], litlenBits, lens[:maxLitlenSyms], litlenInfo[:])
-	m2, _ := buildTable(fixedDist[:], distBits, lens[maxLitlenSyms:], distInfo[:])
+	m1, _ := buildTable(t.litlen[:], litlenBits, lens[:maxLitlenSyms], litlenInfo[:])
+	m2, _ := buildTable(t.dist[:], distBits, lens[maxLitlenSyms:], distInfo[:])
 	if m1 != "" || m2 != "" {
 		panic("inflate: building the fixed tables")
 	}
-}
+	return t
+})
 
 // buildTable fills table with the decode entries for the canonical Huffman code
 // of the code lengths lens (at most 15), with a main table of tableBits

@@ -141,7 +141,8 @@ func (d *decoder) run(dst, src []byte, start int) ([]byte, int, error) {
 		case 0:
 			err = d.stored()
 		case 1:
-			err = d.huffman(&fixedLitlen, &fixedDist)
+			t := fixed()
+			err = d.huffman(&t.litlen, &t.dist)
 		case 2:
 			if err = d.dynamic(); err == nil {
 				err = d.huffman(&d.litlen, &d.dist)

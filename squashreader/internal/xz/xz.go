@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"hash/crc64"
 	"sync"
 
@@ -95,7 +94,7 @@ func Decode(dst, src []byte) ([]byte, error) {
 		return nil, corrupt("no xz magic", 0)
 	}
 	flags := src[6:8]
-	if crc32.ChecksumIEEE(flags) != binary.LittleEndian.Uint32(src[8:]) {
+	if crc32IEEE(flags) != binary.LittleEndian.Uint32(src[8:]) {
 		return nil, corrupt("stream header CRC32 mismatch", 8)
 	}
 	if flags[0] != 0 || flags[1]&0xf0 != 0 {
@@ -163,7 +162,7 @@ func Decode(dst, src []byte) ([]byte, error) {
 	if pos+4 > len(src) {
 		return nil, corrupt("stream ends in the index CRC32", pos)
 	}
-	if crc32.ChecksumIEEE(src[indexStart:pos]) != binary.LittleEndian.Uint32(src[pos:]) {
+	if crc32IEEE(src[indexStart:pos]) != binary.LittleEndian.Uint32(src[pos:]) {
 		return nil, corrupt("index CRC32 mismatch", pos)
 	}
 	pos += 4
@@ -176,7 +175,7 @@ func Decode(dst, src []byte) ([]byte, error) {
 	if !bytes.Equal(foot[10:], footerMagic) {
 		return nil, corrupt("no footer magic", pos+10)
 	}
-	if crc32.ChecksumIEEE(foot[4:10]) != binary.LittleEndian.Uint32(foot) {
+	if crc32IEEE(foot[4:10]) != binary.LittleEndian.Uint32(foot) {
 		return nil, corrupt("stream footer CRC32 mismatch", pos)
 	}
 	if back := (int64(binary.LittleEndian.Uint32(foot[4:])) + 1) * 4; back != int64(indexSize) {
@@ -231,7 +230,7 @@ func decodeBlock(out *[]byte, src []byte, pos *int, check int) (int, error) {
 		return 0, corrupt("stream ends in a block header", start)
 	}
 	hdr := src[start : start+hsize]
-	if crc32.ChecksumIEEE(hdr[:hsize-4]) != binary.LittleEndian.Uint32(hdr[hsize-4:]) {
+	if crc32IEEE(hdr[:hsize-4]) != binary.LittleEndian.Uint32(hdr[hsize-4:]) {
 		return 0, corrupt("block header CRC32 mismatch", start+hsize-4)
 	}
 	bflags := hdr[1]
@@ -390,7 +389,7 @@ func decodeBlock(out *[]byte, src []byte, pos *int, check int) (int, error) {
 	sum := src[q : q+cs]
 	switch check {
 	case checkCRC32:
-		if crc32.ChecksumIEEE(dec) != binary.LittleEndian.Uint32(sum) {
+		if crc32IEEE(dec) != binary.LittleEndian.Uint32(sum) {
 			return 0, corrupt("CRC32 of the block's data mismatch", q)
 		}
 	case checkCRC64:
