@@ -240,19 +240,32 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 	level, _ := parseLevel(cfg.logLevel)
 	logw := &switchWriter{w: stderr}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
-	// step logs the start-up steps, timed from main, at debug level.
+	// step times the start-up steps from main, at debug level; logSteps
+	// logs them. They are logged in one go, off the steps, so that the
+	// first log lines (slog's first formatting, its page faults) do not
+	// count in the steps they follow.
 	origin := mainStart
 	if origin.IsZero() {
 		origin = time.Now() // run called without main (tests)
 	}
-	last := origin
+	type stamp struct {
+		name string
+		at   time.Time
+	}
+	var stamps []stamp
+	debugSteps := log.Enabled(context.Background(), slog.LevelDebug)
 	step := func(name string) {
-		if !log.Enabled(context.Background(), slog.LevelDebug) {
-			return
+		if debugSteps {
+			stamps = append(stamps, stamp{name, time.Now()})
 		}
-		now := time.Now()
-		log.Debug("start-up step", "step", name, "at", now.Sub(origin), "took", now.Sub(last))
-		last = now
+	}
+	last := origin
+	logSteps := func() {
+		for _, s := range stamps {
+			log.Debug("start-up step", "step", s.name, "at", s.at.Sub(origin), "took", s.at.Sub(last))
+			last = s.at
+		}
+		stamps = stamps[:0]
 	}
 	step("serving")
 	// Collection: off until the mount is ready (the heap is a few MiB by
@@ -268,6 +281,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 
 	// fail reports an error before the mount is ready.
 	fail := func(err error) int {
+		logSteps()
 		if ready != nil {
 			fmt.Fprint(ready, err.Error())
 			ready.Close()
@@ -384,6 +398,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		}
 		defer os.Remove(cfg.pidFile)
 	}
+	logSteps()
 	if ready != nil {
 		// Detach: stop using the starter's stderr and the terminal.
 		if _, err := ready.Write([]byte{0}); err != nil {
@@ -410,6 +425,7 @@ func serve(cfg *config, ready *os.File, stderr io.Writer) (code int) {
 		notifyReady(cfg.readyFD)
 	}
 	step("readiness reported")
+	logSteps()
 	gcOn()
 	log.Info("mounted", "image", image, "mountpoint", mnt, "pid", os.Getpid())
 
