@@ -8,14 +8,14 @@ import (
 
 // block decodes a compressed block's content src (at offset soff of the
 // input) into out[op:], out[frameStart:op] being the frame's output so
-// far; fcsLimit says that len(out) is the frame's content size rather than
-// cap(dst).
-func (d *decoder) block(out []byte, op, frameStart int, src []byte, soff int, fcsLimit bool) (int, error) {
+// far; kind says what len(out) is: cap(dst) or the frame's content size.
+func (d *decoder) block(out []byte, op, frameStart int, src []byte, soff int, kind int) (int, error) {
+	if op+maxBlockOut < len(out) {
+		out = out[:op+maxBlockOut]
+		kind = limBlock
+	}
 	tooLong := func(n int) error {
-		if fcsLimit {
-			return corrupt(soff, "block output goes past the frame content size")
-		}
-		return fmt.Errorf("%w: block at offset %d needs %d bytes, %d bytes of room", ErrTooLong, soff-3, n, len(out)-op)
+		return outErr(kind, soff-3, n, len(out)-op)
 	}
 	if len(src) < 2 {
 		return op, corrupt(soff, "compressed block of %d bytes", len(src))
@@ -170,7 +170,7 @@ func (d *decoder) block(out []byte, op, frameStart int, src []byte, soff int, fc
 		return op, err
 	}
 	d.fseOK = true
-	return d.sequences(out, op, frameStart, lits, src[p:], soff+p, nseq, fcsLimit)
+	return d.sequences(out, op, frameStart, lits, src[p:], soff+p, nseq, kind)
 }
 
 // seqTable reads one of the three sequence tables (mode: predefined, RLE,
@@ -218,7 +218,7 @@ func (d *decoder) seqTable(src []byte, p, soff int, mode uint8, cur *[]seqEntry,
 }
 
 // sequences decodes and executes nseq sequences from the bit stream src.
-func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, soff, nseq int, fcsLimit bool) (int, error) {
+func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, soff, nseq int, kind int) (int, error) {
 	var br bitReader
 	if !br.init(src) {
 		return op, corrupt(soff, "bad sequences bit stream")
@@ -264,7 +264,7 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 			case 4:
 				off = rep0 - 1
 				if off == 0 {
-					return op, corrupt(soff, "repeat offset 0")
+					off = 1 // as libzstd 1.5.4 does
 				}
 				rep2 = rep1
 				rep1 = rep0
@@ -279,10 +279,7 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 		br.reload()
 		// Execute.
 		if ll+ml > len(out)-op {
-			if fcsLimit {
-				return op, corrupt(soff, "sequences go past the frame content size")
-			}
-			return op, fmt.Errorf("%w: sequence needs %d bytes, %d bytes of room", ErrTooLong, ll+ml, len(out)-op)
+			return op, outErr(kind, soff, ll+ml, len(out)-op)
 		}
 		if ll > len(lits)-lp {
 			return op, corrupt(soff, "sequence uses more literals than the block has")
@@ -311,11 +308,20 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 	d.rep = [3]int{rep0, rep1, rep2}
 	rest := lits[lp:]
 	if len(rest) > len(out)-op {
-		if fcsLimit {
-			return op, corrupt(soff, "literals go past the frame content size")
-		}
-		return op, fmt.Errorf("%w: last literals need %d bytes, %d bytes of room", ErrTooLong, len(rest), len(out)-op)
+		return op, outErr(kind, soff, len(rest), len(out)-op)
 	}
 	op += copy(out[op:], rest)
 	return op, nil
+}
+
+// outErr is the error for n bytes of output at src offset off with room
+// for only room more: ErrTooLong if cap(dst) is the limit, else ErrCorrupt.
+func outErr(kind, off, n, room int) error {
+	switch kind {
+	case limFCS:
+		return corrupt(off, "output goes past the frame content size")
+	case limBlock:
+		return corrupt(off, "block decodes to more than %d bytes", maxBlockOut)
+	}
+	return fmt.Errorf("%w: %d bytes of output at offset %d, %d bytes of room", ErrTooLong, n, off, room)
 }

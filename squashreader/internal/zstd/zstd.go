@@ -27,6 +27,18 @@ const (
 	skipMagic     = 0x184D2A50
 	maxBlockSize  = 128 << 10
 	maxWindowLog  = 31
+	// maxBlockOut is the most a compressed block may decode to: libzstd
+	// 1.5.4 allows 32 bytes more than the 128 KiB of RFC 8878 when the
+	// output buffer has room (its literals then sit 32 bytes after the
+	// block's 128 KiB, and they are the limit).
+	maxBlockOut = maxBlockSize + 32
+)
+
+// What limits a block's output.
+const (
+	limCap   = iota // cap(dst)
+	limFCS          // the frame content size
+	limBlock        // maxBlockOut
 )
 
 // decoder is the per-call state, from a pool.
@@ -164,7 +176,9 @@ func (d *decoder) frame(out []byte, op int, src []byte, ip int) (int, int, error
 	_ = window
 	frameStart := op
 	limit := len(out)
+	kind := limCap
 	if hasFCS {
+		kind = limFCS
 		if fcs > uint64(len(out)-op) {
 			return ip, op, fmt.Errorf("%w: frame at offset %d has %d bytes, %d bytes of room", ErrTooLong, start, fcs, len(out)-op)
 		}
@@ -190,7 +204,7 @@ func (d *decoder) frame(out []byte, op int, src []byte, ip int) (int, int, error
 				return ip, op, corrupt(bstart, "truncated raw block")
 			}
 			if size > limit-op {
-				return ip, op, d.tooLong(bstart, op, size, limit, len(out))
+				return ip, op, outErr(kind, bstart, size, limit-op)
 			}
 			copy(out[op:], src[ip:ip+size])
 			op += size
@@ -200,7 +214,7 @@ func (d *decoder) frame(out []byte, op int, src []byte, ip int) (int, int, error
 				return ip, op, corrupt(bstart, "truncated RLE block")
 			}
 			if size > limit-op {
-				return ip, op, d.tooLong(bstart, op, size, limit, len(out))
+				return ip, op, outErr(kind, bstart, size, limit-op)
 			}
 			b := src[ip]
 			t := out[op : op+size]
@@ -213,11 +227,11 @@ func (d *decoder) frame(out []byte, op int, src []byte, ip int) (int, int, error
 			if size > len(src)-ip {
 				return ip, op, corrupt(bstart, "truncated compressed block")
 			}
-			if size >= maxBlockSize {
+			if size > maxBlockSize {
 				return ip, op, corrupt(bstart, "compressed block of %d bytes", size)
 			}
 			var err error
-			op, err = d.block(out[:limit], op, frameStart, src[ip:ip+size], ip, limit != len(out))
+			op, err = d.block(out[:limit], op, frameStart, src[ip:ip+size], ip, kind)
 			if err != nil {
 				return ip, op, err
 			}
@@ -243,14 +257,4 @@ func (d *decoder) frame(out []byte, op int, src []byte, ip int) (int, int, error
 		ip += 4
 	}
 	return ip, op, nil
-}
-
-// tooLong is the error for a block of n bytes at src offset off that does
-// not fit: ErrTooLong if it goes past cap(dst), ErrCorrupt if it goes past
-// the frame's content size.
-func (d *decoder) tooLong(off, op, n, limit, capacity int) error {
-	if limit < capacity && op+n <= capacity {
-		return corrupt(off, "block output goes past the frame content size")
-	}
-	return fmt.Errorf("%w: block at offset %d needs %d bytes, %d bytes of room", ErrTooLong, off, n, capacity-op)
 }

@@ -18,6 +18,7 @@ import (
 type cStream struct {
 	name     string
 	verdicts bool   // a 'V' record
+	crafted  bool   // a 'C' record: muts[0] is libzstd's verdict on z
 	rawLen   int    // 'S': the original's length
 	sum      []byte // 'S': its SHA-256
 	z        []byte
@@ -65,12 +66,17 @@ func cStreams(tb testing.TB) []cStream {
 				n := u32()
 				s.z = data[:n]
 				data = data[n:]
-			case 'V':
-				s.verdicts = true
+			case 'V', 'C':
+				s.verdicts = kind == 'V'
+				s.crafted = kind == 'C'
 				n := u32()
 				s.z = data[:n]
 				data = data[n:]
-				for i := 0; i < 9*n; i++ {
+				count := 9 * n
+				if s.crafted {
+					count = 1
+				}
+				for i := 0; i < count; i++ {
 					v := verdict{ok: data[0] == 1}
 					data = data[1:]
 					if v.ok {
@@ -116,7 +122,7 @@ func mutations(z []byte) [][]byte {
 func TestCZstdStreams(t *testing.T) {
 	n := 0
 	for _, s := range cStreams(t) {
-		if s.verdicts {
+		if s.verdicts || s.crafted {
 			continue
 		}
 		n++
@@ -176,4 +182,44 @@ func TestCZstdVerdicts(t *testing.T) {
 		}
 	}
 	t.Logf("%d corruptions, %d disagreements", total, bad)
+}
+
+// checkVerdict checks Decode's verdict on src against libzstd's, v.
+func checkVerdict(t *testing.T, what string, src []byte, v verdict) bool {
+	t.Helper()
+	got, err := Decode(make([]byte, 0, verdictCap), src)
+	switch {
+	case err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrTooLong):
+		t.Errorf("%s: error %v wraps neither error", what, err)
+	case err != nil && v.ok:
+		t.Errorf("%s: %v; libzstd decodes it", what, err)
+	case err == nil && !v.ok:
+		t.Errorf("%s: decoded %d bytes; libzstd fails", what, len(got))
+	case err == nil:
+		sum := sha256.Sum256(got)
+		if len(got) != v.outLen || !bytes.Equal(sum[:8], v.sum8) {
+			t.Errorf("%s: decoded %d bytes, libzstd %d, or they differ", what, len(got), v.outLen)
+		}
+	default:
+		return true
+	}
+	return err == nil || !v.ok
+}
+
+// TestCrafted checks Decode's verdict against libzstd's on hand-made
+// inputs (gen_czstd.py's crafted): every field of the frame header and
+// its limits, block types and sizes, literals and sequences sections at
+// their edges, repeat modes and offsets, frame content sizes, checksums,
+// skippable frames and trailing bytes.
+func TestCrafted(t *testing.T) {
+	n := 0
+	for _, s := range cStreams(t) {
+		if s.crafted {
+			n++
+			checkVerdict(t, s.name, s.z, s.muts[0])
+		}
+	}
+	if n < 90 {
+		t.Fatalf("only %d crafted inputs", n)
+	}
 }
