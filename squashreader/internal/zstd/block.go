@@ -3,6 +3,7 @@
 package zstd
 
 import (
+	"encoding/binary"
 	"fmt"
 )
 
@@ -50,7 +51,7 @@ func (d *decoder) block(out []byte, op, frameStart int, src []byte, soff int, ki
 			if hs+n > len(src) {
 				return op, corrupt(soff, "truncated raw literals")
 			}
-			lits = src[hs : hs+n]
+			lits = src[hs : hs+n : len(src)]
 			used = hs + n
 		} else {
 			if hs+1 > len(src) {
@@ -218,6 +219,8 @@ func (d *decoder) seqTable(src []byte, p, soff int, mode uint8, cur *[]seqEntry,
 }
 
 // sequences decodes and executes nseq sequences from the bit stream src.
+// The bit reader lives in locals here (c, consumed, pos: see bitReader),
+// the hot loop's registers.
 func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, soff, nseq int, kind int) (int, error) {
 	var br bitReader
 	if !br.init(src) {
@@ -228,17 +231,27 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 	ofS := br.state(d.ofLog)
 	mlS := br.state(d.mlLog)
 	br.reload()
+	c, consumed, pos := br.c, br.consumed, br.pos
 	rep0, rep1, rep2 := d.rep[0], d.rep[1], d.rep[2]
 	lp := 0
+	wild := out[:cap(out)] // may be written past len(out), within cap(dst)
+	litsW := lits[:cap(lits)]
+	llMask, mlMask, ofMask := uint64(len(llT)-1), uint64(len(mlT)-1), uint64(len(ofT)-1)
 	for i := 0; i < nseq; i++ {
-		lle := llT[llS&uint64(len(llT)-1)]
-		mle := mlT[mlS&uint64(len(mlT)-1)]
-		ofe := ofT[ofS&uint64(len(ofT)-1)]
-		ofv := int(ofe.value) + int(br.bits(ofe.addBits))
-		br.reload()
-		ml := int(mle.value) + int(br.bits(mle.addBits))
-		ll := int(lle.value) + int(br.bits(lle.addBits))
-		br.reload()
+		lle := llT[llS&llMask]
+		mle := mlT[mlS&mlMask]
+		ofe := ofT[ofS&ofMask]
+		// Extra bits: offset, match length, literal length, as libzstd
+		// reads them (bits: see bitReader.bits).
+		ofv := int(ofe.value) + int((c<<(consumed&63))>>1>>((63-ofe.addBits)&63))
+		consumed += uint(ofe.addBits)
+		ml := int(mle.value) + int((c<<(consumed&63))>>1>>((63-mle.addBits)&63))
+		consumed += uint(mle.addBits)
+		if ofe.addBits+mle.addBits+lle.addBits >= 31 {
+			c, consumed, pos = reloadBits(src, c, consumed, pos)
+		}
+		ll := int(lle.value) + int((c<<(consumed&63))>>1>>((63-lle.addBits)&63))
+		consumed += uint(lle.addBits)
 		var off int
 		if ofe.addBits > 1 {
 			off = ofv - 3
@@ -261,7 +274,7 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 				rep2 = rep1
 				rep1 = rep0
 				rep0 = off
-			case 4:
+			default:
 				off = rep0 - 1
 				if off == 0 {
 					off = 1 // as libzstd 1.5.4 does
@@ -272,11 +285,22 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 			}
 		}
 		// libzstd 1.5.4 moves the states on after the last sequence
-		// too, and its end check allows for that.
-		llS = uint64(lle.next) + br.state(lle.nbBits)
-		mlS = uint64(mle.next) + br.state(mle.nbBits)
-		ofS = uint64(ofe.next) + br.state(ofe.nbBits)
-		br.reload()
+		// too, and its end check allows for that (state: see
+		// bitReader.state).
+		consumed += uint(lle.nbBits)
+		llS = uint64(lle.next) + (c>>((64-consumed)&63))&(1<<lle.nbBits-1)
+		consumed += uint(mle.nbBits)
+		mlS = uint64(mle.next) + (c>>((64-consumed)&63))&(1<<mle.nbBits-1)
+		consumed += uint(ofe.nbBits)
+		ofS = uint64(ofe.next) + (c>>((64-consumed)&63))&(1<<ofe.nbBits-1)
+		if pos >= 8 {
+			pos -= int(consumed >> 3)
+			consumed &= 7
+			c = binary.LittleEndian.Uint64(src[pos:])
+		} else {
+			c, consumed, pos = reloadBits(src, c, consumed, pos)
+		}
+
 		// Execute.
 		if ll+ml > len(out)-op {
 			return op, outErr(kind, soff, ll+ml, len(out)-op)
@@ -284,16 +308,39 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 		if ll > len(lits)-lp {
 			return op, corrupt(soff, "sequence uses more literals than the block has")
 		}
-		copy(out[op:op+ll], lits[lp:lp+ll])
+		if ll <= 16 && lp+16 <= len(litsW) && op+16 <= len(wild) {
+			w := wild[op : op+16]
+			r := litsW[lp : lp+16]
+			a, b := binary.LittleEndian.Uint64(r), binary.LittleEndian.Uint64(r[8:])
+			binary.LittleEndian.PutUint64(w, a)
+			binary.LittleEndian.PutUint64(w[8:], b)
+		} else {
+			copy(out[op:op+ll], lits[lp:lp+ll])
+		}
 		op += ll
 		lp += ll
 		if off > op-frameStart {
 			return op, corrupt(soff, "offset %d before the start of the frame", off)
 		}
 		m := op - off
-		if off >= ml {
+		switch {
+		case off >= 16 && op+ml+16 <= len(wild):
+			// 16 bytes at a time: each copy's source was written
+			// before it.
+			for k := 0; k < ml; k += 16 {
+				w := wild[op+k : op+k+16]
+				r := wild[m+k : m+k+16]
+				a, b := binary.LittleEndian.Uint64(r), binary.LittleEndian.Uint64(r[8:])
+				binary.LittleEndian.PutUint64(w, a)
+				binary.LittleEndian.PutUint64(w[8:], b)
+			}
+		case off >= 8 && op+ml+8 <= len(wild):
+			for k := 0; k < ml; k += 8 {
+				binary.LittleEndian.PutUint64(wild[op+k:], binary.LittleEndian.Uint64(wild[m+k:]))
+			}
+		case off >= ml:
 			copy(out[op:op+ml], out[m:m+ml])
-		} else {
+		default:
 			t := out[op : op+ml]
 			for j := range t {
 				t[j] = out[m+j]
@@ -301,6 +348,7 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 		}
 		op += ml
 	}
+	br.c, br.consumed, br.pos = c, consumed, pos
 	br.reload()
 	if !br.finished() && !br.overflowed() {
 		return op, corrupt(soff, "sequences bit stream not used up")
@@ -312,6 +360,13 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 	}
 	op += copy(out[op:], rest)
 	return op, nil
+}
+
+// reloadBits is bitReader.reload on the reader's fields.
+func reloadBits(src []byte, c uint64, consumed uint, pos int) (uint64, uint, int) {
+	br := bitReader{src: src, pos: pos, c: c, consumed: consumed}
+	br.reload()
+	return br.c, br.consumed, br.pos
 }
 
 // outErr is the error for n bytes of output at src offset off with room

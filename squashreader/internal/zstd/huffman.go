@@ -150,12 +150,19 @@ func (d *decoder) fseWeights(src []byte) (int, bool) {
 	return n, true
 }
 
-// decodeLiterals1 decodes len(dst) symbols of one Huffman stream.
+// huf1 decodes len(dst) symbols of one Huffman stream, which they must
+// use up exactly.
 func (d *decoder) huf1(dst, src []byte) bool {
 	var br bitReader
 	if !br.init(src) {
 		return false
 	}
+	return d.hufRest(dst, &br)
+}
+
+// hufRest decodes len(dst) symbols from br, which they must use up
+// exactly.
+func (d *decoder) hufRest(dst []byte, br *bitReader) bool {
 	tab := &d.huf
 	shift := 64 - uint(d.hufLog)
 	i := 0
@@ -179,6 +186,9 @@ func (d *decoder) huf1(dst, src []byte) bool {
 }
 
 // huf4 decodes the four streams of a 4-stream Huffman literals section.
+// While every stream has 8 bytes left before its window, the streams are
+// decoded together, four symbols each between reloads (4 x 12 bits fit in
+// the 57 a reload leaves), with the readers in locals; huf1 finishes each.
 func (d *decoder) huf4(dst, src []byte) bool {
 	if len(src) < 10 {
 		return false
@@ -195,8 +205,52 @@ func (d *decoder) huf4(dst, src []byte) bool {
 		return false
 	}
 	s := src[6:]
-	return d.huf1(dst[:seg], s[:l1]) &&
-		d.huf1(dst[seg:2*seg], s[l1:l1+l2]) &&
-		d.huf1(dst[2*seg:3*seg], s[l1+l2:l1+l2+l3]) &&
-		d.huf1(dst[3*seg:], s[l1+l2+l3:])
+	s1, s2, s3, s4 := s[:l1], s[l1:l1+l2], s[l1+l2:l1+l2+l3], s[l1+l2+l3:]
+	var b1, b2, b3, b4 bitReader
+	if !b1.init(s1) || !b2.init(s2) || !b3.init(s3) || !b4.init(s4) {
+		return false
+	}
+	d1, d2, d3, d4 := dst[:seg], dst[seg:2*seg], dst[2*seg:3*seg], dst[3*seg:]
+	tab := &d.huf
+	shift := (64 - uint(d.hufLog)) & 63
+	const mask = 1<<maxHufLog - 1
+	c1, c2, c3, c4 := b1.c, b2.c, b3.c, b4.c
+	n1, n2, n3, n4 := b1.consumed, b2.consumed, b3.consumed, b4.consumed
+	p1, p2, p3, p4 := b1.pos, b2.pos, b3.pos, b4.pos
+	i := 0
+	// d4 is the shortest: seg-3 <= len(d4) <= seg.
+	for p1 >= 8 && p2 >= 8 && p3 >= 8 && p4 >= 8 && i+4 <= len(d4) {
+		for k := 0; k < 4; k++ {
+			e1 := tab[(c1<<(n1&63))>>shift&mask]
+			e2 := tab[(c2<<(n2&63))>>shift&mask]
+			e3 := tab[(c3<<(n3&63))>>shift&mask]
+			e4 := tab[(c4<<(n4&63))>>shift&mask]
+			n1 += uint(e1 >> 8)
+			n2 += uint(e2 >> 8)
+			n3 += uint(e3 >> 8)
+			n4 += uint(e4 >> 8)
+			d1[i+k] = uint8(e1)
+			d2[i+k] = uint8(e2)
+			d3[i+k] = uint8(e3)
+			d4[i+k] = uint8(e4)
+		}
+		i += 4
+		p1 -= int(n1 >> 3)
+		n1 &= 7
+		c1 = binary.LittleEndian.Uint64(s1[p1:])
+		p2 -= int(n2 >> 3)
+		n2 &= 7
+		c2 = binary.LittleEndian.Uint64(s2[p2:])
+		p3 -= int(n3 >> 3)
+		n3 &= 7
+		c3 = binary.LittleEndian.Uint64(s3[p3:])
+		p4 -= int(n4 >> 3)
+		n4 &= 7
+		c4 = binary.LittleEndian.Uint64(s4[p4:])
+	}
+	b1.c, b1.consumed, b1.pos = c1, n1, p1
+	b2.c, b2.consumed, b2.pos = c2, n2, p2
+	b3.c, b3.consumed, b3.pos = c3, n3, p3
+	b4.c, b4.consumed, b4.pos = c4, n4, p4
+	return d.hufRest(d1[i:], &b1) && d.hufRest(d2[i:], &b2) && d.hufRest(d3[i:], &b3) && d.hufRest(d4[i:], &b4)
 }

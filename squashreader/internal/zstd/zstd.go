@@ -61,7 +61,7 @@ type decoder struct {
 	norm    [256]int16
 	wtab    [1 << 6]fseEntry
 	ftab    [1 << 9]fseEntry
-	lits    [maxBlockSize]byte
+	lits    [maxBlockSize + 16]byte
 }
 
 var pool = sync.Pool{New: func() any { return new(decoder) }}
