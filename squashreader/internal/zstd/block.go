@@ -161,13 +161,13 @@ func (d *decoder) block(out []byte, op, frameStart int, src []byte, soff int, ki
 	modes := src[p]
 	p++
 	var err error
-	if p, err = d.seqTable(src, p, soff, modes>>6, &d.ll, &d.llLog, d.llTab[:], llDefault[:], 6, maxLLCode, maxLLLog, llBase[:], llBits[:]); err != nil {
+	if p, err = d.seqTable(src, p, soff, modes>>6, d.llTab[:], &d.llLog, llDefault[:], 6, maxLLCode, maxLLLog, llBase[:], llBits[:]); err != nil {
 		return op, err
 	}
-	if p, err = d.seqTable(src, p, soff, modes>>4&3, &d.of, &d.ofLog, d.ofTab[:], ofDefault[:], 5, maxOFCode, maxOFLog, nil, nil); err != nil {
+	if p, err = d.seqTable(src, p, soff, modes>>4&3, d.ofTab[:], &d.ofLog, ofDefault[:], 5, maxOFCode, maxOFLog, nil, nil); err != nil {
 		return op, err
 	}
-	if p, err = d.seqTable(src, p, soff, modes>>2&3, &d.ml, &d.mlLog, d.mlTab[:], mlDefault[:], 6, maxMLCode, maxMLLog, mlBase[:], mlBits[:]); err != nil {
+	if p, err = d.seqTable(src, p, soff, modes>>2&3, d.mlTab[:], &d.mlLog, mlDefault[:], 6, maxMLCode, maxMLLog, mlBase[:], mlBits[:]); err != nil {
 		return op, err
 	}
 	d.fseOK = true
@@ -175,11 +175,12 @@ func (d *decoder) block(out []byte, op, frameStart int, src []byte, soff int, ki
 }
 
 // seqTable reads one of the three sequence tables (mode: predefined, RLE,
-// FSE-compressed or repeat) from src[p:] and returns the new position.
-func (d *decoder) seqTable(src []byte, p, soff int, mode uint8, cur *[]seqEntry, curLog *uint8, own, def []seqEntry, defLog uint8, maxSym int, maxLog uint, base []uint32, extra []uint8) (int, error) {
+// FSE-compressed or repeat) from src[p:] into own (the predefined table
+// is copied there) and returns the new position.
+func (d *decoder) seqTable(src []byte, p, soff int, mode uint8, own []seqEntry, curLog *uint8, def []seqEntry, defLog uint8, maxSym int, maxLog uint, base []uint32, extra []uint8) (int, error) {
 	switch mode {
 	case 0:
-		*cur = def
+		copy(own, def)
 		*curLog = defLog
 	case 1:
 		if p >= len(src) {
@@ -196,7 +197,6 @@ func (d *decoder) seqTable(src []byte, p, soff int, mode uint8, cur *[]seqEntry,
 		} else {
 			e.value, e.addBits = base[s], extra[s]
 		}
-		*cur = own[:1]
 		*curLog = 0
 		p++
 	case 2:
@@ -207,7 +207,6 @@ func (d *decoder) seqTable(src []byte, p, soff int, mode uint8, cur *[]seqEntry,
 		tab := d.ftab[:1<<log]
 		buildFSE(tab, d.norm[:nsym], log)
 		seqTable(own, tab, base, extra)
-		*cur = own[:1<<log]
 		*curLog = uint8(log)
 		p += n
 	case 3:
@@ -226,7 +225,7 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 	if !br.init(src) {
 		return op, corrupt(soff, "bad sequences bit stream")
 	}
-	llT, mlT, ofT := d.ll, d.ml, d.of
+	llT, mlT, ofT := &d.llTab, &d.mlTab, &d.ofTab
 	llS := br.state(d.llLog)
 	ofS := br.state(d.ofLog)
 	mlS := br.state(d.mlLog)
@@ -236,11 +235,12 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 	lp := 0
 	wild := out[:cap(out)] // may be written past len(out), within cap(dst)
 	litsW := lits[:cap(lits)]
-	llMask, mlMask, ofMask := uint64(len(llT)-1), uint64(len(mlT)-1), uint64(len(ofT)-1)
 	for i := 0; i < nseq; i++ {
-		lle := llT[llS&llMask]
-		mle := mlT[mlS&mlMask]
-		ofe := ofT[ofS&ofMask]
+		// The states are below the tables' sizes; the masks only
+		// spare bounds checks.
+		lle := llT[llS&(1<<maxLLLog-1)]
+		mle := mlT[mlS&(1<<maxMLLog-1)]
+		ofe := ofT[ofS&(1<<maxOFLog-1)]
 		// Extra bits: offset, match length, literal length, as libzstd
 		// reads them (bits: see bitReader.bits).
 		ofv := int(ofe.value) + int((c<<(consumed&63))>>1>>((63-ofe.addBits)&63))

@@ -50,9 +50,6 @@ type decoder struct {
 	llTab   [1 << maxLLLog]seqEntry
 	mlTab   [1 << maxMLLog]seqEntry
 	ofTab   [1 << maxOFLog]seqEntry
-	ll      []seqEntry
-	ml      []seqEntry
-	of      []seqEntry
 	llLog   uint8
 	mlLog   uint8
 	ofLog   uint8
