@@ -13,9 +13,10 @@ import (
 // little-endian. Past the stream's first bit it reads zeros and counts
 // on, so that the end checks can tell an exact end from an overrun. Bits
 // read past the end are what libzstd 1.5's reader gives there (shifts
-// modulo 64, in its two ways of reading: bits for extra bits, state for
-// FSE states), so that a corrupt stream that overruns, and that libzstd
-// accepts, decodes as it does in libzstd.
+// modulo 64, in its two ways of reading: BIT_readBitsFast for the extra
+// bits of sequences, inline in decoder.sequences, and BIT_readBits for FSE
+// states, state here), so that a corrupt stream that overruns, and that
+// libzstd accepts, decodes as it does in libzstd.
 type bitReader struct {
 	src      []byte
 	pos      int    // the window is src[pos:pos+8], or src[0:len] for short streams
@@ -48,15 +49,8 @@ func (br *bitReader) init(src []byte) bool {
 	return true
 }
 
-// bits reads n <= 56 bits (fewer than the window holds after a reload).
-func (br *bitReader) bits(n uint8) uint64 {
-	v := (br.c << (br.consumed & 63)) >> 1 >> ((63 - n) & 63)
-	br.consumed += uint(n)
-	return v
-}
-
 // state reads n <= 56 bits as libzstd's BIT_readBits does (on x86-64):
-// the same as bits unless they run past the window.
+// the next n bits, unless they run past the window.
 func (br *bitReader) state(n uint8) uint64 {
 	v := (br.c >> ((64 - br.consumed - uint(n)) & 63)) & (1<<n - 1)
 	br.consumed += uint(n)

@@ -242,7 +242,8 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 		mle := mlT[mlS&(1<<maxMLLog-1)]
 		ofe := ofT[ofS&(1<<maxOFLog-1)]
 		// Extra bits: offset, match length, literal length, as libzstd
-		// reads them (bits: see bitReader.bits).
+		// reads them (BIT_readBitsFast: the window shifted left by
+		// consumed mod 64, its top n bits; 0 for n = 0).
 		ofv := int(ofe.value) + int((c<<(consumed&63))>>1>>((63-ofe.addBits)&63))
 		consumed += uint(ofe.addBits)
 		ml := int(mle.value) + int((c<<(consumed&63))>>1>>((63-mle.addBits)&63))

@@ -418,6 +418,29 @@ crafted("skippable size 0xFFFFFFF8", struct.pack("<II", 0x184D2A5F, 0xFFFFFFF8))
 crafted("skippable, 3 trailing bytes", skippable(2) + b"abc")
 crafted("frames and skippable", skippable(1) + frame([raw(hello)]) + skippable(0, 9) + frame([rle(1, 9)], fcs=9))
 
+
+def huf_lits(weights, n, stream, streams4=False):
+    """A Huffman-compressed literals section of n literals with 4-bit
+    weights and the given stream(s) (already encoded)."""
+    tree = bytes([127 + len(weights)]) + bytes(
+        (weights[i] << 4) | (weights[i + 1] if i + 1 < len(weights) else 0) for i in range(0, len(weights), 2))
+    body = tree + stream
+    v = 2 | (1 << 2 if streams4 else 0) | n << 4 | len(body) << 14
+    return struct.pack("<I", v)[:3] + body
+
+
+# Symbol 0 has weight w (a 1-bit code), symbols 1.. weights w-1 down to 1,
+# one more weight 1 implied: the longest code is w bits. Eight symbols 0.
+for w in (11, 12, 13):
+    crafted("huffman %d-bit codes" % w, frame([blk(2, huf_lits(list(range(w, 0, -1)), 8, b"\xff\x01") + b"\x00")]))
+crafted("huffman stream not used up", frame([blk(2, huf_lits(list(range(11, 0, -1)), 7, b"\xff\x01") + b"\x00")]))
+crafted("huffman stream overrun", frame([blk(2, huf_lits(list(range(11, 0, -1)), 9, b"\xff\x01") + b"\x00")]))
+crafted("huffman 4 streams, 5 literals", frame([blk(2, huf_lits(list(range(11, 0, -1)), 5, b"\x02\x00\x02\x00\x01\x00\x03\x03\x03\x03", True) + b"\x00")]))
+crafted("huffman 4 streams, 6 literals", frame([blk(2, huf_lits(list(range(11, 0, -1)), 6, b"\x01\x00\x01\x00\x01\x00\x07\x07\x07\x07", True) + b"\x00")]))
+crafted("huffman odd number of longest codes", frame([blk(2, huf_lits([11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 1, 1], 8, b"\xff\x01") + b"\x00")]))
+crafted("huffman then treeless", frame([blk(2, huf_lits(list(range(11, 0, -1)), 8, b"\xff\x01") + b"\x00", last=False),
+                                         blk(2, struct.pack("<I", 3 | 8 << 4 | 2 << 14)[:3] + b"\xff\x01\x00")]))
+
 with open("czstd.streams", "wb") as f:
     for r in records:
         f.write(r)
