@@ -204,9 +204,7 @@ func (d *decoder) seqTable(src []byte, p, soff int, mode uint8, own []seqEntry, 
 		if !ok {
 			return p, corrupt(soff+p, "bad FSE table description")
 		}
-		tab := d.ftab[:1<<log]
-		buildFSE(tab, d.norm[:nsym], log)
-		seqTable(own, tab, base, extra)
+		buildSeqTable(own[:1<<log], d.norm[:nsym], log, &d.spread, base, extra)
 		*curLog = uint8(log)
 		p += n
 	case 3:
@@ -249,7 +247,13 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 		ml := int(mle.value) + int((c<<(consumed&63))>>1>>((63-mle.addBits)&63))
 		consumed += uint(mle.addBits)
 		if ofe.addBits+mle.addBits+lle.addBits >= 31 {
-			c, consumed, pos = reloadBits(src, c, consumed, pos)
+			if pos >= 8 {
+				pos -= int(consumed >> 3)
+				consumed &= 7
+				c = binary.LittleEndian.Uint64(src[pos:])
+			} else {
+				c, consumed, pos = reloadBits(src, c, consumed, pos)
+			}
 		}
 		ll := int(lle.value) + int((c<<(consumed&63))>>1>>((63-lle.addBits)&63))
 		consumed += uint(lle.addBits)

@@ -163,6 +163,53 @@ func buildFSE(tab []fseEntry, norm []int16, log uint) {
 	}
 }
 
+// buildSeqTable builds a sequences table (as buildFSE and seqTable do,
+// in one pass over the states) for the normalized counts of the codes,
+// using spread for the symbols; base and extra nil for offsets.
+func buildSeqTable(tab []seqEntry, norm []int16, log uint, spread *[1 << maxLLLog]uint8, base []uint32, extra []uint8) {
+	size := 1 << log
+	high := size - 1
+	var next [256]uint16
+	sp := spread[:size]
+	for s, c := range norm {
+		if c == -1 {
+			sp[high] = uint8(s)
+			high--
+			next[s] = 1
+		} else {
+			next[s] = uint16(c)
+		}
+	}
+	step := size>>1 + size>>3 + 3
+	mask := size - 1
+	p := 0
+	for s, c := range norm {
+		for i := 0; i < int(c); i++ {
+			sp[p] = uint8(s)
+			p = (p + step) & mask
+			for p > high {
+				p = (p + step) & mask
+			}
+		}
+	}
+	for u := range tab {
+		s := sp[u]
+		n := next[s]
+		next[s]++
+		nb := uint8(log) - uint8(bits.Len16(n)-1)
+		e := &tab[u]
+		e.nbBits = nb
+		e.next = uint16(int(n)<<nb - size)
+		if base == nil {
+			e.value = 1 << s
+			e.addBits = s
+		} else {
+			e.value = base[s]
+			e.addBits = extra[s]
+		}
+	}
+}
+
 // Literal length, match length and offset codes: baselines and extra bits
 // (RFC 8878 3.1.1.3.2.1.1). Offset code c is 1<<c plus c extra bits.
 var llBase = [36]uint32{

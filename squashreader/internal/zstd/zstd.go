@@ -57,7 +57,7 @@ type decoder struct {
 	weights [256]uint8
 	norm    [256]int16
 	wtab    [1 << 6]fseEntry
-	ftab    [1 << 9]fseEntry
+	spread  [1 << maxLLLog]uint8
 	lits    [maxBlockSize + 16]byte
 }
 
