@@ -130,15 +130,13 @@ func (d *decoder) frame(out []byte, op int, src []byte, ip int) (int, int, error
 	if len(src)-ip < hdrSize {
 		return ip, op, corrupt(start, "truncated frame header")
 	}
-	var window uint64
 	if !single {
-		wd := src[ip]
-		wlog := uint(wd>>3) + 10
-		if wlog > maxWindowLog {
+		// Only the window log is checked: the window size bounds
+		// nothing here, as in libzstd's one-shot decoder (offsets are
+		// held to the frame's start, blocks to 128 KiB).
+		if wlog := uint(src[ip]>>3) + 10; wlog > maxWindowLog {
 			return ip, op, corrupt(ip, "window log %d > %d", wlog, maxWindowLog)
 		}
-		window = 1 << wlog
-		window += window >> 3 * uint64(wd&7)
 		ip++
 	}
 	var did uint32
@@ -167,10 +165,6 @@ func (d *decoder) frame(out []byte, op int, src []byte, ip int) (int, int, error
 		fcs = binary.LittleEndian.Uint64(src[ip:])
 	}
 	ip += fcsSize
-	if single {
-		window = fcs
-	}
-	_ = window
 	frameStart := op
 	limit := len(out)
 	kind := limCap
