@@ -8,10 +8,10 @@ import (
 	"fmt"
 
 	lzo "github.com/anchore/go-lzo"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/shifter-go/shifter/squashreader/internal/inflate"
 	"github.com/shifter-go/shifter/squashreader/internal/lz4"
+	"github.com/shifter-go/shifter/squashreader/internal/zstd"
 )
 
 // decompressor decompresses one block: src into dst[:0], at most cap(dst)
@@ -82,12 +82,7 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 				return nil, fmt.Errorf("bad zstd level %d", l)
 			}
 		}
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0),
-			zstd.WithDecoderMaxMemory(uint64(blockSize)+1<<16), zstd.WithDecoderMaxWindow(uint64(max(2*blockSize, 16384))))
-		if err != nil {
-			return nil, err
-		}
-		return zstdDec{d}, nil
+		return zstdDec{}, nil
 	}
 	return nil, fmt.Errorf("unknown compression id %d", id)
 }
@@ -126,17 +121,14 @@ func (lz4Dec) decompress(dst, src []byte) ([]byte, error) {
 	return lz4.Decode(dst[:0], src)
 }
 
-type zstdDec struct{ d *zstd.Decoder }
+// zstdDec decodes zstd blocks buffer to buffer with the project's own
+// decoder (squashreader/internal/zstd).
+type zstdDec struct{}
 
-func (z zstdDec) close() { z.d.Close() }
-
-func (z zstdDec) decompress(dst, src []byte) ([]byte, error) {
-	out, err := z.d.DecodeAll(src, dst[:0])
-	if err != nil {
-		return nil, err
-	}
-	if len(out) > cap(dst) {
+func (zstdDec) decompress(dst, src []byte) ([]byte, error) {
+	out, err := zstd.Decode(dst[:0], src)
+	if errors.Is(err, zstd.ErrTooLong) {
 		return nil, errTooLong
 	}
-	return out, nil
+	return out, err
 }

@@ -55,8 +55,8 @@
 //     buffer by our own internal/xz and internal/lzma2 (the output
 //     buffer is the dictionary). gzip is zlib, decoded by our own
 //     internal/inflate; lz4 (the block format) by our own internal/lz4,
-//     with liblz4's acceptance rules; zstd klauspost/compress, lzo
-//     anchore/go-lzo (lzo1x). The legacy lzma compressor
+//     with liblz4's acceptance rules; zstd by our own internal/zstd, with
+//     libzstd's; lzo by anchore/go-lzo (lzo1x). The legacy lzma compressor
 //     (id 2) is not supported.
 //
 // # Safety rules

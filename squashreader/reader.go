@@ -151,9 +151,6 @@ func Open(ra io.ReaderAt, size int64, opts *Options) (*Reader, error) {
 		}
 		r.dec = d
 		mb, err := r.readMetaBlock(superblockSize, r.size)
-		if c, ok := d.(interface{ close() }); ok {
-			c.close()
-		}
 		if err != nil {
 			return nil, fmt.Errorf("read compressor options: %w", err)
 		}
@@ -206,9 +203,6 @@ func (r *Reader) readTables() error {
 func (r *Reader) Close() error {
 	if r.ra8 != nil {
 		r.ra8.close()
-	}
-	if c, ok := r.dec.(interface{ close() }); ok {
-		c.close()
 	}
 	if r.closer != nil {
 		return r.closer.Close()
