@@ -130,47 +130,26 @@ func readNCount(src []byte, norm *[256]int16, maxSym int, maxLog uint) (nsym int
 // counts norm[:nsym] (they sum to 1<<log, -1 counting 1).
 func buildFSE(tab []fseEntry, norm []int16, log uint) {
 	size := 1 << log
-	high := size - 1
-	var next [256]uint16
-	for s, c := range norm {
-		if c == -1 {
-			tab[high].sym = uint8(s)
-			high--
-			next[s] = 1
-		} else {
-			next[s] = uint16(c)
-		}
-	}
-	step := size>>1 + size>>3 + 3
-	mask := size - 1
-	p := 0
-	for s, c := range norm {
-		for i := 0; i < int(c); i++ {
-			tab[p].sym = uint8(s)
-			p = (p + step) & mask
-			for p > high {
-				p = (p + step) & mask
-			}
-		}
-	}
+	var spread [1 << maxLLLog]uint8
+	next := spreadSymbols(spread[:size], norm)
 	for u := 0; u < size; u++ {
-		s := tab[u].sym
+		s := spread[u]
 		n := next[s]
 		next[s]++
 		nb := uint8(log) - uint8(bits.Len16(n)-1)
+		tab[u].sym = s
 		tab[u].nbBits = nb
 		tab[u].base = uint16(int(n)<<nb - size)
 	}
 }
 
-// buildSeqTable builds a sequences table (as buildFSE and seqTable do,
-// in one pass over the states) for the normalized counts of the codes,
-// using spread for the symbols; base and extra nil for offsets.
-func buildSeqTable(tab []seqEntry, norm []int16, log uint, spread *[1 << maxLLLog]uint8, base []uint32, extra []uint8) {
-	size := 1 << log
+// spreadSymbols lays the symbols of the normalized counts norm over the
+// len(sp) states (a power of two), as RFC 8878 4.1.1 spreads them:
+// symbols of count -1 take the last states, the others are spread with
+// a step of size*5/8+3. It returns each symbol's first next-state count.
+func spreadSymbols(sp []uint8, norm []int16) (next [256]uint16) {
+	size := len(sp)
 	high := size - 1
-	var next [256]uint16
-	sp := spread[:size]
 	for s, c := range norm {
 		if c == -1 {
 			sp[high] = uint8(s)
@@ -192,6 +171,16 @@ func buildSeqTable(tab []seqEntry, norm []int16, log uint, spread *[1 << maxLLLo
 			}
 		}
 	}
+	return next
+}
+
+// buildSeqTable builds a sequences table (as buildFSE and seqTable do,
+// in one pass over the states) for the normalized counts of the codes,
+// using spread for the symbols; base and extra nil for offsets.
+func buildSeqTable(tab []seqEntry, norm []int16, log uint, spread *[1 << maxLLLog]uint8, base []uint32, extra []uint8) {
+	size := 1 << log
+	sp := spread[:size]
+	next := spreadSymbols(sp, norm)
 	for u := range tab {
 		s := sp[u]
 		n := next[s]
