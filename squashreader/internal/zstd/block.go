@@ -190,12 +190,10 @@ func (d *decoder) seqTable(src []byte, p, soff int, mode uint8, own []seqEntry, 
 		if int(s) > maxSym {
 			return p, corrupt(soff+p, "RLE sequence code %d > %d", s, maxSym)
 		}
-		e := &own[0]
-		e.next, e.nbBits = 0, 0
 		if base == nil {
-			e.value, e.addBits = 1<<s, s
+			own[0] = mkSeqEntry(1<<s, 0, 0, s)
 		} else {
-			e.value, e.addBits = base[s], extra[s]
+			own[0] = mkSeqEntry(base[s], 0, 0, extra[s])
 		}
 		*curLog = 0
 		p++
@@ -215,52 +213,111 @@ func (d *decoder) seqTable(src []byte, p, soff int, mode uint8, own []seqEntry, 
 	return p, nil
 }
 
-// sequences decodes and executes nseq sequences from the bit stream src.
-// The bit reader lives in locals here (c, consumed, pos: see bitReader),
-// the hot loop's registers.
+// seq is one decoded sequence: ll literals, then a match of ml bytes at
+// offset off.
+type seq struct{ ll, ml, off uint32 }
+
+// seqBatch is how many sequences are decoded before they are executed.
+const seqBatch = 64
+
+// seqState is the sequences bit stream between batches: the bit reader's
+// window (see bitReader) over win, the three FSE states and the repeat
+// offsets.
+type seqState struct {
+	win           []byte
+	c             uint64
+	consumed      uint
+	pos           int
+	llS, mlS, ofS uint64
+	rep           [3]uint32
+}
+
+// sequences decodes and executes nseq sequences from the bit stream src,
+// seqBatch at a time. Decoding and executing in separate loops keeps each
+// loop's state in registers; decoding cannot fail (a stream that runs out
+// reads zeros, and the end check below catches it), so executing each
+// batch after decoding it changes nothing but speed.
 func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, soff, nseq int, kind int) (int, error) {
 	var br bitReader
 	if !br.init(src) {
 		return op, corrupt(soff, "bad sequences bit stream")
 	}
-	llT, mlT, ofT := &d.llTab, &d.mlTab, &d.ofTab
-	llS := br.state(d.llLog)
-	ofS := br.state(d.ofLog)
-	mlS := br.state(d.mlLog)
+	st := &d.st
+	st.llS = br.state(d.llLog)
+	st.ofS = br.state(d.ofLog)
+	st.mlS = br.state(d.mlLog)
 	br.reload()
-	c, consumed, pos := br.c, br.consumed, br.pos
-	rep0, rep1, rep2 := d.rep[0], d.rep[1], d.rep[2]
+	st.c, st.consumed, st.pos = br.c, br.consumed, br.pos
+	// The decoding loop reloads the window without branches: it drops
+	// at most pos bytes and loads 8 from win, which is src, or for a
+	// stream shorter than 8 bytes (pos 0) its bytes in a zero-padded
+	// copy, as br.init loaded them.
+	st.win = src
+	if len(src) < 8 {
+		st.win = d.pad[:]
+		clear(st.win)
+		copy(st.win, src)
+	}
+	st.rep = d.rep
 	lp := 0
-	wild := out[:cap(out)] // may be written past len(out), within cap(dst)
-	litsW := lits[:cap(lits)]
-	for i := 0; i < nseq; i++ {
+	for nseq > 0 {
+		n := min(nseq, seqBatch)
+		nseq -= n
+		seqs := d.seqs[:n]
+		d.decodeSeqs(seqs)
+		var err error
+		if op, lp, err = execSeqs(out, op, frameStart, lits, lp, seqs, soff, kind); err != nil {
+			return op, err
+		}
+	}
+	br.c, br.consumed, br.pos = st.c, st.consumed, st.pos
+	st.win = nil
+	br.reload()
+	if !br.finished() && !br.overflowed() {
+		return op, corrupt(soff, "sequences bit stream not used up")
+	}
+	d.rep = st.rep
+	rest := lits[lp:]
+	if len(rest) > len(out)-op {
+		return op, outErr(kind, soff, len(rest), len(out)-op)
+	}
+	op += copy(out[op:], rest)
+	return op, nil
+}
+
+// decodeSeqs decodes len(seqs) sequences from d.st.
+func (d *decoder) decodeSeqs(seqs []seq) {
+	st := &d.st
+	win := st.win
+	c, consumed, pos := st.c, st.consumed, st.pos
+	llS, mlS, ofS := st.llS, st.mlS, st.ofS
+	rep := &st.rep
+	for i := range seqs {
 		// The states are below the tables' sizes; the masks only
 		// spare bounds checks.
-		lle := llT[llS&(1<<maxLLLog-1)]
-		mle := mlT[mlS&(1<<maxMLLog-1)]
-		ofe := ofT[ofS&(1<<maxOFLog-1)]
+		lle := d.llTab[llS&(1<<maxLLLog-1)]
+		mle := d.mlTab[mlS&(1<<maxMLLog-1)]
+		ofe := d.ofTab[ofS&(1<<maxOFLog-1)]
 		// Extra bits: offset, match length, literal length, as libzstd
 		// reads them (BIT_readBitsFast: the window shifted left by
 		// consumed mod 64, its top n bits; 0 for n = 0).
-		ofv := int(ofe.value) + int((c<<(consumed&63))>>1>>((63-ofe.addBits)&63))
-		consumed += uint(ofe.addBits)
-		ml := int(mle.value) + int((c<<(consumed&63))>>1>>((63-mle.addBits)&63))
-		consumed += uint(mle.addBits)
-		if ofe.addBits+mle.addBits+lle.addBits >= 31 {
-			if pos >= 8 {
-				pos -= int(consumed >> 3)
-				consumed &= 7
-				c = binary.LittleEndian.Uint64(src[pos:])
-			} else {
-				c, consumed, pos = reloadBits(src, c, consumed, pos)
-			}
+		ofb, mlb, llb := ofe.addBits(), mle.addBits(), lle.addBits()
+		ofv := ofe.value() + uint32((c<<(consumed&63))>>1>>((63-ofb)&63))
+		consumed += uint(ofb)
+		ml := mle.value() + uint32((c<<(consumed&63))>>1>>((63-mlb)&63))
+		consumed += uint(mlb)
+		if ofb+mlb+llb >= 31 {
+			nb := min(int(consumed>>3), pos)
+			pos -= nb
+			consumed -= uint(nb) * 8
+			c = binary.LittleEndian.Uint64(win[pos:])
 		}
-		ll := int(lle.value) + int((c<<(consumed&63))>>1>>((63-lle.addBits)&63))
-		consumed += uint(lle.addBits)
-		var off int
-		if ofe.addBits > 1 {
+		ll := lle.value() + uint32((c<<(consumed&63))>>1>>((63-llb)&63))
+		consumed += uint(llb)
+		var off uint32
+		if ofb > 1 {
 			off = ofv - 3
-			rep2, rep1, rep0 = rep1, rep0, off
+			rep[2], rep[1], rep[0] = rep[1], rep[0], off
 		} else {
 			// Repeat offsets: 1-3, shifted by one when ll == 0.
 			r := ofv
@@ -269,83 +326,112 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 			}
 			switch r {
 			case 1:
-				off = rep0
+				off = rep[0]
 			case 2:
-				off = rep1
-				rep1 = rep0
-				rep0 = off
+				off = rep[1]
+				rep[1] = rep[0]
+				rep[0] = off
 			case 3:
-				off = rep2
-				rep2 = rep1
-				rep1 = rep0
-				rep0 = off
+				off = rep[2]
+				rep[2] = rep[1]
+				rep[1] = rep[0]
+				rep[0] = off
 			default:
-				off = rep0 - 1
+				off = rep[0] - 1
 				if off == 0 {
 					off = 1 // as libzstd 1.5.4 does
 				}
-				rep2 = rep1
-				rep1 = rep0
-				rep0 = off
+				rep[2] = rep[1]
+				rep[1] = rep[0]
+				rep[0] = off
 			}
 		}
+		seqs[i] = seq{ll, ml, off}
 		// libzstd 1.5.4 moves the states on after the last sequence
 		// too, and its end check allows for that (state: see
 		// bitReader.state).
-		consumed += uint(lle.nbBits)
-		llS = uint64(lle.next) + (c>>((64-consumed)&63))&(1<<lle.nbBits-1)
-		consumed += uint(mle.nbBits)
-		mlS = uint64(mle.next) + (c>>((64-consumed)&63))&(1<<mle.nbBits-1)
-		consumed += uint(ofe.nbBits)
-		ofS = uint64(ofe.next) + (c>>((64-consumed)&63))&(1<<ofe.nbBits-1)
-		if pos >= 8 {
-			pos -= int(consumed >> 3)
-			consumed &= 7
-			c = binary.LittleEndian.Uint64(src[pos:])
-		} else {
-			c, consumed, pos = reloadBits(src, c, consumed, pos)
-		}
+		consumed += uint(lle.nbBits())
+		llS = lle.next() + (c>>((64-consumed)&63))&(1<<(lle.nbBits()&63)-1)
+		consumed += uint(mle.nbBits())
+		mlS = mle.next() + (c>>((64-consumed)&63))&(1<<(mle.nbBits()&63)-1)
+		consumed += uint(ofe.nbBits())
+		ofS = ofe.next() + (c>>((64-consumed)&63))&(1<<(ofe.nbBits()&63)-1)
+		nb := min(int(consumed>>3), pos)
+		pos -= nb
+		consumed -= uint(nb) * 8
+		c = binary.LittleEndian.Uint64(win[pos:])
+	}
+	st.c, st.consumed, st.pos = c, consumed, pos
+	st.llS, st.mlS, st.ofS = llS, mlS, ofS
+}
 
-		// Execute.
+// execSeqs executes seqs: literals from lits[lp:], then the match, into
+// out[op:]; it returns the new op and lp. Copies go 16 bytes at a time
+// where out's capacity (wild) and lits' (litsW) leave room to overshoot,
+// and call memmove (copy) only for long literal runs: a call in the loop
+// would spill its registers.
+func execSeqs(out []byte, op, frameStart int, lits []byte, lp int, seqs []seq, soff, kind int) (int, int, error) {
+	wild := out[:cap(out)] // may be written past len(out), within cap(dst)
+	litsW := lits[:cap(lits)]
+	for i := range seqs {
+		s := &seqs[i]
+		ll, ml := int(s.ll), int(s.ml)
 		if ll+ml > len(out)-op {
-			return op, outErr(kind, soff, ll+ml, len(out)-op)
+			return op, lp, outErr(kind, soff, ll+ml, len(out)-op)
 		}
 		if ll > len(lits)-lp {
-			return op, corrupt(soff, "sequence uses more literals than the block has")
+			return op, lp, corrupt(soff, "sequence uses more literals than the block has")
 		}
-		if ll <= 16 && lp+16 <= len(litsW) && op+16 <= len(wild) {
-			w := wild[op : op+16]
-			r := litsW[lp : lp+16]
-			a, b := binary.LittleEndian.Uint64(r), binary.LittleEndian.Uint64(r[8:])
-			binary.LittleEndian.PutUint64(w, a)
-			binary.LittleEndian.PutUint64(w[8:], b)
+		if ll <= 256 && lp+ll+16 <= len(litsW) && op+ll+16 <= len(wild) {
+			copy16(wild[op:op+16], litsW[lp:lp+16])
+			for k := 16; k < ll; k += 16 {
+				copy16(wild[op+k:op+k+16], litsW[lp+k:lp+k+16])
+			}
 		} else {
 			copy(out[op:op+ll], lits[lp:lp+ll])
 		}
 		op += ll
 		lp += ll
-		if off > op-frameStart {
-			return op, corrupt(soff, "offset %d before the start of the frame", off)
+		if uint(s.off) > uint(op-frameStart) {
+			return op, lp, corrupt(soff, "offset %d before the start of the frame", s.off)
 		}
+		off := int(s.off)
 		m := op - off
-		switch {
-		case off >= 16 && op+ml+16 <= len(wild):
-			// 16 bytes at a time: each copy's source was written
-			// before it.
-			for k := 0; k < ml; k += 16 {
-				w := wild[op+k : op+k+16]
-				r := wild[m+k : m+k+16]
-				a, b := binary.LittleEndian.Uint64(r), binary.LittleEndian.Uint64(r[8:])
-				binary.LittleEndian.PutUint64(w, a)
-				binary.LittleEndian.PutUint64(w[8:], b)
+		if op+ml+32 <= len(wild) {
+			switch {
+			case off >= 16:
+				// Each copy's source was written before it.
+				copy16(wild[op:op+16], wild[m:m+16])
+				for k := 16; k < ml; k += 16 {
+					copy16(wild[op+k:op+k+16], wild[m+k:m+k+16])
+				}
+			case off >= 8:
+				for k := 0; k < ml; k += 8 {
+					copy8(wild[op+k:op+k+8], wild[m+k:m+k+8])
+				}
+			case ml <= 16:
+				t := wild[op : op+ml]
+				for j := range t {
+					t[j] = wild[m+j]
+				}
+			default:
+				// The match repeats its first off bytes: copy the
+				// first d (a multiple of off, at least 8) a byte at a
+				// time; after them each byte equals the one d before,
+				// far enough back to copy 8 at a time.
+				d := off * ((8 + off - 1) / off)
+				t := wild[op : op+d]
+				for j := range t {
+					t[j] = wild[m+j]
+				}
+				m = op - d
+				for k := d; k < ml; k += 8 {
+					copy8(wild[op+k:op+k+8], wild[m+k:m+k+8])
+				}
 			}
-		case off >= 8 && op+ml+8 <= len(wild):
-			for k := 0; k < ml; k += 8 {
-				binary.LittleEndian.PutUint64(wild[op+k:], binary.LittleEndian.Uint64(wild[m+k:]))
-			}
-		case off >= ml:
+		} else if off >= ml {
 			copy(out[op:op+ml], out[m:m+ml])
-		default:
+		} else {
 			t := out[op : op+ml]
 			for j := range t {
 				t[j] = out[m+j]
@@ -353,18 +439,19 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 		}
 		op += ml
 	}
-	br.c, br.consumed, br.pos = c, consumed, pos
-	br.reload()
-	if !br.finished() && !br.overflowed() {
-		return op, corrupt(soff, "sequences bit stream not used up")
-	}
-	d.rep = [3]int{rep0, rep1, rep2}
-	rest := lits[lp:]
-	if len(rest) > len(out)-op {
-		return op, outErr(kind, soff, len(rest), len(out)-op)
-	}
-	op += copy(out[op:], rest)
-	return op, nil
+	return op, lp, nil
+}
+
+// copy8 copies 8 bytes from src to dst.
+func copy8(dst, src []byte) {
+	binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(src))
+}
+
+// copy16 copies 16 bytes from src to dst.
+func copy16(dst, src []byte) {
+	a, b := binary.LittleEndian.Uint64(src), binary.LittleEndian.Uint64(src[8:16])
+	binary.LittleEndian.PutUint64(dst, a)
+	binary.LittleEndian.PutUint64(dst[8:16], b)
 }
 
 // reloadBits is bitReader.reload on the reader's fields.

@@ -16,14 +16,20 @@ type fseEntry struct {
 }
 
 // seqEntry is one state of a sequences table (literal lengths, match
-// lengths or offsets): the code's baseline value and extra bits, and how
-// the state moves on.
-type seqEntry struct {
-	value   uint32
-	next    uint16
-	nbBits  uint8
-	addBits uint8
+// lengths or offsets), packed in one word so that the decoding loop keeps
+// each in a register: the code's baseline value (bits 32-63), how the
+// state moves on (next = the next state's base, bits 16-31, plus the next
+// nbBits bits, bits 8-15) and the code's extra bits (bits 0-7).
+type seqEntry uint64
+
+func mkSeqEntry(value uint32, next uint16, nbBits, addBits uint8) seqEntry {
+	return seqEntry(value)<<32 | seqEntry(next)<<16 | seqEntry(nbBits)<<8 | seqEntry(addBits)
 }
+
+func (e seqEntry) value() uint32  { return uint32(e >> 32) }
+func (e seqEntry) next() uint64   { return uint64(e>>16) & 0xFFFF }
+func (e seqEntry) nbBits() uint8  { return uint8(e >> 8) }
+func (e seqEntry) addBits() uint8 { return uint8(e) }
 
 // readNCount reads an FSE table description (RFC 8878 4.1.1) from src:
 // the normalized counts into norm (at most maxSym+1 symbols) and the
@@ -186,15 +192,11 @@ func buildSeqTable(tab []seqEntry, norm []int16, log uint, spread *[1 << maxLLLo
 		n := next[s]
 		next[s]++
 		nb := uint8(log) - uint8(bits.Len16(n)-1)
-		e := &tab[u]
-		e.nbBits = nb
-		e.next = uint16(int(n)<<nb - size)
+		nx := uint16(int(n)<<nb - size)
 		if base == nil {
-			e.value = 1 << s
-			e.addBits = s
+			tab[u] = mkSeqEntry(1<<s, nx, nb, s)
 		} else {
-			e.value = base[s]
-			e.addBits = extra[s]
+			tab[u] = mkSeqEntry(base[s], nx, nb, extra[s])
 		}
 	}
 }
@@ -269,15 +271,10 @@ func buildDefaults() {
 // extra nil for offsets.
 func seqTable(dst []seqEntry, src []fseEntry, base []uint32, extra []uint8) {
 	for i, e := range src {
-		d := &dst[i]
-		d.next = e.base
-		d.nbBits = e.nbBits
 		if base == nil {
-			d.value = 1 << e.sym
-			d.addBits = e.sym
+			dst[i] = mkSeqEntry(1<<e.sym, e.base, e.nbBits, e.sym)
 		} else {
-			d.value = base[e.sym]
-			d.addBits = extra[e.sym]
+			dst[i] = mkSeqEntry(base[e.sym], e.base, e.nbBits, extra[e.sym])
 		}
 	}
 }

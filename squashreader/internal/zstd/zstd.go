@@ -53,12 +53,15 @@ type decoder struct {
 	llLog   uint8
 	mlLog   uint8
 	ofLog   uint8
-	rep     [3]int
+	rep     [3]uint32
 	weights [256]uint8
 	norm    [256]int16
 	wtab    [1 << 6]fseEntry
 	spread  [1 << maxLLLog]uint8
 	lits    [maxBlockSize + 16]byte
+	seqs    [seqBatch]seq
+	st      seqState
+	pad     [8]byte
 }
 
 var pool = sync.Pool{New: func() any { return new(decoder) }}
@@ -177,7 +180,7 @@ func (d *decoder) frame(out []byte, op int, src []byte, ip int) (int, int, error
 	}
 	d.hufOK = false
 	d.fseOK = false
-	d.rep = [3]int{1, 4, 8}
+	d.rep = [3]uint32{1, 4, 8}
 
 	for {
 		if len(src)-ip < 3 {
