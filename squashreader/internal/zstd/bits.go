@@ -14,7 +14,7 @@ import (
 // on, so that the end checks can tell an exact end from an overrun. Bits
 // read past the end are what libzstd 1.5's reader gives there (shifts
 // modulo 64, in its two ways of reading: BIT_readBitsFast for the extra
-// bits of sequences, inline in decoder.sequences, and BIT_readBits for FSE
+// bits of sequences, inline in decodeSeqsGeneric, and BIT_readBits for FSE
 // states, state here), so that a corrupt stream that overruns, and that
 // libzstd accepts, decodes as it does in libzstd.
 type bitReader struct {

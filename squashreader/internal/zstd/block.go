@@ -285,8 +285,9 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 	return op, nil
 }
 
-// decodeSeqs decodes len(seqs) sequences from d.st.
-func (d *decoder) decodeSeqs(seqs []seq) {
+// decodeSeqsGeneric decodes len(seqs) sequences from d.st; decodeSeqs
+// is this or its assembly translation.
+func (d *decoder) decodeSeqsGeneric(seqs []seq) {
 	st := &d.st
 	win := st.win
 	c, consumed, pos := st.c, st.consumed, st.pos
@@ -373,7 +374,16 @@ func (d *decoder) decodeSeqs(seqs []seq) {
 func execSeqs(out []byte, op, frameStart int, lits []byte, lp int, seqs []seq, soff, kind int) (int, int, error) {
 	wild := out[:cap(out)] // may be written past len(out), within cap(dst)
 	litsW := lits[:cap(lits)]
-	for i := range seqs {
+	for i := 0; i < len(seqs); i++ {
+		// execFast runs the sequences that need no check to fail, no
+		// short offset and no care at the end of the buffers; this
+		// loop runs the others.
+		var k int
+		if k, op, lp = execFast(out, op, frameStart, lits, lp, seqs[i:]); k > 0 {
+			if i += k; i == len(seqs) {
+				break
+			}
+		}
 		s := &seqs[i]
 		ll, ml := int(s.ll), int(s.ml)
 		if ll+ml > len(out)-op {
@@ -452,13 +462,6 @@ func copy16(dst, src []byte) {
 	a, b := binary.LittleEndian.Uint64(src), binary.LittleEndian.Uint64(src[8:16])
 	binary.LittleEndian.PutUint64(dst, a)
 	binary.LittleEndian.PutUint64(dst[8:16], b)
-}
-
-// reloadBits is bitReader.reload on the reader's fields.
-func reloadBits(src []byte, c uint64, consumed uint, pos int) (uint64, uint, int) {
-	br := bitReader{src: src, pos: pos, c: c, consumed: consumed}
-	br.reload()
-	return br.c, br.consumed, br.pos
 }
 
 // outErr is the error for n bytes of output at src offset off with room
