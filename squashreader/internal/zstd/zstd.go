@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
 )
 
 // ErrCorrupt is wrapped by the errors Decode returns for bad or truncated
@@ -41,7 +40,7 @@ const (
 	limBlock        // maxBlockOut
 )
 
-// decoder is the per-call state, from a pool.
+// decoder is the per-call state, kept in idle between calls.
 type decoder struct {
 	huf     [1 << maxHufLog]uint16 // Huffman table: symbol | bits<<8
 	hufLog  uint8
@@ -64,7 +63,28 @@ type decoder struct {
 	pad     [8]byte
 }
 
-var pool = sync.Pool{New: func() any { return new(decoder) }}
+// idle holds decoders between calls. A decoder is 150 KiB: a sync.Pool
+// would drop them at every garbage collection, and a server decoding
+// 128 KiB blocks into fresh buffers collects often, so each collection
+// would cost a new decoder per goroutine, zeroed. A channel keeps up to
+// its capacity; callers beyond it allocate and drop theirs.
+var idle = make(chan *decoder, 16)
+
+func getDecoder() *decoder {
+	select {
+	case d := <-idle:
+		return d
+	default:
+		return new(decoder)
+	}
+}
+
+func putDecoder(d *decoder) {
+	select {
+	case idle <- d:
+	default:
+	}
+}
 
 // Decode decodes the zstd frames in src (zstd frames and skippable frames,
 // one after another) into dst[:0], writing at most cap(dst) bytes, and
@@ -73,8 +93,8 @@ var pool = sync.Pool{New: func() any { return new(decoder) }}
 // the returned length may be overwritten.
 func Decode(dst, src []byte) ([]byte, error) {
 	defaultOnce.Do(buildDefaults)
-	d := pool.Get().(*decoder)
-	defer pool.Put(d)
+	d := getDecoder()
+	defer putDecoder(d)
 	out := dst[:cap(dst)]
 	op := 0
 	ip := 0
