@@ -267,6 +267,7 @@ func (d *decoder) sequences(out []byte, op, frameStart int, lits, src []byte, so
 		d.decodeSeqs(seqs)
 		var err error
 		if op, lp, err = execSeqs(out, op, frameStart, lits, lp, seqs, soff, kind); err != nil {
+			st.win = nil // the idle decoder must not keep src
 			return op, err
 		}
 	}
