@@ -5,6 +5,53 @@
 #include "go_asm.h"
 #include "textflag.h"
 
+// EXTRA(e, eb, dst): dst = the value of entry e plus its addBits extra
+// bits (eb, e's low byte): the top bits of c<<consumed, read as
+// (c<<consumed)>>1>>(63-addBits), 0 bits giving 0; consumed += addBits.
+#define EXTRA(e, eb, dst) \
+	MOVQ    R9, CX; \
+	MOVQ    R8, dst; \
+	SHLQ    CX, dst; \
+	SHRQ    $1, dst; \
+	MOVBQZX eb, CX; \
+	XORL    $63, CX; \
+	SHRQ    CX, dst; \
+	MOVQ    e, CX; \
+	SHRQ    $32, CX; \
+	ADDL    CX, dst; \
+	MOVBQZX eb, CX; \
+	ADDQ    CX, R9
+
+// STATE(e): consumed += nbBits of entry e; e = its next plus the nbBits
+// bits of c that end consumed bits from the top (AX, R14 scratch).
+#define STATE(e) \
+	MOVQ    e, CX; \
+	SHRQ    $8, CX; \
+	MOVBQZX CX, CX; \
+	ADDQ    CX, R9; \
+	MOVL    $1, R14; \
+	SHLQ    CX, R14; \
+	DECQ    R14; \
+	MOVQ    R9, CX; \
+	NEGQ    CX; \
+	MOVQ    R8, AX; \
+	SHRQ    CX, AX; \
+	ANDQ    R14, AX; \
+	SHRQ    $16, e; \
+	MOVWQZX e, e; \
+	ADDQ    AX, e
+
+// RELOAD: drop min(consumed/8, pos) bytes and load the window.
+#define RELOAD \
+	MOVQ    R9, CX; \
+	SHRQ    $3, CX; \
+	CMPQ    CX, R10; \
+	CMOVQGT R10, CX; \
+	SUBQ    CX, R10; \
+	SHLQ    $3, CX; \
+	SUBQ    CX, R9; \
+	MOVQ    (SI)(R10*1), R8
+
 // func decodeSeqsAMD64(d *decoder, st *seqState, seqs *seq, n int)
 //
 // decodeSeqsGeneric (block.go), step for step, with its state in
@@ -42,34 +89,10 @@ loop:
 	ANDQ $255, R13
 	MOVQ decoder_ofTab(DX)(R13*8), R13
 
-	// ofv = value + top addBits bits of c<<consumed, in AX.
-	MOVQ R9, CX
-	MOVQ R8, AX
-	SHLQ CX, AX
-	SHRQ $1, AX
-	MOVBQZX R13B, CX
-	XORL $63, CX
-	SHRQ CX, AX
-	MOVQ R13, R14
-	SHRQ $32, R14
-	ADDL R14, AX
-	MOVBQZX R13B, CX
-	ADDQ CX, R9
-
-	// ml, stored.
-	MOVQ R9, CX
-	MOVQ R8, R14
-	SHLQ CX, R14
-	SHRQ $1, R14
-	MOVBQZX R12B, CX
-	XORL $63, CX
-	SHRQ CX, R14
-	MOVQ R12, CX
-	SHRQ $32, CX
-	ADDL CX, R14
+	// ofv in AX; ml, stored.
+	EXTRA(R13, R13B, AX)
+	EXTRA(R12, R12B, R14)
 	MOVL R14, 4(DI)
-	MOVBQZX R12B, CX
-	ADDQ CX, R9
 
 	// Reload when the three extra bit counts reach 31.
 	MOVBLZX R13B, CX
@@ -79,30 +102,12 @@ loop:
 	ADDL R14, CX
 	CMPL CX, $31
 	JB   ll
-	MOVQ R9, CX
-	SHRQ $3, CX
-	CMPQ CX, R10
-	CMOVQGT R10, CX
-	SUBQ CX, R10
-	SHLQ $3, CX
-	SUBQ CX, R9
-	MOVQ (SI)(R10*1), R8
+	RELOAD
 
 ll:
 	// ll, stored, kept in R14.
-	MOVQ R9, CX
-	MOVQ R8, R14
-	SHLQ CX, R14
-	SHRQ $1, R14
-	MOVBQZX R11B, CX
-	XORL $63, CX
-	SHRQ CX, R14
-	MOVQ R11, CX
-	SHRQ $32, CX
-	ADDL CX, R14
+	EXTRA(R11, R11B, R14)
 	MOVL R14, 0(DI)
-	MOVBQZX R11B, CX
-	ADDQ CX, R9
 
 	// The offset, into AX.
 	CMPB R13B, $1
@@ -161,65 +166,11 @@ rep4:
 states:
 	MOVL AX, 8(DI)
 
-	// The states move on: consumed += nbBits; state = next + the
-	// nbBits bits of c ending consumed bits from its top.
-	MOVQ R11, CX
-	SHRQ $8, CX
-	MOVBQZX CX, CX
-	ADDQ CX, R9
-	MOVL $1, R14
-	SHLQ CX, R14
-	DECQ R14
-	MOVQ R9, CX
-	NEGQ CX
-	MOVQ R8, AX
-	SHRQ CX, AX
-	ANDQ R14, AX
-	SHRQ $16, R11
-	MOVWQZX R11, R11
-	ADDQ AX, R11
-
-	MOVQ R12, CX
-	SHRQ $8, CX
-	MOVBQZX CX, CX
-	ADDQ CX, R9
-	MOVL $1, R14
-	SHLQ CX, R14
-	DECQ R14
-	MOVQ R9, CX
-	NEGQ CX
-	MOVQ R8, AX
-	SHRQ CX, AX
-	ANDQ R14, AX
-	SHRQ $16, R12
-	MOVWQZX R12, R12
-	ADDQ AX, R12
-
-	MOVQ R13, CX
-	SHRQ $8, CX
-	MOVBQZX CX, CX
-	ADDQ CX, R9
-	MOVL $1, R14
-	SHLQ CX, R14
-	DECQ R14
-	MOVQ R9, CX
-	NEGQ CX
-	MOVQ R8, AX
-	SHRQ CX, AX
-	ANDQ R14, AX
-	SHRQ $16, R13
-	MOVWQZX R13, R13
-	ADDQ AX, R13
-
-	// Reload: drop min(consumed/8, pos) bytes.
-	MOVQ R9, CX
-	SHRQ $3, CX
-	CMPQ CX, R10
-	CMOVQGT R10, CX
-	SUBQ CX, R10
-	SHLQ $3, CX
-	SUBQ CX, R9
-	MOVQ (SI)(R10*1), R8
+	// The states move on, and the window is reloaded.
+	STATE(R11)
+	STATE(R12)
+	STATE(R13)
+	RELOAD
 
 	ADDQ $12, DI
 	DECQ BX
