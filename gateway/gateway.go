@@ -481,8 +481,18 @@ func (g *Gateway) runJob(k string) {
 	}
 	g.waiters[fk][k] = true
 	g.mu.Unlock()
-	defer func() {
+	// release drops the job's hold on the image: on success inside
+	// commit, still under pubMu, so that no expire sees the image READY
+	// and still held by the job that made it (a 409 for an idle image);
+	// otherwise when the job ends.
+	released := false
+	release := func() {
 		g.mu.Lock()
+		defer g.mu.Unlock()
+		if released {
+			return
+		}
+		released = true
 		if g.inFlight[fk]--; g.inFlight[fk] <= 0 {
 			delete(g.inFlight, fk)
 		}
@@ -491,8 +501,8 @@ func (g *Gateway) runJob(k string) {
 			delete(g.waiters, fk)
 			delete(g.lastProg, fk)
 		}
-		g.mu.Unlock()
-	}()
+	}
+	defer release()
 	for attempt := 0; ; attempt++ {
 		v, err, _ := g.flight.Do(fk, func() (any, error) {
 			m, err := g.build(ctx, j.System, tr, res, fk, log)
@@ -516,7 +526,7 @@ func (g *Gateway) runJob(k string) {
 			if g.hookBeforeCommit != nil {
 				g.hookBeforeCommit(j)
 			}
-			err = g.commit(ctx, j, tr, v.(*imagestore.Metadata), private)
+			err = g.commit(ctx, j, tr, v.(*imagestore.Metadata), private, release)
 		}
 		if errors.Is(err, errRemovedDuringPull) && attempt < 2 {
 			log.Info("image expired while being pulled; building it again")
@@ -694,8 +704,10 @@ var errRemovedDuringPull = errors.New("removed during the pull (expired?); pull 
 // into the image record and its tag into the job's binding (public, or
 // the requester's own private one), write the metadata files of the
 // images whose tags change, then commit the database (files first, so no
-// READY record points at a missing file).
-func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *imagestore.Metadata, private bool) error {
+// READY record points at a missing file). Once the database says READY,
+// it calls release, still under pubMu: expire, which takes pubMu, never
+// finds the image READY and held by this job.
+func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *imagestore.Metadata, private bool, release func()) error {
 	g.pubMu.Lock()
 	defer g.pubMu.Unlock()
 	now := g.now()
@@ -807,7 +819,7 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 			}
 		}
 	}
-	return g.db.update(func(t tx) error {
+	err = g.db.update(func(t tx) error {
 		// Keep lookups that refreshed the records meanwhile.
 		if cur, err := t.getImage(j.System, rec.ID); err == nil {
 			if cur.Expiration.After(rec.Expiration) {
@@ -835,6 +847,10 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 		j.Finished, j.Updated = now, now
 		return t.put(j.key(), j)
 	})
+	if err == nil {
+		release()
+	}
+	return err
 }
 
 // onACL reports whether a uid or primary gid is on a private image's ACL.
