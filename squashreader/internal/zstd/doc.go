@@ -6,8 +6,9 @@
 // and its decompressed size is bounded by the block size. The output
 // buffer is the window: there is no circular buffer, no copy out of it
 // and no io.Reader in the way. It imports only the standard library and
-// does no work at package initialisation (the predefined FSE tables are
-// built on first use, under a sync.Once). On amd64 its two sequence loops
+// builds no tables at package initialisation (the predefined FSE tables
+// are built on first use, under a sync.Once; initialisation only makes
+// the channel of idle decoders). On amd64 its two sequence loops
 // are in assembly (seqs_amd64.s); elsewhere, and with the purego build
 // tag, their Go versions run.
 //
