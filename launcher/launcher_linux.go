@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,10 @@ func Main(ctx context.Context, args []string, deps Deps) int {
 
 func run(ctx context.Context, args []string, deps Deps) (int, error) {
 	environ := os.Environ()
+	callerEnvKept := deps.Early.CallerEnv != nil
+	if callerEnvKept {
+		environ = deps.Early.CallerEnv
+	}
 	// --help and --version work without a configuration.
 	if o, err := ParseArgs(args, environ, "docker"); err == nil && (o.Help || o.Version) {
 		if o.Help {
@@ -79,6 +84,13 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 	for _, k := range cfg.Ignored {
 		log.Debug("udiRoot.conf key has no effect here", "key", k)
 	}
+	if deps.Early.Scrubbed > 0 {
+		log.Debug("Go runtime variables (GO*, TZ, ZONEINFO) kept from the setuid runtime, passed to the command", "count", deps.Early.Scrubbed)
+	}
+	if l := deps.Early.AddressSpace; l != nil {
+		log.Debug("address-space limit raised for the runtime; the command gets it back through /bin/sh in the container",
+			"soft_kib", limitKiB(l.Cur), "hard_kib", limitKiB(l.Max))
+	}
 	cred, err := CallerCredential()
 	if err != nil {
 		return 0, err
@@ -102,7 +114,8 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 	in := &buildInput{
 		Opts: opts, Cfg: cfg, Mode: mode, Cred: cred, Cwd: cwd, Environ: environ,
 		Lookup: lookup, ParseVolumes: deps.ParseVolumes, Log: log, ImportUsers: imported,
-		MountHelper: findMountHelper(mode, log),
+		MountHelper:   findMountHelper(mode, log),
+		CallerEnvKept: callerEnvKept, AddressSpace: deps.Early.AddressSpace,
 	}
 	spec, err := buildSpec(ctx, in)
 	if err != nil {
@@ -222,6 +235,12 @@ type buildInput struct {
 	MountHelper  string
 	Log          *slog.Logger
 	ImportUsers  []mountns.Account // usersToImport, from the host's NSS
+	// CallerEnvKept: Environ is the caller's environment as it was before
+	// the Go runtime started (Early.CallerEnv), not os.Environ().
+	CallerEnvKept bool
+	// AddressSpace is the caller's RLIMIT_AS when the runtime raised it
+	// (Early.AddressSpace).
+	AddressSpace *Limit
 }
 
 // buildSpec turns the request into a mountns.Spec. On success the caller
@@ -281,6 +300,9 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	if argv, err = wrapUserHooks(argv, hooks); err != nil {
 		return nil, fail(ExitSoftware, err)
 	}
+	if argv, err = wrapAddressSpace(argv, in.AddressSpace); err != nil {
+		return nil, fail(ExitSoftware, err)
+	}
 	workdir, err := resolveWorkdir(o.Workdir, img.Meta, in.Cwd)
 	if err != nil {
 		return nil, err
@@ -314,6 +336,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 			Caller:   in.Environ,
 			ClearEnv: o.ClearEnv,
 			Setuid:   in.Mode == ModeSetuid,
+			Original: in.CallerEnvKept,
 			Request:  o.Image.Raw,
 			ImageID:  img.ID,
 			Image:    imageEnv,
@@ -418,4 +441,12 @@ func etcFiles(cfg *udiroot.Config) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// limitKiB formats a limit in KiB for messages.
+func limitKiB(v uint64) string {
+	if v == Unlimited {
+		return "unlimited"
+	}
+	return strconv.FormatUint(v/1024, 10)
 }

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shifter-go/shifter/internal/testutil"
+	"github.com/shifter-go/shifter/launcher"
+)
+
+// Regression tests of issue #17 (items 12 and 13) on the real binary.
+
+// asLimits are the RLIMIT_AS values of the address-space tests: all below
+// what the Go runtime reserves when it starts (about 0.8 GB), under which
+// shifter used to die in the runtime with status 2 before main.
+var asLimits = []uint64{256 << 20, 512 << 20, 1 << 30}
+
+// hasCap reports whether capability c is in the named set ("CapEff",
+// "CapBnd") of this process.
+func hasCap(t *testing.T, set string, c uint) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, set+":"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n&(1<<c) != 0
+		}
+	}
+	t.Fatalf("no %s in /proc/self/status", set)
+	return false
+}
+
+const capSysResource = 24
+
+// checkLimitRun checks one run of `sh -c 'ulimit -S -v; ulimit -H -v'`
+// under RLIMIT_AS soft:hard (hard 0 = unlimited). The command must see the
+// caller's limits; when the hard limit is below what the runtime needs
+// and cannot be raised (canRaise false), shifter must refuse with status
+// 69 and a message naming the limit instead.
+func checkLimitRun(t *testing.T, soft, hard uint64, canRaise bool, out, errOut string, code int) {
+	t.Helper()
+	hardS := "unlimited"
+	if hard != 0 {
+		hardS = strconv.FormatUint(hard/1024, 10)
+	}
+	if hard != 0 && hard < 2<<30 && !canRaise {
+		want := fmt.Sprintf("ulimit -v %d", hard/1024)
+		if code != launcher.ExitUnavailable || !strings.Contains(errOut, want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("as=%d:%d without CAP_SYS_RESOURCE: status %d stderr %q; want %d and one line naming %q",
+				soft, hard, code, errOut, launcher.ExitUnavailable, want)
+		}
+		return
+	}
+	want := fmt.Sprintf("%d\n%s\n", soft/1024, hardS)
+	if code != 0 || out != want {
+		t.Errorf("as=%d:%d: status %d stdout %q stderr %q; want 0, %q", soft, hard, code, out, errOut, want)
+	}
+}
+
+// TestAddressSpaceLimit runs shifter as root under low address-space
+// limits (issue #17 item 12): the runtime starts, and the command runs
+// under the caller's limits, not the runtime's raised ones.
+func TestAddressSpaceLimit(t *testing.T) {
+	f := setup(t)
+	prlimit := testutil.RequireTool(t, "prlimit")
+	canRaise := hasCap(t, "CapEff", capSysResource)
+	for _, mode := range []string{"loop", "fuse"} {
+		t.Run(mode, func(t *testing.T) {
+			if mode == "loop" {
+				testutil.RequireLoop(t)
+			} else {
+				testutil.RequireFUSE(t)
+			}
+			cfg := f.config(t, "imageMount="+mode+"\n")
+			for _, soft := range asLimits {
+				for _, hard := range []uint64{0, soft} {
+					hardArg := "unlimited"
+					if hard != 0 {
+						hardArg = strconv.FormatUint(hard, 10)
+					}
+					cmd := exec.Command(prlimit, fmt.Sprintf("--as=%d:%s", soft, hardArg),
+						f.shifter, "-i", "busybox", "sh", "-c", "ulimit -S -v; ulimit -H -v")
+					cmd.Env = append(os.Environ(), "SHIFTER_CONFIG="+cfg)
+					out, errOut, code := run(t, cmd)
+					checkLimitRun(t, soft, hard, canRaise, out, errOut, code)
+				}
+			}
+		})
+	}
+}
