@@ -316,6 +316,10 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	if err != nil {
 		return nil, err
 	}
+	mountMode, err := imageMountMode(cfg, img, in.Log)
+	if err != nil {
+		return nil, err
+	}
 	var imageEnv []string
 	if img.Meta != nil {
 		imageEnv = img.Meta.Env
@@ -324,7 +328,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		Image:         img.File,
 		ImagePath:     img.Path,
 		LocalRoot:     img.LocalRoot,
-		Mode:          mountns.MountMode(cfg.ImageMount),
+		Mode:          mountMode,
 		MountHelper:   in.MountHelper,
 		UDIMount:      cfg.UDIMount,
 		Volumes:       vols,
@@ -449,4 +453,21 @@ func limitKiB(v uint64) string {
 		return "unlimited"
 	}
 	return strconv.FormatUint(v/1024, 10)
+}
+
+// imageMountMode is the image mount mode: the configured one (imageMount),
+// except that an image file an ordinary user could have written
+// (img.Untrusted) never reaches the kernel's squashfs driver: in auto mode
+// it is served through FUSE (said under -v), and imageMount=loop refuses
+// it.
+func imageMountMode(cfg *udiroot.Config, img *resolvedImage, log *slog.Logger) (mountns.MountMode, error) {
+	mode := mountns.MountMode(cfg.ImageMount)
+	if img.Untrusted == "" || img.File == nil {
+		return mode, nil
+	}
+	if mode == mountns.MountLoop {
+		return "", failf(ExitNoPerm, "image %s: %s is %s: such a file is never loop-mounted, and udiRoot.conf says imageMount=loop", img.ID, img.Path, img.Untrusted)
+	}
+	log.Info("image file not trusted for the kernel's squashfs driver: served through FUSE", "image", img.Path, "reason", img.Untrusted)
+	return mountns.MountFUSE, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shifter-go/shifter/imagestore"
 	"github.com/shifter-go/shifter/internal/testutil"
 	"github.com/shifter-go/shifter/launcher"
 )
@@ -98,5 +99,72 @@ func TestAddressSpaceLimit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUntrustedImageFile: an image file in the store that an ordinary user
+// could have written (issue #17 item 13) is not loop-mounted: in auto mode
+// it is served through FUSE, which -v says, and imageMount=loop refuses it.
+func TestUntrustedImageFile(t *testing.T) {
+	f := setup(t)
+	testutil.RequireLoop(t)
+	testutil.RequireFUSE(t)
+	sq, _ := imagestore.Paths(f.store, f.id)
+	st, err := os.Stat(sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		os.Chown(sq, 0, 0)
+		os.Chmod(sq, st.Mode().Perm())
+	})
+	tests := []struct {
+		name   string
+		change func() error
+		reason string
+	}{
+		{"trusted", func() error { return nil }, ""},
+		{"world-writable", func() error { return os.Chmod(sq, 0o666) }, "writable by every user"},
+		{"owned by a user", func() error { return os.Chown(sq, 65534, 65534) }, "owned by uid 65534"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			must(t, os.Chown(sq, 0, 0))
+			must(t, os.Chmod(sq, st.Mode().Perm()))
+			must(t, tc.change())
+			for _, mode := range []string{"auto", "loop"} {
+				cfg := f.config(t, "imageMount="+mode+"\n")
+				cmd := exec.Command(f.shifter, "-v", "-i", "busybox", "echo", "ok")
+				cmd.Env = append(os.Environ(), "SHIFTER_CONFIG="+cfg)
+				out, errOut, code := run(t, cmd)
+				mounted := ""
+				for _, l := range strings.Split(errOut, "\n") {
+					if strings.Contains(l, `msg="image mounted"`) {
+						mounted = l
+					}
+				}
+				switch {
+				case tc.reason == "":
+					if code != 0 || out != "ok\n" || !strings.Contains(mounted, "mode=loop") {
+						t.Errorf("imageMount=%s: status %d stdout %q, image mounted %q; want a loop mount\n%s", mode, code, out, mounted, errOut)
+					}
+				case mode == "loop":
+					if code != launcher.ExitNoPerm || !strings.Contains(errOut, tc.reason) || mounted != "" {
+						t.Errorf("imageMount=loop: status %d, image mounted %q; want %d naming %q\n%s", code, mounted, launcher.ExitNoPerm, tc.reason, errOut)
+					}
+				default:
+					if code != 0 || out != "ok\n" || !strings.Contains(mounted, "mode=fuse") || !strings.Contains(errOut, "served through FUSE") || !strings.Contains(errOut, tc.reason) {
+						t.Errorf("imageMount=auto: status %d stdout %q, image mounted %q; want fuse, said with %q\n%s", code, out, mounted, tc.reason, errOut)
+					}
+				}
+			}
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
