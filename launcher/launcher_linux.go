@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 	}
 	log := slog.New(slog.NewTextHandler(deps.Stderr, &slog.HandlerOptions{Level: level}))
 	for _, k := range cfg.Ignored {
-		log.Debug("udiRoot.conf key has no effect here", "key", k)
+		log.Info("udiRoot.conf: key accepted with no effect, or a different one, here", "note", k)
 	}
 	if deps.Early.Scrubbed > 0 {
 		log.Debug("Go runtime variables (GO*, TZ, ZONEINFO) kept from the setuid runtime, passed to the command", "count", deps.Early.Scrubbed)
@@ -118,6 +118,9 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 		CallerEnvKept: callerEnvKept, AddressSpace: deps.Early.AddressSpace,
 	}
 	spec, err := buildSpec(ctx, in)
+	if in.EtcDir != "" {
+		defer os.RemoveAll(in.EtcDir)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -241,6 +244,9 @@ type buildInput struct {
 	// AddressSpace is the caller's RLIMIT_AS when the runtime raised it
 	// (Early.AddressSpace).
 	AddressSpace *Limit
+	// EtcDir holds the generated /etc files (populateEtcDynamically=1).
+	// buildSpec makes it when empty; the caller removes it after Run.
+	EtcDir string
 }
 
 // buildSpec turns the request into a mountns.Spec. On success the caller
@@ -253,6 +259,19 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	modules, err := selectModules(cfg, o.Modules)
 	if err != nil {
 		return nil, err
+	}
+	if e := perNodeCacheEntry(o.Volumes); e != "" {
+		return nil, failf(ExitUnavailable, "--volume %s: perNodeCache volumes (a per-node scratch file system) are not supported yet", e)
+	}
+	for _, l := range siteFsLists(cfg, modules) {
+		if e := perNodeCacheEntry(l.value); e != "" {
+			return nil, failf(ExitUnavailable, "%s:%d: %s: %s: perNodeCache volumes are not supported yet", cfg.File, cfg.Lines[l.key], l.key, e)
+		}
+	}
+	for _, m := range modules {
+		if m.RootHook != "" && in.Mode == ModeUser {
+			return nil, failf(ExitUnavailable, "shifter module %q has a roothook, which runs as root: it needs shifter installed setuid root (or run by root)", m.Name)
+		}
 	}
 	var userVols []mountns.Volume
 	if strings.TrimSpace(o.Volumes) != "" {
@@ -311,8 +330,17 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	if err != nil {
 		return nil, err
 	}
-	vols = append(vols, userVols...)
-	etc, err := etcFiles(cfg)
+	udiVols, err := udiImageVolumes(cfg, modules)
+	if err != nil {
+		return nil, err
+	}
+	vols = append(append(vols, udiVols...), userVols...)
+	if cfg.PopulateEtcDynamically && in.EtcDir == "" {
+		if in.EtcDir, err = writeGeneratedEtc(); err != nil {
+			return nil, err
+		}
+	}
+	etc, err := etcFiles(cfg, in.EtcDir)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +362,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		Volumes:       vols,
 		EtcFiles:      etc,
 		PreMountHook:  cfg.SitePreMountHook,
-		PostMountHook: cfg.SitePostMountHook,
+		PostMountHook: postMountHook(cfg, modules),
 		Argv:          argv,
 		Env: buildEnv(envInputs{
 			Caller:   in.Environ,
@@ -363,13 +391,8 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 // site destination rules; mountPropagationStyle is the default
 // propagation.
 func siteVolumes(cfg *udiroot.Config, modules []*udiroot.Module) ([]mountns.Volume, error) {
-	type list struct{ key, value string }
-	lists := []list{{"siteFs", cfg.SiteFs}}
-	for _, m := range modules {
-		lists = append(lists, list{"module_" + m.Name + "_siteFs", m.SiteFs})
-	}
 	var out []mountns.Volume
-	for _, l := range lists {
+	for _, l := range siteFsLists(cfg, modules) {
 		if strings.TrimSpace(l.value) == "" {
 			continue
 		}
@@ -386,6 +409,18 @@ func siteVolumes(cfg *udiroot.Config, modules []*udiroot.Module) ([]mountns.Volu
 		out = append(out, vols...)
 	}
 	return out, nil
+}
+
+// siteFsList is one siteFs key's value.
+type siteFsList struct{ key, value string }
+
+// siteFsLists are the site's siteFs and the active modules' ones.
+func siteFsLists(cfg *udiroot.Config, modules []*udiroot.Module) []siteFsList {
+	lists := []siteFsList{{"siteFs", cfg.SiteFs}}
+	for _, m := range modules {
+		lists = append(lists, siteFsList{"module_" + m.Name + "_siteFs", m.SiteFs})
+	}
+	return lists
 }
 
 // readEnvFile reads an --env-file with the caller's permissions.
@@ -412,15 +447,17 @@ func readEnvFile(mode RunMode, p string) ([]udiroot.EnvVar, error) {
 }
 
 // etcSiteFiles are copied from the host's /etc when
-// populateEtcDynamically=1.
-var etcSiteFiles = []string{"nsswitch.conf", "hosts", "resolv.conf"}
+// populateEtcDynamically=1, as Shifter does; nsswitch.conf and host.conf
+// are generated then (generatedEtc, written in dir).
+var etcSiteFiles = []string{"hosts", "resolv.conf"}
 
 // etcGenerated are written by mountns from the credential and never
 // copied.
 var etcGenerated = []string{"passwd", "group", "shadow", "gshadow"}
 
-// etcFiles lists the site files for the container's /etc.
-func etcFiles(cfg *udiroot.Config) (map[string]string, error) {
+// etcFiles lists the site files for the container's /etc; dir holds the
+// generatedEtc files when populateEtcDynamically=1.
+func etcFiles(cfg *udiroot.Config, dir string) (map[string]string, error) {
 	out := map[string]string{}
 	if cfg.PopulateEtcDynamically {
 		for _, n := range etcSiteFiles {
@@ -428,6 +465,9 @@ func etcFiles(cfg *udiroot.Config) (map[string]string, error) {
 			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
 				out[n] = p
 			}
+		}
+		for n := range generatedEtc {
+			out[n] = filepath.Join(dir, n)
 		}
 		return out, nil
 	}
