@@ -168,3 +168,35 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestAddressSpaceLimitUnprivileged runs a non-setuid shifter as nobody
+// under low address-space limits (issue #17 item 12): with a soft limit
+// below an unlimited hard one the runtime starts and the command gets the
+// soft limit back; with a hard limit that low, which nobody may raise,
+// shifter refuses with one line naming it.
+func TestAddressSpaceLimitUnprivileged(t *testing.T) {
+	f := setup(t)
+	prlimit := testutil.RequireTool(t, "prlimit")
+	testutil.RequireTool(t, "setpriv")
+	if exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", "test -r /dev/fuse -a -w /dev/fuse").Run() != nil {
+		testutil.Unavailable(t, "nobody cannot use /dev/fuse")
+	}
+	conf, _, _ := shifterStyleConfig(t, f, "auto")
+	for _, soft := range asLimits {
+		for _, hard := range []uint64{0, soft} {
+			hardArg := "unlimited"
+			if hard != 0 {
+				hardArg = strconv.FormatUint(hard, 10)
+			}
+			cmd := exec.Command(prlimit, fmt.Sprintf("--as=%d:%s", soft, hardArg), "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+				f.shifter, "-i", "busybox", "sh", "-c", "ulimit -S -v; ulimit -H -v")
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "SHIFTER_CONFIG=" + conf}
+			cmd.Dir = "/"
+			out, errOut, code := run(t, cmd)
+			if code == launcher.ExitUnavailable && strings.Contains(errOut, "user namespace") {
+				testutil.Unavailable(t, "unprivileged containers: "+errOut)
+			}
+			checkLimitRun(t, soft, hard, false, out, errOut, code)
+		}
+	}
+}
