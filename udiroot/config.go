@@ -235,6 +235,11 @@ func Parse(name string, data []byte) (*Config, error) {
 			return nil, &ParseError{File: name, Line: defaultModulesLine, Msg: fmt.Sprintf("defaultModules: module %q is not defined", m)}
 		}
 	}
+	if _, set := seen["populateEtcDynamically"]; !set && c.EtcPath != "" {
+		// Shifter's default is 0, and every Shifter configuration sets
+		// etcPath (its parser requires it): such a file gets its etcPath.
+		c.PopulateEtcDynamically = false
+	}
 	if !c.PopulateEtcDynamically && c.EtcPath == "" {
 		return nil, &ParseError{File: name, Msg: "populateEtcDynamically=0 needs etcPath"}
 	}

@@ -285,3 +285,21 @@ func TestExampleConfigQuiet(t *testing.T) {
 		t.Errorf("notes for the example: %q", c.Ignored)
 	}
 }
+
+// TestPopulateEtcDefault: without populateEtcDynamically, a file that
+// sets etcPath gets Shifter's default (0: the etcPath files); one that
+// does not keeps this implementation's default (1).
+func TestPopulateEtcDefault(t *testing.T) {
+	for in, want := range map[string]bool{
+		"":                                       true,
+		"etcPath=/etc/shifter/etc\n":             false,
+		"etcPath=/e\npopulateEtcDynamically=1\n": true,
+		"populateEtcDynamically=1\netcPath=/e\n": true,
+		"etcPath=/e\npopulateEtcDynamically=0\n": false,
+	} {
+		c, err := Parse("p.conf", []byte(in))
+		if err != nil || c.PopulateEtcDynamically != want {
+			t.Errorf("%q: populateEtcDynamically %v, %v; want %v", in, c.PopulateEtcDynamically, err, want)
+		}
+	}
+}

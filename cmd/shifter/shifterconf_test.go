@@ -153,3 +153,73 @@ func TestShifterStyleConfigUnprivileged(t *testing.T) {
 		t.Errorf("roothook module unprivileged: status %d stderr %q; want %d naming the roothook", code, errOut, launcher.ExitUnavailable)
 	}
 }
+
+// TestCrayStyleConfig runs a container with a configuration in the shape
+// of Shifter's Cray (CLE6) template: rootfsType=ramfs, perNodeCache*,
+// etcPath without populateEtcDynamically (Shifter's default 0: the site's
+// /etc files), a siteFs continued over two lines.
+func TestCrayStyleConfig(t *testing.T) {
+	f := setup(t)
+	dir, err := os.MkdirTemp("", "shifter-cray-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	etc := filepath.Join(dir, "etc")
+	for _, d := range []string{etc, dir + "/a", dir + "/b"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, c := range map[string]string{etc + "/nsswitch.conf": "passwd: files # site\n", etc + "/passwd": "ignored\n", dir + "/a/f": "a\n", dir + "/b/f": "b\n"} {
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "udiRoot.conf")
+	body := fmt.Sprintf(`udiMount=/var/udiMount
+loopMount=/var/udiLoopMount
+imagePath=%s
+udiRootPath=/opt/shifter/default
+etcPath=%s
+mountUdiRootWritable=1
+maxGroupCount=31
+modprobePath=/sbin/modprobe
+insmodPath=/sbin/insmod
+cpPath=/usr/bin/cp
+mvPath=/usr/bin/mv
+chmodPath=/usr/bin/chmod
+ddPath=/usr/bin/dd
+mkfsXfsPath=/sbin/mkfs.xfs
+rootfsType=ramfs
+siteFs=%s/a:/a;\
+    %s/b:/b
+siteEnv=SHIFTER_RUNTIME=1
+siteEnvAppend=PATH=/opt/udiImage/bin
+system=cray
+defaultImageType=docker
+perNodeCachePath=/tmp
+perNodeCacheSizeLimit=100G
+perNodeCacheAllowedFsType=xfs
+`, f.store, etc, dir, dir)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(f.shifter, "-v", "-i", "busybox", "sh", "-c", "cat /etc/nsswitch.conf /a/f /b/f; id -u")
+	cmd.Env = append(os.Environ(), "SHIFTER_CONFIG="+conf)
+	out, errOut, code := run(t, cmd)
+	if want := "passwd: files # site\na\nb\n0\n"; code != 0 || out != want {
+		t.Fatalf("status %d stdout %q, want %q\nstderr: %s", code, out, want, errOut)
+	}
+	for _, k := range []string{"rootfsType: the container root", "perNodeCache volumes are not supported yet"} {
+		if !strings.Contains(errOut, k) {
+			t.Errorf("-v does not note %q:\n%s", k, errOut)
+		}
+	}
+	cmd = exec.Command(f.shifter, "-i", "busybox", "-V", "/tmp:/cache:perNodeCache=size=10G", "true")
+	cmd.Env = append(os.Environ(), "SHIFTER_CONFIG="+conf)
+	_, errOut, code = run(t, cmd)
+	if code != launcher.ExitUnavailable || !strings.Contains(errOut, "not supported yet") {
+		t.Errorf("perNodeCache volume: status %d stderr %q; want %d, not supported yet", code, errOut, launcher.ExitUnavailable)
+	}
+}
