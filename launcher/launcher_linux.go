@@ -330,7 +330,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	if err != nil {
 		return nil, err
 	}
-	udiVols, err := udiImageVolumes(cfg, modules)
+	udiVols, err := udiImageVolumes(cfg, modules, in.Log)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ package launcher
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,10 +28,22 @@ const udiImageDir = "/opt/udiImage"
 // be, and one inside a writable bind would be made on the host); in the
 // same way an optUdiImage/modules directory is bound entry by entry, a
 // module's copyPath taking the place of an entry of its name. The
-// directories are the site's, read as root.
-func udiImageVolumes(cfg *udiroot.Config, modules []*udiroot.Module) ([]mountns.Volume, error) {
+// directories are the site's, read as root. An entry that is a symbolic
+// link is bound as its target when that is inside optUdiImage; one that
+// leads out of it is left out (said under -v): Shifter copies the link,
+// which then resolves inside the container, and a bind would show the
+// host's files there instead.
+func udiImageVolumes(cfg *udiroot.Config, modules []*udiroot.Module, log *slog.Logger) ([]mountns.Volume, error) {
 	var out []mountns.Volume
 	add := func(src, dst string) {
+		if fi, err := os.Lstat(src); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			real, err := filepath.EvalSymlinks(src)
+			base, berr := filepath.EvalSymlinks(cfg.OptUdiImage)
+			if err != nil || berr != nil || !strings.HasPrefix(real, base+"/") {
+				log.Info("optUdiImage: symbolic link leading out of it left out of /opt/udiImage", "path", src)
+				return
+			}
+		}
 		out = append(out, mountns.Volume{Source: src, Dest: dst, ReadOnly: true, Site: true, Propagation: cfg.MountPropagationStyle})
 	}
 	copied := map[string]bool{}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,9 @@ func TestUdiImageVolumes(t *testing.T) {
 		must(t, os.MkdirAll(filepath.Join(opt, d), 0o755))
 	}
 	must(t, os.WriteFile(filepath.Join(opt, "README"), nil, 0o644))
+	must(t, os.Symlink("bin", filepath.Join(opt, "sbin")))       // inside: bound as its target
+	must(t, os.Symlink("/usr/lib", filepath.Join(opt, "lib")))   // leads out: left out
+	must(t, os.Symlink("../x", filepath.Join(opt, "modules/x"))) // leads out: left out
 	mpich := t.TempDir()
 	vol := func(src, dst string) mountns.Volume {
 		return mountns.Volume{Source: src, Dest: dst, ReadOnly: true, Site: true, Propagation: "private"}
@@ -43,15 +47,17 @@ func TestUdiImageVolumes(t *testing.T) {
 		{"optUdiImage entry by entry", "optUdiImage=" + opt, nil, []mountns.Volume{
 			vol(opt+"/README", "/opt/udiImage/README"), vol(opt+"/bin", "/opt/udiImage/bin"),
 			vol(opt+"/etc", "/opt/udiImage/etc"), vol(opt+"/modules", "/opt/udiImage/modules"),
+			vol(opt+"/sbin", "/opt/udiImage/sbin"),
 		}, ""},
 		{"copyPath replaces optUdiImage's module of its name", "optUdiImage=" + opt + "\nmodule_mpich_copyPath=" + mpich, []string{"mpich"}, []mountns.Volume{
 			vol(opt+"/README", "/opt/udiImage/README"), vol(opt+"/bin", "/opt/udiImage/bin"),
 			vol(opt+"/etc", "/opt/udiImage/etc"), vol(opt+"/modules/other", "/opt/udiImage/modules/other"),
-			vol(mpich, "/opt/udiImage/modules/mpich"),
+			vol(opt+"/sbin", "/opt/udiImage/sbin"), vol(mpich, "/opt/udiImage/modules/mpich"),
 		}, ""},
 		{"copyPath of an inactive module", "optUdiImage=" + opt + "\nmodule_mpich_copyPath=" + mpich + "\nmodule_x_enabled=1", []string{"x"}, []mountns.Volume{
 			vol(opt+"/README", "/opt/udiImage/README"), vol(opt+"/bin", "/opt/udiImage/bin"),
 			vol(opt+"/etc", "/opt/udiImage/etc"), vol(opt+"/modules", "/opt/udiImage/modules"),
+			vol(opt+"/sbin", "/opt/udiImage/sbin"),
 		}, ""},
 		{"copyPath without optUdiImage", "module_mpich_copyPath=" + mpich, []string{"mpich"}, []mountns.Volume{vol(mpich, "/opt/udiImage/modules/mpich")}, ""},
 		{"missing optUdiImage", "\noptUdiImage=/nonexistent/udiImage", nil, nil, "t.conf:2: optUdiImage: open /nonexistent/udiImage"},
@@ -63,7 +69,8 @@ func TestUdiImageVolumes(t *testing.T) {
 			must(t, err)
 			mods, err := selectModules(cfg, tc.modules)
 			must(t, err)
-			got, err := udiImageVolumes(cfg, mods)
+			var logs strings.Builder
+			got, err := udiImageVolumes(cfg, mods, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || ExitCode(err) != ExitConfig {
 					t.Fatalf("error %v, want exit %d containing %q", err, ExitConfig, tc.wantErr)
@@ -73,6 +80,9 @@ func TestUdiImageVolumes(t *testing.T) {
 			must(t, err)
 			if d := cmp.Diff(tc.want, got); d != "" {
 				t.Errorf("volumes (-want +got):\n%s", d)
+			}
+			if strings.Contains(tc.conf, "optUdiImage") && !strings.Contains(logs.String(), "path="+opt+"/lib") {
+				t.Errorf("the link out of optUdiImage is not reported: %q", logs.String())
 			}
 			// Each volume is one mountns accepts as a site volume.
 			for _, v := range got {
