@@ -265,7 +265,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	}
 	for _, l := range siteFsLists(cfg, modules) {
 		if e := perNodeCacheEntry(l.value); e != "" {
-			return nil, failf(ExitUnavailable, "%s:%d: %s: %s: perNodeCache volumes are not supported yet", cfg.File, cfg.Lines[l.key], l.key, e)
+			return nil, failf(ExitUnavailable, "%s:%d: %s: %s: perNodeCache volumes are not supported yet", cfg.File, l.line, l.key, e)
 		}
 	}
 	for _, m := range modules {
@@ -398,7 +398,7 @@ func siteVolumes(cfg *udiroot.Config, modules []*udiroot.Module) ([]mountns.Volu
 		}
 		vols, err := mountns.ParseSiteVolumes(l.value)
 		if err != nil {
-			return nil, failf(ExitConfig, "%s:%d: %s: %v", cfg.File, cfg.Lines[l.key], l.key, err)
+			return nil, failf(ExitConfig, "%s:%d: %s: %v", cfg.File, l.line, l.key, err)
 		}
 		for i := range vols {
 			vols[i].Site = true
@@ -411,14 +411,29 @@ func siteVolumes(cfg *udiroot.Config, modules []*udiroot.Module) ([]mountns.Volu
 	return out, nil
 }
 
-// siteFsList is one siteFs key's value.
-type siteFsList struct{ key, value string }
+// siteFsList is one line's value of a siteFs key.
+type siteFsList struct {
+	key   string
+	line  int
+	value string
+}
 
-// siteFsLists are the site's siteFs and the active modules' ones.
+// siteFsLists are the site's siteFs and the active modules' ones, line by
+// line (a key may be given on several lines, which add up).
 func siteFsLists(cfg *udiroot.Config, modules []*udiroot.Module) []siteFsList {
-	lists := []siteFsList{{"siteFs", cfg.SiteFs}}
+	var lists []siteFsList
+	add := func(key, value string) {
+		if lines := cfg.SiteFsLines[key]; len(lines) > 0 {
+			for _, l := range lines {
+				lists = append(lists, siteFsList{key, l.Line, l.Value})
+			}
+			return
+		}
+		lists = append(lists, siteFsList{key, cfg.Lines[key], value})
+	}
+	add("siteFs", cfg.SiteFs)
 	for _, m := range modules {
-		lists = append(lists, siteFsList{"module_" + m.Name + "_siteFs", m.SiteFs})
+		add("module_"+m.Name+"_siteFs", m.SiteFs)
 	}
 	return lists
 }

@@ -117,14 +117,25 @@ type Config struct {
 	PerNodeCacheSizeLimit     int64
 	PerNodeCacheAllowedFsType []string
 
-	// Lines maps each key set in the file to its line, for messages about
-	// values checked later (siteFs).
+	// Lines maps each key set in the file to its (first) line, for
+	// messages about values checked later (siteFs).
 	Lines map[string]int
+	// SiteFsLines holds, for siteFs and each module_<name>_siteFs, every
+	// line that set it, in order: the key's value is their lists joined,
+	// and a runtime that checks them one by one can name the line of a
+	// bad entry.
+	SiteFsLines map[string][]KeyLine
 
 	// Ignored lists, one line each ("file:line: key: why"), the Shifter
 	// keys and values that were accepted but have no effect here or an
 	// effect that differs from Shifter's, for --verbose.
 	Ignored []string
+}
+
+// KeyLine is one line's value of a key.
+type KeyLine struct {
+	Line  int
+	Value string
 }
 
 // Default returns the configuration used for keys a file does not set.
@@ -140,6 +151,7 @@ func Default() *Config {
 		ImageMount:             ImageMountAuto,
 		Modules:                map[string]*Module{},
 		Lines:                  map[string]int{},
+		SiteFsLines:            map[string][]KeyLine{},
 	}
 }
 
@@ -205,6 +217,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		if _, dup := seen[l.key]; !dup {
 			seen[l.key] = l.n
 			c.Lines[l.key] = l.n
+		}
+		if l.key == "siteFs" || isModule && sub == "siteFs" {
+			c.SiteFsLines[l.key] = append(c.SiteFsLines[l.key], KeyLine{l.n, l.value})
 		}
 		if isModule {
 			if err := c.setModuleKey(mod, sub, l.value, note); err != nil {

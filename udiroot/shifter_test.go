@@ -303,3 +303,17 @@ func TestPopulateEtcDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestSiteFsLines(t *testing.T) {
+	c, err := Parse("l.conf", []byte("siteFs=/a\n# c\nsiteFs=/b:/c;/d\nmodule_m_siteFs=/e\nmodule_m_siteFs=/f\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]KeyLine{
+		"siteFs":          {{1, "/a"}, {3, "/b:/c;/d"}},
+		"module_m_siteFs": {{4, "/e"}, {5, "/f"}},
+	}
+	if d := cmp.Diff(want, c.SiteFsLines); d != "" {
+		t.Errorf("SiteFsLines (-want +got):\n%s", d)
+	}
+}
