@@ -73,6 +73,10 @@ type Config struct {
 	MaxImageSize    int64               `json:"max_image_size"`
 	MksquashfsArgs  []string            `json:"mksquashfs_args,omitempty"`
 	Retries         int                 `json:"retries"`
+	// AllowInternalHosts: hosts, IP addresses or CIDR prefixes a registry
+	// may make the gateway contact although they are internal (loopback,
+	// link-local, private). The registry named in a reference always is.
+	AllowInternalHosts []string `json:"allow_internal_hosts,omitempty"`
 
 	// Expiration: a lookup keeps an image for this long.
 	Expiration Duration `json:"expiration"`
@@ -98,6 +102,9 @@ type Config struct {
 type Registry struct {
 	Insecure bool   `json:"insecure,omitempty"` // plain HTTP allowed
 	CAFile   string `json:"ca_file,omitempty"`
+	// AuthHosts: other hosts that may receive this registry's credentials
+	// (a token realm elsewhere).
+	AuthHosts []string `json:"auth_hosts,omitempty"`
 }
 
 // System is one cluster served by the gateway (Shifter's Platforms entry).
@@ -232,6 +239,16 @@ func (c *Config) Validate() error {
 		}
 		if r.CAFile != "" && !filepath.IsAbs(r.CAFile) {
 			bad("registries.%s.ca_file %q: must be an absolute path", host, r.CAFile)
+		}
+		for _, h := range r.AuthHosts {
+			if h == "" || strings.ContainsAny(h, "/ @") {
+				bad("registries.%s.auth_hosts: %q is not a HOST[:PORT]", host, h)
+			}
+		}
+	}
+	for _, h := range c.AllowInternalHosts {
+		if h == "" || strings.ContainsAny(h, " @") {
+			bad("allow_internal_hosts: %q is not a HOST[:PORT], IP address or CIDR prefix", h)
 		}
 	}
 	if c.MaxImageSize <= 0 {

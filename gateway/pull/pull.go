@@ -31,6 +31,11 @@ type Registry struct {
 	// CAFile is a PEM file of CA certificates trusted (in addition to the
 	// system's) for this registry only. Default "": system roots.
 	CAFile string
+	// AuthHosts are other hosts ("host" for port 443, or "host:port") that
+	// may receive this registry's credentials, such as a token realm on
+	// another host. Default none: credentials go to the registry's own
+	// host only (Docker Hub's auth.docker.io is built in).
+	AuthHosts []string
 }
 
 // Options configures a Puller. Zero fields take the documented defaults.
@@ -78,8 +83,20 @@ type Options struct {
 	MinSpeed int64
 	// Jobs is how many blobs are downloaded at once per Build. Default 3.
 	Jobs int
+	// AllowInternalHosts are hosts ("host" or "host:port"), IP addresses
+	// and CIDR prefixes that may be contacted although they are, or
+	// resolve to, internal addresses (loopback, link-local such as
+	// 169.254.169.254, private, unspecified). Whatever else a registry
+	// points at (token realms, redirects, blob URLs) is refused on the
+	// address actually dialled. The registry named in a reference is always
+	// contacted. Default none.
+	AllowInternalHosts []string
 	// Logger receives the package's logs. Default: discard.
 	Logger *slog.Logger
+
+	// resolveHook, in tests, maps a host name to the IP address dialled
+	// instead of resolving it ("" resolves normally).
+	resolveHook func(host string) string
 }
 
 // Puller pulls images. It is safe for concurrent use; concurrent Builds
@@ -89,7 +106,8 @@ type Puller struct {
 	log             *slog.Logger
 	defaultRegistry string
 	platform        v1.Platform
-	transport       http.RoundTripper
+	transport       *guard
+	hosts           *hostPolicy
 	blobDir         string
 	flightMu        sync.Mutex
 	flights         map[string]*flight // by blob hex digest
@@ -154,7 +172,17 @@ func New(opts Options) (*Puller, error) {
 	if !reHost.MatchString(p.defaultRegistry) {
 		return nil, fmt.Errorf("new puller: default registry %q is not HOST[:PORT]", p.defaultRegistry)
 	}
-	def, err := newTransport("", &opts)
+	if p.hosts, err = newHostPolicy(opts.AllowInternalHosts); err != nil {
+		return nil, fmt.Errorf("new puller: %w", err)
+	}
+	for host, r := range opts.Registries {
+		for _, h := range r.AuthHosts {
+			if !reHost.MatchString(h) || !validPort(h) {
+				return nil, fmt.Errorf("new puller: registry %s: auth host %q is not HOST[:PORT]", host, h)
+			}
+		}
+	}
+	def, err := p.newTransport("")
 	if err != nil {
 		return nil, fmt.Errorf("new puller: %w", err)
 	}
@@ -163,7 +191,7 @@ func New(opts Options) (*Puller, error) {
 		if r.CAFile == "" {
 			continue
 		}
-		t, err := newTransport(r.CAFile, &opts)
+		t, err := p.newTransport(r.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("new puller: registry %s: %w", host, err)
 		}
@@ -273,7 +301,7 @@ func (p *Puller) Resolve(ctx context.Context, ref string, creds map[string]strin
 func (p *Puller) remoteOptions(ctx context.Context, reg name.Registry, creds map[string]string) []remote.Option {
 	opts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithTransport(p.transport),
+		remote.WithTransport(p.transport.forPull(reg.RegistryStr())),
 		remote.WithPlatform(p.platform),
 		// guard and the blob loop retry; ggcr must not multiply attempts.
 		remote.WithRetryBackoff(remote.Backoff{Duration: time.Millisecond, Steps: 1}),
