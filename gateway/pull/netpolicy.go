@@ -26,6 +26,9 @@ var ErrInternalHost = errors.New("refused to contact an internal host")
 // not listed in the registry's AuthHosts.
 var ErrCredentialsRefused = errors.New("credentials refused for another host")
 
+// maxRedirects bounds the redirect chain of one registry request.
+const maxRedirects = 10
+
 // internalPrefixes are the addresses no registry may make the gateway dial
 // unless allowed: besides loopback, link-local, private (RFC 1918,
 // fc00::/7), unspecified and multicast addresses (netip's predicates), the
@@ -165,9 +168,17 @@ func (p *Puller) scope(reg string) *pullScope {
 // Hub credentials without configuration.
 const dockerHubAuthHost = "auth.docker.io"
 
-// checkRequest enforces the pull scope on one request, before anything
-// is sent.
+// checkRequest enforces the pull scope and the redirect limit on one
+// request, before anything is sent.
 func (s *pullScope) checkRequest(req *http.Request) error {
+	hops := 0
+	for r := req; r.Response != nil && r.Response.Request != nil; r = r.Response.Request {
+		hops++
+	}
+	if hops > maxRedirects {
+		return fmt.Errorf("registry %s: stopped after %d redirects (at %s://%s%s)", s.registryN, maxRedirects,
+			req.URL.Scheme, req.URL.Host, truncate(req.URL.Path, 100))
+	}
 	hp := hostPort(req.URL)
 	if hp == s.registry || s.origins[hp] {
 		return nil

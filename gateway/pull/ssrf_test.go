@@ -242,3 +242,81 @@ func TestAllowInternalHostsValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectLimit is issue 17 item 2: a registry answering a blob (or
+// manifest) with an endless self-redirect made the gateway follow it for
+// minutes. A chain of up to 10 redirects works; a longer one fails the
+// pull after a bounded number of requests.
+func TestRedirectLimit(t *testing.T) {
+	const safety = 2000 // the server gives up here, so the test ends even without the cap
+	cases := []struct {
+		name    string
+		match   func(*http.Request) bool
+		hops    int // redirects before the real answer
+		wantErr bool
+	}{
+		{"ten blob redirects", isBlobGet, 10, false},
+		{"endless blob self-redirect", isBlobGet, 1 << 30, true},
+		{"endless manifest self-redirect", isManifestGet, 1 << 30, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			requests := 0
+			var armed bool
+			host := testRegistry(t, func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					mu.Lock()
+					on := armed && tc.match(r)
+					if on {
+						requests++
+					}
+					n := requests
+					mu.Unlock()
+					if !on {
+						next.ServeHTTP(w, r)
+						return
+					}
+					hop := len(r.URL.Query()["hop"])
+					if n > safety {
+						http.Error(w, "enough", http.StatusInternalServerError)
+						return
+					}
+					if hop < tc.hops {
+						u := *r.URL
+						q := u.Query()
+						q.Add("hop", "x")
+						u.RawQuery = q.Encode()
+						http.Redirect(w, r, u.String(), http.StatusTemporaryRedirect)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			})
+			push(t, host+"/loop/img:1", smallImage(t, "loop"))
+			mu.Lock()
+			armed = true
+			mu.Unlock()
+			p := newPuller(t, nil, host)
+			_, err := build(t, p, host+"/loop/img:1", nil)
+			t.Logf("build: %v", err)
+			mu.Lock()
+			n := requests
+			mu.Unlock()
+			if !tc.wantErr {
+				if err != nil {
+					t.Fatalf("build: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "stopped after 10 redirects") {
+				t.Fatalf("build error = %v, want one saying it stopped after 10 redirects", err)
+			}
+			// One chain of 11 requests per fetch attempt; a redirect loop
+			// is not retried.
+			if n > 2*(maxRedirects+1) {
+				t.Errorf("the registry got %d requests, want at most %d", n, 2*(maxRedirects+1))
+			}
+		})
+	}
+}

@@ -21,7 +21,8 @@ import (
 
 // guard is the bottom http.RoundTripper under go-containerregistry's
 // auth transports. It
-//   - keeps each pull in its scope (pullScope.checkRequest): credentials only to the registry's own
+//   - keeps each pull in its scope (pullScope.checkRequest): at most
+//     maxRedirects redirects, credentials only to the registry's own
 //     origin and its AuthHosts; the dialer refuses internal addresses
 //     but the registry's own (Puller.dialContext);
 //   - refuses plain HTTP except to registries configured Insecure (ggcr
@@ -52,11 +53,17 @@ var _ http.RoundTripper = (*guard)(nil)
 // manifests, indexes, token responses, error documents.
 const maxMetaBody = 4 << 20
 
+// maxHeaderBytes caps the response headers of every request (with the
+// redirect cap and maxMetaBody, what one request may make the gateway
+// hold).
+const maxHeaderBytes = 1 << 20
+
 func (p *Puller) newTransport(caFile string) (http.RoundTripper, error) {
 	o := &p.opts
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = o.RequestTimeout
 	t.TLSHandshakeTimeout = o.RequestTimeout
+	t.MaxResponseHeaderBytes = maxHeaderBytes
 	t.DialContext = p.dialContext
 	t.Proxy = p.proxyFunc
 	if caFile != "" {
