@@ -77,6 +77,10 @@ type Config struct {
 	// may make the gateway contact although they are internal (loopback,
 	// link-local, private). The registry named in a reference always is.
 	AllowInternalHosts []string `json:"allow_internal_hosts,omitempty"`
+	// MinDownloadSpeed (bytes/s), averaged over DownloadSpeedWindow: a
+	// registry sending a blob slower fails the pull.
+	MinDownloadSpeed    int64    `json:"min_download_speed"`
+	DownloadSpeedWindow Duration `json:"download_speed_window"`
 
 	// Expiration: a lookup keeps an image for this long.
 	Expiration Duration `json:"expiration"`
@@ -160,6 +164,8 @@ func DefaultConfig() *Config {
 		Systems: map[string]*System{
 			DefaultSystem: {ImageDir: DefaultImageDir, Transfer: TransferLocal, Admins: []string{"root"}},
 		},
+		MinDownloadSpeed:    64 << 10,
+		DownloadSpeedWindow: Duration(30 * time.Second),
 	}
 }
 
@@ -256,6 +262,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Retries < 0 || c.Retries > 20 {
 		bad("retries %d: want 0..20", c.Retries)
+	}
+	if c.MinDownloadSpeed < 1 {
+		bad("min_download_speed %d: want >= 1 (bytes/s)", c.MinDownloadSpeed)
+	}
+	if c.DownloadSpeedWindow < Duration(time.Second) {
+		bad("download_speed_window %s: want >= 1s", c.DownloadSpeedWindow.D())
 	}
 	if c.MaxAttempts < 1 {
 		bad("max_attempts %d: want >= 1", c.MaxAttempts)

@@ -32,6 +32,8 @@ func NewPuller(c *Config, log *slog.Logger) (Puller, error) {
 		Platform:           c.Platform,
 		Retries:            c.Retries,
 		AllowInternalHosts: c.AllowInternalHosts,
+		MinSpeed:           c.MinDownloadSpeed,
+		SpeedWindow:        c.DownloadSpeedWindow.D(),
 		Logger:             log,
 	})
 	if err != nil {

@@ -16,5 +16,7 @@
 // checked on the address actually connected to, except for the registry
 // named in the reference and Options.AllowInternalHosts; credentials go
 // only to the registry's own host and its Registry.AuthHosts, whatever
-// token realm or redirect the registry names.
+// token realm or redirect the registry names. A redirect chain is cut at
+// 10 hops, and a blob arriving slower than Options.MinSpeed is cut off
+// (ErrTooSlow), so a registry cannot hold a worker by trickling bytes.
 package pull

@@ -78,9 +78,17 @@ type Options struct {
 	// RequestTimeout bounds each manifest/token request, response headers
 	// of blob requests, dials and TLS handshakes. Default 60s.
 	RequestTimeout time.Duration
-	// MinSpeed is the slowest acceptable blob download in bytes/s: a blob
-	// of size S must arrive within RequestTimeout + S/MinSpeed. Default 64 KiB/s.
+	// MinSpeed is the slowest acceptable blob download in bytes/s,
+	// averaged over SpeedWindow once SpeedGrace has passed since the
+	// blob's response headers: a registry sending less is cut off with
+	// ErrTooSlow (not retried), so it cannot hold a worker until the job's
+	// own timeout. Default 64 KiB/s.
 	MinSpeed int64
+	// SpeedWindow is the interval MinSpeed is averaged over. Default 30s.
+	SpeedWindow time.Duration
+	// SpeedGrace is how long a blob download may be slower than MinSpeed
+	// at its start (connection and TCP slow start). Default 10s.
+	SpeedGrace time.Duration
 	// Jobs is how many blobs are downloaded at once per Build. Default 3.
 	Jobs int
 	// AllowInternalHosts are hosts ("host" or "host:port"), IP addresses
@@ -152,6 +160,12 @@ func New(opts Options) (*Puller, error) {
 	}
 	if opts.MinSpeed <= 0 {
 		opts.MinSpeed = 64 << 10
+	}
+	if opts.SpeedWindow <= 0 {
+		opts.SpeedWindow = 30 * time.Second
+	}
+	if opts.SpeedGrace <= 0 {
+		opts.SpeedGrace = 10 * time.Second
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = 3
