@@ -496,10 +496,11 @@ func (p *Puller) loadImage(res *Resolved, img v1.Image) error {
 		if err := checkLayer(l); err != nil {
 			return fmt.Errorf("layer %d: %w", i, err)
 		}
-		total += l.Size
-		if total > p.opts.MaxImageSize {
+		// Compare before adding: sizes near 2^63 must not overflow the sum.
+		if l.Size > p.opts.MaxImageSize-total {
 			return fmt.Errorf("%w: layers exceed %d bytes", ErrTooLarge, p.opts.MaxImageSize)
 		}
+		total += l.Size
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
