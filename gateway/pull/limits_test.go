@@ -75,3 +75,46 @@ func resolvedSize(r *Resolved) any {
 	}
 	return r.Size
 }
+
+// TestSplitRefHosts is issue 17 item 7: ports 0 and 99999 and the host
+// "a.-b" must be refused in references.
+func TestSplitRefHosts(t *testing.T) {
+	cases := []struct {
+		ref      string
+		wantHost string // "" with ok: no registry named
+		ok       bool
+	}{
+		{"reg.example/x", "reg.example", true},
+		{"reg.example:1/x", "reg.example:1", true},
+		{"reg.example:5000/x:1", "reg.example:5000", true},
+		{"reg.example:65535/x", "reg.example:65535", true},
+		{"localhost:5000/x", "localhost:5000", true},
+		{"[::1]:5000/x", "[::1]:5000", true},
+		{"[::1]/x", "[::1]", true},
+		{"a-b.example/x", "a-b.example", true},
+		{"reg.example:0/x", "", false},
+		{"reg.example:99999/x", "", false},
+		{"reg.example:65536/x", "", false},
+		{"reg.example:00080/x", "", false},
+		{"localhost:0/x", "", false},
+		{"[::1]:0/x", "", false},
+		{"a.-b/x", "", false},
+		{"a.-b:5000/x", "", false},
+		{"a-.b/x", "", false},
+		{"-a.b/x", "", false},
+		{"a..b/x", "", false},
+		{"reg.example:/x", "", false},
+	}
+	for _, tc := range cases {
+		host, _, _, _, err := splitRef(tc.ref)
+		if tc.ok && (err != nil || host != tc.wantHost) {
+			t.Errorf("splitRef(%q) = host %q, err %v; want host %q", tc.ref, host, err, tc.wantHost)
+		}
+		if !tc.ok && !errors.Is(err, ErrInvalidRef) {
+			t.Errorf("splitRef(%q) = host %q, err %v; want ErrInvalidRef", tc.ref, host, err)
+		}
+	}
+	if _, err := New(Options{CacheDir: t.TempDir(), DefaultRegistry: "reg.example:99999"}); err == nil {
+		t.Error("New accepted default registry reg.example:99999")
+	}
+}

@@ -183,7 +183,7 @@ func New(opts Options) (*Puller, error) {
 	if p.defaultRegistry == "" || dockerHubHosts[p.defaultRegistry] {
 		p.defaultRegistry = name.DefaultRegistry
 	}
-	if !reHost.MatchString(p.defaultRegistry) {
+	if !reHost.MatchString(p.defaultRegistry) || !validPort(p.defaultRegistry) {
 		return nil, fmt.Errorf("new puller: default registry %q is not HOST[:PORT]", p.defaultRegistry)
 	}
 	if p.hosts, err = newHostPolicy(opts.AllowInternalHosts); err != nil {
