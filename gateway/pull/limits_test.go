@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -116,5 +118,49 @@ func TestSplitRefHosts(t *testing.T) {
 	}
 	if _, err := New(Options{CacheDir: t.TempDir(), DefaultRegistry: "reg.example:99999"}); err == nil {
 		t.Error("New accepted default registry reg.example:99999")
+	}
+}
+
+// TestRetriesZero is issue 17 item 7: "retries": 0 in the gateway's
+// config gave 4 retries, because the puller took a zero Retries as "use
+// the default". Zero means one attempt.
+func TestRetriesZero(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		retries int
+		match   func(*http.Request) bool
+		code    int
+	}{
+		{"manifest 500, no retry", 0, isManifestGet, http.StatusInternalServerError},
+		{"blob 503, no retry", 0, isBlobGet, http.StatusServiceUnavailable},
+		{"manifest 500, two retries", 2, isManifestGet, http.StatusInternalServerError},
+		{"blob 503, two retries", 2, isBlobGet, http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var armed atomic.Bool
+			var hits atomic.Int32
+			host := testRegistry(t, func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if armed.Load() && tc.match(r) && r.Method == http.MethodGet {
+						hits.Add(1)
+						http.Error(w, "injected", tc.code)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			})
+			push(t, host+"/retry:1", smallImage(t, "retry"))
+			armed.Store(true)
+			p := newPuller(t, func(o *Options) { o.Retries = tc.retries }, host)
+			if _, err := build(t, p, host+"/retry:1", nil); err == nil {
+				t.Fatal("build succeeded against a failing registry")
+			}
+			if got, want := hits.Load(), int32(tc.retries+1); got != want {
+				t.Errorf("failing requests = %d, want %d (retries %d)", got, want, tc.retries)
+			}
+		})
+	}
+	if _, err := New(Options{CacheDir: t.TempDir(), Retries: -1}); err == nil {
+		t.Error("New accepted Retries -1")
 	}
 }

@@ -38,7 +38,8 @@ type Registry struct {
 	AuthHosts []string
 }
 
-// Options configures a Puller. Zero fields take the documented defaults.
+// Options configures a Puller. Zero fields take the documented defaults
+// (Retries: zero means none).
 type Options struct {
 	// CacheDir holds the verified layer blob cache (CacheDir/blobs/sha256/<hex>)
 	// and partial downloads (CacheDir/blobs/tmp, emptied by New: one Puller
@@ -70,7 +71,8 @@ type Options struct {
 	// "os/arch[/variant]". Default "linux/amd64".
 	Platform string
 	// Retries is how many times a failed registry request or blob download
-	// is retried on transient errors. Default 4; negative means none.
+	// is retried on transient errors: 0 means no retry (the zero value is
+	// meant literally, as the gateway's "retries": 0). Negative is an error.
 	Retries int
 	// RetryDelay is the first backoff delay (doubled per retry, capped at
 	// 32x, with jitter). Default 1s.
@@ -147,10 +149,8 @@ func New(opts Options) (*Puller, error) {
 	if opts.Platform == "" {
 		opts.Platform = "linux/amd64"
 	}
-	if opts.Retries == 0 {
-		opts.Retries = 4
-	} else if opts.Retries < 0 {
-		opts.Retries = 0
+	if opts.Retries < 0 {
+		return nil, fmt.Errorf("new puller: retries %d: want >= 0", opts.Retries)
 	}
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = time.Second
