@@ -117,6 +117,16 @@ func TestBuildLayers(t *testing.T) {
 			{hardlink("l", "t")},
 			{file("t", "new content")},
 		}},
+		{"hard link to a symlink", [][]ent{
+			{file("t", "target"), symlink("s", "t"), hardlink("h", "s"), symlink("abs", "/t"), symlink("dir", "sub"), dir("sub")},
+			{hardlink("h2", "abs"), hardlink("sub/h3", "s"), hardlink("h4", "dir")},
+		}},
+		{"hard link to a symlink that is removed later", [][]ent{
+			{symlink("s", "nowhere"), hardlink("h", "s")}, {whiteout("", "s")},
+		}},
+		{"hard link to a fifo", [][]ent{
+			{{name: "p", typ: tar.TypeFifo, mode: 0o600}, hardlink("q", "p")},
+		}},
 		{"hard link chain", [][]ent{
 			{file("a", "x")}, {hardlink("b", "a")}, {hardlink("c", "b"), whiteout("", "a")},
 		}},

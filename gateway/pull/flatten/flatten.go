@@ -229,8 +229,10 @@ func (t *Tree) apply(i, ord int, h *tar.Header) error {
 		if pd := t.lookupDir(lc[:len(lc)-1], i, false); pd != nil {
 			target = pd.kids[lc[len(lc)-1]]
 		}
-		if target == nil || target.ino == nil {
-			t.drop(i, h.Name, "hard link target missing or not a regular file")
+		// Like link(2), a hard link to a symlink or fifo links to it, not
+		// to what a symlink points at; directories cannot be linked.
+		if target == nil || (target.ino == nil && target.kind != tar.TypeSymlink && target.kind != tar.TypeFifo) {
+			t.drop(i, h.Name, "hard link target missing or a directory")
 			return nil
 		}
 	}
@@ -250,6 +252,12 @@ func (t *Tree) apply(i, ord int, h *tar.Header) error {
 	case tar.TypeLink:
 		if target == existing {
 			return nil
+		}
+		if target.ino == nil {
+			// A symlink or fifo: the names share the header, which
+			// WriteTo turns into one inode.
+			n = &node{name: base, parent: parent, kind: target.kind, layer: i, hdr: target.hdr}
+			break
 		}
 		n = &node{name: base, parent: parent, kind: tar.TypeReg, layer: i, ino: target.ino}
 	default:

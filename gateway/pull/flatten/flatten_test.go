@@ -189,8 +189,8 @@ func checkOutput(t testing.TB, out []byte) {
 		case tar.TypeChar, tar.TypeBlock:
 			t.Fatalf("device node %q in output", name)
 		case tar.TypeLink:
-			if seen[h.Linkname] != tar.TypeReg {
-				t.Fatalf("hard link %q to %q, which is not an earlier file", name, h.Linkname)
+			if lt := seen[h.Linkname]; lt != tar.TypeReg && lt != tar.TypeSymlink && lt != tar.TypeFifo {
+				t.Fatalf("hard link %q to %q, which is not an earlier file, symlink or fifo", name, h.Linkname)
 			}
 		case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeFifo:
 		default:
@@ -225,8 +225,42 @@ func TestOutputOrder(t *testing.T) {
 	}
 }
 
+// TestHardLinkToSymlink is issue 17 item 7: a hard link to a symlink
+// (or a fifo) was dropped; like link(2) it names the symlink itself, not
+// what it points to. The output carries the symlink once, under its first
+// name in output order, and hard links for the others.
+func TestHardLinkToSymlink(t *testing.T) {
+	out, err := flattenBytes(t, Options{},
+		mkTar(t, tent{name: "t", body: "x"}, tent{name: "s", typ: tar.TypeSymlink, link: "t"},
+			tent{name: "d", typ: tar.TypeSymlink, link: "dir"}, tent{name: "dir/", typ: tar.TypeDir},
+			tent{name: "p", typ: tar.TypeFifo}),
+		mkTar(t, tent{name: "b/h", typ: tar.TypeLink, link: "s"}, tent{name: "a", typ: tar.TypeLink, link: "./s"},
+			tent{name: "q", typ: tar.TypeLink, link: "p"}, tent{name: "dl", typ: tar.TypeLink, link: "d"},
+			tent{name: "dir/x", typ: tar.TypeLink, link: "dir"}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOutput(t, out)
+	var names []string
+	tr := tar.NewReader(bytes.NewReader(out))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, fmt.Sprintf("%c %s %s", h.Typeflag, h.Name, h.Linkname))
+	}
+	want := "2 a t|5 b/ |1 b/h a|2 d dir|5 dir/ |1 dl d|6 p |1 q p|1 s a|0 t "
+	if got := strings.Join(names, "|"); got != want {
+		t.Errorf("output entries = %q, want %q", got, want)
+	}
+}
+
 func FuzzFlatten(f *testing.F) {
 	f.Add(mkTar(f, tent{name: "a", body: "x"}, tent{name: "b", typ: tar.TypeLink, link: "a"}))
+	f.Add(mkTar(f, tent{name: "s", typ: tar.TypeSymlink, link: "/etc"}, tent{name: "h", typ: tar.TypeLink, link: "s"},
+		tent{name: "p", typ: tar.TypeFifo}, tent{name: "a/q", typ: tar.TypeLink, link: "p"}, tent{name: ".wh.s"}))
 	f.Add(mkTar(f, tent{name: "../x", body: "x"}, tent{name: "/etc/.wh..wh..opq"}, tent{name: "l", typ: tar.TypeLink, link: "/etc/shadow"}))
 	f.Add(mkTar(f, tent{name: "d/", typ: tar.TypeDir}, tent{name: "d/.wh.base"}, tent{name: "s", typ: tar.TypeSymlink, link: "../../.."}, tent{name: "s/x", body: "y"}))
 	f.Add(mkTar(f, tent{name: "dev/sda", typ: tar.TypeBlock}, tent{name: "x", pax: map[string]string{"SCHILY.xattr.user.a": "b"}}))
