@@ -19,5 +19,7 @@
 // Layer contents are untrusted. Names are sanitized ("./" and "/"
 // prefixes stripped; entries with "..", NUL or over-long names dropped);
 // hard link targets are resolved inside the image only; device nodes are
-// dropped; entry counts, header bytes and the flattened size are bounded.
+// dropped; trusted.* and *.overlay.* xattrs are stripped (the runtime
+// uses the image as an overlayfs lower layer, whose metadata they would
+// forge); entry counts, header bytes and the flattened size are bounded.
 package flatten

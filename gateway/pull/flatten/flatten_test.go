@@ -171,6 +171,11 @@ func checkOutput(t testing.TB, out []byte) {
 			t.Fatalf("output is not a valid tar: %v", err)
 		}
 		name := strings.TrimSuffix(h.Name, "/")
+		for k := range h.PAXRecords {
+			if x, ok := strings.CutPrefix(k, xattrPrefix); ok && overlayXattr(x) {
+				t.Fatalf("%q carries xattr %q", name, x)
+			}
+		}
 		comps, ok := splitName(name)
 		if !ok || strings.Join(comps, "/") != name || name == "" {
 			t.Fatalf("output name %q is not clean", h.Name)
@@ -257,6 +262,55 @@ func TestHardLinkToSymlink(t *testing.T) {
 	}
 }
 
+// TestStripOverlayXattrs is issue 17 item 7: trusted.* and *.overlay.*
+// xattrs from layers reached the squashfs, which the runtime mounts as an
+// overlayfs lower layer (trusted.overlay.opaque would hide directories,
+// redirects would point elsewhere).
+func TestStripOverlayXattrs(t *testing.T) {
+	bad := map[string]string{
+		"SCHILY.xattr.trusted.overlay.opaque":   "y",
+		"SCHILY.xattr.trusted.overlay.redirect": "/etc",
+		"SCHILY.xattr.user.overlay.opaque":      "y",
+		"SCHILY.xattr.user.overlay.metacopy":    "m",
+		"SCHILY.xattr.trusted.other":            "x",
+		"SCHILY.xattr.user.keep":                "v",
+		"SCHILY.xattr.security.capability":      "\x01\x00\x00\x02",
+		"SCHILY.xattr.user.overlayish":          "kept: not the overlay. prefix",
+	}
+	out, err := flattenBytes(t, Options{},
+		mkTar(t, tent{name: "d/", typ: tar.TypeDir, pax: bad}, tent{name: "d/f", body: "x", pax: bad},
+			tent{name: "s", typ: tar.TypeSymlink, link: "d", pax: bad}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"SCHILY.xattr.user.keep": "v", "SCHILY.xattr.security.capability": "\x01\x00\x00\x02",
+		"SCHILY.xattr.user.overlayish": "kept: not the overlay. prefix"}
+	tr := tar.NewReader(bytes.NewReader(out))
+	n := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		got := map[string]string{}
+		for k, v := range h.PAXRecords {
+			if strings.HasPrefix(k, "SCHILY.xattr.") {
+				got[k] = v
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: xattrs %v, want %v", h.Name, got, want)
+		}
+	}
+	if n != 3 {
+		t.Errorf("output has %d entries, want 3", n)
+	}
+}
+
 func FuzzFlatten(f *testing.F) {
 	f.Add(mkTar(f, tent{name: "a", body: "x"}, tent{name: "b", typ: tar.TypeLink, link: "a"}))
 	f.Add(mkTar(f, tent{name: "s", typ: tar.TypeSymlink, link: "/etc"}, tent{name: "h", typ: tar.TypeLink, link: "s"},
@@ -264,6 +318,8 @@ func FuzzFlatten(f *testing.F) {
 	f.Add(mkTar(f, tent{name: "../x", body: "x"}, tent{name: "/etc/.wh..wh..opq"}, tent{name: "l", typ: tar.TypeLink, link: "/etc/shadow"}))
 	f.Add(mkTar(f, tent{name: "d/", typ: tar.TypeDir}, tent{name: "d/.wh.base"}, tent{name: "s", typ: tar.TypeSymlink, link: "../../.."}, tent{name: "s/x", body: "y"}))
 	f.Add(mkTar(f, tent{name: "dev/sda", typ: tar.TypeBlock}, tent{name: "x", pax: map[string]string{"SCHILY.xattr.user.a": "b"}}))
+	f.Add(mkTar(f, tent{name: "o/", typ: tar.TypeDir, pax: map[string]string{"SCHILY.xattr.trusted.overlay.opaque": "y",
+		"SCHILY.xattr.user.overlay.redirect": "/etc", "SCHILY.xattr.trusted.x": "1"}}))
 	f.Add([]byte{})
 	base := mkTar(f, tent{name: "etc/", typ: tar.TypeDir}, tent{name: "etc/shadow", body: "s"}, tent{name: "base", body: "b"},
 		tent{name: "lnk", typ: tar.TypeSymlink, link: "/etc"}, tent{name: "hl", typ: tar.TypeLink, link: "base"})
