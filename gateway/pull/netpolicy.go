@@ -109,9 +109,8 @@ func (hp *hostPolicy) addrAllowed(a netip.Addr) bool {
 // origin (always dialled, wherever it resolves) and the hosts its
 // credentials may go to.
 type pullScope struct {
-	registry  string          // "host:port" of the registry, lower case
+	registry  map[string]bool // "host:port" of the registry, lower case (https and, if insecure, http)
 	origins   map[string]bool // "host:port" that may receive credentials
-	authHint  string          // the registry's config key, for messages
 	registryN string          // the registry as named, for messages
 }
 
@@ -143,7 +142,7 @@ func withDefaultPort(h string, insecure bool) string {
 // scope returns the pull scope of registry host reg (as in the reference).
 func (p *Puller) scope(reg string) *pullScope {
 	r := p.registry(reg)
-	s := &pullScope{origins: map[string]bool{}, authHint: reg, registryN: reg}
+	s := &pullScope{origins: map[string]bool{}, registryN: reg}
 	hosts := []string{reg}
 	if dockerHubHosts[reg] {
 		for h := range dockerHubHosts {
@@ -160,7 +159,10 @@ func (p *Puller) scope(reg string) *pullScope {
 	for _, h := range r.AuthHosts {
 		s.origins[withDefaultPort(h, false)] = true
 	}
-	s.registry = withDefaultPort(reg, r.Insecure)
+	s.registry = map[string]bool{withDefaultPort(reg, false): true}
+	if r.Insecure {
+		s.registry[withDefaultPort(reg, true)] = true
+	}
 	return s
 }
 
@@ -180,7 +182,7 @@ func (s *pullScope) checkRequest(req *http.Request) error {
 			req.URL.Scheme, req.URL.Host, truncate(req.URL.Path, 100))
 	}
 	hp := hostPort(req.URL)
-	if hp == s.registry || s.origins[hp] {
+	if s.registry[hp] || s.origins[hp] {
 		return nil
 	}
 	if req.Header.Get("Authorization") != "" || req.Header.Get("Cookie") != "" ||
@@ -201,7 +203,7 @@ func (p *Puller) dialContext(ctx context.Context, network, addr string) (net.Con
 		return nil, err
 	}
 	free := p.hosts.nameAllowed(addr)
-	if s, ok := ctx.Value(scopeKey{}).(*pullScope); ok && strings.EqualFold(addr, s.registry) {
+	if s, ok := ctx.Value(scopeKey{}).(*pullScope); ok && s.registry[strings.ToLower(addr)] {
 		free = true
 	}
 	if !free {

@@ -320,3 +320,48 @@ func TestRedirectLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestPullScope(t *testing.T) {
+	p := newPuller(t, func(o *Options) {
+		o.Registries["reg.example"] = Registry{AuthHosts: []string{"auth.example", "tok.example:8443"}}
+	}, "plain.example")
+	cases := []struct {
+		reg, method, url string
+		auth             bool
+		ok               bool
+	}{
+		{"reg.example", "GET", "https://reg.example/v2/", true, true},
+		{"reg.example", "GET", "https://REG.example:443/v2/", true, true},
+		{"reg.example", "GET", "https://reg.example:444/v2/", true, false},
+		{"reg.example", "GET", "https://auth.example/token", true, true},
+		{"reg.example", "GET", "https://tok.example:8443/token", true, true},
+		{"reg.example", "GET", "https://tok.example/token", true, false},
+		{"reg.example", "GET", "https://cdn.example/blob", false, true},
+		{"reg.example", "GET", "https://cdn.example/blob", true, false},
+		{"reg.example", "POST", "https://cdn.example/token", false, false},
+		{"index.docker.io", "GET", "https://auth.docker.io/token", true, true},
+		{"index.docker.io", "GET", "https://registry-1.docker.io/v2/", true, true},
+		{"other.example", "GET", "https://auth.docker.io/token", true, false},
+		{"plain.example", "GET", "http://plain.example/v2/", true, true},
+		{"plain.example", "GET", "https://plain.example/v2/", true, true},
+	}
+	for _, tc := range cases {
+		req, err := http.NewRequest(tc.method, tc.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.auth {
+			req.Header.Set("Authorization", "Basic eDp5")
+		}
+		err = p.scope(tc.reg).checkRequest(req)
+		if (err == nil) != tc.ok {
+			t.Errorf("registry %s: %s %s (auth %v): err = %v, want ok=%v", tc.reg, tc.method, tc.url, tc.auth, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrCredentialsRefused) {
+			t.Errorf("error %v is not ErrCredentialsRefused", err)
+		}
+	}
+	if s := p.scope("plain.example"); !s.registry["plain.example:80"] || !s.registry["plain.example:443"] {
+		t.Errorf("insecure registry's own addresses = %v, want ports 80 and 443", s.registry)
+	}
+}
