@@ -3,7 +3,6 @@
 package fusefs_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -22,26 +21,8 @@ import (
 	"github.com/shifter-go/shifter/squashreader"
 )
 
-// logBuffer collects a server's log lines while the test reads them.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // waitLog waits until the log holds n lines containing want.
-func (b *logBuffer) waitLog(t *testing.T, want string, n int) {
+func waitLog(t *testing.T, b *lockedBuffer, want string, n int) {
 	t.Helper()
 	for i := 0; strings.Count(b.String(), want) < n; i++ {
 		if i == 500 {
@@ -57,7 +38,7 @@ type served struct {
 	signals chan os.Signal
 	ready   chan string
 	done    chan error
-	log     *logBuffer
+	log     *lockedBuffer
 
 	mu    sync.Mutex
 	steps []string // Step's names
@@ -92,7 +73,7 @@ func startServe(t *testing.T, ctx context.Context, mnt string, opts *fusefs.Serv
 		signals: make(chan os.Signal, 1),
 		ready:   make(chan string, 1),
 		done:    make(chan error, 1),
-		log:     &logBuffer{},
+		log:     &lockedBuffer{},
 	}
 	var o fusefs.ServeOptions
 	if opts != nil {
@@ -184,7 +165,7 @@ func TestServe(t *testing.T) {
 		t.Errorf("steps %q, want %q", s.stepsSoFar(), want)
 	}
 	s.signals <- syscall.SIGUSR1
-	s.log.waitLog(t, `msg="requests served"`, 1)
+	waitLog(t, s.log, `msg="requests served"`, 1)
 	if !strings.Contains(s.log.String(), "READ=") {
 		t.Errorf("request counts lack the READ of /hello:\n%s", s.log.String())
 	}
@@ -222,7 +203,7 @@ func TestServeBusy(t *testing.T) {
 			}
 			defer f.Close()
 			s.signals <- syscall.SIGINT
-			s.log.waitLog(t, "mount busy: detaching it", 1)
+			waitLog(t, s.log, "mount busy: detaching it", 1)
 			if mounted(t, s.mnt) {
 				t.Fatal("busy mount not detached")
 			}
