@@ -285,7 +285,77 @@ func (c *Config) Validate() error {
 			bad("systems.%s.transfer %q: want %q or %q", name, s.Transfer, TransferLocal, TransferSSH)
 		}
 	}
+	if err := c.checkImageDirs(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// checkImageDirs refuses systems whose image directories overlap: one
+// equal to or inside another, after resolving symbolic links (local
+// systems), or as written on the same remote host (ssh systems). Each
+// system's expiry removes the files that its own database does not
+// know, so a shared directory loses the other system's images.
+func (c *Config) checkImageDirs() error {
+	type place struct{ name, host, dir string }
+	var places []place
+	for _, name := range c.SystemNames() {
+		s := c.Systems[name]
+		if s == nil || !filepath.IsAbs(s.ImageDir) {
+			continue
+		}
+		p := place{name: name, dir: filepath.Clean(s.ImageDir)}
+		if s.Transfer == TransferSSH {
+			if s.SSH == nil {
+				continue
+			}
+			p.host = s.SSH.Host
+		} else {
+			p.dir = resolveExisting(p.dir)
+		}
+		places = append(places, p)
+	}
+	var errs []error
+	for i, a := range places {
+		for _, b := range places[i+1:] {
+			if a.host != b.host {
+				continue
+			}
+			switch {
+			case a.dir == b.dir:
+				errs = append(errs, fmt.Errorf("systems.%s and systems.%s: same image directory %s", a.name, b.name, a.dir))
+			case within(a.dir, b.dir):
+				errs = append(errs, fmt.Errorf("systems.%s: image directory %s is inside that of systems.%s (%s)", a.name, a.dir, b.name, b.dir))
+			case within(b.dir, a.dir):
+				errs = append(errs, fmt.Errorf("systems.%s: image directory %s is inside that of systems.%s (%s)", b.name, b.dir, a.name, a.dir))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// within reports whether path p is strictly inside directory dir (both
+// clean and absolute).
+func within(p, dir string) bool {
+	return strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// resolveExisting resolves the symbolic links of the longest existing
+// prefix of an absolute path; the rest, which does not exist yet, is
+// joined unchanged.
+func resolveExisting(p string) string {
+	rest := ""
+	for cur := p; ; {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
 }
 
 // SystemNames returns the configured systems, sorted.
