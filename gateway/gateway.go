@@ -63,6 +63,10 @@ type Gateway struct {
 	lastProg map[string]time.Time
 	closed   bool
 
+	// damaged, set at start when the image stores hold images the
+	// database does not know, refuses expiry and removal.
+	damaged error
+
 	flight singleflight.Group
 	// hookBeforeCommit, set by tests before any pull, runs between a
 	// job's build and its commit.
@@ -73,6 +77,41 @@ type Gateway struct {
 // New opens the database, reconciles it with the image stores (crash
 // recovery), and starts the workers.
 func New(o Options) (*Gateway, error) {
+	g, err := open(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.reconcile(); err != nil {
+		g.db.Close()
+		return nil, err
+	}
+	for range g.cfg.Workers {
+		g.wg.Add(1)
+		go g.worker()
+	}
+	return g, nil
+}
+
+// RebuildRecords rebuilds the image records and public tag bindings of
+// the images published in the image stores that the database does not
+// know (a damaged or lost database), from their <id>.json files, and
+// closes the database. The gateway must not be running.
+func RebuildRecords(o Options) (RebuildResult, error) {
+	g, err := open(o)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	defer g.cancel()
+	if err := g.migrateTags(); err != nil {
+		g.db.Close()
+		return RebuildResult{}, fmt.Errorf("rebuild records: %w", err)
+	}
+	res, err := g.rebuildRecords(g.ctx)
+	return res, errors.Join(err, g.db.Close())
+}
+
+// open opens the database and the transfers.
+func open(o Options) (*Gateway, error) {
 	if o.Config == nil || o.Puller == nil {
 		return nil, errors.New("new gateway: Config and Puller are required")
 	}
@@ -124,14 +163,6 @@ func New(o Options) (*Gateway, error) {
 			}
 		}
 		g.transfers[name] = newTransfer(name, s, c.WorkDir)
-	}
-	if err := g.reconcile(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	for range c.Workers {
-		g.wg.Add(1)
-		go g.worker()
 	}
 	return g, nil
 }

@@ -18,7 +18,8 @@ import (
 // reconcile makes the database agree with the image stores after a
 // crash: temporary files are removed, READY records whose files are gone
 // are withdrawn (their pulls marked FAILURE), and unfinished jobs are
-// queued again.
+// queued again. Published images the database does not know (a damaged
+// database) disable expiry and removal: checkAgreement.
 func (g *Gateway) reconcile() error {
 	ctx, cancel := context.WithTimeout(g.ctx, 5*time.Minute)
 	defer cancel()
@@ -29,6 +30,11 @@ func (g *Gateway) reconcile() error {
 	}
 	if err := g.migrateTags(); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
+	}
+	if err := g.checkAgreement(ctx); err != nil {
+		// Unsure whether the database knows every image: remove nothing.
+		g.damaged = err
+		g.log.Error("expiry and removal are disabled until the next start", "err", err)
 	}
 	var missing []*imageRecord
 	for _, name := range g.cfg.SystemNames() {
@@ -78,6 +84,9 @@ func (g *Gateway) reconcile() error {
 		})
 		if err != nil {
 			return fmt.Errorf("reconcile: %w", err)
+		}
+		if g.damaged != nil {
+			continue
 		}
 		if err := g.transfers[r.System].Remove(ctx, r.ID); err != nil {
 			g.log.Error("remove incomplete image", "system", r.System, "id", r.ID, "err", err)
