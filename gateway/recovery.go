@@ -70,6 +70,9 @@ func (g *Gateway) reconcile() error {
 				if err := g.transfers[name].WriteMetadata(ctx, want); err != nil {
 					g.log.Error("rewrite image metadata", "system", name, "id", r.ID, "err", err)
 				}
+			} else if err := g.transfers[name].SetModes(ctx, want); err != nil {
+				// Files published world-readable by earlier versions.
+				g.log.Error("set image file modes", "system", name, "id", r.ID, "err", err)
 			}
 		}
 	}
