@@ -62,7 +62,12 @@ type Config struct {
 	CacheDir string `json:"cache_dir,omitempty"`
 	WorkDir  string `json:"work_dir,omitempty"`
 	LogLevel string `json:"log_level"`
-	Workers  int    `json:"workers"`
+	// Workers is the number of pulls that run at once.
+	Workers int `json:"workers"`
+	// RegistryConcurrency bounds the pulls from one registry that run at
+	// once (0: one less than Workers, at least 1), so that a slow registry
+	// never holds every worker; registries.HOST.concurrency overrides it.
+	RegistryConcurrency int `json:"registry_concurrency,omitempty"`
 	// Authentication of TCP requests: "munge" (default) or "none" (every
 	// TCP request is anonymous: public lookups and the queue only).
 	Authentication string `json:"authentication"`
@@ -98,6 +103,9 @@ type Config struct {
 type Registry struct {
 	Insecure bool   `json:"insecure,omitempty"` // plain HTTP allowed
 	CAFile   string `json:"ca_file,omitempty"`
+	// Concurrency bounds the pulls from this registry that run at once
+	// (0: registry_concurrency).
+	Concurrency int `json:"concurrency,omitempty"`
 }
 
 // System is one cluster served by the gateway (Shifter's Platforms entry).
@@ -218,6 +226,9 @@ func (c *Config) Validate() error {
 	if c.Workers < 1 || c.Workers > 256 {
 		bad("workers %d: want 1..256", c.Workers)
 	}
+	if c.RegistryConcurrency < 0 || c.RegistryConcurrency > 256 {
+		bad("registry_concurrency %d: want 0..256", c.RegistryConcurrency)
+	}
 	switch c.Authentication {
 	case AuthMunge, AuthNone:
 	default:
@@ -229,6 +240,9 @@ func (c *Config) Validate() error {
 	for host, r := range c.Registries {
 		if host == "" || strings.ContainsAny(host, "/ ") {
 			bad("registries: %q is not a HOST[:PORT]", host)
+		}
+		if r.Concurrency < 0 || r.Concurrency > 256 {
+			bad("registries.%s.concurrency %d: want 0..256", host, r.Concurrency)
 		}
 		if r.CAFile != "" && !filepath.IsAbs(r.CAFile) {
 			bad("registries.%s.ca_file %q: must be an absolute path", host, r.CAFile)

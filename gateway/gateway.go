@@ -61,7 +61,9 @@ type Gateway struct {
 	inFlight map[string]int               // system\x00id -> jobs working on it
 	waiters  map[string]map[string]bool   // system\x00id -> job keys waiting on its build
 	lastProg map[string]time.Time
-	closed   bool
+	// regRunning counts the running jobs per registry host (dequeue).
+	regRunning map[string]int
+	closed     bool
 
 	// damaged, set at start when the image stores hold images the
 	// database does not know, refuses expiry and removal.
@@ -145,6 +147,7 @@ func open(o Options) (*Gateway, error) {
 		transfers: map[string]Transfer{}, now: time.Now,
 		queued: map[string]bool{}, creds: map[string]map[string]string{},
 		inFlight: map[string]int{}, waiters: map[string]map[string]bool{}, lastProg: map[string]time.Time{},
+		regRunning: map[string]int{},
 	}
 	if o.Now != nil {
 		g.now = o.Now

@@ -55,6 +55,9 @@ type fakePuller struct {
 	started  chan string          // if non-nil, receives the id of each build started
 	buildErr error
 	seenCred []map[string]string
+	// stall, if set, holds the builds of images from a registry host
+	// until its channel closes (a registry trickling bytes).
+	stall map[string]chan struct{}
 }
 
 func newFakePuller() *fakePuller {
@@ -109,6 +112,9 @@ func (f *fakePuller) Build(ctx context.Context, r *Resolved, out *os.File, progr
 	f.mu.Lock()
 	f.builds[r.ID]++
 	gate, started, berr := f.gate, f.started, f.buildErr
+	if ch := f.stall[tagRegistry(r.Ref, "")]; ch != nil {
+		gate = ch
+	}
 	f.mu.Unlock()
 	if started != nil {
 		started <- r.ID

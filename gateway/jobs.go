@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,29 +37,92 @@ func (g *Gateway) enqueue(k, system string, seq uint64, creds map[string]string)
 	g.cond.Signal()
 }
 
-func (g *Gateway) dequeue() (string, bool) {
+// dequeue takes the oldest queued job whose registry is below its
+// concurrency limit (registryLimit), waiting until there is one. Jobs of
+// a registry at its limit are passed over, so that pulls from one slow
+// registry never hold every worker. done releases the job's slot.
+func (g *Gateway) dequeue() (k string, done func(), ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for len(g.queue) == 0 && !g.closed {
+	i := -1
+	for !g.closed {
+		if i = pickJob(g.queue, g.cfg.DefaultRegistry, g.regRunning, g.registryLimit); i >= 0 {
+			break
+		}
 		g.cond.Wait()
 	}
 	if g.closed {
-		return "", false
+		return "", nil, false
 	}
-	k := g.queue[0]
-	g.queue = g.queue[1:]
+	k = g.queue[i]
+	g.queue = slices.Delete(g.queue, i, i+1)
 	delete(g.queued, k)
-	return k, true
+	reg := jobRegistry(k, g.cfg.DefaultRegistry)
+	g.regRunning[reg]++
+	return k, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.regRunning[reg]--; g.regRunning[reg] <= 0 {
+			delete(g.regRunning, reg)
+		}
+		g.cond.Broadcast()
+	}, true
+}
+
+// registryLimit is how many jobs may pull from one registry at once:
+// registries.HOST.concurrency, else registry_concurrency, else one
+// worker less than all (at least one).
+func (g *Gateway) registryLimit(reg string) int {
+	if r, ok := g.cfg.Registries[reg]; ok && r.Concurrency > 0 {
+		return r.Concurrency
+	}
+	if g.cfg.RegistryConcurrency > 0 {
+		return g.cfg.RegistryConcurrency
+	}
+	return max(1, g.cfg.Workers-1)
+}
+
+// pickJob returns the index of the first job key in queue whose
+// registry (jobRegistry; def for Docker Hub names) has fewer running
+// jobs than its limit, or -1.
+func pickJob(queue []string, def string, running map[string]int, limit func(reg string) int) int {
+	for i, k := range queue {
+		reg := jobRegistry(k, def)
+		if running[reg] < limit(reg) {
+			return i
+		}
+	}
+	return -1
+}
+
+// jobRegistry gives the registry host of a job key's tag (lowercase), or
+// def for a Docker Hub name without one.
+func jobRegistry(k, def string) string {
+	f := strings.Split(strings.TrimPrefix(k, pfxJob), "\x00")
+	if len(f) < 3 {
+		return def
+	}
+	return tagRegistry(f[2], def)
+}
+
+// tagRegistry gives the registry host of a normalized tag, or def.
+func tagRegistry(tag, def string) string {
+	first, _, ok := strings.Cut(tag, "/")
+	if !ok || !(strings.ContainsAny(first, ".:") || first == "localhost") {
+		return def
+	}
+	return strings.ToLower(first)
 }
 
 func (g *Gateway) worker() {
 	defer g.wg.Done()
 	for {
-		k, ok := g.dequeue()
+		k, done, ok := g.dequeue()
 		if !ok {
 			return
 		}
 		g.runJob(k)
+		done()
 	}
 }
 
