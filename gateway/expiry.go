@@ -116,6 +116,7 @@ func (g *Gateway) Autoexpire(ctx context.Context, sys string) (api.ExpireResult,
 	if err != nil {
 		return res, fmt.Errorf("autoexpire: %w", err)
 	}
+	g.retryLeftovers()
 	removed, err := g.removeOrphans(ctx, sys, now)
 	res.Removed = removed
 	return res, err

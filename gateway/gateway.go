@@ -63,7 +63,10 @@ type Gateway struct {
 	lastProg map[string]time.Time
 	// regRunning counts the running jobs per registry host (dequeue).
 	regRunning map[string]int
-	closed     bool
+	// leftovers are temporary files of failed builds that the store
+	// refused to remove (removeTemp).
+	leftovers map[string]bool
+	closed    bool
 
 	// damaged, set at start when the image stores hold images the
 	// database does not know, refuses expiry and removal.
@@ -147,7 +150,7 @@ func open(o Options) (*Gateway, error) {
 		transfers: map[string]Transfer{}, now: time.Now,
 		queued: map[string]bool{}, creds: map[string]map[string]string{},
 		inFlight: map[string]int{}, waiters: map[string]map[string]bool{}, lastProg: map[string]time.Time{},
-		regRunning: map[string]int{},
+		regRunning: map[string]int{}, leftovers: map[string]bool{},
 	}
 	if o.Now != nil {
 		g.now = o.Now

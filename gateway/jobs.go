@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -297,6 +298,7 @@ func (g *Gateway) build(ctx context.Context, system string, tr Transfer, res *Re
 		return nil, err
 	}
 	g.m.conversions.WithLabelValues(system).Inc()
+	g.retryLeftovers()
 	f, err := tr.CreateTemp()
 	if err != nil {
 		return nil, err
@@ -312,14 +314,14 @@ func (g *Gateway) build(ctx context.Context, system string, tr Transfer, res *Re
 		err = fmt.Errorf("build %s: puller gave image id %s", res.ID, meta.ID)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		g.removeTemp(tmp)
 		return nil, err
 	}
 	g.progress(fk, api.StateTransfer, "publishing the image", 0, 0, true)
 	// Whatever is left under this id is not a complete image (Load
 	// failed above): replace it rather than keep it.
 	if err := tr.Remove(ctx, res.ID); err != nil {
-		os.Remove(tmp)
+		g.removeTemp(tmp)
 		return nil, err
 	}
 	// Until each job's commit writes the merged ACL, the image is
@@ -328,7 +330,7 @@ func (g *Gateway) build(ctx context.Context, system string, tr Transfer, res *Re
 	meta.Tags, meta.UserACL, meta.GroupACL = []string{}, []uint32{0}, nil
 	meta.Created = g.now().UTC()
 	if err := tr.Publish(ctx, tmp, meta); err != nil {
-		os.Remove(tmp)
+		g.removeTemp(tmp)
 		return nil, err
 	}
 	g.m.bytes.WithLabelValues(system).Add(float64(meta.Size))
@@ -414,3 +416,37 @@ type buildError struct {
 
 func (e *buildError) Error() string { return e.err.Error() }
 func (e *buildError) Unwrap() error { return e.err }
+
+// removeTemp removes a failed build's temporary file at once. When the
+// store refuses even that (it turned read-only), the file is kept in
+// mind and removed as soon as the store allows it again (retryLeftovers,
+// before each build and at autoexpire), not only at the next start.
+func (g *Gateway) removeTemp(p string) {
+	err := os.Remove(p)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	g.log.Error("remove temporary image file; retried later", "path", p, "err", err)
+	g.mu.Lock()
+	g.leftovers[p] = true
+	g.mu.Unlock()
+}
+
+// retryLeftovers removes the temporary files that removeTemp could not.
+func (g *Gateway) retryLeftovers() {
+	g.mu.Lock()
+	var ps []string
+	for p := range g.leftovers {
+		ps = append(ps, p)
+	}
+	g.mu.Unlock()
+	for _, p := range ps {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		g.log.Info("removed a failed build's temporary file", "path", p)
+		g.mu.Lock()
+		delete(g.leftovers, p)
+		g.mu.Unlock()
+	}
+}

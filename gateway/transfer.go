@@ -194,6 +194,8 @@ func (s *sshTransfer) put(ctx context.Context, local, final string, mode os.File
 	}
 	tmp := filepath.Join(s.dir, ".tmp-"+hex.EncodeToString(r[:])+filepath.Ext(final))
 	if err := s.copy(ctx, local, tmp); err != nil {
+		// scp may have left part of the file.
+		s.run(context.WithoutCancel(ctx), "rm -f "+shellQuote(tmp))
 		return err
 	}
 	_, err := s.run(ctx, fmt.Sprintf("chmod %04o %s && sync %s && mv -f %s %s", mode.Perm(), shellQuote(tmp), shellQuote(tmp),

@@ -300,7 +300,9 @@ func chmodNoFollow(p string, mode os.FileMode) error {
 // It hashes the file to fill m.SHA256 and m.Size, fsyncs the file, renames
 // it, writes <id>.json atomically, and fsyncs the directory. If an image
 // with this id is already published its squashfs is left untouched (it is
-// the same content, and jobs may be using it) and tmpPath is removed.
+// the same content, and jobs may be using it) and tmpPath is removed. On
+// failure the caller removes tmpPath; a squashfs renamed into place is
+// removed again when its metadata cannot be written.
 func Publish(dir, tmpPath string, m *Metadata) error {
 	sq, _ := Paths(dir, m.ID)
 	if _, err := os.Lstat(sq); err == nil {
@@ -322,10 +324,16 @@ func Publish(dir, tmpPath string, m *Metadata) error {
 	if err := os.Rename(tmpPath, sq); err != nil {
 		return fmt.Errorf("publish image %s: %w", m.ID, err)
 	}
-	if err := syncDir(dir); err != nil {
-		return err
+	err := syncDir(dir)
+	if err == nil {
+		err = WriteMetadata(dir, m)
 	}
-	return WriteMetadata(dir, m)
+	if err != nil {
+		// Nothing half-published: the squashfs was new (see above), and
+		// without its metadata it is no image.
+		os.Remove(sq)
+	}
+	return err
 }
 
 // hashInto fsyncs the file at path and records its size and sha256 in m.
