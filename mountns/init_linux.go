@@ -100,45 +100,18 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 		return -1, err
 	}
 	defer closeSources(srcs)
-	r, fuse, err := stage(cfg, image, log, mountPoints(cfg, srcs))
-	if err != nil {
-		return -1, err
-	}
+	b := &builder{cfg: cfg, log: log, image: image, srcs: srcs}
 	defer func() {
-		if fuse != nil {
-			stopFUSE(fuse)
+		if b.fuse != nil {
+			stopFUSE(b.fuse)
 			log.step("fuse helper reaped")
 		}
 	}()
-	if image != nil {
-		image.Close() // the loop device or the helper has its own reference
-	}
-	if !cfg.Unprivileged {
-		// (Unprivileged: written into the upper layer by stage.)
-		if err := r.writeEtc(cfg); err != nil {
-			return -1, err
-		}
-		log.step("site files written")
-	}
-	if err := r.systemMounts(); err != nil {
+	plan := planRoot(cfg, hostHas)
+	if err := b.run(plan); err != nil {
 		return -1, err
 	}
-	log.step("system mounts done")
-	if err := r.runHook("sitePreMountHook", cfg.PreMountHook); err != nil {
-		return -1, err
-	}
-	if err := r.volumes(cfg, srcs); err != nil {
-		return -1, err
-	}
-	if err := r.runHook("sitePostMountHook", cfg.PostMountHook); err != nil {
-		return -1, err
-	}
-	log.step("volumes and hooks done")
-	// The image, and the site files with it, become read-only; the mounts
-	// on top keep their own flags.
-	if err := mount("", r.path, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return -1, err
-	}
+	r, fuse := b.root, b.fuse
 	r.dir.Close()
 	if err := enterRoot(r.path, log); err != nil {
 		return -1, err
