@@ -50,7 +50,10 @@ func initMain() int {
 	}
 	log := &initLogger{w: os.NewFile(fdStatus, "status"), start: time.Now()}
 	var cfg initConfig
-	if err := json.NewDecoder(io.LimitReader(os.NewFile(fdConfig, "config"), 64<<20)).Decode(&cfg); err != nil {
+	cfgFile := os.NewFile(fdConfig, "config")
+	err := json.NewDecoder(io.LimitReader(cfgFile, 64<<20)).Decode(&cfg)
+	cfgFile.Close()
+	if err != nil {
 		log.fail(fmt.Errorf("%w: reading the container config: %v", ErrSetup, err))
 		return 125
 	}
@@ -99,7 +102,6 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 	if err != nil {
 		return -1, err
 	}
-	defer closeSources(srcs)
 	b := &builder{cfg: cfg, log: log, image: image, srcs: srcs}
 	defer func() {
 		if b.fuse != nil {
@@ -108,7 +110,14 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 		}
 	}()
 	plan := planRoot(cfg, hostHas)
-	if err := b.run(plan); err != nil {
+	err = b.run(plan)
+	// The sources are bound (or no longer needed): no descriptor of a
+	// host directory may stay open when the command starts.
+	closeSources(srcs)
+	if b.image != nil {
+		b.image.Close()
+	}
+	if err != nil {
 		return -1, err
 	}
 	r, fuse := b.root, b.fuse

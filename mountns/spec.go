@@ -104,9 +104,11 @@ type Spec struct {
 	Argv []string
 	// Env is the command's complete environment, passed exactly.
 	Env []string
-	// Workdir is the working directory inside the container ("" = /).
-	// When the user cannot enter it there, the command starts in / and
-	// Run logs a warning.
+	// Workdir is the working directory inside the container ("" = /),
+	// resolved inside the container root with the user's credentials and
+	// without magic links (/proc/self/fd/N, /proc/PID/cwd), and entered
+	// before the command starts. When the user cannot enter it there, the
+	// command starts in / and Run logs a warning.
 	Workdir string
 
 	Cred Credential
