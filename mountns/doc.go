@@ -32,7 +32,14 @@
 //     Shifter); unprivileged mode binds the host /proc (the kernel refuses a
 //     fresh proc to a user namespace that does not own the PID namespace).
 //     /sys, /dev (recursively, so GPUs, InfiniBand and /dev/shm work), /tmp
-//     and /var/tmp are bound from the host, as Shifter does.
+//     and /var/tmp are bound from the host, as Shifter does. Their mount
+//     points are made only in the container's own file system, never
+//     through an image's symlink into a bound host directory (a /var/tmp
+//     that would need one is left out, with a warning).
+//   - Site hooks run as root in a mount namespace of their own where every
+//     mount but the container root's own file system is read-only, so the
+//     image's symlinks cannot steer their writes onto the host; their
+//     mounts on the container root propagate into the container.
 //   - Volumes: every bind is recursive, and every mount of a user volume,
 //     submounts included, is nosuid,nodev (and read-only with :ro). User
 //     volume sources are opened with the caller's credentials; destinations

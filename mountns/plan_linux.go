@@ -68,6 +68,12 @@ type bindReq struct {
 	// missing mount point below a mount other than the root's own file
 	// system is made with the user's credentials.
 	user bool
+	// optional: when the destination is missing and would have to be made
+	// on a mount other than the root's own file system (an image's symlink
+	// such as /var -> /dev leading into a bound host directory), the bind
+	// is skipped with a warning instead of failing. Mount points that are
+	// not the user's are never made there.
+	optional bool
 	// recursiveInUserNS: in a user namespace, where the kernel refuses a
 	// non-recursive bind of a tree with locked submounts (EINVAL), bind
 	// recursively instead and drop the copy of the container itself that
@@ -115,7 +121,7 @@ func planRoot(cfg *initConfig, hostHas func(string) bool) []op {
 	for _, t := range []string{"/tmp", "/var/tmp"} {
 		if hostHas(t) {
 			plan = append(plan, bindOp(bindReq{hostPath: t, dest: t, attrs: mountAttrs{nosuid: true, nodev: true},
-				recursiveInUserNS: true}))
+				optional: true, recursiveInUserNS: true}))
 		}
 	}
 
@@ -198,7 +204,7 @@ func (b bindReq) String() string {
 	for _, f := range []struct {
 		set  bool
 		name string
-	}{{b.user, "user"}, {b.recursiveInUserNS, "rec-in-userns"}} {
+	}{{b.user, "user"}, {b.optional, "optional"}, {b.recursiveInUserNS, "rec-in-userns"}} {
 		if f.set {
 			words = append(words, f.name)
 		}

@@ -27,7 +27,7 @@ func TestPlanRoot(t *testing.T) {
 		"mount proc proc on /proc MS_NOSUID|MS_NODEV|MS_NOEXEC",
 		"bind /sys on /sys rec nosuid,nodev,noexec private",
 		"bind /dev on /dev rec nosuid private",
-		"bind /tmp on /tmp nosuid,nodev private rec-in-userns",
+		"bind /tmp on /tmp nosuid,nodev private optional rec-in-userns",
 	}
 	tail := "remount / MS_RDONLY|MS_NOSUID|MS_NODEV|MS_REMOUNT|MS_BIND"
 	for _, tc := range []struct {
@@ -40,7 +40,7 @@ func TestPlanRoot(t *testing.T) {
 			name:    "privileged loop",
 			cfg:     initConfig{UDIMount: "/udi", Mode: MountLoop, ImagePath: "/store/x.squashfs", HasImage: true},
 			hostHas: allHost,
-			want:    append(slices.Clone(head), "bind /var/tmp on /var/tmp nosuid,nodev private rec-in-userns", tail),
+			want:    append(slices.Clone(head), "bind /var/tmp on /var/tmp nosuid,nodev private optional rec-in-userns", tail),
 		},
 		{
 			name: "privileged, volumes and hooks, no /var/tmp on the host",
@@ -67,8 +67,8 @@ func TestPlanRoot(t *testing.T) {
 				"bind /proc on /proc rec nosuid,nodev,noexec private",
 				"bind /sys on /sys rec nosuid,nodev,noexec private",
 				"bind /dev on /dev rec nosuid private",
-				"bind /tmp on /tmp nosuid,nodev private rec-in-userns",
-				"bind /var/tmp on /var/tmp nosuid,nodev private rec-in-userns",
+				"bind /tmp on /tmp nosuid,nodev private optional rec-in-userns",
+				"bind /var/tmp on /var/tmp nosuid,nodev private optional rec-in-userns",
 				"bind volume 0 on /data rec ro,nosuid,nodev private user",
 				tail,
 			},

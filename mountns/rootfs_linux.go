@@ -40,9 +40,16 @@ func (r *rootfs) containerPath(p string) string {
 	return "/" + strings.TrimPrefix(strings.TrimPrefix(p, r.path), "/")
 }
 
+// errOffRoot: a mount point that is not a user volume's is missing and
+// would have to be made on a mount other than the container's own file
+// system.
+var errOffRoot = errors.New("missing, and it would have to be made outside the container's own file system (through a symlink of the image?)")
+
 // openDest resolves unsafePath inside the root, symlinks included, never
 // leaving it, and creates it (directory, or empty file when !isDir) when
-// missing. It returns the O_PATH handle and the real path, which is
+// missing (as the user for a user volume whose mount point would be made
+// on another mount than the root's own file system; never as root there).
+// It returns the O_PATH handle and the real path, which is
 // checked to be inside the root and, for user volumes, against the user
 // destination rules.
 func (r *rootfs) openDest(unsafePath string, isDir, user bool) (*os.File, string, error) {
@@ -58,14 +65,22 @@ func (r *rootfs) openDest(unsafePath string, isDir, user bool) (*os.File, string
 		}
 		var onRoot bool
 		if onRoot, err = r.ancestorOnRoot(unsafePath); err == nil {
-			if user && !onRoot {
+			switch {
+			case onRoot:
+				err = create()
+			case user:
 				// The mount point would be made on a host file system
 				// (a volume, /tmp): only as the user may.
 				err = asUser(r.cred, !r.unpriv, create)
-			} else {
-				err = create()
+			default:
+				// Never as root on a host file system (an image's
+				// symlink such as /var -> /dev leads there).
+				err = errOffRoot
 			}
 		}
+	}
+	if errors.Is(err, errOffRoot) {
+		return nil, "", fmt.Errorf("%w: destination %s: %w", ErrBadVolume, unsafePath, err)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: destination %s: %v", ErrBadVolume, unsafePath, err)
@@ -184,6 +199,10 @@ func openHostSource(p string) (bindSource, error) {
 // of the new tree and sets its propagation.
 func (r *rootfs) bind(b bindReq, src bindSource) error {
 	err := r.bindOnce(b, src)
+	if b.optional && errors.Is(err, errOffRoot) {
+		r.log.warn("not mounted: the mount point is missing and would have to be made outside the container's own file system", "path", b.dest, "source", src.name)
+		return nil
+	}
 	if errors.Is(err, unix.EINVAL) && !b.recursive && b.recursiveInUserNS && r.unpriv {
 		// In a user namespace the kernel refuses to bind a mount
 		// without its (locked) submounts.

@@ -5,9 +5,12 @@ package runtime_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shifter-go/shifter/internal/testutil"
 )
 
 // TestWorkdirCannotLeaveContainer is the runc CVE-2024-21626 attack on
@@ -63,5 +66,96 @@ func TestInstalledWorkdirCannotLeave(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// imageWith builds a variant of the test image: the tree copied, edit
+// applied to the copy, squashed into the test's directory.
+func (h *harness) imageWith(name string, edit func(tree string) error) string {
+	h.t.Helper()
+	mksquashfs := testutil.RequireTool(h.t, "mksquashfs")
+	tree := filepath.Join(h.dir, name+"-tree")
+	if out, err := exec.Command("cp", "-a", h.img.tree, tree).CombinedOutput(); err != nil {
+		h.t.Fatalf("cp: %v\n%s", err, out)
+	}
+	if err := edit(tree); err != nil {
+		h.t.Fatal(err)
+	}
+	img := filepath.Join(h.dir, name+".squashfs")
+	if out, err := exec.Command(mksquashfs, tree, img, "-noappend", "-quiet", "-no-progress").CombinedOutput(); err != nil {
+		h.t.Fatalf("mksquashfs: %v\n%s", err, out)
+	}
+	os.Chmod(img, 0o644)
+	return img
+}
+
+// TestImageSymlinksMakeNothingOnHost is #17 item 10: an image whose /var
+// leads into a host directory bound in the container (/var -> /dev, /var
+// -> /dev/shm, absolute or relative) must not make the runtime create the
+// mount point of /var/tmp on the host; the container starts without that
+// mount, with a warning.
+func TestImageSymlinksMakeNothingOnHost(t *testing.T) {
+	for _, tc := range []struct{ link, host string }{
+		{"/dev", "/dev/tmp"},
+		{"/dev/shm", "/dev/shm/tmp"},
+		{"dev/shm", "/dev/shm/tmp"},
+		{"../../../../../../../../dev/shm", "/dev/shm/tmp"},
+	} {
+		t.Run(strings.ReplaceAll(tc.link, "/", "_"), func(t *testing.T) {
+			if _, err := os.Lstat(tc.host); err == nil {
+				t.Skipf("%s exists on the host already", tc.host)
+			}
+			defer os.Remove(tc.host)
+			forModes(t, func(t *testing.T, h *harness, mode string) {
+				ds := h.spec(mode, "sh", "-c", "echo ran")
+				ds.Image = h.imageWith("var-link", func(tree string) error { return os.Symlink(tc.link, filepath.Join(tree, "var")) })
+				r := h.run(ds, asUser)
+				if _, err := os.Lstat(tc.host); err == nil {
+					t.Fatalf("/var -> %s: the runtime created %s on the host", tc.link, tc.host)
+				}
+				if r.code != 0 || r.stdout != "ran\n" {
+					t.Fatalf("/var -> %s: exit %d %q\n%s", tc.link, r.code, r.stdout, r.stderr)
+				}
+				if !strings.Contains(r.stderr, "/var/tmp") {
+					t.Errorf("/var -> %s: no warning about the skipped /var/tmp:\n%s", tc.link, r.stderr)
+				}
+			})
+		})
+	}
+}
+
+// TestHooksNotSteeredByImage is the hook half of #17 item 10: a site hook
+// making a directory through the image's /var (a symlink into the host's
+// /dev/shm, absolute, relative inside the root, or relative out of it)
+// must not create it on the host. The hook may fail (the container then
+// does not start); it must never write outside the container root.
+func TestHooksNotSteeredByImage(t *testing.T) {
+	h := newHarness(t)
+	requireMode(t, "loop")
+	const made = "/dev/shm/spool"
+	if _, err := os.Lstat(made); err == nil {
+		t.Skipf("%s exists on the host already", made)
+	}
+	defer os.RemoveAll(made)
+	for _, link := range []string{"/dev/shm", "dev/shm", "../../../../../../../../dev/shm"} {
+		img := h.imageWith("hook-"+strings.ReplaceAll(link, "/", "_"), func(tree string) error { return os.Symlink(link, filepath.Join(tree, "var")) })
+		for _, which := range []string{"pre", "post"} {
+			ds := h.spec("loop", "true")
+			ds.Image = img
+			hook := "mkdir -p var/spool/slurmd"
+			if which == "pre" {
+				ds.PreMountHook = hook
+			} else {
+				ds.PostMountHook = hook
+			}
+			r := h.run(ds, asUser)
+			if _, err := os.Lstat(made); err == nil {
+				t.Fatalf("%s hook, /var -> %s: the hook created %s on the host (exit %d)", which, link, made, r.code)
+			}
+			t.Logf("%s hook, /var -> %s: exit %d: %s", which, link, r.code, strings.TrimSpace(r.stderr))
+			if r.code != 0 && r.code != 205 {
+				t.Errorf("%s hook, /var -> %s: exit %d, want 0 or 205 (ErrHook)\n%s", which, link, r.code, r.stderr)
+			}
+		}
 	}
 }
