@@ -55,7 +55,10 @@
 //     left in the namespace (background processes of the command, which
 //     would keep the mounts and the loop device, and the FUSE server). The
 //     namespace dies with its last process, and with it every mount; the
-//     loop device is autocleared.
+//     loop device is autocleared. When the runtime's process dies, even of
+//     SIGKILL, the init sees a lifeline pipe close (and is continued by
+//     its parent-death signal, SIGCONT, if a ^Z stopped it) and kills
+//     everything in the namespace before it exits.
 //
 // Unprivileged mode maps the caller to themself in a new user namespace
 // (so the command runs with the caller's uid, as in the setuid case); the

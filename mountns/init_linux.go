@@ -59,6 +59,7 @@ func initMain() int {
 	}
 	log.level = slog.Level(cfg.LogLevel)
 	log.step("config read")
+	watchLifeline(log)
 	// Signals that arrive while the container is built wait for the
 	// command.
 	sigs := make(chan os.Signal, 16)
@@ -244,3 +245,22 @@ func (l *initLogger) fail(err error) {
 }
 
 func (l *initLogger) exit(code int) { l.send(statusMsg{Exit: &code}) }
+
+// watchLifeline ends the container when Run's process has gone (the
+// lifeline pipe's write end closed): whatever killed the runtime, the
+// command, the processes it left in the background and the FUSE helper
+// are killed, and the init exits, so the namespace, its mounts and the
+// loop device go with it.
+func watchLifeline(log *initLogger) {
+	f := os.NewFile(fdLifeline, "lifeline")
+	go func() {
+		var b [1]byte
+		for {
+			if _, err := f.Read(b[:]); err != nil {
+				break
+			}
+		}
+		killStragglers(log, 0)
+		os.Exit(128 + int(unix.SIGKILL))
+	}()
+}

@@ -16,7 +16,10 @@ const initArg0 = "shifter-mountns-init"
 const (
 	fdConfig = 3 // JSON initConfig, read to EOF
 	fdStatus = 4 // JSON lines of statusMsg, written by the init
-	fdImage  = 5 // the squashfs image (when there is one)
+	// fdLifeline is the read end of a pipe whose write end only Run's
+	// process holds: EOF tells the init that the runtime is gone.
+	fdLifeline = 5
+	fdImage    = 6 // the squashfs image (when there is one)
 )
 
 // initConfig is what Run sends to the namespace init: the Spec without its

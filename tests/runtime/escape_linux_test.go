@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/shifter-go/shifter/internal/testutil"
 )
@@ -156,6 +159,74 @@ func TestHooksNotSteeredByImage(t *testing.T) {
 			if r.code != 0 && r.code != 205 {
 				t.Errorf("%s hook, /var -> %s: exit %d, want 0 or 205 (ErrHook)\n%s", which, link, r.code, r.stderr)
 			}
+		}
+	}
+}
+
+// TestKilledRuntimeTakesContainerAlong is #17 item 11: SIGKILL of the
+// runtime's process (the setuid driver, killed by its user) while the
+// command has a process in the background must end that process too, and
+// release the loop device (the harness's leak check), in both modes; also
+// when the whole job was stopped (^Z) first.
+func TestKilledRuntimeTakesContainerAlong(t *testing.T) {
+	forModes(t, func(t *testing.T, h *harness, mode string) {
+		for _, stopped := range []bool{false, true} {
+			t.Run(fmt.Sprintf("stopped=%v", stopped), func(t *testing.T) { killedRuntime(t, h.with(t), mode, stopped) })
+		}
+	})
+}
+
+func killedRuntime(t *testing.T, h *harness, mode string, stopped bool) {
+	{
+		keepers := make(chan *exec.Cmd, 1)
+		defer func() {
+			select {
+			case keeper := <-keepers:
+				keeper.Process.Kill()
+				keeper.Wait()
+			default:
+			}
+		}()
+		c := asUser
+		c.onStart = func(p *os.Process, stdout *lockedBuffer) {
+			go func() {
+				deadline := time.Now().Add(20 * time.Second)
+				for !strings.Contains(stdout.String(), "started") && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				time.Sleep(500 * time.Millisecond)
+				if stopped {
+					// A member of the job whose parent is outside it (the
+					// other end of a pipeline) keeps the group from being
+					// orphaned when the driver dies, so the kernel does not
+					// continue the stopped group by itself.
+					keeper := exec.Command("sleep", "30")
+					keeper.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: p.Pid}
+					if keeper.Start() == nil {
+						keepers <- keeper
+					}
+					// The terminal's ^Z: SIGTSTP to the job's process group.
+					syscall.Kill(-p.Pid, syscall.SIGTSTP)
+					time.Sleep(300 * time.Millisecond)
+				}
+				p.Signal(syscall.SIGKILL)
+			}()
+		}
+		r := h.run(h.spec(mode, "sh", "-c", "sleep 4011 </dev/null >/dev/null 2>&1 & echo started; sleep 4012"), c)
+		if r.code != -1 {
+			t.Fatalf("the driver was not killed: exit %d\n%s", r.code, r.stderr)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for len(processesWith("sleep 401")) > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if p := processesWith("sleep 401"); len(p) > 0 {
+			for _, l := range p {
+				if pid, err := strconv.Atoi(strings.SplitN(l, ":", 2)[0]); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			t.Fatalf("the container's processes outlived the killed runtime: %v", p)
 		}
 	}
 }
