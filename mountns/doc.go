@@ -91,5 +91,12 @@
 // delivered them to the command already. A signal sent to the whole process
 // group otherwise (scancel) reaches the command directly and forwarded, so
 // it may see it twice. Job-control stops are not caught: ^Z stops all
-// three. The FUSE server runs in a process group of its own.
+// three, except that in loop mode the init holds them back while it holds
+// the node-wide flock on /dev/loop-control (only around the loop ioctls)
+// and stops itself once it has let go (afterwards the Go runtime, having
+// caught them once, ignores further job-control stops in the init, which
+// changes nothing for the command or the shell). A start waits at most 2
+// seconds for that lock, then goes on without it (retrying on EBUSY), so a
+// holder stopped by root's SIGSTOP blocks nobody. The FUSE server runs in
+// a process group of its own.
 package mountns

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/shifter-go/shifter/internal/testutil"
 )
 
@@ -229,4 +231,44 @@ func killedRuntime(t *testing.T, h *harness, mode string, stopped bool) {
 			t.Fatalf("the container's processes outlived the killed runtime: %v", p)
 		}
 	}
+}
+
+// TestStartWhileLoopLockHeldByStoppedProcess is #17 item 9 end to end: a
+// stopped process holds the flock on /dev/loop-control (as a user's ^Z
+// once left the root-owned init holding it); another user's loop-mode
+// start must not hang: it passes the lock over after a bounded wait and
+// runs (the harness fails a run that takes a minute).
+func TestStartWhileLoopLockHeldByStoppedProcess(t *testing.T) {
+	h := newHarness(t)
+	requireMode(t, "loop")
+	flock := testutil.RequireTool(t, "flock")
+	holder := exec.Command(flock, "/dev/loop-control", "sleep", "120")
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Kill(-holder.Process.Pid, syscall.SIGKILL)
+		syscall.Kill(-holder.Process.Pid, syscall.SIGCONT)
+		holder.Wait()
+	}()
+	ctl, err := os.Open("/dev/loop-control")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	for i := 0; unix.Flock(int(ctl.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil; i++ {
+		unix.Flock(int(ctl.Fd()), unix.LOCK_UN)
+		if i > 500 {
+			t.Fatal("flock(1) did not take the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	syscall.Kill(-holder.Process.Pid, syscall.SIGSTOP)
+	start := time.Now()
+	r := h.run(h.spec("loop", "cat", "/etc/image-marker"), asUser)
+	if r.code != 0 || r.stdout != "from-the-image\n" {
+		t.Fatalf("start with the loop lock held by a stopped process: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("started in %v with the lock held by a stopped process", time.Since(start).Round(time.Millisecond))
 }
