@@ -8,9 +8,10 @@
 //   - Run re-executes the current binary (/proc/self/exe) as the namespace
 //     init, in a new mount namespace (and, in unprivileged mode, a new user
 //     namespace mapping the caller to themself). The Spec travels over a pipe
-//     as JSON. Any binary that imports this package serves as that init: the
-//     package's init function takes over when argv[0] is the init marker and
-//     never returns. The init refuses to run when it was started through a
+//     gob-encoded (strings as bytes: arguments, environment values and paths
+//     need not be UTF-8). Any binary that imports this package serves as
+//     that init: the package's init function takes over when argv[0] is the
+//     init marker and never returns. The init refuses to run when it was started through a
 //     setuid bit by anyone other than root (real uid != effective uid), so a
 //     user cannot exec the setuid binary in init mode themself.
 //   - The init mounts the image read-only, nosuid, nodev on a staging

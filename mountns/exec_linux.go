@@ -101,7 +101,13 @@ func lookPath(name string, env []string) (string, error) {
 // when it cannot be executed. helper is the pid of the FUSE server (0 if
 // none), killed as soon as the command has ended; the caller reaps it.
 func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Signal, helper int) (int, error) {
-	argv0, err := lookPath(cfg.Argv[0], cfg.Env)
+	// Looked up with the user's rights: as root it would tell whether a
+	// file exists in a directory the user may not read.
+	var argv0 string
+	err := asUser(cfg.Cred, !cfg.Unprivileged, func() (err error) {
+		argv0, err = lookPath(cfg.Argv[0], cfg.Env)
+		return err
+	})
 	if err != nil {
 		log.error("cannot execute the command", "err", err.Error())
 		return 127, nil

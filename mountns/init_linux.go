@@ -3,6 +3,7 @@
 package mountns
 
 import (
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +52,7 @@ func initMain() int {
 	log := &initLogger{w: os.NewFile(fdStatus, "status"), start: time.Now()}
 	var cfg initConfig
 	cfgFile := os.NewFile(fdConfig, "config")
-	err := json.NewDecoder(io.LimitReader(cfgFile, 64<<20)).Decode(&cfg)
+	err := gob.NewDecoder(io.LimitReader(cfgFile, 64<<20)).Decode(&cfg)
 	cfgFile.Close()
 	if err != nil {
 		log.fail(fmt.Errorf("%w: reading the container config: %v", ErrSetup, err))

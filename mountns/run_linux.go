@@ -5,6 +5,7 @@ package mountns
 import (
 	"bufio"
 	"context"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -161,7 +162,7 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	// The init reads the whole config before it writes anything; a failed
 	// write means it died, which Wait reports.
 	go func() {
-		_ = json.NewEncoder(cfgW).Encode(cfg)
+		_ = gob.NewEncoder(cfgW).Encode(cfg)
 		cfgW.Close()
 	}()
 

@@ -3,6 +3,7 @@
 package runtime_test
 
 import (
+	"crypto/md5"
 	"fmt"
 	"os"
 	"os/exec"
@@ -271,4 +272,77 @@ func TestStartWhileLoopLockHeldByStoppedProcess(t *testing.T) {
 		t.Fatalf("start with the loop lock held by a stopped process: exit %d %q\n%s", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("started in %v with the lock held by a stopped process", time.Since(start).Round(time.Millisecond))
+}
+
+// TestBytesReachTheCommand is #17 item 13's first half: arguments,
+// environment values and volume sources that are not valid UTF-8 reach
+// the container byte for byte (they were replaced with U+FFFD on their way
+// to the namespace init).
+func TestBytesReachTheCommand(t *testing.T) {
+	h := newHarness(t)
+	in := install(t, h)
+	const raw = "ab\377\376cd"
+	want := fmt.Sprintf("%x  -\n", md5.Sum([]byte(raw)))
+	src := h.mkdir("vol-\377\376", 0o755, nobodyUID, nobodyGID)
+	os.WriteFile(filepath.Join(src, "f"), []byte(raw), 0o644)
+	for _, mode := range []string{"loop", "fuse"} {
+		t.Run(mode, func(t *testing.T) {
+			requireMode(t, mode)
+			in.t = t
+			in.config(mode, "")
+			for _, tc := range []struct {
+				name string
+				args []string
+			}{
+				{"argument", []string{"sh", "-c", `printf %s "$1" | md5sum`, "x", raw}},
+				{"environment", []string{"--env=RAW=" + raw, "sh", "-c", `printf %s "$RAW" | md5sum`}},
+				{"volume source", []string{"--volume=" + src + ":/v", "sh", "-c", `cat /v/f | md5sum`}},
+			} {
+				r := in.run(in.shifter, nil, append([]string{"--image=id:" + in.id}, tc.args...)...)
+				if r.code != 0 || r.stdout != want {
+					t.Errorf("%s: exit %d, md5 %q, want %q (the bytes were changed)\n%s", tc.name, r.code, r.stdout, want, r.stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestCommandLookedUpAsUser is #17 item 13's second half: the command is
+// looked up in the container's PATH with the user's rights, so that a
+// directory on PATH the user cannot read (a 0700 root-owned site volume)
+// does not tell them whether a file exists in it: an existing program
+// there and a missing one give the same answer.
+func TestCommandLookedUpAsUser(t *testing.T) {
+	h := newHarness(t)
+	requireMode(t, "loop")
+	closed := h.mkdir("closed-path", 0o700, 0, 0)
+	os.WriteFile(filepath.Join(closed, "hidden-cmd"), []byte("#!/bin/sh\necho ran\n"), 0o755)
+	answer := func(cmd string) result {
+		ds := h.spec("loop", cmd)
+		ds.Env = []string{"PATH=/closed:/bin"}
+		ds.SiteVolumes = closed + ":/closed"
+		return h.run(ds, asUser)
+	}
+	hidden, missing := answer("hidden-cmd"), answer("missing-cmd")
+	if hidden.code != 127 || missing.code != 127 {
+		t.Fatalf("exit %d and %d, want 127 for both\n%s\n%s", hidden.code, missing.code, hidden.stderr, missing.stderr)
+	}
+	if h, m := strings.ReplaceAll(hidden.stderr, "hidden-cmd", "X"), strings.ReplaceAll(missing.stderr, "missing-cmd", "X"); stripTimes(h) != stripTimes(m) {
+		t.Errorf("a file in a directory the user cannot read is told apart from a missing one:\n%s\n--\n%s", hidden.stderr, missing.stderr)
+	}
+}
+
+// stripTimes drops slog's time= fields.
+func stripTimes(s string) string {
+	var out []string
+	for _, l := range lines(s) {
+		var keep []string
+		for _, f := range strings.Fields(l) {
+			if !strings.HasPrefix(f, "time=") {
+				keep = append(keep, f)
+			}
+		}
+		out = append(out, strings.Join(keep, " "))
+	}
+	return strings.Join(out, "\n")
 }
