@@ -88,7 +88,9 @@ func withStopsDeferred(fn func()) {
 	signal.Stop(stops)
 	select {
 	case <-stops:
-		_ = unix.Kill(os.Getpid(), unix.SIGSTOP)
+		// To this thread: a process-directed SIGSTOP may be taken by
+		// another thread while this one runs on for a moment.
+		_ = unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGSTOP)
 	default:
 	}
 }
