@@ -4,6 +4,8 @@ package runtime_test
 
 import (
 	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/shifter-go/shifter/imagestore"
 	"github.com/shifter-go/shifter/internal/testutil"
 )
 
@@ -51,24 +54,41 @@ func TestWorkdirCannotLeaveContainer(t *testing.T) {
 }
 
 // TestInstalledWorkdirCannotLeave is #17 item 8's report as it was made:
-// the setuid shifter with a volume and --workdir=/proc/self/fd/N. (An
-// image's WORKDIR with a bare --workdir reaches mountns as the same
-// Spec.Workdir.)
+// the setuid shifter with a volume and --workdir=/proc/self/fd/N, and an
+// image whose WORKDIR is /proc/self/fd/8 run with a bare --workdir.
 func TestInstalledWorkdirCannotLeave(t *testing.T) {
 	h := newHarness(t)
 	in := install(t, h)
 	wv := h.mkdir("wv", 0o755, nobodyUID, nobodyGID)
 	os.WriteFile(filepath.Join(wv, "host-side-marker"), nil, 0o644)
+	// The same image published with WORKDIR /proc/self/fd/8.
+	sum := sha256.Sum256([]byte("workdir image " + h.dir))
+	wdID := hex.EncodeToString(sum[:])
+	tmp, err := imagestore.CreateTemp(in.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(h.img.squashfs)
+	tmp.Write(b)
+	tmp.Close()
+	if err := imagestore.Publish(in.store, tmp.Name(), &imagestore.Metadata{
+		ID: wdID, Env: []string{"PATH=/bin:/usr/bin"}, WorkDir: "/proc/self/fd/8",
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for _, mode := range []string{"loop", "fuse"} {
 		t.Run(mode, func(t *testing.T) {
 			requireMode(t, mode)
 			in.t = t
 			in.config(mode, "")
-			for _, fd := range []int{8, 12} {
-				r := in.run(in.shifter, nil, "--image=id:"+in.id, "-V", wv+":/wv", fmt.Sprintf("--workdir=/proc/self/fd/%d", fd),
-					"sh", "-c", "pwd; cd ../../..; ls -a")
+			for _, args := range [][]string{
+				{"--image=id:" + in.id, "-V", wv + ":/wv", "--workdir=/proc/self/fd/8"},
+				{"--image=id:" + in.id, "-V", wv + ":/wv", "--workdir=/proc/self/fd/12"},
+				{"--image=id:" + wdID, "-V", wv + ":/wv", "--workdir"},
+			} {
+				r := in.run(in.shifter, nil, append(args, "sh", "-c", "pwd; cd ../../..; ls -a")...)
 				if r.code != 0 || strings.Contains(r.stdout, "host-side-marker") || !strings.HasPrefix(r.stdout, "/\n") || !strings.Contains(r.stdout, "data-to-etc") {
-					t.Errorf("--workdir=/proc/self/fd/%d: exit %d, the command started outside the container:\n%s\n%s", fd, r.code, r.stdout, r.stderr)
+					t.Errorf("%q: exit %d, the command started outside the container:\n%s\n%s", args, r.code, r.stdout, r.stderr)
 				}
 			}
 		})
