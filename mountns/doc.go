@@ -8,9 +8,10 @@
 //   - Run re-executes the current binary (/proc/self/exe) as the namespace
 //     init, in a new mount namespace (and, in unprivileged mode, a new user
 //     namespace mapping the caller to themself). The Spec travels over a pipe
-//     as JSON. Any binary that imports this package serves as that init: the
-//     package's init function takes over when argv[0] is the init marker and
-//     never returns. The init refuses to run when it was started through a
+//     gob-encoded (strings as bytes: arguments, environment values and paths
+//     need not be UTF-8). Any binary that imports this package serves as
+//     that init: the package's init function takes over when argv[0] is the
+//     init marker and never returns. The init refuses to run when it was started through a
 //     setuid bit by anyone other than root (real uid != effective uid), so a
 //     user cannot exec the setuid binary in init mode themself.
 //   - The init mounts the image read-only, nosuid, nodev on a staging
@@ -32,7 +33,14 @@
 //     Shifter); unprivileged mode binds the host /proc (the kernel refuses a
 //     fresh proc to a user namespace that does not own the PID namespace).
 //     /sys, /dev (recursively, so GPUs, InfiniBand and /dev/shm work), /tmp
-//     and /var/tmp are bound from the host, as Shifter does.
+//     and /var/tmp are bound from the host, as Shifter does. Their mount
+//     points are made only in the container's own file system, never
+//     through an image's symlink into a bound host directory (a /var/tmp
+//     that would need one is left out, with a warning).
+//   - Site hooks run as root in a mount namespace of their own where every
+//     mount but the container root's own file system is read-only, so the
+//     image's symlinks cannot steer their writes onto the host; their
+//     mounts on the container root propagate into the container.
 //   - Volumes: every bind is recursive, and every mount of a user volume,
 //     submounts included, is nosuid,nodev (and read-only with :ro). User
 //     volume sources are opened with the caller's credentials; destinations
@@ -48,7 +56,10 @@
 //     left in the namespace (background processes of the command, which
 //     would keep the mounts and the loop device, and the FUSE server). The
 //     namespace dies with its last process, and with it every mount; the
-//     loop device is autocleared.
+//     loop device is autocleared. When the runtime's process dies, even of
+//     SIGKILL, the init sees a lifeline pipe close (and is continued by
+//     its parent-death signal, SIGCONT, if a ^Z stopped it) and kills
+//     everything in the namespace before it exits.
 //
 // Unprivileged mode maps the caller to themself in a new user namespace
 // (so the command runs with the caller's uid, as in the setuid case); the
@@ -81,5 +92,12 @@
 // delivered them to the command already. A signal sent to the whole process
 // group otherwise (scancel) reaches the command directly and forwarded, so
 // it may see it twice. Job-control stops are not caught: ^Z stops all
-// three. The FUSE server runs in a process group of its own.
+// three, except that in loop mode the init holds them back while it holds
+// the node-wide flock on /dev/loop-control (only around the loop ioctls)
+// and stops itself once it has let go (afterwards the Go runtime, having
+// caught them once, ignores further job-control stops in the init, which
+// changes nothing for the command or the shell). A start waits at most 2
+// seconds for that lock, then goes on without it (retrying on EBUSY), so a
+// holder stopped by root's SIGSTOP blocks nobody. The FUSE server runs in
+// a process group of its own.
 package mountns

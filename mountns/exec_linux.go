@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -100,7 +101,13 @@ func lookPath(name string, env []string) (string, error) {
 // when it cannot be executed. helper is the pid of the FUSE server (0 if
 // none), killed as soon as the command has ended; the caller reaps it.
 func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Signal, helper int) (int, error) {
-	argv0, err := lookPath(cfg.Argv[0], cfg.Env)
+	// Looked up with the user's rights: as root it would tell whether a
+	// file exists in a directory the user may not read.
+	var argv0 string
+	err := asUser(cfg.Cred, !cfg.Unprivileged, func() (err error) {
+		argv0, err = lookPath(cfg.Argv[0], cfg.Env)
+		return err
+	})
 	if err != nil {
 		log.error("cannot execute the command", "err", err.Error())
 		return 127, nil
@@ -115,12 +122,18 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Si
 	}
 	unix.Umask(cfg.Umask)
 	markCloexecFrom(3)
-	wd := cfg.Workdir
-	if wd == "" {
-		wd = "/"
+	if err := checkNoDirDescriptors(); err != nil {
+		return -1, err
 	}
+	// The command inherits the init's working directory, entered here:
+	// os.StartProcess would chdir in the child, by path, with the init's
+	// descriptors still open (/proc/self/fd/N would lead out of the
+	// container).
+	if err := enterWorkdir(cfg, log); err != nil {
+		return -1, err
+	}
+	defer unix.Chdir("/")
 	attr := &os.ProcAttr{
-		Dir:   wd,
 		Env:   cfg.Env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Sys: &syscall.SysProcAttr{
@@ -137,16 +150,6 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Si
 		attr.Sys.Credential.Groups = []uint32{}
 	}
 	p, err := os.StartProcess(argv0, cfg.Argv, attr)
-	if err != nil && wd != "/" {
-		// Either the working directory or the command failed; try the
-		// command from /.
-		attr.Dir = "/"
-		var err2 error
-		if p, err2 = os.StartProcess(argv0, cfg.Argv, attr); err2 == nil {
-			log.warn("working directory missing or not accessible in the container, using /", "path", wd)
-		}
-		err = err2
-	}
 	if err != nil {
 		log.error("cannot execute the command", "command", cfg.Argv[0], "err", err.Error())
 		return 127, nil
@@ -223,4 +226,79 @@ func killStragglers(log *initLogger, skip int) {
 		}
 		log.debug("killed processes left in the container", "count", strconv.Itoa(killed))
 	}
+}
+
+// enterWorkdir makes cfg.Workdir the init's working directory (which the
+// command inherits), or / with a warning when the user cannot enter it.
+// It is resolved inside the container root with the user's credentials
+// and no magic links (/proc/self/fd/N, /proc/PID/cwd), entered by
+// descriptor as the user, and checked afterwards to lie under the root.
+func enterWorkdir(cfg *initConfig, log *initLogger) error {
+	wd := cfg.Workdir
+	if wd == "" {
+		wd = "/"
+	}
+	err := asUser(cfg.Cred, !cfg.Unprivileged, func() error { return chdirInRoot(wd) })
+	if err != nil && wd != "/" {
+		log.warn("working directory missing or not accessible in the container, using /", "path", wd, "err", err.Error())
+		err = asUser(cfg.Cred, !cfg.Unprivileged, func() error { return chdirInRoot("/") })
+	}
+	if err != nil {
+		return fmt.Errorf("%w: entering the working directory: %v", ErrSetup, err)
+	}
+	return nil
+}
+
+// chdirInRoot changes the working directory to wd, resolved inside the
+// process's root without magic links, and checks that the result lies
+// under the root.
+func chdirInRoot(wd string) error {
+	root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	d, err := pathrs.OpenatInRoot(root, wd)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Fchdir(int(d.Fd())); err != nil {
+		return err
+	}
+	// getcwd(2) names a directory outside the root "(unreachable)/...".
+	cwd, err := unix.Getwd()
+	if err != nil || !path.IsAbs(cwd) {
+		_ = unix.Chdir("/")
+		return fmt.Errorf("working directory %q is outside the container (%q, %v)", wd, cwd, err)
+	}
+	return nil
+}
+
+// checkNoDirDescriptors fails when the init still holds a descriptor above
+// 2 (other than the status pipe) on a directory: the command must not
+// start with a handle on the host's tree within its reach.
+func checkNoDirDescriptors() error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("%w: listing descriptors: %v", ErrSetup, err)
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 || fd == fdStatus {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			// (filepath-securejoin keeps a handle on a procfs of its own,
+			// which holds nothing of the host's tree.)
+			var sfs unix.Statfs_t
+			if unix.Fstatfs(fd, &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC {
+				continue
+			}
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			return fmt.Errorf("%w: descriptor %d on directory %s still open", ErrSetup, fd, target)
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@
 package mountns
 
 import (
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,12 +51,16 @@ func initMain() int {
 	}
 	log := &initLogger{w: os.NewFile(fdStatus, "status"), start: time.Now()}
 	var cfg initConfig
-	if err := json.NewDecoder(io.LimitReader(os.NewFile(fdConfig, "config"), 64<<20)).Decode(&cfg); err != nil {
+	cfgFile := os.NewFile(fdConfig, "config")
+	err := gob.NewDecoder(io.LimitReader(cfgFile, 64<<20)).Decode(&cfg)
+	cfgFile.Close()
+	if err != nil {
 		log.fail(fmt.Errorf("%w: reading the container config: %v", ErrSetup, err))
 		return 125
 	}
 	log.level = slog.Level(cfg.LogLevel)
 	log.step("config read")
+	watchLifeline(log)
 	// Signals that arrive while the container is built wait for the
 	// command.
 	sigs := make(chan os.Signal, 16)
@@ -99,46 +104,25 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 	if err != nil {
 		return -1, err
 	}
-	defer closeSources(srcs)
-	r, fuse, err := stage(cfg, image, log, mountPoints(cfg, srcs))
-	if err != nil {
-		return -1, err
-	}
+	b := &builder{cfg: cfg, log: log, image: image, srcs: srcs}
 	defer func() {
-		if fuse != nil {
-			stopFUSE(fuse)
+		if b.fuse != nil {
+			stopFUSE(b.fuse)
 			log.step("fuse helper reaped")
 		}
 	}()
-	if image != nil {
-		image.Close() // the loop device or the helper has its own reference
+	plan := planRoot(cfg, hostHas)
+	err = b.run(plan)
+	// The sources are bound (or no longer needed): no descriptor of a
+	// host directory may stay open when the command starts.
+	closeSources(srcs)
+	if b.image != nil {
+		b.image.Close()
 	}
-	if !cfg.Unprivileged {
-		// (Unprivileged: written into the upper layer by stage.)
-		if err := r.writeEtc(cfg); err != nil {
-			return -1, err
-		}
-		log.step("site files written")
-	}
-	if err := r.systemMounts(); err != nil {
+	if err != nil {
 		return -1, err
 	}
-	log.step("system mounts done")
-	if err := r.runHook("sitePreMountHook", cfg.PreMountHook); err != nil {
-		return -1, err
-	}
-	if err := r.volumes(cfg, srcs); err != nil {
-		return -1, err
-	}
-	if err := r.runHook("sitePostMountHook", cfg.PostMountHook); err != nil {
-		return -1, err
-	}
-	log.step("volumes and hooks done")
-	// The image, and the site files with it, become read-only; the mounts
-	// on top keep their own flags.
-	if err := mount("", r.path, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return -1, err
-	}
+	r, fuse := b.root, b.fuse
 	r.dir.Close()
 	if err := enterRoot(r.path, log); err != nil {
 		return -1, err
@@ -262,3 +246,22 @@ func (l *initLogger) fail(err error) {
 }
 
 func (l *initLogger) exit(code int) { l.send(statusMsg{Exit: &code}) }
+
+// watchLifeline ends the container when Run's process has gone (the
+// lifeline pipe's write end closed): whatever killed the runtime, the
+// command, the processes it left in the background and the FUSE helper
+// are killed, and the init exits, so the namespace, its mounts and the
+// loop device go with it.
+func watchLifeline(log *initLogger) {
+	f := os.NewFile(fdLifeline, "lifeline")
+	go func() {
+		var b [1]byte
+		for {
+			if _, err := f.Read(b[:]); err != nil {
+				break
+			}
+		}
+		killStragglers(log, 0)
+		os.Exit(128 + int(unix.SIGKILL))
+	}()
+}

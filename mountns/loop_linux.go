@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,26 +49,81 @@ func classifyLoop(err error) error {
 	return err
 }
 
+// loopLockWait bounds the wait for the flock on /dev/loop-control (a
+// variable so that tests can shorten it). A start holds it for the two
+// ioctls only, a few milliseconds; a holder that does not let go within
+// this time is stuck (stopped, by root's SIGSTOP), and the start goes on
+// without the lock.
+var loopLockWait = 2 * time.Second
+
+// lockLoopControl takes the exclusive flock on ctl, waiting at most
+// loopLockWait, and reports whether it got it.
+func lockLoopControl(ctl *os.File) (bool, error) {
+	deadline := time.Now().Add(loopLockWait)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		err := unix.Flock(int(ctl.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return true, nil
+		case err == unix.EINTR:
+			continue
+		case err != unix.EWOULDBLOCK:
+			return false, fmt.Errorf("%w: locking /dev/loop-control: %v", ErrMount, err)
+		case time.Now().After(deadline):
+			return false, nil
+		}
+		time.Sleep(pause)
+	}
+}
+
+// withStopsDeferred runs fn with the job-control stops (SIGTSTP, SIGTTIN,
+// SIGTTOU: ^Z on the terminal reaches the init too) held back, and stops
+// the process after fn if one came: a process holding a node-wide lock
+// must not be stopped by a user's ^Z. (SIGSTOP cannot be held back; only
+// root can send it to the init.)
+func withStopsDeferred(fn func()) {
+	stops := make(chan os.Signal, 1)
+	signal.Notify(stops, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU)
+	fn()
+	signal.Stop(stops)
+	select {
+	case <-stops:
+		// To this thread: a process-directed SIGSTOP may be taken by
+		// another thread while this one runs on for a moment.
+		_ = unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGSTOP)
+	default:
+	}
+}
+
 // attachLoop binds image to a free loop device, read-only and autoclear,
 // and returns the open device. Concurrent starts on one node are
-// serialised by an exclusive flock on /dev/loop-control; processes that do
-// not take the lock (losetup) are survived by retrying on EBUSY.
-func attachLoop(image *os.File, name string) (*os.File, error) {
+// serialised by an exclusive flock on /dev/loop-control, held only around
+// the ioctls, with job-control stops held back meanwhile; a lock that is
+// not released within loopLockWait is passed over. Processes that do not
+// take the lock (losetup), or a start that passed over it, are survived by
+// retrying on EBUSY.
+func attachLoop(image *os.File, name string) (dev *os.File, err error) {
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, classifyLoop(fmt.Errorf("%w: opening loop control: %w", ErrMount, err))
 	}
 	defer ctl.Close()
-	for {
-		err = unix.Flock(int(ctl.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
+	withStopsDeferred(func() {
+		var locked bool
+		if locked, err = lockLoopControl(ctl); err != nil {
+			return
 		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: locking /dev/loop-control: %v", ErrMount, err)
-	}
-	defer unix.Flock(int(ctl.Fd()), unix.LOCK_UN)
+		if locked {
+			defer unix.Flock(int(ctl.Fd()), unix.LOCK_UN)
+		}
+		dev, err = bindFreeLoop(ctl, image, name)
+	})
+	return dev, err
+}
+
+// bindFreeLoop binds image to a free loop device found through ctl,
+// retrying when another process takes the device first.
+func bindFreeLoop(ctl, image *os.File, name string) (*os.File, error) {
 
 	info := unix.LoopInfo64{Flags: unix.LO_FLAGS_READ_ONLY | unix.LO_FLAGS_AUTOCLEAR}
 	copy(info.File_name[:len(info.File_name)-1], name)

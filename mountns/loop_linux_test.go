@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,4 +206,145 @@ func TestLoopUnusable(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLoopLockHeldByStoppedProcess is #17 item 9: a process that holds the
+// flock on /dev/loop-control and is stopped (as a user's ^Z once stopped
+// the init inside the lock) must not block other starts: attachLoop
+// passes the lock over after loopLockWait and binds a device anyway.
+func TestLoopLockHeldByStoppedProcess(t *testing.T) {
+	img := squashfsImage(t)
+	flock := testutil.RequireTool(t, "flock")
+	// A process group of its own: flock(1) forks sleep, which holds the
+	// lock's file description too; both are stopped and killed together.
+	holder := exec.Command(flock, "/dev/loop-control", "sleep", "120")
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Kill(-holder.Process.Pid, unix.SIGKILL)
+		syscall.Kill(-holder.Process.Pid, unix.SIGCONT)
+		holder.Wait()
+	}()
+	ctl, err := os.Open("/dev/loop-control")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	for i := 0; ; i++ {
+		if err := unix.Flock(int(ctl.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
+			break
+		} else if err == nil {
+			unix.Flock(int(ctl.Fd()), unix.LOCK_UN)
+		}
+		if i > 500 {
+			t.Fatal("flock(1) did not take the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	syscall.Kill(-holder.Process.Pid, unix.SIGSTOP)
+
+	old := loopLockWait
+	loopLockWait = 300 * time.Millisecond
+	defer func() { loopLockWait = old }()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	done := make(chan error, 1)
+	go func() {
+		dev, err := attachLoop(f, img)
+		if err == nil {
+			dev.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("attachLoop with the lock held by a stopped process: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("attachLoop hangs while a stopped process holds the lock on /dev/loop-control")
+	}
+}
+
+// TestStopsDeferred: a job-control stop (^Z) that comes while the loop
+// lock is held does not stop the process inside the section: it finishes
+// the section (and so releases the lock) first, then stops. The test
+// binary re-runs itself as the process to stop.
+func TestStopsDeferred(t *testing.T) {
+	if os.Getenv("MOUNTNS_TEST_STOPS_CHILD") == "1" {
+		withStopsDeferred(func() {
+			unix.Kill(os.Getpid(), unix.SIGTSTP)
+			time.Sleep(200 * time.Millisecond)
+			os.Stdout.WriteString("section-done\n")
+		})
+		os.Stdout.WriteString("after\n")
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStopsDeferred$")
+	cmd.Env = append(os.Environ(), "MOUNTNS_TEST_STOPS_CHILD=1")
+	var out lockedBuf
+	cmd.Stdout = &out
+	// A job of its own, as a shell would start it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	// Until it stops (state T) or exits.
+	stat := fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)
+	stopped := false
+	deadline := time.Now().Add(30 * time.Second)
+wait:
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			break wait
+		default:
+		}
+		b, _ := os.ReadFile(stat)
+		if _, rest, ok := strings.Cut(string(b), ") "); ok && strings.HasPrefix(rest, "T") {
+			stopped = true
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if stopped {
+		// Stdout goes through a pipe copied by a goroutine.
+		for i := 0; i < 100 && !strings.Contains(out.String(), "section-done"); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := out.String(); got != "section-done\n" {
+			t.Errorf("stopped with output %q, want the section finished (and nothing after it)", got)
+		}
+		cmd.Process.Signal(unix.SIGCONT)
+	} else {
+		t.Errorf("the stop that came during the section was lost: the process was never stopped (output %q)", out.String())
+	}
+	<-exited
+	if got := out.String(); got != "section-done\nafter\n" {
+		t.Errorf("output %q, want the section finished, then the rest", got)
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

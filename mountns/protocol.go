@@ -14,37 +14,43 @@ const initArg0 = "shifter-mountns-init"
 
 // Fixed descriptor numbers in the namespace init (exec.Cmd.ExtraFiles).
 const (
-	fdConfig = 3 // JSON initConfig, read to EOF
+	fdConfig = 3 // the initConfig, gob-encoded, read to EOF
 	fdStatus = 4 // JSON lines of statusMsg, written by the init
-	fdImage  = 5 // the squashfs image (when there is one)
+	// fdLifeline is the read end of a pipe whose write end only Run's
+	// process holds: EOF tells the init that the runtime is gone.
+	fdLifeline = 5
+	fdImage    = 6 // the squashfs image (when there is one)
 )
 
 // initConfig is what Run sends to the namespace init: the Spec without its
-// descriptors, writers and logger, and with the mount mode decided.
+// descriptors, writers and logger, and with the mount mode decided. It
+// travels gob-encoded: gob carries strings as bytes, where JSON would
+// replace invalid UTF-8 (arguments, environment values, paths are bytes,
+// not text) with U+FFFD.
 type initConfig struct {
-	ImagePath string    `json:"imagePath,omitempty"`
-	HasImage  bool      `json:"hasImage,omitempty"`
-	LocalRoot string    `json:"localRoot,omitempty"`
-	Mode      MountMode `json:"mode"`
+	ImagePath string
+	HasImage  bool
+	LocalRoot string
+	Mode      MountMode
 	// FallbackFUSE (auto mode chose loop): when the loop mount fails with
 	// a loopUnusableError, mount with FUSE instead; NoFUSE says why FUSE
 	// is impossible, if it is.
-	FallbackFUSE  bool              `json:"fallbackFUSE,omitempty"`
-	NoFUSE        string            `json:"noFUSE,omitempty"`
-	MountHelper   string            `json:"mountHelper,omitempty"`
-	UDIMount      string            `json:"udiMount"`
-	Volumes       []Volume          `json:"volumes,omitempty"`
-	EtcFiles      map[string]string `json:"etcFiles,omitempty"`
-	PreMountHook  string            `json:"preMountHook,omitempty"`
-	PostMountHook string            `json:"postMountHook,omitempty"`
-	Argv          []string          `json:"argv"`
-	Env           []string          `json:"env"`
-	Workdir       string            `json:"workdir,omitempty"`
-	Cred          Credential        `json:"cred"`
-	ImportUsers   []Account         `json:"importUsers,omitempty"`
-	Unprivileged  bool              `json:"unprivileged,omitempty"`
-	Umask         int               `json:"umask"`
-	LogLevel      int               `json:"logLevel"` // lowest slog.Level that Run's logger takes
+	FallbackFUSE  bool
+	NoFUSE        string
+	MountHelper   string
+	UDIMount      string
+	Volumes       []Volume
+	EtcFiles      map[string]string
+	PreMountHook  string
+	PostMountHook string
+	Argv          []string
+	Env           []string
+	Workdir       string
+	Cred          Credential
+	ImportUsers   []Account
+	Unprivileged  bool
+	Umask         int
+	LogLevel      int // lowest slog.Level that Run's logger takes
 
 	tempUDIMount  bool         // Run made UDIMount and removes it
 	restoreLimits func() error // (init) puts back the caller's resource limits

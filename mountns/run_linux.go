@@ -5,6 +5,7 @@ package mountns
 import (
 	"bufio"
 	"context"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,13 +101,25 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	if cmd.Stderr == nil {
 		cmd.Stderr = os.Stderr
 	}
-	cmd.ExtraFiles = []*os.File{cfgR, stW}
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		return -1, fmt.Errorf("%w: creating pipe: %v", ErrSetup, err)
+	}
+	defer lifeR.Close()
+	// Held open until Run returns, and by nothing else (close-on-exec):
+	// its end tells the init that this process is gone.
+	defer lifeW.Close()
+	cmd.ExtraFiles = []*os.File{cfgR, stW, lifeR}
 	if spec.Image != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.Image)
 	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(unix.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
-	sys := &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	// When this process dies (even of SIGKILL) the init sees the lifeline
+	// end and takes the container down: the command, what it left in the
+	// background, the FUSE helper. SIGCONT as parent-death signal wakes
+	// it for that if a job-control stop holds it.
+	sys := &syscall.SysProcAttr{Pdeathsig: unix.SIGCONT}
 	if spec.Unprivileged {
 		uid, gid := os.Getuid(), os.Getgid()
 		sys.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS
@@ -144,11 +157,12 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	}
 	cfgR.Close()
 	stW.Close()
+	lifeR.Close()
 
 	// The init reads the whole config before it writes anything; a failed
 	// write means it died, which Wait reports.
 	go func() {
-		_ = json.NewEncoder(cfgW).Encode(cfg)
+		_ = gob.NewEncoder(cfgW).Encode(cfg)
 		cfgW.Close()
 	}()
 

@@ -95,7 +95,10 @@ type Spec struct {
 	// absolute path to an existing file is run as "/bin/sh FILE" (Shifter's
 	// way), or directly when it is an ELF program; anything else as
 	// "/bin/sh -c HOOK". A hook exiting non-zero fails Run with ErrHook.
-	// Not allowed in unprivileged mode.
+	// Hooks run in a mount namespace of their own in which every mount is
+	// read-only except the container root's own file system; the mounts
+	// they make on the container root appear in the container (see
+	// docs/shifter.md). Not allowed in unprivileged mode.
 	PreMountHook, PostMountHook string
 
 	// Argv is the command and its arguments; Argv[0] without a slash is
@@ -104,9 +107,11 @@ type Spec struct {
 	Argv []string
 	// Env is the command's complete environment, passed exactly.
 	Env []string
-	// Workdir is the working directory inside the container ("" = /).
-	// When the user cannot enter it there, the command starts in / and
-	// Run logs a warning.
+	// Workdir is the working directory inside the container ("" = /),
+	// resolved inside the container root with the user's credentials and
+	// without magic links (/proc/self/fd/N, /proc/PID/cwd), and entered
+	// before the command starts. When the user cannot enter it there, the
+	// command starts in / and Run logs a warning.
 	Workdir string
 
 	Cred Credential
