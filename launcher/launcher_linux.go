@@ -118,9 +118,6 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 		CallerEnvKept: callerEnvKept, AddressSpace: deps.Early.AddressSpace,
 	}
 	spec, err := buildSpec(ctx, in)
-	if in.EtcDir != "" {
-		defer os.RemoveAll(in.EtcDir)
-	}
 	if err != nil {
 		return 0, err
 	}
@@ -244,9 +241,6 @@ type buildInput struct {
 	// AddressSpace is the caller's RLIMIT_AS when the runtime raised it
 	// (Early.AddressSpace).
 	AddressSpace *Limit
-	// EtcDir holds the generated /etc files (populateEtcDynamically=1).
-	// buildSpec makes it when empty; the caller removes it after Run.
-	EtcDir string
 }
 
 // buildSpec turns the request into a mountns.Spec. On success the caller
@@ -335,12 +329,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		return nil, err
 	}
 	vols = append(append(vols, udiVols...), userVols...)
-	if cfg.PopulateEtcDynamically && in.EtcDir == "" {
-		if in.EtcDir, err = writeGeneratedEtc(); err != nil {
-			return nil, err
-		}
-	}
-	etc, err := etcFiles(cfg, in.EtcDir)
+	etc, err := etcFiles(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -361,6 +350,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		UDIMount:      cfg.UDIMount,
 		Volumes:       vols,
 		EtcFiles:      etc,
+		EtcData:       etcData(cfg),
 		PreMountHook:  cfg.SitePreMountHook,
 		PostMountHook: postMountHook(cfg, modules),
 		Argv:          argv,
@@ -470,9 +460,9 @@ var etcSiteFiles = []string{"hosts", "resolv.conf"}
 // copied.
 var etcGenerated = []string{"passwd", "group", "shadow", "gshadow"}
 
-// etcFiles lists the site files for the container's /etc; dir holds the
-// generatedEtc files when populateEtcDynamically=1.
-func etcFiles(cfg *udiroot.Config, dir string) (map[string]string, error) {
+// etcFiles lists the site files for the container's /etc (with
+// populateEtcDynamically=1, generatedEtc's are added as Spec.EtcData).
+func etcFiles(cfg *udiroot.Config) (map[string]string, error) {
 	out := map[string]string{}
 	if cfg.PopulateEtcDynamically {
 		for _, n := range etcSiteFiles {
@@ -482,7 +472,7 @@ func etcFiles(cfg *udiroot.Config, dir string) (map[string]string, error) {
 			}
 		}
 		for n := range generatedEtc {
-			out[n] = filepath.Join(dir, n)
+			delete(out, n)
 		}
 		return out, nil
 	}

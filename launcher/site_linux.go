@@ -171,19 +171,15 @@ var generatedEtc = map[string]string{
 	"host.conf": "order bind,hosts\nmulti on\n",
 }
 
-// writeGeneratedEtc writes generatedEtc into a new private directory
-// (mountns copies /etc files from host paths) and returns it; the caller
-// removes it once the container is built.
-func writeGeneratedEtc() (string, error) {
-	dir, err := os.MkdirTemp("", "shifter-etc-")
-	if err != nil {
-		return "", fail(ExitSetup, fmt.Errorf("populateEtcDynamically: %w", err))
+// etcData is the generated /etc content of the Spec: generatedEtc when
+// populateEtcDynamically=1.
+func etcData(cfg *udiroot.Config) map[string][]byte {
+	if !cfg.PopulateEtcDynamically {
+		return nil
 	}
+	out := make(map[string][]byte, len(generatedEtc))
 	for name, content := range generatedEtc {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			os.RemoveAll(dir)
-			return "", fail(ExitSetup, fmt.Errorf("populateEtcDynamically: %w", err))
-		}
+		out[name] = []byte(content)
 	}
-	return dir, nil
+	return out
 }

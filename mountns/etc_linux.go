@@ -59,5 +59,8 @@ func etcFiles(cfg *initConfig) (map[string][]byte, error) {
 		}
 		files[name] = b
 	}
+	for name, b := range cfg.EtcData {
+		files[name] = b
+	}
 	return files, nil
 }

@@ -25,6 +25,7 @@ func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 		UDIMount:      spec.UDIMount,
 		Volumes:       spec.Volumes,
 		EtcFiles:      spec.EtcFiles,
+		EtcData:       spec.EtcData,
 		PreMountHook:  spec.PreMountHook,
 		PostMountHook: spec.PostMountHook,
 		Argv:          spec.Argv,
@@ -210,6 +211,9 @@ func checkFileSizeLimit(cfg *initConfig) error {
 		if st, err := os.Stat(host); err == nil {
 			need[name] = st.Size()
 		}
+	}
+	for name, b := range cfg.EtcData {
+		need[name] = int64(len(b))
 	}
 	for name, size := range need {
 		if uint64(size) > lim.Max {

@@ -41,6 +41,7 @@ type initConfig struct {
 	UDIMount      string
 	Volumes       []Volume
 	EtcFiles      map[string]string
+	EtcData       map[string][]byte
 	PreMountHook  string
 	PostMountHook string
 	Argv          []string
@@ -102,7 +103,7 @@ func (s *Spec) validate() error {
 	if s.Unprivileged && (s.PreMountHook != "" || s.PostMountHook != "") {
 		return fmt.Errorf("%w: site mount hooks cannot run in unprivileged mode", ErrSpec)
 	}
-	for name := range s.EtcFiles {
+	for name := range etcNames(s.EtcFiles, s.EtcData) {
 		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
 			return fmt.Errorf("%w: etc file name %q", ErrSpec, name)
 		}
@@ -164,4 +165,21 @@ func (c *Credential) validate() error {
 		}
 	}
 	return nil
+}
+
+// etcNames yields the names of the site's /etc files, copied and
+// generated.
+func etcNames(files map[string]string, data map[string][]byte) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for name := range files {
+			if !yield(name) {
+				return
+			}
+		}
+		for name := range data {
+			if !yield(name) {
+				return
+			}
+		}
+	}
 }

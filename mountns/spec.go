@@ -87,6 +87,10 @@ type Spec struct {
 	// Site files copied into the container's /etc (name -> host path),
 	// e.g. "nsswitch.conf" -> "/etc/nsswitch.conf", plus hosts, resolv.conf.
 	EtcFiles map[string]string
+	// EtcData are generated files for the container's /etc (name ->
+	// content), e.g. Shifter's files-only nsswitch.conf; a name in both
+	// takes EtcData's. The same names are refused as for EtcFiles.
+	EtcData map[string][]byte
 
 	// Hooks run as root with the container root (still writable) as
 	// working directory and a fixed environment (PATH, LC_ALL=C), before
