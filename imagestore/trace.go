@@ -72,8 +72,7 @@ func ParseTrace(r io.Reader, imageSize int64) (*Trace, error) {
 		return nil, bad("line 2: want chunk-size N")
 	}
 	t := &Trace{}
-	var err error
-	if t.ChunkSize, err = parseDecimal(cs); err != nil || t.ChunkSize < 4096 || t.ChunkSize > 64<<20 || t.ChunkSize&(t.ChunkSize-1) != 0 {
+	if t.ChunkSize, ok = parseDecimal(cs); !ok || t.ChunkSize < 4096 || t.ChunkSize > 64<<20 || t.ChunkSize&(t.ChunkSize-1) != 0 {
 		return nil, bad("chunk size %q: want a power of two from 4096 to 64 MiB", cs)
 	}
 	if imageSize < 0 {
@@ -86,8 +85,8 @@ func ParseTrace(r io.Reader, imageSize int64) (*Trace, error) {
 		if !ok {
 			break
 		}
-		n, err := parseDecimal(l)
-		if err != nil {
+		n, ok := parseDecimal(l)
+		if !ok {
 			return nil, bad("line %d: %q is not a chunk index", line, l)
 		}
 		if n >= count {
@@ -113,20 +112,6 @@ func cutPrefix(s, p string) (string, bool) {
 		return s[len(p):], true
 	}
 	return s, false
-}
-
-// parseDecimal accepts only canonical non-negative decimals ("0", "12",
-// not "012", "+1" or " 1").
-func parseDecimal(s string) (int64, error) {
-	if s == "" || len(s) > 18 || (len(s) > 1 && s[0] == '0') {
-		return 0, strconv.ErrSyntax
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, strconv.ErrSyntax
-		}
-	}
-	return strconv.ParseInt(s, 10, 64)
 }
 
 // Marshal renders the trace in its file form.
