@@ -45,4 +45,5 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	return f, nil
 }
+
 const oNoFollow = unix.O_NOFOLLOW

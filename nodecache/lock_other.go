@@ -10,4 +10,5 @@ import (
 )
 
 func lockDir(dir string) (*os.File, error) { return nil, errors.ErrUnsupported }
+
 const oNoFollow = 0
