@@ -94,10 +94,10 @@ type Response struct {
 	Status *Status `json:"status,omitempty"`
 }
 
-// Progress of a warm-up, in bytes of the image.
+// Progress of a warm-up, in chunks.
 type Progress struct {
-	Done  int64 `json:"done"`
-	Total int64 `json:"total"`
+	Done  int64 `json:"done"`  // chunks present, of those asked for
+	Total int64 `json:"total"` // chunks asked for
 	// FromSource counts the bytes that had to be read from the source.
 	FromSource int64 `json:"fromSource"`
 }
