@@ -324,4 +324,3 @@ func (b *CacheBackend) CacheStatus() *proto.CacheStatus {
 		SourceBytes: st.SourceBytes, EvictedBytes: st.EvictedBytes, VerifyFailure: st.VerifyFailures,
 	}
 }
-
