@@ -8,11 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultPath is the configuration file the runtime reads. It is fixed at
@@ -47,10 +51,14 @@ func (e *ParseError) Unwrap() error { return ErrSyntax }
 
 // Image mount modes (imageMount).
 const (
-	ImageMountAuto = "auto"
-	ImageMountLoop = "loop"
-	ImageMountFUSE = "fuse"
+	ImageMountAuto     = "auto"
+	ImageMountLoop     = "loop"
+	ImageMountFUSE     = "fuse"
+	ImageMountShifterd = "shifterd"
 )
+
+// DefaultChunkSize is nodeCacheChunkSize's default.
+const DefaultChunkSize = 256 << 10
 
 // EnvVar is one NAME=VALUE of a siteEnv* key.
 type EnvVar struct{ Name, Value string }
@@ -96,7 +104,16 @@ type Config struct {
 	MountPropagationStyle  string
 	DefaultModules         []string
 	Modules                map[string]*Module
-	ImageMount             string // auto, loop or fuse
+	ImageMount             string // auto, loop, fuse or shifterd
+
+	// The node cache and shifterd (docs/shifterd.md).
+	NodeCacheDir       string        // nodeCacheDir; "" = no node cache
+	NodeCacheSize      int64         // nodeCacheSize, bytes
+	NodeCacheChunkSize int64         // nodeCacheChunkSize, bytes
+	ImageSource        string        // imageSource: "file" or an http(s) base URL
+	ShifterdSocket     string        // shifterdSocket
+	ShifterdIdle       time.Duration // shifterdIdleUnmount
+	ShifterdMetrics    string        // shifterdMetrics: host:port of the metrics listener, "" = none
 
 	// Lines maps each key set in the file to its line, for messages about
 	// values checked later (siteFs).
@@ -117,6 +134,11 @@ func Default() *Config {
 		PopulateEtcDynamically: true,
 		MountPropagationStyle:  "private",
 		ImageMount:             ImageMountAuto,
+		NodeCacheSize:          10 << 30,
+		NodeCacheChunkSize:     DefaultChunkSize,
+		ImageSource:            "file",
+		ShifterdSocket:         "/run/shifter/shifterd.sock",
+		ShifterdIdle:           10 * time.Minute,
 		Modules:                map[string]*Module{},
 		Lines:                  map[string]int{},
 	}
@@ -287,7 +309,30 @@ var globalKeys = map[string]func(c *Config, v string) error{
 	},
 	"defaultModules": func(c *Config, v string) (err error) { c.DefaultModules, err = ParseModuleList(v); return err },
 	"imageMount": func(c *Config, v string) error {
-		return setEnum(&c.ImageMount, v, ImageMountAuto, ImageMountLoop, ImageMountFUSE)
+		return setEnum(&c.ImageMount, v, ImageMountAuto, ImageMountLoop, ImageMountFUSE, ImageMountShifterd)
+	},
+	"nodeCacheDir":  func(c *Config, v string) error { return setPath(&c.NodeCacheDir, v, false) },
+	"nodeCacheSize": func(c *Config, v string) error { return setSize(&c.NodeCacheSize, v, 16<<20, 1<<60) },
+	"nodeCacheChunkSize": func(c *Config, v string) error {
+		if err := setSize(&c.NodeCacheChunkSize, v, 4096, 64<<20); err != nil {
+			return err
+		}
+		if c.NodeCacheChunkSize&(c.NodeCacheChunkSize-1) != 0 {
+			return fmt.Errorf("%q is not a power of two", v)
+		}
+		return nil
+	},
+	"imageSource":         setImageSource,
+	"shifterdSocket":      func(c *Config, v string) error { return setPath(&c.ShifterdSocket, v, false) },
+	"shifterdIdleUnmount": func(c *Config, v string) error { return setDuration(&c.ShifterdIdle, v) },
+	"shifterdMetrics": func(c *Config, v string) error {
+		if v != "" {
+			if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+				return fmt.Errorf("%q is not host:port", v)
+			}
+		}
+		c.ShifterdMetrics = v
+		return nil
 	},
 }
 
@@ -429,6 +474,74 @@ func setSeconds(dst *int, v string) error {
 		return fmt.Errorf("%q is not a number of seconds (0-3600)", v)
 	}
 	*dst = n
+	return nil
+}
+
+// ParseSize parses a byte count with an optional k, M, G or T suffix
+// (powers of 1024; "512M", "10G", "4096").
+func ParseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	mult := int64(1)
+	if s != "" {
+		switch s[len(s)-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		case 't', 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			s = s[:len(s)-1]
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size (a number with an optional k, M, G or T suffix)", v)
+	}
+	return n * mult, nil
+}
+
+func setSize(dst *int64, v string, lo, hi int64) error {
+	n, err := ParseSize(v)
+	if err != nil {
+		return err
+	}
+	if n < lo || n > hi {
+		return fmt.Errorf("%q is out of range (%d to %d bytes)", v, lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+func setDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		if n, nerr := strconv.Atoi(v); nerr == nil {
+			d, err = time.Duration(n)*time.Second, nil
+		}
+	}
+	if err != nil || d < 0 {
+		return fmt.Errorf("%q is not a duration (e.g. 600, 10m, 1h)", v)
+	}
+	*dst = d
+	return nil
+}
+
+// setImageSource accepts "file" or an http(s) base URL without query,
+// fragment or user information.
+func setImageSource(c *Config, v string) error {
+	if v == "" || v == "file" {
+		c.ImageSource = "file"
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is neither \"file\" nor an http(s)://host[:port][/path] URL", v)
+	}
+	c.ImageSource = strings.TrimSuffix(v, "/")
 	return nil
 }
 
