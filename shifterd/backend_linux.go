@@ -4,12 +4,15 @@ package shifterd
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -32,6 +35,11 @@ type CacheBackend struct {
 	// (<url>/<id>.squashfs, <id>.chunks) instead of their files.
 	SourceURL  string
 	HTTPClient *http.Client
+	// ChunkListDir keeps the chunk lists this node computes for images
+	// published without one (file source only), with ChunkSize; "" does
+	// without.
+	ChunkListDir string
+	ChunkSize    int64
 	// DataCache is each mount's in-memory cache of decompressed blocks
 	// (squashreader.Options.DataCacheSize); 0 keeps the reader's default.
 	DataCache int64
@@ -53,6 +61,7 @@ type openImage struct {
 	users int
 	ci    *nodecache.Image // nil when there is no node cache
 	ra    io.ReaderAt      // what the reader reads: ci, or the source itself
+	src   nodecache.Source
 	size  int64
 	close func() error
 }
@@ -93,10 +102,13 @@ func (b *CacheBackend) open(ctx context.Context, img *imagestore.Metadata) (*ope
 		}
 		src, oi.size, oi.close = fsrc, fsrc.Size(), f.Close
 		chunks, err = imagestore.LoadChunkList(b.ImageDir, img.ID)
+		if errors.Is(err, fs.ErrNotExist) && b.ChunkListDir != "" {
+			chunks, err = imagestore.LoadChunkList(b.ChunkListDir, img.ID)
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			chunks = nil
-			b.log().Info("image has no chunk list: read through, not cached", "image", img.ID)
+			b.log().Info("image has no chunk list: read through, not cached (shifterd warm makes one)", "image", img.ID)
 		case err != nil:
 			f.Close()
 			return nil, fmt.Errorf("image %s: %w", img.ID, err)
@@ -106,7 +118,7 @@ func (b *CacheBackend) open(ctx context.Context, img *imagestore.Metadata) (*ope
 		oi.close()
 		return nil, fmt.Errorf("image %s: %d bytes, its metadata says %d", img.ID, oi.size, img.Size)
 	}
-	oi.ra = src
+	oi.ra, oi.src = src, src
 	if b.Cache != nil {
 		ci, err := b.Cache.Image(img.ID, src, chunks)
 		if err != nil {
@@ -266,10 +278,20 @@ func (b *CacheBackend) Warm(ctx context.Context, img *imagestore.Metadata, trace
 		return err
 	}
 	defer b.release(oi)
-	if oi.ci == nil || !oi.ci.Cached() {
+	if oi.ci == nil {
 		return fmt.Errorf("image %s: %w", img.ID, ErrNoCache)
 	}
-	cl := oi.ci.ChunkList()
+	ci := oi.ci
+	if !ci.Cached() {
+		cl, err := b.computeChunkList(img, oi)
+		if err != nil {
+			return err
+		}
+		if ci, err = b.Cache.Image(img.ID, oi.src, cl); err != nil {
+			return fmt.Errorf("image %s: %w", img.ID, err)
+		}
+	}
+	cl := ci.ChunkList()
 	var order []int64
 	t, err := imagestore.LoadTrace(b.ImageDir, img)
 	switch {
@@ -286,13 +308,55 @@ func (b *CacheBackend) Warm(ctx context.Context, img *imagestore.Metadata, trace
 	if !traceOnly {
 		order = appendRest(order, cl.Count())
 	}
-	before := oi.ci.Stats().SourceBytes
+	before := ci.Stats().SourceBytes
 	total := int64(len(order))
-	return oi.ci.Warm(ctx, order, func(done, _ int64) {
+	return ci.Warm(ctx, order, func(done, _ int64) {
 		if progress != nil {
-			progress(proto.Progress{Done: done, Total: total, FromSource: oi.ci.Stats().SourceBytes - before})
+			progress(proto.Progress{Done: done, Total: total, FromSource: ci.Stats().SourceBytes - before})
 		}
 	})
+}
+
+// computeChunkList makes the chunk list of an image published without
+// one, from its file, and keeps it in ChunkListDir. The file must match
+// the sha256 its metadata records, so the list is as trustworthy as one
+// the gateway would have written.
+func (b *CacheBackend) computeChunkList(img *imagestore.Metadata, oi *openImage) (*imagestore.ChunkList, error) {
+	if b.ChunkListDir == "" || b.SourceURL != "" || b.ChunkSize <= 0 {
+		return nil, fmt.Errorf("image %s: %w", img.ID, ErrNoCache)
+	}
+	if img.SHA256 == "" {
+		return nil, fmt.Errorf("image %s: no chunk list, and no sha256 in its metadata to make one against", img.ID)
+	}
+	// One pass computes both the whole file's sha256 and the chunks',
+	// so the chunks hashed are the bytes checked.
+	cl := &imagestore.ChunkList{ChunkSize: b.ChunkSize, Size: oi.size,
+		Sums: make([][sha256.Size]byte, (oi.size+b.ChunkSize-1)/b.ChunkSize)}
+	if err := cl.Validate(); err != nil {
+		return nil, fmt.Errorf("image %s: %w", img.ID, err)
+	}
+	h := sha256.New()
+	buf := make([]byte, b.ChunkSize)
+	for i := range cl.Count() {
+		off, n := cl.Range(i)
+		if _, err := oi.src.ReadAt(buf[:n], off); err != nil && !(errors.Is(err, io.EOF) && off+n == oi.size) {
+			return nil, fmt.Errorf("image %s: hashing: %w", img.ID, err)
+		}
+		h.Write(buf[:n])
+		cl.Sums[i] = sha256.Sum256(buf[:n])
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != img.SHA256 {
+		b.log().Error("image file does not match the sha256 of its metadata: not cached", "image", img.ID, "sha256", got, "want", img.SHA256)
+		return nil, fmt.Errorf("image %s: file sha256 %s, its metadata says %s", img.ID, got, img.SHA256)
+	}
+	if err := os.MkdirAll(b.ChunkListDir, 0o700); err != nil {
+		return nil, fmt.Errorf("chunk list directory: %w", err)
+	}
+	if err := imagestore.WriteChunkList(b.ChunkListDir, img.ID, cl); err != nil {
+		return nil, err
+	}
+	b.log().Info("chunk list made on this node", "image", img.ID, "chunks", cl.Count(), "chunkSize", b.ChunkSize)
+	return cl, nil
 }
 
 // appendRest appends to order every chunk index below count it lacks, in
