@@ -73,6 +73,14 @@ type Config struct {
 	MaxImageSize    int64               `json:"max_image_size"`
 	MksquashfsArgs  []string            `json:"mksquashfs_args,omitempty"`
 	Retries         int                 `json:"retries"`
+	// AllowInternalHosts: hosts, IP addresses or CIDR prefixes a registry
+	// may make the gateway contact although they are internal (loopback,
+	// link-local, private). The registry named in a reference always is.
+	AllowInternalHosts []string `json:"allow_internal_hosts,omitempty"`
+	// MinDownloadSpeed (bytes/s), averaged over DownloadSpeedWindow: a
+	// registry sending a blob slower fails the pull.
+	MinDownloadSpeed    int64    `json:"min_download_speed"`
+	DownloadSpeedWindow Duration `json:"download_speed_window"`
 
 	// Expiration: a lookup keeps an image for this long.
 	Expiration Duration `json:"expiration"`
@@ -98,6 +106,9 @@ type Config struct {
 type Registry struct {
 	Insecure bool   `json:"insecure,omitempty"` // plain HTTP allowed
 	CAFile   string `json:"ca_file,omitempty"`
+	// AuthHosts: other hosts that may receive this registry's credentials
+	// (a token realm elsewhere).
+	AuthHosts []string `json:"auth_hosts,omitempty"`
 }
 
 // System is one cluster served by the gateway (Shifter's Platforms entry).
@@ -153,6 +164,8 @@ func DefaultConfig() *Config {
 		Systems: map[string]*System{
 			DefaultSystem: {ImageDir: DefaultImageDir, Transfer: TransferLocal, Admins: []string{"root"}},
 		},
+		MinDownloadSpeed:    64 << 10,
+		DownloadSpeedWindow: Duration(30 * time.Second),
 	}
 }
 
@@ -233,12 +246,28 @@ func (c *Config) Validate() error {
 		if r.CAFile != "" && !filepath.IsAbs(r.CAFile) {
 			bad("registries.%s.ca_file %q: must be an absolute path", host, r.CAFile)
 		}
+		for _, h := range r.AuthHosts {
+			if h == "" || strings.ContainsAny(h, "/ @") {
+				bad("registries.%s.auth_hosts: %q is not a HOST[:PORT]", host, h)
+			}
+		}
+	}
+	for _, h := range c.AllowInternalHosts {
+		if h == "" || strings.ContainsAny(h, " @") {
+			bad("allow_internal_hosts: %q is not a HOST[:PORT], IP address or CIDR prefix", h)
+		}
 	}
 	if c.MaxImageSize <= 0 {
 		bad("max_image_size must be positive")
 	}
 	if c.Retries < 0 || c.Retries > 20 {
 		bad("retries %d: want 0..20", c.Retries)
+	}
+	if c.MinDownloadSpeed < 1 {
+		bad("min_download_speed %d: want >= 1 (bytes/s)", c.MinDownloadSpeed)
+	}
+	if c.DownloadSpeedWindow < Duration(time.Second) {
+		bad("download_speed_window %s: want >= 1s", c.DownloadSpeedWindow.D())
 	}
 	if c.MaxAttempts < 1 {
 		bad("max_attempts %d: want >= 1", c.MaxAttempts)

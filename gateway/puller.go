@@ -20,18 +20,21 @@ type realPuller struct{ p *pull.Puller }
 func NewPuller(c *Config, log *slog.Logger) (Puller, error) {
 	regs := map[string]pull.Registry{}
 	for host, r := range c.Registries {
-		regs[host] = pull.Registry{Insecure: r.Insecure, CAFile: r.CAFile}
+		regs[host] = pull.Registry{Insecure: r.Insecure, CAFile: r.CAFile, AuthHosts: r.AuthHosts}
 	}
 	p, err := pull.New(pull.Options{
-		CacheDir:        c.CacheDir,
-		WorkDir:         c.WorkDir,
-		Registries:      regs,
-		DefaultRegistry: c.DefaultRegistry,
-		MaxImageSize:    c.MaxImageSize,
-		MksquashfsArgs:  c.MksquashfsArgs,
-		Platform:        c.Platform,
-		Retries:         c.Retries,
-		Logger:          log,
+		CacheDir:           c.CacheDir,
+		WorkDir:            c.WorkDir,
+		Registries:         regs,
+		DefaultRegistry:    c.DefaultRegistry,
+		MaxImageSize:       c.MaxImageSize,
+		MksquashfsArgs:     c.MksquashfsArgs,
+		Platform:           c.Platform,
+		Retries:            c.Retries,
+		AllowInternalHosts: c.AllowInternalHosts,
+		MinSpeed:           c.MinDownloadSpeed,
+		SpeedWindow:        c.DownloadSpeedWindow.D(),
+		Logger:             log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new puller: %w", err)

@@ -82,3 +82,33 @@ exec "$@"`
 	out = append(out, hooks...)
 	return append(out, argv...), nil
 }
+
+// addressSpaceExit is the status when the command's address-space limit
+// cannot be set back.
+const addressSpaceExit = ExitSetup
+
+// wrapAddressSpace makes argv start under the caller's address-space
+// limit (ulimit -v) again, when the runtime's processes run with a raised
+// one (Early.AddressSpace): /bin/sh, inside the container and as the user,
+// sets the soft limit and then the hard one (in KiB, rounded down, as
+// ulimit counts) and execs the command. The limit is restored here, and
+// not in the namespace init, because the init is a Go program too and
+// would die at its next mapping under the caller's limit; the command is
+// the first program that the limit is meant for. Without a raised limit
+// argv is returned as it is.
+func wrapAddressSpace(argv []string, l *Limit) ([]string, error) {
+	if l == nil || l.Cur == Unlimited {
+		return argv, nil
+	}
+	if len(argv) == 0 {
+		return nil, errors.New("no command")
+	}
+	script := "ulimit -S -v " + strconv.FormatUint(l.Cur/1024, 10)
+	if l.Max != Unlimited {
+		script += " && ulimit -H -v " + strconv.FormatUint(l.Max/1024, 10)
+	}
+	script += ` || { echo "shifter: cannot set the address-space limit (ulimit -v) back for the command" >&2; exit ` +
+		strconv.Itoa(addressSpaceExit) + `; }
+exec "$@"`
+	return append([]string{"/bin/sh", "-c", script, "shifter-ulimit"}, argv...), nil
+}

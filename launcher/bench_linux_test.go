@@ -5,6 +5,7 @@ package launcher
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -40,5 +41,7 @@ func BenchmarkBuildSpec(b *testing.B) {
 			b.Fatal(err)
 		}
 		spec.Image.Close()
+		os.RemoveAll(in.EtcDir)
+		in.EtcDir = ""
 	}
 }

@@ -111,6 +111,10 @@ type envInputs struct {
 	Caller   []string // the caller's environment (os.Environ)
 	ClearEnv bool     // --clearenv: ignore Caller
 	Setuid   bool     // drop loader and runtime variables from Caller
+	// Original: Caller is the environment the setuid process started
+	// with (launcher.Early.CallerEnv), without what the Go runtime added
+	// to it, so its GOTRACEBACK is the caller's and is kept.
+	Original bool
 	Request  string   // SHIFTER_IMAGEREQUEST
 	ImageID  string   // SHIFTER_IMAGE (id, or the local path)
 	Image    []string // image ENV
@@ -130,7 +134,7 @@ func buildEnv(in envInputs) []string {
 			if !ok || k == "" {
 				continue
 			}
-			if in.Setuid && (isLoaderVar(k) || slices.Contains(runtimeVars, k)) {
+			if in.Setuid && (isLoaderVar(k) || !in.Original && slices.Contains(runtimeVars, k)) {
 				continue
 			}
 			if _, dup := e.get(k); dup {

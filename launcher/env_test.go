@@ -90,6 +90,13 @@ func TestBuildEnv(t *testing.T) {
 			want: []string{"HOME=/h", "GODEBUG=x=1", "PATH=/tmp:/bin", "MY_LD_PRELOAD=ok", "SHIFTER_IMAGEREQUEST=", "SHIFTER_IMAGE="},
 		},
 		{
+			name: "setuid with the environment saved before the runtime started keeps GO variables",
+			in: envInputs{Setuid: true, Original: true, Caller: []string{
+				"LD_PRELOAD=/tmp/evil.so", "GOTRACEBACK=crash", "GODEBUG=inittrace=1", "GOMAXPROCS=1", "TZ=UTC0",
+			}},
+			want: []string{"GOTRACEBACK=crash", "GODEBUG=inittrace=1", "GOMAXPROCS=1", "TZ=UTC0", "SHIFTER_IMAGEREQUEST=", "SHIFTER_IMAGE="},
+		},
+		{
 			name: "loader variables set explicitly by the user still apply",
 			in:   envInputs{Setuid: true, Caller: []string{"LD_PRELOAD=/x"}, EnvFlags: []string{"LD_LIBRARY_PATH=/opt/lib"}, Image: []string{"LD_PRELOAD=/img.so"}},
 			want: []string{"SHIFTER_IMAGEREQUEST=", "SHIFTER_IMAGE=", "LD_PRELOAD=/img.so", "LD_LIBRARY_PATH=/opt/lib"},

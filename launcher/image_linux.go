@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -28,6 +29,9 @@ type resolvedImage struct {
 	Path      string               // squashfs path, or the local directory
 	LocalRoot string
 	ID        string // SHIFTER_IMAGE: the id, or the local path
+	// Untrusted says why the image file may not be given to the kernel's
+	// squashfs driver ("" when it may): see untrustedImage.
+	Untrusted string
 }
 
 // imageResolver finds images for one caller.
@@ -141,7 +145,31 @@ func (r *imageResolver) open(m *imagestore.Metadata) (*resolvedImage, error) {
 		f.Close()
 		return nil, failf(ExitSoftware, "image %s: %v", sq, err)
 	}
-	return &resolvedImage{Meta: m, File: f, Path: sq, ID: m.ID}, nil
+	storeOwner := uint32(0)
+	if dst, err := os.Stat(r.cfg.ImagePath); err == nil {
+		storeOwner = dst.Sys().(*syscall.Stat_t).Uid
+	}
+	return &resolvedImage{Meta: m, File: f, Path: sq, ID: m.ID, Untrusted: untrustedImage(&st, storeOwner)}, nil
+}
+
+// untrustedImage says why an image file, as its open descriptor's stat
+// shows it, is one an ordinary user could have written, or "" when only
+// root and the image store's owner (the gateway's account, which owns the
+// store directory) can: owned by anyone else, or writable by its group or
+// by everyone (a POSIX ACL that grants writing shows in the group bits,
+// as its mask). The kernel's squashfs driver is not hardened against
+// crafted images, so such a file is never loop-mounted: it is served by
+// the FUSE helper, whose reader checks every offset, or refused.
+func untrustedImage(st *unix.Stat_t, storeOwner uint32) string {
+	switch {
+	case st.Uid != 0 && st.Uid != storeOwner:
+		return fmt.Sprintf("owned by uid %d, neither root nor the image store's owner (uid %d)", st.Uid, storeOwner)
+	case st.Mode&0o002 != 0:
+		return "writable by every user"
+	case st.Mode&0o020 != 0:
+		return fmt.Sprintf("writable by group %d", st.Gid)
+	}
+	return ""
 }
 
 // local checks a local:/dir image: allowed by the site, a directory the

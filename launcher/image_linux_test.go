@@ -251,3 +251,67 @@ func TestGatewayLookup(t *testing.T) {
 		t.Errorf("unknown tag through gateway: %v, want exit %d", err, ExitUnknownImage)
 	}
 }
+
+// TestUntrustedImageFile: an image file an ordinary user could have
+// written is flagged when it is opened (issue #17 item 13), and the mount
+// mode then keeps it from the kernel's squashfs driver.
+func TestUntrustedImageFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files other owners")
+	}
+	tests := []struct {
+		name       string
+		storeOwner int // the store directory's owner
+		uid, gid   int
+		mode       os.FileMode
+		want       string // in Untrusted; "" = trusted
+	}{
+		{"root, 0644", 0, 0, 0, 0o644, ""},
+		{"root, 0600", 0, 0, 0, 0o600, ""},
+		{"store owner (the gateway's account)", 4000, 4000, 4000, 0o640, ""},
+		{"root's file in a store of another owner", 4000, 0, 0, 0o644, ""},
+		{"another user's file", 0, 1000, 1000, 0o644, "owned by uid 1000"},
+		{"another user's read-only file", 4000, 1000, 0, 0o444, "owned by uid 1000"},
+		{"world-writable", 0, 0, 0, 0o666, "writable by every user"},
+		{"group-writable", 0, 0, 100, 0o664, "writable by group 100"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			store := t.TempDir()
+			must(t, os.Chown(store, tc.storeOwner, tc.storeOwner))
+			id := publish(t, store, tc.name, time.Now(), []string{"x:1"}, nil, nil)
+			sq, _ := imagestore.Paths(store, id)
+			must(t, os.Chown(sq, tc.uid, tc.gid))
+			must(t, os.Chmod(sq, tc.mode))
+			cfg := udiroot.Default()
+			cfg.ImagePath = store
+			img, err := testResolver(t, cfg, 1000, 1000, nil, nil).resolve(context.Background(), ImageRef{Type: "id", Tag: id, Raw: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.File.Close()
+			if tc.want == "" && img.Untrusted != "" || !strings.Contains(img.Untrusted, tc.want) {
+				t.Fatalf("Untrusted = %q, want %q", img.Untrusted, tc.want)
+			}
+			for _, m := range []string{udiroot.ImageMountAuto, udiroot.ImageMountFUSE, udiroot.ImageMountLoop} {
+				cfg.ImageMount = m
+				var logs strings.Builder
+				got, err := imageMountMode(cfg, img, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+				switch {
+				case tc.want == "":
+					if err != nil || string(got) != m || logs.Len() != 0 {
+						t.Errorf("imageMount=%s: %q, %v, log %q; want %s, no log", m, got, err, logs.String(), m)
+					}
+				case m == udiroot.ImageMountLoop:
+					if err == nil || ExitCode(err) != ExitNoPerm || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "never loop-mounted") {
+						t.Errorf("imageMount=loop: %q, %v; want refusal (exit %d) naming %q", got, err, ExitNoPerm, tc.want)
+					}
+				default:
+					if err != nil || got != mountns.MountFUSE || !strings.Contains(logs.String(), "served through FUSE") {
+						t.Errorf("imageMount=%s: %q, %v, log %q; want fuse, said", m, got, err, logs.String())
+					}
+				}
+			}
+		})
+	}
+}

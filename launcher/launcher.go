@@ -30,4 +30,31 @@ type Deps struct {
 	Version string
 	// Stdout and Stderr default to os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
+	// Early is what cmd/shifter did before the Go runtime started.
+	Early Early
 }
+
+// Early reports what a front end did before the Go runtime started
+// (cmd/shifter does it in a C constructor), so that the command still gets
+// what the caller gave.
+type Early struct {
+	// CallerEnv is the caller's environment as it was before the Go
+	// runtime's variables (GO*, TZ, ZONEINFO) were taken out of a setuid
+	// process's environment; nil when nothing was taken out, and then
+	// os.Environ() is the caller's. The command's environment is built
+	// from it.
+	CallerEnv []string
+	// Scrubbed is how many variables were taken out.
+	Scrubbed int
+	// AddressSpace is the caller's RLIMIT_AS when it was raised for the
+	// runtime's processes (the Go runtime cannot start under a few
+	// hundred MB); nil when it was not. The command gets it back (see
+	// wrapAddressSpace).
+	AddressSpace *Limit
+}
+
+// Limit is a resource limit in bytes; Unlimited is RLIM_INFINITY.
+type Limit struct{ Cur, Max uint64 }
+
+// Unlimited is the value of an unlimited Limit.
+const Unlimited = ^uint64(0)

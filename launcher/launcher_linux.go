@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,10 @@ func Main(ctx context.Context, args []string, deps Deps) int {
 
 func run(ctx context.Context, args []string, deps Deps) (int, error) {
 	environ := os.Environ()
+	callerEnvKept := deps.Early.CallerEnv != nil
+	if callerEnvKept {
+		environ = deps.Early.CallerEnv
+	}
 	// --help and --version work without a configuration.
 	if o, err := ParseArgs(args, environ, "docker"); err == nil && (o.Help || o.Version) {
 		if o.Help {
@@ -77,7 +82,14 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 	}
 	log := slog.New(slog.NewTextHandler(deps.Stderr, &slog.HandlerOptions{Level: level}))
 	for _, k := range cfg.Ignored {
-		log.Debug("udiRoot.conf key has no effect here", "key", k)
+		log.Info("udiRoot.conf: key accepted with no effect, or a different one, here", "note", k)
+	}
+	if deps.Early.Scrubbed > 0 {
+		log.Debug("Go runtime variables (GO*, TZ, ZONEINFO) kept from the setuid runtime, passed to the command", "count", deps.Early.Scrubbed)
+	}
+	if l := deps.Early.AddressSpace; l != nil {
+		log.Debug("address-space limit raised for the runtime; the command gets it back through /bin/sh in the container",
+			"soft_kib", limitKiB(l.Cur), "hard_kib", limitKiB(l.Max))
 	}
 	cred, err := CallerCredential()
 	if err != nil {
@@ -102,9 +114,13 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 	in := &buildInput{
 		Opts: opts, Cfg: cfg, Mode: mode, Cred: cred, Cwd: cwd, Environ: environ,
 		Lookup: lookup, ParseVolumes: deps.ParseVolumes, Log: log, ImportUsers: imported,
-		MountHelper: findMountHelper(mode, log),
+		MountHelper:   findMountHelper(mode, log),
+		CallerEnvKept: callerEnvKept, AddressSpace: deps.Early.AddressSpace,
 	}
 	spec, err := buildSpec(ctx, in)
+	if in.EtcDir != "" {
+		defer os.RemoveAll(in.EtcDir)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -222,6 +238,15 @@ type buildInput struct {
 	MountHelper  string
 	Log          *slog.Logger
 	ImportUsers  []mountns.Account // usersToImport, from the host's NSS
+	// CallerEnvKept: Environ is the caller's environment as it was before
+	// the Go runtime started (Early.CallerEnv), not os.Environ().
+	CallerEnvKept bool
+	// AddressSpace is the caller's RLIMIT_AS when the runtime raised it
+	// (Early.AddressSpace).
+	AddressSpace *Limit
+	// EtcDir holds the generated /etc files (populateEtcDynamically=1).
+	// buildSpec makes it when empty; the caller removes it after Run.
+	EtcDir string
 }
 
 // buildSpec turns the request into a mountns.Spec. On success the caller
@@ -234,6 +259,19 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	modules, err := selectModules(cfg, o.Modules)
 	if err != nil {
 		return nil, err
+	}
+	if e := perNodeCacheEntry(o.Volumes); e != "" {
+		return nil, failf(ExitUnavailable, "--volume %s: perNodeCache volumes (a per-node scratch file system) are not supported yet", e)
+	}
+	for _, l := range siteFsLists(cfg, modules) {
+		if e := perNodeCacheEntry(l.value); e != "" {
+			return nil, failf(ExitUnavailable, "%s:%d: %s: %s: perNodeCache volumes are not supported yet", cfg.File, l.line, l.key, e)
+		}
+	}
+	for _, m := range modules {
+		if m.RootHook != "" && in.Mode == ModeUser {
+			return nil, failf(ExitUnavailable, "shifter module %q has a roothook, which runs as root: it needs shifter installed setuid root (or run by root)", m.Name)
+		}
 	}
 	var userVols []mountns.Volume
 	if strings.TrimSpace(o.Volumes) != "" {
@@ -281,6 +319,9 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	if argv, err = wrapUserHooks(argv, hooks); err != nil {
 		return nil, fail(ExitSoftware, err)
 	}
+	if argv, err = wrapAddressSpace(argv, in.AddressSpace); err != nil {
+		return nil, fail(ExitSoftware, err)
+	}
 	workdir, err := resolveWorkdir(o.Workdir, img.Meta, in.Cwd)
 	if err != nil {
 		return nil, err
@@ -289,8 +330,21 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	if err != nil {
 		return nil, err
 	}
-	vols = append(vols, userVols...)
-	etc, err := etcFiles(cfg)
+	udiVols, err := udiImageVolumes(cfg, modules, in.Log)
+	if err != nil {
+		return nil, err
+	}
+	vols = append(append(vols, udiVols...), userVols...)
+	if cfg.PopulateEtcDynamically && in.EtcDir == "" {
+		if in.EtcDir, err = writeGeneratedEtc(); err != nil {
+			return nil, err
+		}
+	}
+	etc, err := etcFiles(cfg, in.EtcDir)
+	if err != nil {
+		return nil, err
+	}
+	mountMode, err := imageMountMode(cfg, img, in.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -302,18 +356,19 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		Image:         img.File,
 		ImagePath:     img.Path,
 		LocalRoot:     img.LocalRoot,
-		Mode:          mountns.MountMode(cfg.ImageMount),
+		Mode:          mountMode,
 		MountHelper:   in.MountHelper,
 		UDIMount:      cfg.UDIMount,
 		Volumes:       vols,
 		EtcFiles:      etc,
 		PreMountHook:  cfg.SitePreMountHook,
-		PostMountHook: cfg.SitePostMountHook,
+		PostMountHook: postMountHook(cfg, modules),
 		Argv:          argv,
 		Env: buildEnv(envInputs{
 			Caller:   in.Environ,
 			ClearEnv: o.ClearEnv,
 			Setuid:   in.Mode == ModeSetuid,
+			Original: in.CallerEnvKept,
 			Request:  o.Image.Raw,
 			ImageID:  img.ID,
 			Image:    imageEnv,
@@ -336,19 +391,14 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 // site destination rules; mountPropagationStyle is the default
 // propagation.
 func siteVolumes(cfg *udiroot.Config, modules []*udiroot.Module) ([]mountns.Volume, error) {
-	type list struct{ key, value string }
-	lists := []list{{"siteFs", cfg.SiteFs}}
-	for _, m := range modules {
-		lists = append(lists, list{"module_" + m.Name + "_siteFs", m.SiteFs})
-	}
 	var out []mountns.Volume
-	for _, l := range lists {
+	for _, l := range siteFsLists(cfg, modules) {
 		if strings.TrimSpace(l.value) == "" {
 			continue
 		}
 		vols, err := mountns.ParseSiteVolumes(l.value)
 		if err != nil {
-			return nil, failf(ExitConfig, "%s:%d: %s: %v", cfg.File, cfg.Lines[l.key], l.key, err)
+			return nil, failf(ExitConfig, "%s:%d: %s: %v", cfg.File, l.line, l.key, err)
 		}
 		for i := range vols {
 			vols[i].Site = true
@@ -359,6 +409,33 @@ func siteVolumes(cfg *udiroot.Config, modules []*udiroot.Module) ([]mountns.Volu
 		out = append(out, vols...)
 	}
 	return out, nil
+}
+
+// siteFsList is one line's value of a siteFs key.
+type siteFsList struct {
+	key   string
+	line  int
+	value string
+}
+
+// siteFsLists are the site's siteFs and the active modules' ones, line by
+// line (a key may be given on several lines, which add up).
+func siteFsLists(cfg *udiroot.Config, modules []*udiroot.Module) []siteFsList {
+	var lists []siteFsList
+	add := func(key, value string) {
+		if lines := cfg.SiteFsLines[key]; len(lines) > 0 {
+			for _, l := range lines {
+				lists = append(lists, siteFsList{key, l.Line, l.Value})
+			}
+			return
+		}
+		lists = append(lists, siteFsList{key, cfg.Lines[key], value})
+	}
+	add("siteFs", cfg.SiteFs)
+	for _, m := range modules {
+		add("module_"+m.Name+"_siteFs", m.SiteFs)
+	}
+	return lists
 }
 
 // readEnvFile reads an --env-file with the caller's permissions.
@@ -385,15 +462,17 @@ func readEnvFile(mode RunMode, p string) ([]udiroot.EnvVar, error) {
 }
 
 // etcSiteFiles are copied from the host's /etc when
-// populateEtcDynamically=1.
-var etcSiteFiles = []string{"nsswitch.conf", "hosts", "resolv.conf"}
+// populateEtcDynamically=1, as Shifter does; nsswitch.conf and host.conf
+// are generated then (generatedEtc, written in dir).
+var etcSiteFiles = []string{"hosts", "resolv.conf"}
 
 // etcGenerated are written by mountns from the credential and never
 // copied.
 var etcGenerated = []string{"passwd", "group", "shadow", "gshadow"}
 
-// etcFiles lists the site files for the container's /etc.
-func etcFiles(cfg *udiroot.Config) (map[string]string, error) {
+// etcFiles lists the site files for the container's /etc; dir holds the
+// generatedEtc files when populateEtcDynamically=1.
+func etcFiles(cfg *udiroot.Config, dir string) (map[string]string, error) {
 	out := map[string]string{}
 	if cfg.PopulateEtcDynamically {
 		for _, n := range etcSiteFiles {
@@ -401,6 +480,9 @@ func etcFiles(cfg *udiroot.Config) (map[string]string, error) {
 			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
 				out[n] = p
 			}
+		}
+		for n := range generatedEtc {
+			out[n] = filepath.Join(dir, n)
 		}
 		return out, nil
 	}
@@ -418,4 +500,29 @@ func etcFiles(cfg *udiroot.Config) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// limitKiB formats a limit in KiB for messages.
+func limitKiB(v uint64) string {
+	if v == Unlimited {
+		return "unlimited"
+	}
+	return strconv.FormatUint(v/1024, 10)
+}
+
+// imageMountMode is the image mount mode: the configured one (imageMount),
+// except that an image file an ordinary user could have written
+// (img.Untrusted) never reaches the kernel's squashfs driver: in auto mode
+// it is served through FUSE (said under -v), and imageMount=loop refuses
+// it.
+func imageMountMode(cfg *udiroot.Config, img *resolvedImage, log *slog.Logger) (mountns.MountMode, error) {
+	mode := mountns.MountMode(cfg.ImageMount)
+	if img.Untrusted == "" || img.File == nil {
+		return mode, nil
+	}
+	if mode == mountns.MountLoop {
+		return "", failf(ExitNoPerm, "image %s: %s is %s: such a file is never loop-mounted, and udiRoot.conf says imageMount=loop", img.ID, img.Path, img.Untrusted)
+	}
+	log.Info("image file not trusted for the kernel's squashfs driver: served through FUSE", "image", img.Path, "reason", img.Untrusted)
+	return mountns.MountFUSE, nil
 }

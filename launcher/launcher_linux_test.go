@@ -171,6 +171,8 @@ func TestMainFailures(t *testing.T) {
 		{"missing config", "/nonexistent/udiRoot.conf", []string{"-i", "pub:1"}, nil, ExitConfig, "/nonexistent/udiRoot.conf"},
 		{"bad config", writeConfig(t, "bogus=1\n"), []string{"-i", "pub:1"}, nil, ExitConfig, `udiRoot.conf:1: unknown key "bogus"`},
 		{"bad siteFs", writeConfig(t, "imagePath="+store+"\n\nsiteFs=/a:/etc\n"), []string{"-i", "pub:1"}, nil, ExitConfig, "udiRoot.conf:3: siteFs"},
+		{"bad second siteFs line", writeConfig(t, "imagePath="+store+"\nsiteFs=/home\nsiteFs=/a:/etc\n"), []string{"-i", "pub:1"}, nil, ExitConfig, "udiRoot.conf:3: siteFs"},
+		{"perNodeCache siteFs", writeConfig(t, "imagePath="+store+"\nsiteFs=/home\n\nsiteFs=/tmp:/c:perNodeCache=size=1G\n"), []string{"-i", "pub:1"}, nil, ExitUnavailable, "udiRoot.conf:4: siteFs: /tmp:/c:perNodeCache=size=1G: perNodeCache volumes are not supported yet"},
 		{"gateway without system", writeConfig(t, "imagePath="+store+"\nimageGateway=unix:/x\n"), []string{"-i", "pub:1"}, nil, ExitConfig, "system is not"},
 		{"usage", good, []string{"--nope"}, nil, ExitUsage, "unknown flag"},
 		{"no image", good, []string{"ls"}, nil, ExitUsage, "no image"},

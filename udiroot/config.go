@@ -78,6 +78,8 @@ type Module struct {
 	Env      EnvRules
 	SiteFs   string   // volume list in Shifter's siteFs syntax (mountns.ParseSiteVolumes)
 	UserHook string   // run by /bin/sh inside the container, as the user, before the command
+	RootHook string   // run by /bin/sh as root on the host, cwd the container root, after the site mounts
+	CopyPath string   // host directory shown read-only at /opt/udiImage/modules/<name>
 	Conflict []string // modules that cannot be active together with this one
 	Enabled  bool     // default true; module_<name>_enabled=0 hides it
 }
@@ -114,14 +116,42 @@ type Config struct {
 	ShifterdSocket     string        // shifterdSocket
 	ShifterdIdle       time.Duration // shifterdIdleUnmount
 	ShifterdMetrics    string        // shifterdMetrics: host:port of the metrics listener, "" = none
+	// OptUdiImage is a host directory whose contents appear read-only at
+	// /opt/udiImage in every container (Shifter copies it there).
+	OptUdiImage string
+	// RootfsType is Shifter's file system type for the container root
+	// (tmpfs, ramfs on Cray); here the root's writable layer is always a
+	// tmpfs.
+	RootfsType string
+	// MountUdiRootWritable: Shifter leaves its tmpfs root writable when 1;
+	// here the root is always read-only.
+	MountUdiRootWritable bool
+	// PerNodeCache* are parsed for perNodeCache volumes (not supported
+	// yet): where their backing files go, the largest size a user may ask
+	// for (bytes, 0 = no limit), and the file systems they may ask for.
+	PerNodeCachePath          string
+	PerNodeCacheSizeLimit     int64
+	PerNodeCacheAllowedFsType []string
 
-	// Lines maps each key set in the file to its line, for messages about
-	// values checked later (siteFs).
+	// Lines maps each key set in the file to its (first) line, for
+	// messages about values checked later (siteFs).
 	Lines map[string]int
+	// SiteFsLines holds, for siteFs and each module_<name>_siteFs, every
+	// line that set it, in order: the key's value is their lists joined,
+	// and a runtime that checks them one by one can name the line of a
+	// bad entry.
+	SiteFsLines map[string][]KeyLine
 
-	// Ignored lists the Shifter keys that were accepted but have no
-	// effect here ("file:line: key"), for --verbose.
+	// Ignored lists, one line each ("file:line: key: why"), the Shifter
+	// keys and values that were accepted but have no effect here or an
+	// effect that differs from Shifter's, for --verbose.
 	Ignored []string
+}
+
+// KeyLine is one line's value of a key.
+type KeyLine struct {
+	Line  int
+	Value string
 }
 
 // Default returns the configuration used for keys a file does not set.
@@ -133,6 +163,7 @@ func Default() *Config {
 		DefaultImageType:       "docker",
 		PopulateEtcDynamically: true,
 		MountPropagationStyle:  "private",
+		RootfsType:             "tmpfs",
 		ImageMount:             ImageMountAuto,
 		NodeCacheSize:          10 << 30,
 		NodeCacheChunkSize:     DefaultChunkSize,
@@ -141,6 +172,7 @@ func Default() *Config {
 		ShifterdIdle:           10 * time.Minute,
 		Modules:                map[string]*Module{},
 		Lines:                  map[string]int{},
+		SiteFsLines:            map[string][]KeyLine{},
 	}
 }
 
@@ -177,6 +209,11 @@ type line struct {
 
 // Parse parses the content of a configuration file; name is used in
 // error messages. Errors are *ParseError.
+//
+// Every key Shifter's parser accepts is accepted. A key given again adds
+// to its earlier values where Shifter's parser appends (appendKeys and
+// module_<name>_siteFs); any other repeated key takes the last value, as
+// in Shifter, with a note in Ignored.
 func Parse(name string, data []byte) (*Config, error) {
 	lines, err := split(name, data)
 	if err != nil {
@@ -190,13 +227,23 @@ func Parse(name string, data []byte) (*Config, error) {
 		perr := func(format string, args ...any) error {
 			return &ParseError{File: name, Line: l.n, Msg: fmt.Sprintf(format, args...)}
 		}
-		if first, dup := seen[l.key]; dup {
-			return nil, perr("key %q already set on line %d", l.key, first)
+		note := func(format string, args ...any) {
+			c.Ignored = append(c.Ignored, fmt.Sprintf("%s:%d: %s: ", name, l.n, l.key)+fmt.Sprintf(format, args...))
 		}
-		seen[l.key] = l.n
-		c.Lines[l.key] = l.n
-		if mod, sub, ok := strings.Cut(strings.TrimPrefix(l.key, "module_"), "_"); ok && strings.HasPrefix(l.key, "module_") {
-			if err := c.setModuleKey(mod, sub, l.value); err != nil {
+		mod, sub, isModule := strings.Cut(strings.TrimPrefix(l.key, "module_"), "_")
+		isModule = isModule && strings.HasPrefix(l.key, "module_")
+		if first, dup := seen[l.key]; dup && !slices.Contains(appendKeys, l.key) && !(isModule && sub == "siteFs") {
+			note("set again (first on line %d): the last value wins, as in Shifter", first)
+		}
+		if _, dup := seen[l.key]; !dup {
+			seen[l.key] = l.n
+			c.Lines[l.key] = l.n
+		}
+		if l.key == "siteFs" || isModule && sub == "siteFs" {
+			c.SiteFsLines[l.key] = append(c.SiteFsLines[l.key], KeyLine{l.n, l.value})
+		}
+		if isModule {
+			if err := c.setModuleKey(mod, sub, l.value, note); err != nil {
 				return nil, perr("%s: %v", l.key, err)
 			}
 			continue
@@ -204,29 +251,55 @@ func Parse(name string, data []byte) (*Config, error) {
 		if l.key == "defaultModules" {
 			defaultModulesLine = l.n
 		}
-		set, ok := globalKeys[l.key]
-		switch {
-		case ok:
+		if set, ok := globalKeys[l.key]; ok {
 			if err := set(c, l.value); err != nil {
 				return nil, perr("%s: %v", l.key, err)
 			}
-		case slices.Contains(ignoredKeys, l.key):
-			c.Ignored = append(c.Ignored, fmt.Sprintf("%s:%d: %s", name, l.n, l.key))
-		case slices.Contains(unsupportedKeys, l.key):
-			return nil, perr("key %q is not supported by this implementation of shifter", l.key)
-		default:
-			return nil, perr("unknown key %q", l.key)
+			if why := valueNote(c, l.key); why != "" {
+				note("%s", why)
+			}
+			continue
 		}
+		if why, ok := ignoredKeys[l.key]; ok {
+			note("%s", why)
+			continue
+		}
+		return nil, perr("unknown key %q", l.key)
 	}
 	for _, m := range c.DefaultModules {
 		if _, ok := c.Modules[m]; !ok && m != "none" {
 			return nil, &ParseError{File: name, Line: defaultModulesLine, Msg: fmt.Sprintf("defaultModules: module %q is not defined", m)}
 		}
 	}
+	if _, set := seen["populateEtcDynamically"]; !set && c.EtcPath != "" {
+		// Shifter's default is 0, and every Shifter configuration sets
+		// etcPath (its parser requires it): such a file gets its etcPath.
+		c.PopulateEtcDynamically = false
+	}
 	if !c.PopulateEtcDynamically && c.EtcPath == "" {
 		return nil, &ParseError{File: name, Msg: "populateEtcDynamically=0 needs etcPath"}
 	}
 	return c, nil
+}
+
+// valueNote says how a key that this implementation reads differs from
+// Shifter for the value just set ("" when it does not).
+func valueNote(c *Config, key string) string {
+	switch key {
+	case "rootfsType":
+		if c.RootfsType != "tmpfs" {
+			return "the container root's writable layer is always a tmpfs here (overlay over the image); " + c.RootfsType + " is not used"
+		}
+	case "mountUdiRootWritable":
+		if c.MountUdiRootWritable {
+			return "the container root is always remounted read-only here, as Shifter does with 0; /tmp, /var/tmp and volumes stay writable"
+		}
+	case "perNodeCachePath", "perNodeCacheSizeLimit", "perNodeCacheAllowedFsType":
+		if c.PerNodeCachePath != "" || c.PerNodeCacheSizeLimit != 0 || len(c.PerNodeCacheAllowedFsType) > 0 {
+			return "parsed, but perNodeCache volumes are not supported yet (a --volume asking for one fails)"
+		}
+	}
+	return ""
 }
 
 // split turns the file into logical lines.
@@ -285,24 +358,30 @@ func split(name string, data []byte) ([]line, error) {
 
 // globalKeys are the keys this implementation understands.
 var globalKeys = map[string]func(c *Config, v string) error{
-	"imagePath":         func(c *Config, v string) error { return setPath(&c.ImagePath, v, true) },
-	"udiMount":          func(c *Config, v string) error { return setPath(&c.UDIMount, v, true) },
-	"system":            func(c *Config, v string) error { return setWord(&c.System, v) },
-	"imageGateway":      func(c *Config, v string) error { c.ImageGateway = strings.Fields(v); return nil },
+	"imagePath": func(c *Config, v string) error { return setPath(&c.ImagePath, v, true) },
+	"udiMount":  func(c *Config, v string) error { return setPath(&c.UDIMount, v, true) },
+	"system":    func(c *Config, v string) error { return setWord(&c.System, v) },
+	"imageGateway": func(c *Config, v string) error {
+		c.ImageGateway = append(c.ImageGateway, strings.Fields(v)...)
+		return nil
+	},
 	"gatewayTimeout":    func(c *Config, v string) error { return setSeconds(&c.GatewayTimeout, v) },
 	"defaultImageType":  func(c *Config, v string) error { return setEnum(&c.DefaultImageType, v, "docker", "id", "local") },
-	"siteFs":            func(c *Config, v string) error { return setVolumes(&c.SiteFs, v) },
-	"siteEnv":           func(c *Config, v string) (err error) { c.Env.Set, err = parseEnvList(v); return err },
-	"siteEnvAppend":     func(c *Config, v string) (err error) { c.Env.Append, err = parseEnvList(v); return err },
-	"siteEnvPrepend":    func(c *Config, v string) (err error) { c.Env.Prepend, err = parseEnvList(v); return err },
-	"siteEnvUnset":      func(c *Config, v string) (err error) { c.Env.Unset, err = parseNameList(v); return err },
+	"siteFs":            func(c *Config, v string) error { return appendVolumes(&c.SiteFs, v) },
+	"siteEnv":           func(c *Config, v string) error { return appendEnvList(&c.Env.Set, v) },
+	"siteEnvAppend":     func(c *Config, v string) error { return appendEnvList(&c.Env.Append, v) },
+	"siteEnvPrepend":    func(c *Config, v string) error { return appendEnvList(&c.Env.Prepend, v) },
+	"siteEnvUnset":      func(c *Config, v string) error { return appendNameList(&c.Env.Unset, v) },
 	"sitePreMountHook":  func(c *Config, v string) error { return setPath(&c.SitePreMountHook, v, false) },
 	"sitePostMountHook": func(c *Config, v string) error { return setPath(&c.SitePostMountHook, v, false) },
 	"populateEtcDynamically": func(c *Config, v string) error {
 		return setBool(&c.PopulateEtcDynamically, v)
 	},
-	"etcPath":          func(c *Config, v string) error { return setPath(&c.EtcPath, v, false) },
-	"usersToImport":    func(c *Config, v string) error { c.UsersToImport = strings.Fields(v); return nil },
+	"etcPath": func(c *Config, v string) error { return setPath(&c.EtcPath, v, false) },
+	"usersToImport": func(c *Config, v string) error {
+		c.UsersToImport = append(c.UsersToImport, strings.Fields(v)...)
+		return nil
+	},
 	"allowLocalChroot": func(c *Config, v string) error { return setBool(&c.AllowLocalChroot, v) },
 	"mountPropagationStyle": func(c *Config, v string) error {
 		return setEnum(&c.MountPropagationStyle, v, "private", "slave")
@@ -334,26 +413,62 @@ var globalKeys = map[string]func(c *Config, v string) error{
 		c.ShifterdMetrics = v
 		return nil
 	},
+	"optUdiImage": func(c *Config, v string) error { return setPath(&c.OptUdiImage, v, false) },
+	"rootfsType": func(c *Config, v string) error {
+		if v == "" {
+			v = "tmpfs"
+		}
+		return setWord(&c.RootfsType, v)
+	},
+	"mountUdiRootWritable": func(c *Config, v string) error { return setBool(&c.MountUdiRootWritable, v) },
+	"perNodeCachePath":     func(c *Config, v string) error { return setPath(&c.PerNodeCachePath, v, false) },
+	"perNodeCacheSizeLimit": func(c *Config, v string) (err error) {
+		c.PerNodeCacheSizeLimit, err = ParseBytes(v)
+		return err
+	},
+	"perNodeCacheAllowedFsType": func(c *Config, v string) error {
+		c.PerNodeCacheAllowedFsType = append(c.PerNodeCacheAllowedFsType, strings.Fields(v)...)
+		return nil
+	},
 }
 
-// ignoredKeys are Shifter keys that describe machinery this
+// appendKeys are the keys whose repetitions add to the earlier values, as
+// Shifter's parser does (module_<name>_siteFs too).
+var appendKeys = []string{
+	"siteFs", "siteEnv", "siteEnvAppend", "siteEnvPrepend", "siteEnvUnset",
+	"imageGateway", "usersToImport", "perNodeCacheAllowedFsType",
+}
+
+// ignoredKeys are the Shifter keys that describe machinery this
 // implementation does not have (external cp/mv/dd, a separate loop mount
-// point, kernel-module loading, ...). They are accepted so that an
-// existing Shifter configuration still loads.
-var ignoredKeys = []string{
-	"loopMount", "udiRootPath", "modprobePath", "insmodPath", "cpPath", "mvPath",
-	"chmodPath", "ddPath", "mkfsXfsPath", "rootfsType", "mountUdiRootWritable",
-	"maxGroupCount", "allowLibcPwdCalls", "batchType", "optionalSshdAsRoot",
-	"autoLoadKernelModule", "kmodBasePath", "kmodCacheFile", "nodeContextPrefix",
+// point, kernel-module loading, ...), with why. They are accepted, with
+// their note in Config.Ignored, so that an existing Shifter configuration
+// loads.
+var ignoredKeys = map[string]string{
+	"loopMount":            "not used: the image is mounted inside each container's private namespace",
+	"udiRootPath":          "not used: shifter finds shifter-mount next to itself",
+	"modprobePath":         "not used: no kernel modules are loaded",
+	"insmodPath":           "not used: no kernel modules are loaded",
+	"cpPath":               "not used: no external tools are run",
+	"mvPath":               "not used: no external tools are run",
+	"chmodPath":            "not used: no external tools are run",
+	"ddPath":               "not used: no external tools are run",
+	"mkfsXfsPath":          "not used: perNodeCache volumes are not supported yet",
+	"maxGroupCount":        "not used: the container's /etc/group lists only the user's own groups",
+	"allowLibcPwdCalls":    "not used: the host's NSS (getpwuid, getgrouplist) is always used",
+	"batchType":            "not used (Shifter's shiftrun script only)",
+	"optionalSshdAsRoot":   "deprecated in Shifter too",
+	"autoLoadKernelModule": "deprecated in Shifter too",
+	"kmodBasePath":         "deprecated in Shifter too",
+	"kmodCacheFile":        "deprecated in Shifter too",
+	"nodeContextPrefix":    "defunct in Shifter too",
 }
 
-// unsupportedKeys are Shifter features that are not implemented; setting
-// one is an error rather than silently running without it.
-var unsupportedKeys = []string{
-	"optUdiImage", "perNodeCachePath", "perNodeCacheSizeLimit", "perNodeCacheAllowedFsType",
-}
-
-func (c *Config) setModuleKey(name, sub, v string) error {
+// setModuleKey sets module_<name>_<sub>. As in Shifter, siteFs adds to
+// earlier values, the other keys take the last one, and an unknown
+// subkey (such as the copypath of Shifter's own example) is ignored, here
+// with a note.
+func (c *Config) setModuleKey(name, sub, v string, note func(string, ...any)) error {
 	if !validModuleName(name) {
 		return fmt.Errorf("module name %q: use letters, digits, '-' and '.'", name)
 	}
@@ -373,17 +488,19 @@ func (c *Config) setModuleKey(name, sub, v string) error {
 	case "siteEnvUnset":
 		m.Env.Unset, err = parseNameList(v)
 	case "siteFs":
-		err = setVolumes(&m.SiteFs, v)
+		err = appendVolumes(&m.SiteFs, v)
 	case "userhook":
 		err = setPath(&m.UserHook, v, false)
+	case "roothook":
+		err = setPath(&m.RootHook, v, false)
+	case "copyPath":
+		err = setPath(&m.CopyPath, v, false)
 	case "conflict":
 		m.Conflict = strings.Fields(v)
 	case "enabled":
 		err = setBool(&m.Enabled, v)
-	case "copyPath", "roothook":
-		err = fmt.Errorf("module key %q is not supported by this implementation of shifter", sub)
 	default:
-		err = fmt.Errorf("unknown module key %q", sub)
+		note("unknown module key %q, ignored as Shifter ignores it", sub)
 	}
 	return err
 }
@@ -456,16 +573,45 @@ func setEnum(dst *string, v string, allowed ...string) error {
 	return nil
 }
 
+// setBool takes 0 and 1 (any integer, as Shifter's strtol: non-zero is
+// true), and true/false, yes/no.
 func setBool(dst *bool, v string) error {
 	switch strings.ToLower(v) {
-	case "1", "true", "yes":
+	case "true", "yes":
 		*dst = true
-	case "0", "false", "no":
+		return nil
+	case "false", "no":
 		*dst = false
-	default:
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
 		return fmt.Errorf("%q is not 0 or 1", v)
 	}
+	*dst = n != 0
 	return nil
+}
+
+// ParseBytes parses a size as Shifter's parseBytes: a number with an
+// optional suffix b, k, m, g, t, p or e (any case; powers of 1024), such
+// as 100G. Fractions are allowed (1.5g); the result is rounded down.
+func ParseBytes(v string) (int64, error) {
+	num := strings.TrimRight(v, "bBkKmMgGtTpPeE")
+	suffix := strings.ToLower(v[len(num):])
+	if len(suffix) > 1 || num == "" {
+		return 0, fmt.Errorf("%q is not a size (a number with an optional b, k, m, g, t, p or e)", v)
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fmt.Errorf("%q is not a size (a number with an optional b, k, m, g, t, p or e)", v)
+	}
+	if suffix != "" {
+		f *= math.Pow(1024, float64(strings.Index("bkmgtpe", suffix)))
+	}
+	if f >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	return int64(f), nil
 }
 
 func setSeconds(dst *int, v string) error {
@@ -477,35 +623,8 @@ func setSeconds(dst *int, v string) error {
 	return nil
 }
 
-// ParseSize parses a byte count with an optional k, M, G or T suffix
-// (powers of 1024; "512M", "10G", "4096").
-func ParseSize(v string) (int64, error) {
-	s := strings.TrimSpace(v)
-	mult := int64(1)
-	if s != "" {
-		switch s[len(s)-1] {
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		case 't', 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			s = s[:len(s)-1]
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%q is not a size (a number with an optional k, M, G or T suffix)", v)
-	}
-	return n * mult, nil
-}
-
 func setSize(dst *int64, v string, lo, hi int64) error {
-	n, err := ParseSize(v)
+	n, err := ParseBytes(v)
 	if err != nil {
 		return err
 	}
@@ -573,15 +692,34 @@ func parseNameList(v string) ([]string, error) {
 	return out, nil
 }
 
-// setVolumes keeps a volume list for mountns.ParseSiteVolumes, which
-// the runtime applies (with the site destination rules); here only
-// characters that can never be part of one are refused.
-func setVolumes(dst *string, v string) error {
+// appendVolumes adds a volume list to dst (";"-joined) for
+// mountns.ParseSiteVolumes, which the runtime applies (with the site
+// destination rules); here only characters that can never be part of one
+// are refused.
+func appendVolumes(dst *string, v string) error {
 	for _, r := range v {
 		if r < 0x20 || r == 0x7f {
 			return fmt.Errorf("control character in %q", v)
 		}
 	}
-	*dst = v
+	switch {
+	case strings.TrimSpace(v) == "":
+	case strings.TrimSpace(*dst) == "":
+		*dst = v
+	default:
+		*dst += ";" + v
+	}
 	return nil
+}
+
+func appendEnvList(dst *[]EnvVar, v string) error {
+	vars, err := parseEnvList(v)
+	*dst = append(*dst, vars...)
+	return err
+}
+
+func appendNameList(dst *[]string, v string) error {
+	names, err := parseNameList(v)
+	*dst = append(*dst, names...)
+	return err
 }

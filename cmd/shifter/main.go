@@ -33,5 +33,6 @@ func main() {
 		Run:          mountns.Run,
 		ParseVolumes: mountns.ParseVolumes,
 		Version:      version,
+		Early:        earlyState(),
 	}))
 }

@@ -256,6 +256,37 @@ func TestSetuid(t *testing.T) {
 			}
 		})
 	}
+	// Issue #17 item 13: the caller's Go runtime variables do not reach
+	// the setuid runtime (GODEBUG=inittrace=1 made it print a trace of its
+	// package initialisation on stderr), and the command still gets them.
+	t.Run("Go runtime variables", func(t *testing.T) {
+		env := []string{"GODEBUG=inittrace=1", "GOTRACEBACK=crash", "GOMAXPROCS=1", "GOGC=off", "GOMEMLIMIT=1MiB", "TZ=UTC0"}
+		out, errOut, code := nobody(env, "-i", "busybox", "sh", "-c", `echo "$GODEBUG $GOTRACEBACK $GOMAXPROCS $GOGC $GOMEMLIMIT $TZ"`)
+		if code != 0 || out != "inittrace=1 crash 1 off 1MiB UTC0\n" || errOut != "" {
+			t.Errorf("status %d stdout %q stderr %q; want 0, the caller's values, no runtime trace", code, out, errOut)
+		}
+	})
+	// Issue #17 item 12: the setuid runtime starts under a low ulimit -v,
+	// and the command runs under the caller's limit.
+	t.Run("address-space limit", func(t *testing.T) {
+		prlimit := testutil.RequireTool(t, "prlimit")
+		// A setuid-root process's permitted set is the bounding set.
+		canRaise := hasCap(t, "CapBnd", capSysResource)
+		for _, soft := range asLimits {
+			for _, hard := range []uint64{0, soft} {
+				hardArg := "unlimited"
+				if hard != 0 {
+					hardArg = fmt.Sprint(hard)
+				}
+				cmd := exec.Command(prlimit, fmt.Sprintf("--as=%d:%s", soft, hardArg), "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+					bin, "-i", "busybox", "sh", "-c", "ulimit -S -v; ulimit -H -v")
+				cmd.Env = []string{"PATH=/usr/bin:/bin"}
+				cmd.Dir = "/"
+				out, errOut, code := run(t, cmd)
+				checkLimitRun(t, soft, hard, canRaise, out, errOut, code)
+			}
+		}
+	})
 	t.Run("config not owned by root", func(t *testing.T) {
 		if err := os.Chown(conf, 65534, 65534); err != nil {
 			t.Fatal(err)

@@ -160,7 +160,7 @@ func TestRedirectDropsCredentials(t *testing.T) {
 	creds := map[string]string{host: testUser + ":" + testPass}
 
 	t.Run("cdn allowed", func(t *testing.T) {
-		p := newPuller(t, nil, host, cdnHost)
+		p := newPuller(t, func(o *Options) { o.AllowInternalHosts = []string{cdnHost} }, host, cdnHost)
 		if _, err := build(t, p, host+"/private/img:1", creds); err != nil {
 			t.Fatalf("build: %v", err)
 		}
@@ -175,8 +175,23 @@ func TestRedirectDropsCredentials(t *testing.T) {
 			}
 		}
 	})
+	t.Run("internal cdn not allowed", func(t *testing.T) {
+		mu.Lock()
+		cdnAuth = nil
+		mu.Unlock()
+		p := newPuller(t, nil, host, cdnHost)
+		_, err := build(t, p, host+"/private/img:1", creds)
+		if !errors.Is(err, ErrInternalHost) {
+			t.Fatalf("build error = %v, want %v", err, ErrInternalHost)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(cdnAuth) != 0 {
+			t.Errorf("the internal CDN received %d requests", len(cdnAuth))
+		}
+	})
 	t.Run("plain http cdn refused", func(t *testing.T) {
-		p := newPuller(t, nil, host)
+		p := newPuller(t, func(o *Options) { o.AllowInternalHosts = []string{cdnHost} }, host)
 		_, err := build(t, p, host+"/private/img:1", creds)
 		if err == nil || !strings.Contains(err.Error(), "plain HTTP not allowed") {
 			t.Fatalf("build error = %v, want a plain HTTP refusal", err)

@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/shifter-go/shifter/imagestore"
 	"github.com/shifter-go/shifter/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // buildImage resolves and builds ref with p into a temporary squashfs and
@@ -116,6 +119,16 @@ func TestBuildLayers(t *testing.T) {
 			{file("t", "old content")},
 			{hardlink("l", "t")},
 			{file("t", "new content")},
+		}},
+		{"hard link to a symlink", [][]ent{
+			{file("t", "target"), symlink("s", "t"), hardlink("h", "s"), symlink("abs", "/t"), symlink("dir", "sub"), dir("sub")},
+			{hardlink("h2", "abs"), hardlink("sub/h3", "s"), hardlink("h4", "dir")},
+		}},
+		{"hard link to a symlink that is removed later", [][]ent{
+			{symlink("s", "nowhere"), hardlink("h", "s")}, {whiteout("", "s")},
+		}},
+		{"hard link to a fifo", [][]ent{
+			{{name: "p", typ: tar.TypeFifo, mode: 0o600}, hardlink("q", "p")},
 		}},
 		{"hard link chain", [][]ent{
 			{file("a", "x")}, {hardlink("b", "a")}, {hardlink("c", "b"), whiteout("", "a")},
@@ -230,6 +243,51 @@ func TestBuildUnsafeLayers(t *testing.T) {
 				t.Errorf("unsquashfs -lln (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestBuildStripsOverlayXattrs is issue 17 item 7: trusted.* and
+// *.overlay.* xattrs of layer entries reached the squashfs, which the
+// runtime mounts as an overlayfs lower layer. The image extracted by the
+// real unsquashfs (as root, so trusted.* would be restored) has only the
+// harmless ones.
+func TestBuildStripsOverlayXattrs(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "unsquashfs")
+	bad := map[string]string{
+		"trusted.overlay.opaque": "y", "trusted.overlay.redirect": "/etc", "user.overlay.opaque": "y",
+		"user.overlay.origin": "o", "trusted.other": "x", "user.keep": "v",
+	}
+	host := testRegistry(t, nil)
+	ref := host + "/xattrs:1"
+	push(t, ref, image(t, types.OCIManifestSchema1, v1.Config{}, nil,
+		[]ent{{name: "d", typ: tar.TypeDir, mode: 0o755, xattrs: bad}, {name: "d/f", typ: tar.TypeReg, body: "f", mode: 0o644, xattrs: bad}},
+		[]ent{{name: "e", typ: tar.TypeDir, mode: 0o755, xattrs: bad}, opaque("e"), {name: "e/g", typ: tar.TypeReg, body: "g", mode: 0o644, xattrs: bad}}))
+	p := newPuller(t, nil, host)
+	sq, _, err := buildImage(t, p, ref)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	root := unsquash(t, sq)
+	var got []string
+	for _, rel := range []string{"d", "d/f", "e", "e/g"} {
+		path := filepath.Join(root, rel)
+		sz, err := unix.Llistxattr(path, nil)
+		if err != nil {
+			t.Fatalf("listxattr %s: %v", rel, err)
+		}
+		buf := make([]byte, sz)
+		n, _ := unix.Llistxattr(path, buf)
+		for _, k := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+			if k != "" {
+				got = append(got, rel+" "+k)
+			}
+		}
+	}
+	slices.Sort(got)
+	want := []string{"d user.keep", "d/f user.keep", "e user.keep", "e/g user.keep"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("xattrs in the extracted image (-want +got):\n%s", diff)
 	}
 }
 

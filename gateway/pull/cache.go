@@ -127,7 +127,7 @@ func (p *Puller) download(ctx context.Context, r *Resolved, l v1.Descriptor, dif
 // retryable reports whether a failed blob download may succeed again.
 func retryable(err error) bool {
 	if errors.Is(err, ErrInvalidImage) || errors.Is(err, ErrTooLarge) ||
-		errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNotFound) {
+		errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooSlow) {
 		return false
 	}
 	return transientNetErr(err)
@@ -157,9 +157,8 @@ func (w progressWriter) Write(b []byte) (int, error) {
 }
 
 func (p *Puller) downloadOnce(ctx context.Context, r *Resolved, l v1.Descriptor, diffID v1.Hash, progress func(int64)) (err error) {
-	timeout := p.opts.RequestTimeout + time.Duration(l.Size/p.opts.MinSpeed)*time.Second
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	layer, err := remote.Layer(r.repo.Digest(l.Digest.String()), p.remoteOptions(ctx, r.repo.Registry, r.creds)...)
 	if err != nil {
 		return classify(err)
@@ -169,6 +168,8 @@ func (p *Puller) downloadOnce(ctx context.Context, r *Resolved, l v1.Descriptor,
 		return classify(err)
 	}
 	defer body.Close()
+	body = &meteredBody{ReadCloser: body}
+	defer p.watchSpeed(ctx, cancel, body.(*meteredBody), r.repo.RegistryStr(), l.Digest.String())()
 
 	tmp, err := os.CreateTemp(p.tmpDir(), l.Digest.Hex+".*.partial")
 	if err != nil {
@@ -197,6 +198,9 @@ func (p *Puller) downloadOnce(ctx context.Context, r *Resolved, l v1.Descriptor,
 		var de *diffError
 		if errors.As(err, &de) {
 			return de.err
+		}
+		if cause := context.Cause(ctx); errors.Is(cause, ErrTooSlow) {
+			return cause
 		}
 		return fmt.Errorf("read blob: %w", classify(err))
 	}

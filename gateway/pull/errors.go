@@ -27,6 +27,8 @@ var (
 	// ErrInvalidImage: the registry served an invalid manifest, config or
 	// blob (bad digest, size, media type, foreign layer, ...).
 	ErrInvalidImage = errors.New("invalid image")
+	// ErrTooSlow: a registry sent a blob slower than Options.MinSpeed.
+	ErrTooSlow = errors.New("registry too slow")
 )
 
 // classify maps a registry error onto the package's sentinels, keeping

@@ -177,7 +177,7 @@ func TestRegistryFaults(t *testing.T) {
 				next.ServeHTTP(w, r)
 			})
 		}, nil, ErrTooLarge},
-		{"trickling blob times out", func(t *testing.T, next http.Handler) http.Handler {
+		{"trickling blob is cut off", func(t *testing.T, next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if isBlobGet(r) && strings.HasSuffix(r.URL.Path, blobs[1]) {
 					rec := record(next, r)
@@ -197,7 +197,9 @@ func TestRegistryFaults(t *testing.T) {
 				}
 				next.ServeHTTP(w, r)
 			})
-		}, func(o *Options) { o.RequestTimeout = 300 * time.Millisecond; o.MinSpeed = 1 << 30; o.Retries = 1 }, errAny},
+		}, func(o *Options) {
+			o.MinSpeed, o.SpeedWindow, o.SpeedGrace = 64<<10, 300*time.Millisecond, 100*time.Millisecond
+		}, ErrTooSlow},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

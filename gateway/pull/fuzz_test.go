@@ -12,7 +12,8 @@ import (
 
 func FuzzSplitRef(f *testing.F) {
 	for _, s := range []string{"ubuntu", "ubuntu:22.04", "localhost:5000/a/b@sha256:" + strings.Repeat("a", 64),
-		"reg.example/../x", "a%2fb", "UPPER/x", "tést", "[::1]:5000/x:1", "x:" + strings.Repeat("t", 200)} {
+		"reg.example/../x", "a%2fb", "UPPER/x", "tést", "[::1]:5000/x:1", "x:" + strings.Repeat("t", 200),
+		"reg:0/x", "reg:99999/x", "reg:65536/x", "reg:00080/x", "a.-b/x", "a-.b:5000/x", "[::1]:0/x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, ref string) {
@@ -27,6 +28,14 @@ func FuzzSplitRef(f *testing.F) {
 		}
 		if strings.ContainsAny(host+repo+tag+digest, "%\\ \x00") {
 			t.Fatalf("splitRef(%q) = %q %q %q %q", ref, host, repo, tag, digest)
+		}
+		if host != "" && (!reHost.MatchString(host) || !validPort(host)) {
+			t.Fatalf("splitRef(%q) accepted registry host %q", ref, host)
+		}
+		for _, label := range strings.Split(strings.Split(host, ":")[0], ".") {
+			if strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+				t.Fatalf("splitRef(%q) accepted host label %q", ref, label)
+			}
 		}
 		if len(tag) > 128 {
 			t.Fatalf("splitRef(%q) accepted a %d-byte tag", ref, len(tag))

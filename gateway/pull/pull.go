@@ -31,9 +31,15 @@ type Registry struct {
 	// CAFile is a PEM file of CA certificates trusted (in addition to the
 	// system's) for this registry only. Default "": system roots.
 	CAFile string
+	// AuthHosts are other hosts ("host" for port 443, or "host:port") that
+	// may receive this registry's credentials, such as a token realm on
+	// another host. Default none: credentials go to the registry's own
+	// host only (Docker Hub's auth.docker.io is built in).
+	AuthHosts []string
 }
 
-// Options configures a Puller. Zero fields take the documented defaults.
+// Options configures a Puller. Zero fields take the documented defaults
+// (Retries: zero means none).
 type Options struct {
 	// CacheDir holds the verified layer blob cache (CacheDir/blobs/sha256/<hex>)
 	// and partial downloads (CacheDir/blobs/tmp, emptied by New: one Puller
@@ -65,7 +71,8 @@ type Options struct {
 	// "os/arch[/variant]". Default "linux/amd64".
 	Platform string
 	// Retries is how many times a failed registry request or blob download
-	// is retried on transient errors. Default 4; negative means none.
+	// is retried on transient errors: 0 means no retry (the zero value is
+	// meant literally, as the gateway's "retries": 0). Negative is an error.
 	Retries int
 	// RetryDelay is the first backoff delay (doubled per retry, capped at
 	// 32x, with jitter). Default 1s.
@@ -73,13 +80,33 @@ type Options struct {
 	// RequestTimeout bounds each manifest/token request, response headers
 	// of blob requests, dials and TLS handshakes. Default 60s.
 	RequestTimeout time.Duration
-	// MinSpeed is the slowest acceptable blob download in bytes/s: a blob
-	// of size S must arrive within RequestTimeout + S/MinSpeed. Default 64 KiB/s.
+	// MinSpeed is the slowest acceptable blob download in bytes/s,
+	// averaged over SpeedWindow once SpeedGrace has passed since the
+	// blob's response headers: a registry sending less is cut off with
+	// ErrTooSlow (not retried), so it cannot hold a worker until the job's
+	// own timeout. Default 64 KiB/s.
 	MinSpeed int64
+	// SpeedWindow is the interval MinSpeed is averaged over. Default 30s.
+	SpeedWindow time.Duration
+	// SpeedGrace is how long a blob download may be slower than MinSpeed
+	// at its start (connection and TCP slow start). Default 10s.
+	SpeedGrace time.Duration
 	// Jobs is how many blobs are downloaded at once per Build. Default 3.
 	Jobs int
+	// AllowInternalHosts are hosts ("host" or "host:port"), IP addresses
+	// and CIDR prefixes that may be contacted although they are, or
+	// resolve to, internal addresses (loopback, link-local such as
+	// 169.254.169.254, private, unspecified). Whatever else a registry
+	// points at (token realms, redirects, blob URLs) is refused on the
+	// address actually dialled. The registry named in a reference is always
+	// contacted. Default none.
+	AllowInternalHosts []string
 	// Logger receives the package's logs. Default: discard.
 	Logger *slog.Logger
+
+	// resolveHook, in tests, maps a host name to the IP address dialled
+	// instead of resolving it ("" resolves normally).
+	resolveHook func(host string) string
 }
 
 // Puller pulls images. It is safe for concurrent use; concurrent Builds
@@ -89,7 +116,8 @@ type Puller struct {
 	log             *slog.Logger
 	defaultRegistry string
 	platform        v1.Platform
-	transport       http.RoundTripper
+	transport       *guard
+	hosts           *hostPolicy
 	blobDir         string
 	flightMu        sync.Mutex
 	flights         map[string]*flight // by blob hex digest
@@ -121,10 +149,8 @@ func New(opts Options) (*Puller, error) {
 	if opts.Platform == "" {
 		opts.Platform = "linux/amd64"
 	}
-	if opts.Retries == 0 {
-		opts.Retries = 4
-	} else if opts.Retries < 0 {
-		opts.Retries = 0
+	if opts.Retries < 0 {
+		return nil, fmt.Errorf("new puller: retries %d: want >= 0", opts.Retries)
 	}
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = time.Second
@@ -134,6 +160,12 @@ func New(opts Options) (*Puller, error) {
 	}
 	if opts.MinSpeed <= 0 {
 		opts.MinSpeed = 64 << 10
+	}
+	if opts.SpeedWindow <= 0 {
+		opts.SpeedWindow = 30 * time.Second
+	}
+	if opts.SpeedGrace <= 0 {
+		opts.SpeedGrace = 10 * time.Second
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = 3
@@ -151,10 +183,20 @@ func New(opts Options) (*Puller, error) {
 	if p.defaultRegistry == "" || dockerHubHosts[p.defaultRegistry] {
 		p.defaultRegistry = name.DefaultRegistry
 	}
-	if !reHost.MatchString(p.defaultRegistry) {
+	if !reHost.MatchString(p.defaultRegistry) || !validPort(p.defaultRegistry) {
 		return nil, fmt.Errorf("new puller: default registry %q is not HOST[:PORT]", p.defaultRegistry)
 	}
-	def, err := newTransport("", &opts)
+	if p.hosts, err = newHostPolicy(opts.AllowInternalHosts); err != nil {
+		return nil, fmt.Errorf("new puller: %w", err)
+	}
+	for host, r := range opts.Registries {
+		for _, h := range r.AuthHosts {
+			if !reHost.MatchString(h) || !validPort(h) {
+				return nil, fmt.Errorf("new puller: registry %s: auth host %q is not HOST[:PORT]", host, h)
+			}
+		}
+	}
+	def, err := p.newTransport("")
 	if err != nil {
 		return nil, fmt.Errorf("new puller: %w", err)
 	}
@@ -163,7 +205,7 @@ func New(opts Options) (*Puller, error) {
 		if r.CAFile == "" {
 			continue
 		}
-		t, err := newTransport(r.CAFile, &opts)
+		t, err := p.newTransport(r.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("new puller: registry %s: %w", host, err)
 		}
@@ -273,7 +315,7 @@ func (p *Puller) Resolve(ctx context.Context, ref string, creds map[string]strin
 func (p *Puller) remoteOptions(ctx context.Context, reg name.Registry, creds map[string]string) []remote.Option {
 	opts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithTransport(p.transport),
+		remote.WithTransport(p.transport.forPull(reg.RegistryStr())),
 		remote.WithPlatform(p.platform),
 		// guard and the blob loop retry; ggcr must not multiply attempts.
 		remote.WithRetryBackoff(remote.Backoff{Duration: time.Millisecond, Steps: 1}),
@@ -454,10 +496,11 @@ func (p *Puller) loadImage(res *Resolved, img v1.Image) error {
 		if err := checkLayer(l); err != nil {
 			return fmt.Errorf("layer %d: %w", i, err)
 		}
-		total += l.Size
-		if total > p.opts.MaxImageSize {
+		// Compare before adding: sizes near 2^63 must not overflow the sum.
+		if l.Size > p.opts.MaxImageSize-total {
 			return fmt.Errorf("%w: layers exceed %d bytes", ErrTooLarge, p.opts.MaxImageSize)
 		}
+		total += l.Size
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {

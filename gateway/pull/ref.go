@@ -65,6 +65,9 @@ func splitRef(ref string) (host, repo, tag, digest string, err error) {
 			if !reHost.MatchString(c) {
 				return "", "", "", "", bad("malformed registry host")
 			}
+			if !validPort(c) {
+				return "", "", "", "", bad("registry port out of range 1..65535")
+			}
 			host, comps = c, comps[1:]
 		}
 	}

@@ -155,8 +155,8 @@ func fileMode(m int64) os.FileMode {
 
 // describeTree lists every path under dir as "path type mode uid:gid
 // detail", where detail is the content hash of files (and the mtime),
-// the target of symlinks, and hard link groups are named by their
-// first path.
+// the target of symlinks, and hard link groups (files, symlinks, fifos)
+// are named by their first path.
 func describeTree(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
@@ -183,14 +183,16 @@ func describeTree(t *testing.T, dir string) []string {
 			}
 			sum := sha256.Sum256(b)
 			detail = fmt.Sprintf("size=%d sha=%s mtime=%d", len(b), hex.EncodeToString(sum[:8]), fi.ModTime().Unix())
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			detail = "-> " + target
+		}
+		if !fi.IsDir() {
 			if first, ok := inodes[st.Ino]; ok {
 				detail += " link=" + first
 			} else if st.Nlink > 1 {
 				inodes[st.Ino] = rel
 			}
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			detail = "-> " + target
 		}
 		var xattrs []string
 		if sz, err := unix.Llistxattr(p, nil); err == nil && sz > 0 {

@@ -21,6 +21,10 @@ import (
 
 // guard is the bottom http.RoundTripper under go-containerregistry's
 // auth transports. It
+//   - keeps each pull in its scope (pullScope.checkRequest): at most
+//     maxRedirects redirects, credentials only to the registry's own
+//     origin and its AuthHosts; the dialer refuses internal addresses
+//     but the registry's own (Puller.dialContext);
 //   - refuses plain HTTP except to registries configured Insecure (ggcr
 //     itself falls back to HTTP for loopback and private addresses);
 //   - uses the registry's CA file for that registry's host only;
@@ -33,6 +37,14 @@ type guard struct {
 	p       *Puller
 	def     http.RoundTripper            // system roots
 	perHost map[string]http.RoundTripper // registries with a CA file
+	scope   *pullScope                   // set on the per-pull copy (forPull)
+}
+
+// forPull returns the guard of one pull from registry reg.
+func (g *guard) forPull(reg string) *guard {
+	c := *g
+	c.scope = g.p.scope(reg)
+	return &c
 }
 
 var _ http.RoundTripper = (*guard)(nil)
@@ -41,12 +53,19 @@ var _ http.RoundTripper = (*guard)(nil)
 // manifests, indexes, token responses, error documents.
 const maxMetaBody = 4 << 20
 
-func newTransport(caFile string, o *Options) (http.RoundTripper, error) {
+// maxHeaderBytes caps the response headers of every request (with the
+// redirect cap and maxMetaBody, what one request may make the gateway
+// hold).
+const maxHeaderBytes = 1 << 20
+
+func (p *Puller) newTransport(caFile string) (http.RoundTripper, error) {
+	o := &p.opts
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = o.RequestTimeout
 	t.TLSHandshakeTimeout = o.RequestTimeout
-	t.DialContext = (&net.Dialer{Timeout: o.RequestTimeout, KeepAlive: 30 * time.Second}).DialContext
-	t.Proxy = http.ProxyFromEnvironment
+	t.MaxResponseHeaderBytes = maxHeaderBytes
+	t.DialContext = p.dialContext
+	t.Proxy = p.proxyFunc
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
@@ -69,6 +88,13 @@ func isBlobRequest(r *http.Request) bool {
 }
 
 func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if g.scope == nil {
+		return nil, fmt.Errorf("%s %s: registry request outside a pull", req.Method, req.URL.Redacted())
+	}
+	if err := g.scope.checkRequest(req); err != nil {
+		return nil, err
+	}
+	req = req.WithContext(context.WithValue(req.Context(), scopeKey{}, g.scope))
 	host := req.URL.Host
 	if req.URL.Scheme != "https" && !g.p.registry(host).Insecure {
 		return nil, fmt.Errorf("%s %s://%s%s: plain HTTP not allowed for this registry", req.Method, req.URL.Scheme, host, req.URL.Path)

@@ -58,6 +58,7 @@ type Stats struct {
 	Files    int   // distinct regular files (inodes) in the merged tree
 	Dropped  int   // entries dropped: unsafe names, device nodes, bad links, ...
 	Devices  int   // device nodes among Dropped
+	Xattrs   int   // xattrs stripped: trusted.* and *.overlay.*
 	Size     int64 // bytes of the flattened tar
 	Contents int64 // bytes of file contents in the flattened tar
 }
@@ -103,6 +104,9 @@ func Index(ctx context.Context, layers []Layer, opts Options) (*Tree, error) {
 	}
 	if t.stats.Dropped > 0 {
 		t.log.Warn("dropped layer entries", "dropped", t.stats.Dropped, "devices", t.stats.Devices)
+	}
+	if t.stats.Xattrs > 0 {
+		t.log.Warn("stripped trusted.* and overlay xattrs from layer entries", "xattrs", t.stats.Xattrs)
 	}
 	if err := t.finish(); err != nil {
 		return nil, err
@@ -229,8 +233,10 @@ func (t *Tree) apply(i, ord int, h *tar.Header) error {
 		if pd := t.lookupDir(lc[:len(lc)-1], i, false); pd != nil {
 			target = pd.kids[lc[len(lc)-1]]
 		}
-		if target == nil || target.ino == nil {
-			t.drop(i, h.Name, "hard link target missing or not a regular file")
+		// Like link(2), a hard link to a symlink or fifo links to it, not
+		// to what a symlink points at; directories cannot be linked.
+		if target == nil || (target.ino == nil && target.kind != tar.TypeSymlink && target.kind != tar.TypeFifo) {
+			t.drop(i, h.Name, "hard link target missing or a directory")
 			return nil
 		}
 	}
@@ -250,6 +256,12 @@ func (t *Tree) apply(i, ord int, h *tar.Header) error {
 	case tar.TypeLink:
 		if target == existing {
 			return nil
+		}
+		if target.ino == nil {
+			// A symlink or fifo: the names share the header, which
+			// WriteTo turns into one inode.
+			n = &node{name: base, parent: parent, kind: target.kind, layer: i, hdr: target.hdr}
+			break
 		}
 		n = &node{name: base, parent: parent, kind: tar.TypeReg, layer: i, ino: target.ino}
 	default:
@@ -296,13 +308,27 @@ func (t *Tree) charge(h *tar.Header) error {
 
 const xattrPrefix = "SCHILY.xattr."
 
+// overlayXattr reports whether an xattr must not reach the image: the
+// runtime mounts the squashfs as an overlayfs lower layer, where
+// overlayfs reads trusted.overlay.* (and user.overlay.* on user-xattr
+// mounts) as its own metadata (opaque directories, redirects, metacopy),
+// and trusted.* is the privileged namespace no image may set.
+func overlayXattr(name string) bool {
+	if strings.HasPrefix(name, "trusted.") {
+		return true
+	}
+	_, rest, _ := strings.Cut(name, ".")
+	return strings.HasPrefix(rest, "overlay.")
+}
+
 // maxTime is the latest time squashfs can store (unsigned 32-bit seconds).
 var maxTime = time.Unix(math.MaxUint32, 0)
 
 // clean keeps the attributes of h that go into the image: type, mode
 // (permission, setuid/setgid and sticky bits), numeric owner, mtime,
-// size, symlink target and xattrs. User and group names are dropped so
-// mksquashfs never maps them through the gateway's own accounts.
+// size, symlink target and xattrs (but trusted.* and *.overlay.*, see
+// overlayXattr). User and group names are dropped so mksquashfs never
+// maps them through the gateway's own accounts.
 func (t *Tree) clean(h *tar.Header, typ byte) *tar.Header {
 	c := &tar.Header{
 		Typeflag: typ,
@@ -338,6 +364,10 @@ func (t *Tree) clean(h *tar.Header, typ byte) *tar.Header {
 		v := h.PAXRecords[k]
 		name, ok := strings.CutPrefix(k, xattrPrefix)
 		if !ok || name == "" || len(name) > maxName || strings.IndexByte(name, 0) >= 0 {
+			continue
+		}
+		if overlayXattr(name) {
+			t.stats.Xattrs++
 			continue
 		}
 		if total += len(name) + len(v); total > maxXattrBytes {

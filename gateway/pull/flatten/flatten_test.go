@@ -171,6 +171,11 @@ func checkOutput(t testing.TB, out []byte) {
 			t.Fatalf("output is not a valid tar: %v", err)
 		}
 		name := strings.TrimSuffix(h.Name, "/")
+		for k := range h.PAXRecords {
+			if x, ok := strings.CutPrefix(k, xattrPrefix); ok && overlayXattr(x) {
+				t.Fatalf("%q carries xattr %q", name, x)
+			}
+		}
 		comps, ok := splitName(name)
 		if !ok || strings.Join(comps, "/") != name || name == "" {
 			t.Fatalf("output name %q is not clean", h.Name)
@@ -189,8 +194,8 @@ func checkOutput(t testing.TB, out []byte) {
 		case tar.TypeChar, tar.TypeBlock:
 			t.Fatalf("device node %q in output", name)
 		case tar.TypeLink:
-			if seen[h.Linkname] != tar.TypeReg {
-				t.Fatalf("hard link %q to %q, which is not an earlier file", name, h.Linkname)
+			if lt := seen[h.Linkname]; lt != tar.TypeReg && lt != tar.TypeSymlink && lt != tar.TypeFifo {
+				t.Fatalf("hard link %q to %q, which is not an earlier file, symlink or fifo", name, h.Linkname)
 			}
 		case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeFifo:
 		default:
@@ -225,11 +230,96 @@ func TestOutputOrder(t *testing.T) {
 	}
 }
 
+// TestHardLinkToSymlink is issue 17 item 7: a hard link to a symlink
+// (or a fifo) was dropped; like link(2) it names the symlink itself, not
+// what it points to. The output carries the symlink once, under its first
+// name in output order, and hard links for the others.
+func TestHardLinkToSymlink(t *testing.T) {
+	out, err := flattenBytes(t, Options{},
+		mkTar(t, tent{name: "t", body: "x"}, tent{name: "s", typ: tar.TypeSymlink, link: "t"},
+			tent{name: "d", typ: tar.TypeSymlink, link: "dir"}, tent{name: "dir/", typ: tar.TypeDir},
+			tent{name: "p", typ: tar.TypeFifo}),
+		mkTar(t, tent{name: "b/h", typ: tar.TypeLink, link: "s"}, tent{name: "a", typ: tar.TypeLink, link: "./s"},
+			tent{name: "q", typ: tar.TypeLink, link: "p"}, tent{name: "dl", typ: tar.TypeLink, link: "d"},
+			tent{name: "dir/x", typ: tar.TypeLink, link: "dir"}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOutput(t, out)
+	var names []string
+	tr := tar.NewReader(bytes.NewReader(out))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, fmt.Sprintf("%c %s %s", h.Typeflag, h.Name, h.Linkname))
+	}
+	want := "2 a t|5 b/ |1 b/h a|2 d dir|5 dir/ |1 dl d|6 p |1 q p|1 s a|0 t "
+	if got := strings.Join(names, "|"); got != want {
+		t.Errorf("output entries = %q, want %q", got, want)
+	}
+}
+
+// TestStripOverlayXattrs is issue 17 item 7: trusted.* and *.overlay.*
+// xattrs from layers reached the squashfs, which the runtime mounts as an
+// overlayfs lower layer (trusted.overlay.opaque would hide directories,
+// redirects would point elsewhere).
+func TestStripOverlayXattrs(t *testing.T) {
+	bad := map[string]string{
+		"SCHILY.xattr.trusted.overlay.opaque":   "y",
+		"SCHILY.xattr.trusted.overlay.redirect": "/etc",
+		"SCHILY.xattr.user.overlay.opaque":      "y",
+		"SCHILY.xattr.user.overlay.metacopy":    "m",
+		"SCHILY.xattr.trusted.other":            "x",
+		"SCHILY.xattr.user.keep":                "v",
+		"SCHILY.xattr.security.capability":      "\x01\x00\x00\x02",
+		"SCHILY.xattr.user.overlayish":          "kept: not the overlay. prefix",
+	}
+	out, err := flattenBytes(t, Options{},
+		mkTar(t, tent{name: "d/", typ: tar.TypeDir, pax: bad}, tent{name: "d/f", body: "x", pax: bad},
+			tent{name: "s", typ: tar.TypeSymlink, link: "d", pax: bad}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"SCHILY.xattr.user.keep": "v", "SCHILY.xattr.security.capability": "\x01\x00\x00\x02",
+		"SCHILY.xattr.user.overlayish": "kept: not the overlay. prefix"}
+	tr := tar.NewReader(bytes.NewReader(out))
+	n := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		got := map[string]string{}
+		for k, v := range h.PAXRecords {
+			if strings.HasPrefix(k, "SCHILY.xattr.") {
+				got[k] = v
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: xattrs %v, want %v", h.Name, got, want)
+		}
+	}
+	if n != 3 {
+		t.Errorf("output has %d entries, want 3", n)
+	}
+}
+
 func FuzzFlatten(f *testing.F) {
 	f.Add(mkTar(f, tent{name: "a", body: "x"}, tent{name: "b", typ: tar.TypeLink, link: "a"}))
+	f.Add(mkTar(f, tent{name: "s", typ: tar.TypeSymlink, link: "/etc"}, tent{name: "h", typ: tar.TypeLink, link: "s"},
+		tent{name: "p", typ: tar.TypeFifo}, tent{name: "a/q", typ: tar.TypeLink, link: "p"}, tent{name: ".wh.s"}))
 	f.Add(mkTar(f, tent{name: "../x", body: "x"}, tent{name: "/etc/.wh..wh..opq"}, tent{name: "l", typ: tar.TypeLink, link: "/etc/shadow"}))
 	f.Add(mkTar(f, tent{name: "d/", typ: tar.TypeDir}, tent{name: "d/.wh.base"}, tent{name: "s", typ: tar.TypeSymlink, link: "../../.."}, tent{name: "s/x", body: "y"}))
 	f.Add(mkTar(f, tent{name: "dev/sda", typ: tar.TypeBlock}, tent{name: "x", pax: map[string]string{"SCHILY.xattr.user.a": "b"}}))
+	f.Add(mkTar(f, tent{name: "o/", typ: tar.TypeDir, pax: map[string]string{"SCHILY.xattr.trusted.overlay.opaque": "y",
+		"SCHILY.xattr.user.overlay.redirect": "/etc", "SCHILY.xattr.trusted.x": "1"}}))
 	f.Add([]byte{})
 	base := mkTar(f, tent{name: "etc/", typ: tar.TypeDir}, tent{name: "etc/shadow", body: "s"}, tent{name: "base", body: "b"},
 		tent{name: "lnk", typ: tar.TypeSymlink, link: "/etc"}, tent{name: "hl", typ: tar.TypeLink, link: "base"})

@@ -13,7 +13,7 @@ type node struct {
 	name   string
 	parent *node
 	kind   byte        // tar.TypeDir, TypeReg (files and their hard links), TypeSymlink or TypeFifo
-	hdr    *tar.Header // attributes of dirs, symlinks and fifos (files: ino.hdr)
+	hdr    *tar.Header // attributes of dirs, symlinks and fifos (files: ino.hdr); hard-linked symlinks and fifos share it
 	kids   map[string]*node
 	layer  int    // the layer that last created or re-declared this path
 	ino    *inode // files: the content shared by hard links

@@ -11,13 +11,14 @@ import (
 )
 
 // WriteTo writes the merged tree to w as one tar stream: first every
-// directory, symlink and fifo (parents before children), then, reading
+// directory, symlink and fifo (parents before children; a symlink or fifo
+// with several names once, then hard links to it), then, reading
 // the layers again in order, each surviving file's content once under
 // its first name followed by hard links for its other names. The root
 // directory itself is not in the stream (see Root).
 func (t *Tree) WriteTo(ctx context.Context, w io.Writer) error {
 	tw := tar.NewWriter(w)
-	if err := t.writeMeta(ctx, tw, t.root, ""); err != nil {
+	if err := t.writeMeta(ctx, tw, t.root, "", map[*tar.Header]string{}); err != nil {
 		return err
 	}
 	for i, l := range t.layers {
@@ -43,7 +44,11 @@ func entryHeader(h *tar.Header, name string) *tar.Header {
 	return &c
 }
 
-func (t *Tree) writeMeta(ctx context.Context, tw *tar.Writer, d *node, prefix string) error {
+// writeMeta writes d's directories, symlinks and fifos. Symlinks and
+// fifos that share a header (hard links to them in a layer) are written
+// once, later names as hard links to the first (written maps headers to
+// the name they were written under).
+func (t *Tree) writeMeta(ctx context.Context, tw *tar.Writer, d *node, prefix string, written map[*tar.Header]string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -53,11 +58,21 @@ func (t *Tree) writeMeta(ctx context.Context, tw *tar.Writer, d *node, prefix st
 			continue
 		}
 		p := prefix + name
-		if err := tw.WriteHeader(entryHeader(k.hdr, p)); err != nil {
+		h := k.hdr
+		if k.kind != tar.TypeDir {
+			if first, ok := written[k.hdr]; ok {
+				lh := *k.hdr
+				lh.Typeflag, lh.Size, lh.Linkname = tar.TypeLink, 0, first
+				h = &lh
+			} else {
+				written[k.hdr] = p
+			}
+		}
+		if err := tw.WriteHeader(entryHeader(h, p)); err != nil {
 			return fmt.Errorf("write %q: %w", truncate(p, 200), err)
 		}
 		if k.kind == tar.TypeDir {
-			if err := t.writeMeta(ctx, tw, k, p+"/"); err != nil {
+			if err := t.writeMeta(ctx, tw, k, p+"/", written); err != nil {
 				return err
 			}
 		}
