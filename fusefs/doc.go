@@ -33,5 +33,9 @@
 // exactly as the kernel's squashfs reports them.
 //
 // FS implements fuse.RawFileSystem; Mount mounts it (Linux only) and
-// returns a Server to wait for and unmount.
+// returns a Server to wait for and unmount. Serve is the whole life of a
+// served image (build, mount, report readiness, serve, unmount on request)
+// without touching process state; Report, WaitReport, StartDaemon and
+// DetachStdio are the protocol of a daemon that reports its mount to the
+// command that started it.
 package fusefs

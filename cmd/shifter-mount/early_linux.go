@@ -62,6 +62,7 @@ static int early_wants_fork(int argc, char **argv) {
 	if (argc < 3 || argv == NULL || argv[0] == NULL) return 0;
 	size_t n = strlen(argv[0]);
 	if (n >= 5 && strcmp(argv[0] + n - 5, ".test") == 0) return 0;
+	// _SHIFTER_MOUNT_READY_PIPE: fusefs.DaemonEnv, set in a daemon made by re-executing.
 	if (getenv("_SHIFTER_MOUNT_READY_PIPE") != NULL || getenv("SHIFTER_MOUNT_NO_EARLY_FORK") != NULL) return 0;
 	for (int i = 1; i < argc && argv[i] != NULL; i++) {
 		const char *a = argv[i];

@@ -54,6 +54,10 @@ type config struct {
 
 	daemonHow string // how this daemon was started ("" when not one)
 
+	// notifyDelay delays catching signals (tests: a signal that comes
+	// before the server handles them). Not a flag.
+	notifyDelay time.Duration
+
 	metadataCache   int
 	dataCacheMiB    int64
 	readahead       int

@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -719,48 +721,106 @@ func TestDaemonStarterKilled(t *testing.T) {
 }
 
 // TestSignalBeforeCaught: a SIGTERM that reaches the server before it has
-// caught its signals (signal.Notify delayed by a test hook) still ends it
-// cleanly, unmounted, and never leaves a dead mount. The early child holds
-// the signals (a C handler records them until Notify), so its mount does
-// not wait for Notify; re-exec waits for it.
+// caught its signals (signal.Notify delayed by the notifyDelay option)
+// still ends it cleanly, unmounted, and never leaves a dead mount. The
+// early child holds the signals (a C handler records them until Notify),
+// so its mount does not wait for Notify; re-exec waits for it. The server
+// runs in this process, as the daemon would run it; the signal goes to
+// this process (without a handler in place, it would kill the test).
 func TestSignalBeforeCaught(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFUSE(t)
+	oldDelay, oldPercent, oldLimit := gcSettleDelay, debug.SetGCPercent(100), debug.SetMemoryLimit(-1)
+	t.Cleanup(func() {
+		gcSettleDelay = oldDelay
+		debug.SetGCPercent(oldPercent)
+		debug.SetMemoryLimit(oldLimit)
+	})
+	gcSettleDelay = 0 // serve's collector settings settle before the test ends
+	img := testImage(t)
 	for _, way := range daemonWays {
 		t.Run(way.name, func(t *testing.T) {
-			bin := testutil.Binary(t, "shifter-mount")
-			img := testImage(t)
 			mnt := t.TempDir()
-			pidFile := filepath.Join(t.TempDir(), "pid")
 			pid := 0
 			cleanupMount(t, mnt, &pid)
-			const delay = 1500 * time.Millisecond
-			cmd := exec.Command(bin, "--pid-file", pidFile, img, mnt)
-			cmd.Env = append(daemonEnv(way.env), "_SHIFTER_MOUNT_TEST_NOTIFY_DELAY="+delay.String())
-			start := time.Now()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("%s: %v\n%s", cmd, err, out)
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
 			}
-			took := time.Since(start)
-			pid = readPid(t, pidFile)
+			defer r.Close()
+			// serve closes its --ready-fd: it gets a descriptor of its own.
+			readyFD, err := unix.FcntlInt(w.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+			w.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := parseArgs([]string{"-f", img, mnt}, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const delay = 1500 * time.Millisecond
+			cfg.readyFD = readyFD
+			cfg.notifyDelay = delay
 			held := way.how == "early-fork"
+			if held {
+				cfg.daemonHow = way.how // serve holds the signals as the early child does
+			}
+			var stderr lockedBuffer
+			done := make(chan int, 1)
+			start := time.Now()
+			go func() { done <- serve(cfg, nil, &stderr) }()
+			b, _ := io.ReadAll(r)
+			took := time.Since(start)
+			if string(b) != "\n" {
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+				}
+				t.Fatalf("ready fd got %q\n%s", b, stderr.String())
+			}
 			if held != (took < delay) {
 				t.Errorf("mount took %v with Notify delayed %v: want the mount to wait for it: %v", took, delay, !held)
 			}
-			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
 			if held {
 				// Recorded until Notify: the server serves on meanwhile.
 				time.Sleep(100 * time.Millisecond)
-				if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hello\n" {
+				if b, err := exec.Command("cat", filepath.Join(mnt, "hello")).Output(); err != nil || string(b) != "hello\n" {
 					t.Errorf("read while SIGTERM is pending = %q, %v", b, err)
 				}
 			}
-			waitGone(t, pid)
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("serve after SIGTERM = %d, want 0\n%s", code, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("serve still running 10 s after SIGTERM\n%s", stderr.String())
+			}
 			if e := mountEntry(t, mnt); e != "" {
 				t.Errorf("mount left behind after SIGTERM: %s", e)
 			}
 		})
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that a server may write while the test
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
