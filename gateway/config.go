@@ -62,7 +62,12 @@ type Config struct {
 	CacheDir string `json:"cache_dir,omitempty"`
 	WorkDir  string `json:"work_dir,omitempty"`
 	LogLevel string `json:"log_level"`
-	Workers  int    `json:"workers"`
+	// Workers is the number of pulls that run at once.
+	Workers int `json:"workers"`
+	// RegistryConcurrency bounds the pulls from one registry that run at
+	// once (0: one less than Workers, at least 1), so that a slow registry
+	// never holds every worker; registries.HOST.concurrency overrides it.
+	RegistryConcurrency int `json:"registry_concurrency,omitempty"`
 	// Authentication of TCP requests: "munge" (default) or "none" (every
 	// TCP request is anonymous: public lookups and the queue only).
 	Authentication string `json:"authentication"`
@@ -109,6 +114,9 @@ type Registry struct {
 	// AuthHosts: other hosts that may receive this registry's credentials
 	// (a token realm elsewhere).
 	AuthHosts []string `json:"auth_hosts,omitempty"`
+	// Concurrency bounds the pulls from this registry that run at once
+	// (0: registry_concurrency).
+	Concurrency int `json:"concurrency,omitempty"`
 }
 
 // System is one cluster served by the gateway (Shifter's Platforms entry).
@@ -231,6 +239,9 @@ func (c *Config) Validate() error {
 	if c.Workers < 1 || c.Workers > 256 {
 		bad("workers %d: want 1..256", c.Workers)
 	}
+	if c.RegistryConcurrency < 0 || c.RegistryConcurrency > 256 {
+		bad("registry_concurrency %d: want 0..256", c.RegistryConcurrency)
+	}
 	switch c.Authentication {
 	case AuthMunge, AuthNone:
 	default:
@@ -242,6 +253,9 @@ func (c *Config) Validate() error {
 	for host, r := range c.Registries {
 		if host == "" || strings.ContainsAny(host, "/ ") {
 			bad("registries: %q is not a HOST[:PORT]", host)
+		}
+		if r.Concurrency < 0 || r.Concurrency > 256 {
+			bad("registries.%s.concurrency %d: want 0..256", host, r.Concurrency)
 		}
 		if r.CAFile != "" && !filepath.IsAbs(r.CAFile) {
 			bad("registries.%s.ca_file %q: must be an absolute path", host, r.CAFile)
@@ -314,7 +328,77 @@ func (c *Config) Validate() error {
 			bad("systems.%s.transfer %q: want %q or %q", name, s.Transfer, TransferLocal, TransferSSH)
 		}
 	}
+	if err := c.checkImageDirs(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// checkImageDirs refuses systems whose image directories overlap: one
+// equal to or inside another, after resolving symbolic links (local
+// systems), or as written on the same remote host (ssh systems). Each
+// system's expiry removes the files that its own database does not
+// know, so a shared directory loses the other system's images.
+func (c *Config) checkImageDirs() error {
+	type place struct{ name, host, dir string }
+	var places []place
+	for _, name := range c.SystemNames() {
+		s := c.Systems[name]
+		if s == nil || !filepath.IsAbs(s.ImageDir) {
+			continue
+		}
+		p := place{name: name, dir: filepath.Clean(s.ImageDir)}
+		if s.Transfer == TransferSSH {
+			if s.SSH == nil {
+				continue
+			}
+			p.host = s.SSH.Host
+		} else {
+			p.dir = resolveExisting(p.dir)
+		}
+		places = append(places, p)
+	}
+	var errs []error
+	for i, a := range places {
+		for _, b := range places[i+1:] {
+			if a.host != b.host {
+				continue
+			}
+			switch {
+			case a.dir == b.dir:
+				errs = append(errs, fmt.Errorf("systems.%s and systems.%s: same image directory %s", a.name, b.name, a.dir))
+			case within(a.dir, b.dir):
+				errs = append(errs, fmt.Errorf("systems.%s: image directory %s is inside that of systems.%s (%s)", a.name, a.dir, b.name, b.dir))
+			case within(b.dir, a.dir):
+				errs = append(errs, fmt.Errorf("systems.%s: image directory %s is inside that of systems.%s (%s)", b.name, b.dir, a.name, a.dir))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// within reports whether path p is strictly inside directory dir (both
+// clean and absolute).
+func within(p, dir string) bool {
+	return strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// resolveExisting resolves the symbolic links of the longest existing
+// prefix of an absolute path; the rest, which does not exist yet, is
+// joined unchanged.
+func resolveExisting(p string) string {
+	rest := ""
+	for cur := p; ; {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
 }
 
 // SystemNames returns the configured systems, sorted.

@@ -3,6 +3,8 @@
 package gateway
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +79,55 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("accepted %s", in)
 			} else if strings.Contains(err.Error(), "\n\n") {
 				t.Errorf("error: %q", err)
+			}
+		})
+	}
+}
+
+// TestOverlappingImageDirs: two systems sharing one image directory
+// (or one inside the other, or through a symbolic link) are refused:
+// autoexpire of one removed the other's READY images (#17 item 6).
+func TestOverlappingImageDirs(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.MkdirAll(filepath.Join(real, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	local := func(d string) *System { return &System{ImageDir: d, Transfer: TransferLocal} }
+	remote := func(host, d string) *System {
+		return &System{ImageDir: d, Transfer: TransferSSH, SSH: &SSH{Host: host}}
+	}
+	for _, tc := range []struct {
+		name string
+		a, b *System
+		ok   bool
+	}{
+		{"same directory", local(real), local(real), false},
+		{"same directory, trailing slash and dot", local(real), local(real + "/./"), false},
+		{"through a symbolic link", local(real), local(filepath.Join(dir, "link")), false},
+		{"inside another", local(real), local(filepath.Join(real, "sub")), false},
+		{"inside another through a link", local(filepath.Join(dir, "link", "sub")), local(real), false},
+		{"not yet created, inside through a link", local(filepath.Join(dir, "link", "new", "x")), local(filepath.Join(real, "new")), false},
+		{"same remote directory on one host", remote("h1", "/img"), remote("h1", "/img"), false},
+		{"remote inside on one host", remote("h1", "/img"), remote("h1", "/img/a"), false},
+		{"siblings with a common prefix", local(filepath.Join(dir, "img")), local(filepath.Join(dir, "img2")), true},
+		{"distinct directories", local(filepath.Join(real, "sub")), local(filepath.Join(dir, "other")), true},
+		{"same path on two remote hosts", remote("h1", "/img"), remote("h2", "/img"), true},
+		{"local and remote with one path", local(real), remote("h1", real), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.DataDir = filepath.Join(dir, "data")
+			c.Systems = map[string]*System{"a": tc.a, "b": tc.b}
+			err := c.Validate()
+			if tc.ok && err != nil {
+				t.Errorf("refused: %v", err)
+			}
+			if !tc.ok && (err == nil || !strings.Contains(err.Error(), "image directory")) {
+				t.Errorf("accepted overlapping image directories (err %v)", err)
 			}
 		})
 	}

@@ -26,6 +26,9 @@ func (g *Gateway) inUse(sys, id string) bool {
 // it). It reports false, without changes, when the image is in use by a
 // pull job or no longer due.
 func (g *Gateway) expireImage(ctx context.Context, sys, id string, before time.Time) (bool, error) {
+	if err := g.refuseIfDamaged(); err != nil {
+		return false, err
+	}
 	g.pubMu.Lock()
 	defer g.pubMu.Unlock()
 	if g.inUse(sys, id) {
@@ -73,6 +76,10 @@ func (g *Gateway) expireImage(ctx context.Context, sys, id string, before time.T
 // READY record references and that were not touched for job_timeout.
 func (g *Gateway) Autoexpire(ctx context.Context, sys string) (api.ExpireResult, error) {
 	res := api.ExpireResult{Status: []string{}}
+	if err := g.refuseIfDamaged(); err != nil {
+		g.log.Error("autoexpire refused", "system", sys, "err", err)
+		return res, err
+	}
 	now := g.now()
 	var recs []*imageRecord
 	if err := g.db.view(func(t tx) (err error) { recs, err = t.images(sys); return err }); err != nil {
@@ -109,12 +116,16 @@ func (g *Gateway) Autoexpire(ctx context.Context, sys string) (api.ExpireResult,
 	if err != nil {
 		return res, fmt.Errorf("autoexpire: %w", err)
 	}
+	g.retryLeftovers()
 	removed, err := g.removeOrphans(ctx, sys, now)
 	res.Removed = removed
 	return res, err
 }
 
 func (g *Gateway) removeOrphans(ctx context.Context, sys string, now time.Time) ([]string, error) {
+	if err := g.refuseIfDamaged(); err != nil {
+		return nil, err
+	}
 	g.pubMu.Lock()
 	defer g.pubMu.Unlock()
 	tr := g.transfers[sys]
@@ -164,6 +175,10 @@ var errInUse = errors.New("image in use by a pull job")
 // files were removed; errNoKey if the administrator sees no binding,
 // errInUse (without changes) if a pull job works on one of the images.
 func (g *Gateway) expireTag(ctx context.Context, sys, itype, tag string, admin *Identity) (named, removed []string, err error) {
+	if err := g.refuseIfDamaged(); err != nil {
+		g.log.Error("expire refused", "system", sys, "tag", tag, "err", err)
+		return nil, nil, err
+	}
 	g.pubMu.Lock()
 	defer g.pubMu.Unlock()
 	now := g.now()

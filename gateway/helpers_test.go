@@ -55,6 +55,11 @@ type fakePuller struct {
 	started  chan string          // if non-nil, receives the id of each build started
 	buildErr error
 	seenCred []map[string]string
+	// stall, if set, holds the builds of images from a registry host
+	// until its channel closes (a registry trickling bytes).
+	stall map[string]chan struct{}
+	// afterWrite, if set, runs when a build has written its file.
+	afterWrite func()
 }
 
 func newFakePuller() *fakePuller {
@@ -109,6 +114,9 @@ func (f *fakePuller) Build(ctx context.Context, r *Resolved, out *os.File, progr
 	f.mu.Lock()
 	f.builds[r.ID]++
 	gate, started, berr := f.gate, f.started, f.buildErr
+	if ch := f.stall[tagRegistry(r.Ref, "")]; ch != nil {
+		gate = ch
+	}
 	f.mu.Unlock()
 	if started != nil {
 		started <- r.ID
@@ -132,6 +140,12 @@ func (f *fakePuller) Build(ctx context.Context, r *Resolved, out *os.File, progr
 	progress("CONVERSION", "mksquashfs", 100, 100)
 	if _, err := out.Write([]byte("squashfs of " + r.ID)); err != nil {
 		return nil, err
+	}
+	f.mu.Lock()
+	after := f.afterWrite
+	f.mu.Unlock()
+	if after != nil {
+		after()
 	}
 	img := r.Impl.(fakeResolved).img
 	return &imagestore.Metadata{ID: r.ID, Env: img.env, Entrypoint: []string{"/bin/sh"}, WorkDir: "/"}, nil

@@ -70,15 +70,15 @@ func (g *Gateway) Handler() http.Handler {
 		}
 	}
 	for _, m := range []string{"POST", "GET"} {
-		mux.HandleFunc(m+" /api/expire/{system}/{itype}/{tag...}", h(g.handleExpire))
-		mux.HandleFunc(m+" /api/autoexpire/{system}/{rest...}", h(g.handleAutoexpire))
+		mux.HandleFunc(m+" /api/expire/{system}/{itype}/{tag...}", h(g.endpoint(withRef, accessAdmin, g.handleExpire)))
+		mux.HandleFunc(m+" /api/autoexpire/{system}/{rest...}", h(g.endpoint(systemOnly, accessAdmin, g.handleAutoexpire)))
 	}
-	mux.HandleFunc("POST /api/pull/{system}/{itype}/{tag...}", h(g.handlePull))
-	mux.HandleFunc("GET /api/pull/{system}/{itype}/{tag...}", h(g.handlePullStatus))
-	mux.HandleFunc("GET /api/lookup/{system}/{itype}/{tag...}", h(g.handleLookup))
-	mux.HandleFunc("GET /api/list/{system}/{rest...}", h(g.handleList))
-	mux.HandleFunc("GET /api/queue/{system}/{rest...}", h(g.handleQueue))
-	mux.HandleFunc("GET /api/metrics/{system}/{rest...}", h(g.handleLookupLog))
+	mux.HandleFunc("POST /api/pull/{system}/{itype}/{tag...}", h(g.endpoint(withRef, accessUser, g.handlePull)))
+	mux.HandleFunc("GET /api/pull/{system}/{itype}/{tag...}", h(g.endpoint(withRef, accessAnyone, g.handlePullStatus)))
+	mux.HandleFunc("GET /api/lookup/{system}/{itype}/{tag...}", h(g.endpoint(withRef, accessAnyone, g.handleLookup)))
+	mux.HandleFunc("GET /api/list/{system}/{rest...}", h(g.endpoint(systemOnly, accessUser, g.handleList)))
+	mux.HandleFunc("GET /api/queue/{system}/{rest...}", h(g.endpoint(systemOnly, accessAnyone, g.handleQueue)))
+	mux.HandleFunc("GET /api/metrics/{system}/{rest...}", h(g.endpoint(systemOnly, accessAdmin, g.handleLookupLog)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "shifter-gateway: {lookup,pull,list,queue,expire,autoexpire,metrics} under /api/; see docs/api.md")
@@ -125,6 +125,60 @@ func (g *Gateway) system(r *http.Request) (string, *System, error) {
 		return "", nil, herr(http.StatusNotFound, "not found", "no such endpoint: %s", r.URL.Path)
 	}
 	return name, s, nil
+}
+
+// call is an API request past the preamble every endpoint shares: its
+// path checked (the system, and for withRef endpoints the image type
+// and tag) and its caller identified with the access it needs.
+type call struct {
+	r          *http.Request
+	sys        string
+	itype, tag string // withRef endpoints
+	id         *Identity
+}
+
+// The paths of endpoints.
+const (
+	systemOnly = false // /api/X/{system}/
+	withRef    = true  // /api/X/{system}/{itype}/{tag}
+)
+
+// access is what an endpoint asks of its caller.
+type access int
+
+const (
+	accessAnyone access = iota // anonymous callers too
+	accessUser                 // an authenticated caller
+	accessAdmin                // an administrator of the system
+)
+
+// endpoint runs the preamble of a request (path, then identity) and
+// then f.
+func (g *Gateway) endpoint(ref bool, need access, f func(*call) (any, error)) func(*http.Request) (any, error) {
+	return func(r *http.Request) (any, error) {
+		c := &call{r: r}
+		var err error
+		if ref {
+			c.sys, c.itype, c.tag, err = g.imageRef(r)
+		} else {
+			c.sys, _, err = g.system(r)
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch need {
+		case accessAnyone:
+			c.id, err = g.identify(r, c.sys)
+		case accessUser:
+			c.id, err = g.requireAuth(r, c.sys)
+		case accessAdmin:
+			c.id, err = g.requireAdmin(r, c.sys)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return f(c)
+	}
 }
 
 // imageRef returns the system, type and normalized tag of a request.
@@ -203,17 +257,10 @@ func (g *Gateway) requireAdmin(r *http.Request, system string) (*Identity, error
 
 // handlePull queues a pull (or joins the caller's in-flight one) and
 // returns its record.
-func (g *Gateway) handlePull(r *http.Request) (any, error) {
-	sys, itype, tag, err := g.imageRef(r)
-	if err != nil {
-		return nil, err
-	}
-	id, err := g.requireAuth(r, sys)
-	if err != nil {
-		return nil, err
-	}
+func (g *Gateway) handlePull(c *call) (any, error) {
+	sys, itype, tag, id := c.sys, c.itype, c.tag, c.id
 	var req api.PullRequest
-	body, err := io.ReadAll(r.Body)
+	body, err := io.ReadAll(c.r.Body)
 	if err != nil {
 		return nil, herr(http.StatusBadRequest, "bad request", "read request body: %v", err)
 	}
@@ -290,12 +337,7 @@ func (g *Gateway) submit(sys, itype, tag string, id *Identity, uids, gids []uint
 				}
 			}
 		}
-		seq, err := g.db.db.GetSequence([]byte(pfxCount+"seq"), 1)
-		if err != nil {
-			return err
-		}
-		n, err := seq.Next()
-		seq.Release()
+		n, err := t.nextSeq()
 		if err != nil {
 			return err
 		}
@@ -384,17 +426,10 @@ func (g *Gateway) readyView(t tx, j *jobRecord, id *Identity) (*api.Image, error
 }
 
 // handlePullStatus reports the caller's pull of a tag without side effects.
-func (g *Gateway) handlePullStatus(r *http.Request) (any, error) {
-	sys, itype, tag, err := g.imageRef(r)
-	if err != nil {
-		return nil, err
-	}
-	id, err := g.identify(r, sys)
-	if err != nil {
-		return nil, err
-	}
+func (g *Gateway) handlePullStatus(c *call) (any, error) {
+	sys, itype, tag, id := c.sys, c.itype, c.tag, c.id
 	var out api.Image
-	err = g.db.view(func(t tx) error {
+	err := g.db.view(func(t tx) error {
 		j, err := g.callerJob(t, sys, itype, tag, id)
 		if err != nil {
 			return err
@@ -416,20 +451,13 @@ func (g *Gateway) handlePullStatus(r *http.Request) (any, error) {
 
 // handleLookup returns the READY image of a tag, if the caller may see
 // it, and refreshes its expiration.
-func (g *Gateway) handleLookup(r *http.Request) (any, error) {
-	sys, itype, tag, err := g.imageRef(r)
-	if err != nil {
-		return nil, err
-	}
-	id, err := g.identify(r, sys)
-	if err != nil {
-		return nil, err
-	}
+func (g *Gateway) handleLookup(c *call) (any, error) {
+	sys, itype, tag, id := c.sys, c.itype, c.tag, c.id
 	now := g.now()
 	var rec *imageRecord
 	var bind *bindRecord
 	var out api.Image
-	err = g.db.update(func(t tx) error {
+	err := g.db.update(func(t tx) error {
 		b, img, err := t.resolveTag(sys, itype, tag, id)
 		if err != nil {
 			return err
@@ -462,7 +490,7 @@ func (g *Gateway) handleLookup(r *http.Request) (any, error) {
 	if g.cfg.LookupLog {
 		row := lookupRow{Time: unixSeconds(now), User: id.User, UID: id.UID, Type: itype, Tag: tag, ID: rec.ID,
 			Scope: bind.Scope, UserACL: bind.UserACL, GroupACL: bind.GroupACL}
-		if err := g.db.addLookup(sys, row); err != nil {
+		if err := addLookup(g.db, sys, row, time.Now()); err != nil {
 			g.log.Error("log lookup", "err", err)
 		}
 	}
@@ -471,17 +499,10 @@ func (g *Gateway) handleLookup(r *http.Request) (any, error) {
 
 // handleList lists the READY images the caller may see through at least
 // one tag (root: all).
-func (g *Gateway) handleList(r *http.Request) (any, error) {
-	sys, _, err := g.system(r)
-	if err != nil {
-		return nil, err
-	}
-	id, err := g.requireAuth(r, sys)
-	if err != nil {
-		return nil, err
-	}
+func (g *Gateway) handleList(c *call) (any, error) {
+	sys, id := c.sys, c.id
 	out := api.List{List: []api.Image{}}
-	err = g.db.view(func(t tx) error {
+	err := g.db.view(func(t tx) error {
 		recs, err := t.images(sys)
 		if err != nil {
 			return err
@@ -520,18 +541,11 @@ func (g *Gateway) handleList(r *http.Request) (any, error) {
 
 // handleQueue lists unfinished and recently failed pulls; private pulls
 // only to their requester.
-func (g *Gateway) handleQueue(r *http.Request) (any, error) {
-	sys, _, err := g.system(r)
-	if err != nil {
-		return nil, err
-	}
-	id, err := g.identify(r, sys)
-	if err != nil {
-		return nil, err
-	}
+func (g *Gateway) handleQueue(c *call) (any, error) {
+	sys, id := c.sys, c.id
 	out := api.List{List: []api.Image{}}
 	var jobs []*jobRecord
-	err = g.db.view(func(t tx) (err error) { jobs, err = t.jobs(key(pfxJob, sys, "")); return err })
+	err := g.db.view(func(t tx) (err error) { jobs, err = t.jobs(key(pfxJob, sys, "")); return err })
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Seq < jobs[b].Seq })
 	for _, j := range jobs {
 		if j.Status == api.StateReady || j.Status == api.StateExpired {
@@ -546,17 +560,10 @@ func (g *Gateway) handleQueue(r *http.Request) (any, error) {
 }
 
 // handleLookupLog returns the last lookups (admins).
-func (g *Gateway) handleLookupLog(r *http.Request) (any, error) {
-	sys, _, err := g.system(r)
-	if err != nil {
-		return nil, err
-	}
-	admin, err := g.requireAdmin(r, sys)
-	if err != nil {
-		return nil, err
-	}
+func (g *Gateway) handleLookupLog(c *call) (any, error) {
+	sys, admin := c.sys, c.id
 	limit := 10
-	if s := r.URL.Query().Get("limit"); s != "" {
+	if s := c.r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 100000 {
 			return nil, herr(http.StatusBadRequest, "bad request", "limit %q: want 1..100000", s)
@@ -565,7 +572,7 @@ func (g *Gateway) handleLookupLog(r *http.Request) (any, error) {
 	}
 	// A lookup through a private tag shows only to administrators who
 	// may see that tag.
-	rows, err := g.db.lookups(sys, limit, func(row *lookupRow) bool {
+	rows, err := lookups(g.db, sys, limit, func(row *lookupRow) bool {
 		b := bindRecord{Scope: row.Scope, UserACL: row.UserACL, GroupACL: row.GroupACL}
 		return b.allows(admin)
 	})
@@ -576,21 +583,14 @@ func (g *Gateway) handleLookupLog(r *http.Request) (any, error) {
 	for _, row := range rows {
 		out = append(out, api.Lookup{Time: row.Time, User: row.User, UID: row.UID, System: sys, Type: row.Type, Tag: row.Tag, ID: row.ID})
 	}
-	total, err := g.db.counter("lookups/" + sys)
+	total, err := counter(g.db, "lookups/"+sys)
 	return api.LookupLog{Total: total, List: out}, err
 }
 
 // handleExpire expires one tag's image now (admins).
-func (g *Gateway) handleExpire(r *http.Request) (any, error) {
-	sys, itype, tag, err := g.imageRef(r)
-	if err != nil {
-		return nil, err
-	}
-	admin, err := g.requireAdmin(r, sys)
-	if err != nil {
-		return nil, err
-	}
-	named, removed, err := g.expireTag(r.Context(), sys, itype, tag, admin)
+func (g *Gateway) handleExpire(c *call) (any, error) {
+	sys, itype, tag, admin := c.sys, c.itype, c.tag, c.id
+	named, removed, err := g.expireTag(c.r.Context(), sys, itype, tag, admin)
 	if errors.Is(err, errNoKey) {
 		return nil, herr(http.StatusNotFound, "not found", "image %s not found on %s", tag, sys)
 	}
@@ -605,15 +605,8 @@ func (g *Gateway) handleExpire(r *http.Request) (any, error) {
 }
 
 // handleAutoexpire removes expired images and unreferenced files (admins).
-func (g *Gateway) handleAutoexpire(r *http.Request) (any, error) {
-	sys, _, err := g.system(r)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := g.requireAdmin(r, sys); err != nil {
-		return nil, err
-	}
-	res, err := g.Autoexpire(r.Context(), sys)
+func (g *Gateway) handleAutoexpire(c *call) (any, error) {
+	res, err := g.Autoexpire(c.r.Context(), c.sys)
 	if err != nil {
 		return nil, err
 	}

@@ -28,8 +28,12 @@ type Transfer interface {
 	// Publish moves a finished squashfs into place with its metadata
 	// (squashfs first, metadata last). It fills m.Size and m.SHA256.
 	Publish(ctx context.Context, tmpPath string, m *imagestore.Metadata) error
-	// WriteMetadata rewrites <id>.json of a published image.
+	// WriteMetadata rewrites <id>.json of a published image, and gives
+	// both files the mode of its visibility (imagestore.FileMode).
 	WriteMetadata(ctx context.Context, m *imagestore.Metadata) error
+	// SetModes gives a published image's files the mode of its
+	// visibility.
+	SetModes(ctx context.Context, m *imagestore.Metadata) error
 	// Load returns the metadata of a fully published image, or an error
 	// wrapping imagestore.ErrNotFound.
 	Load(ctx context.Context, id string) (*imagestore.Metadata, error)
@@ -53,6 +57,10 @@ func (l localTransfer) Publish(_ context.Context, tmp string, m *imagestore.Meta
 
 func (l localTransfer) WriteMetadata(_ context.Context, m *imagestore.Metadata) error {
 	return imagestore.WriteMetadata(l.dir, m)
+}
+
+func (l localTransfer) SetModes(_ context.Context, m *imagestore.Metadata) error {
+	return imagestore.SetModes(l.dir, m)
 }
 
 func (l localTransfer) Load(_ context.Context, id string) (*imagestore.Metadata, error) {
@@ -175,17 +183,22 @@ func firstLine(s string) string {
 }
 
 // put copies a local file to a temporary remote name in the image
-// directory and renames it to final there.
-func (s *sshTransfer) put(ctx context.Context, local, final string) error {
+// directory and renames it to final there, with mode. scp creates the
+// remote file with the local file's mode (the spool's files have their
+// final mode already), so a private image is never readable by others
+// on the remote host, even before the chmod.
+func (s *sshTransfer) put(ctx context.Context, local, final string, mode os.FileMode) error {
 	var r [8]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return err
 	}
 	tmp := filepath.Join(s.dir, ".tmp-"+hex.EncodeToString(r[:])+filepath.Ext(final))
 	if err := s.copy(ctx, local, tmp); err != nil {
+		// scp may have left part of the file.
+		s.run(context.WithoutCancel(ctx), "rm -f "+shellQuote(tmp))
 		return err
 	}
-	_, err := s.run(ctx, fmt.Sprintf("chmod 0644 %s && sync %s && mv -f %s %s", shellQuote(tmp), shellQuote(tmp),
+	_, err := s.run(ctx, fmt.Sprintf("chmod %04o %s && sync %s && mv -f %s %s", mode.Perm(), shellQuote(tmp), shellQuote(tmp),
 		shellQuote(tmp), shellQuote(filepath.Join(s.dir, final))))
 	if err != nil {
 		s.run(context.WithoutCancel(ctx), "rm -f "+shellQuote(tmp))
@@ -206,10 +219,10 @@ func (s *sshTransfer) Publish(ctx context.Context, tmp string, m *imagestore.Met
 	if err := imagestore.Publish(s.spool, tmp, m); err != nil {
 		return err
 	}
-	if err := s.put(ctx, sq, m.ID+".squashfs"); err != nil {
+	if err := s.put(ctx, sq, m.ID+".squashfs", imagestore.FileMode(m)); err != nil {
 		return fmt.Errorf("publish image %s: %w", m.ID, err)
 	}
-	if err := s.put(ctx, mp, m.ID+".json"); err != nil {
+	if err := s.put(ctx, mp, m.ID+".json", imagestore.FileMode(m)); err != nil {
 		return fmt.Errorf("publish image %s: %w", m.ID, err)
 	}
 	return nil
@@ -221,10 +234,25 @@ func (s *sshTransfer) WriteMetadata(ctx context.Context, m *imagestore.Metadata)
 	if err := imagestore.WriteMetadata(s.spool, m); err != nil {
 		return err
 	}
-	if err := s.put(ctx, mp, m.ID+".json"); err != nil {
+	if err := s.SetModes(ctx, m); err != nil {
+		return fmt.Errorf("write metadata of %s: %w", m.ID, err)
+	}
+	if err := s.put(ctx, mp, m.ID+".json", imagestore.FileMode(m)); err != nil {
 		return fmt.Errorf("write metadata of %s: %w", m.ID, err)
 	}
 	return nil
+}
+
+// SetModes changes the remote files' modes where they differ (find
+// -type f: never through a symbolic link).
+func (s *sshTransfer) SetModes(ctx context.Context, m *imagestore.Metadata) error {
+	if !imagestore.ValidID(m.ID) {
+		return fmt.Errorf("image id %q: %w", m.ID, imagestore.ErrInvalid)
+	}
+	mode := fmt.Sprintf("%04o", imagestore.FileMode(m).Perm())
+	_, err := s.run(ctx, fmt.Sprintf(`find %s -maxdepth 1 -type f \( -name %s -o -name %s \) ! -perm %s -exec chmod %s {} +`,
+		shellQuote(s.dir), shellQuote(m.ID+".squashfs"), shellQuote(m.ID+".json"), mode, mode))
+	return err
 }
 
 func (s *sshTransfer) Load(ctx context.Context, id string) (*imagestore.Metadata, error) {

@@ -87,6 +87,16 @@ func TestSSHTransfer(t *testing.T) {
 	if m, err := imagestore.Load(remote, privID); err != nil || m.Public() || !m.Allowed(1001, nil) {
 		t.Errorf("private image metadata on the remote: %+v %v", m, err)
 	}
+	// A private image's remote files are the gateway's only; a public
+	// image's readable by all (#17 item 4).
+	for id, want := range map[string]os.FileMode{privID: 0o600, id: 0o644} {
+		sq, mp := imagestore.Paths(remote, id)
+		for _, p := range []string{sq, mp} {
+			if st, err := os.Stat(p); err != nil || st.Mode().Perm() != want {
+				t.Errorf("remote %s: mode %v (%v), want %o", filepath.Base(p), st.Mode(), err, want)
+			}
+		}
+	}
 	// The spool on the gateway is empty again; no temporary file remains
 	// on the remote.
 	spool, _ := os.ReadDir(filepath.Join(c.WorkDir, "spool", "sys"))

@@ -229,7 +229,24 @@ func FindTag(dir, tag string) (*Metadata, error) {
 // ignore it (it is not "<id>.json"), and CleanTemp removes stale ones.
 const tempPrefix = ".tmp-"
 
-// CreateTemp creates a temporary file in dir, mode 0644, for an image's
+// File modes of an image's files: a public image's are readable by
+// everyone; a private image's by their owner (the gateway) only, and the
+// setuid runtime opens them as root after checking the caller against
+// the ACL. The image directory itself stays 0755: ids are not secret.
+const (
+	ModePublic  os.FileMode = 0o644
+	ModePrivate os.FileMode = 0o600
+)
+
+// FileMode gives the mode of the files of an image with metadata m.
+func FileMode(m *Metadata) os.FileMode {
+	if m.Public() {
+		return ModePublic
+	}
+	return ModePrivate
+}
+
+// CreateTemp creates a temporary file in dir, mode 0600, for an image's
 // squashfs under construction. Publish it with Publish, or remove it.
 func CreateTemp(dir string) (*os.File, error) {
 	var r [8]byte
@@ -237,11 +254,45 @@ func CreateTemp(dir string) (*os.File, error) {
 		return nil, err
 	}
 	p := filepath.Join(dir, tempPrefix+hex.EncodeToString(r[:])+".squashfs")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, ModePrivate)
 	if err != nil {
 		return nil, fmt.Errorf("create temporary image file: %w", err)
 	}
 	return f, nil
+}
+
+// SetModes gives the published files of image m the mode its visibility
+// asks for (FileMode), through descriptors opened without following
+// symbolic links. A missing file is not an error.
+func SetModes(dir string, m *Metadata) error {
+	sq, mp := Paths(dir, m.ID)
+	for _, p := range []string{sq, mp} {
+		if err := chmodNoFollow(p, FileMode(m)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("set mode of image %s: %w", m.ID, err)
+		}
+	}
+	return nil
+}
+
+// chmodNoFollow sets the mode of the regular file at p (fchmod on a
+// descriptor opened with O_NOFOLLOW; a symbolic link is an error).
+func chmodNoFollow(p string, mode os.FileMode) error {
+	f, err := openNoFollow(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", p)
+	}
+	if st.Mode().Perm() == mode {
+		return nil
+	}
+	return f.Chmod(mode)
 }
 
 // Publish moves a finished squashfs (a file in dir, normally from
@@ -249,7 +300,9 @@ func CreateTemp(dir string) (*os.File, error) {
 // It hashes the file to fill m.SHA256 and m.Size, fsyncs the file, renames
 // it, writes <id>.json atomically, and fsyncs the directory. If an image
 // with this id is already published its squashfs is left untouched (it is
-// the same content, and jobs may be using it) and tmpPath is removed.
+// the same content, and jobs may be using it) and tmpPath is removed. On
+// failure the caller removes tmpPath; a squashfs renamed into place is
+// removed again when its metadata cannot be written.
 func Publish(dir, tmpPath string, m *Metadata) error {
 	sq, _ := Paths(dir, m.ID)
 	if _, err := os.Lstat(sq); err == nil {
@@ -265,16 +318,22 @@ func Publish(dir, tmpPath string, m *Metadata) error {
 	if err := hashInto(tmpPath, m); err != nil {
 		return err
 	}
-	if err := os.Chmod(tmpPath, 0o644); err != nil {
+	if err := chmodNoFollow(tmpPath, FileMode(m)); err != nil {
 		return fmt.Errorf("publish image %s: %w", m.ID, err)
 	}
 	if err := os.Rename(tmpPath, sq); err != nil {
 		return fmt.Errorf("publish image %s: %w", m.ID, err)
 	}
-	if err := syncDir(dir); err != nil {
-		return err
+	err := syncDir(dir)
+	if err == nil {
+		err = WriteMetadata(dir, m)
 	}
-	return WriteMetadata(dir, m)
+	if err != nil {
+		// Nothing half-published: the squashfs was new (see above), and
+		// without its metadata it is no image.
+		os.Remove(sq)
+	}
+	return err
 }
 
 // hashInto fsyncs the file at path and records its size and sha256 in m.
@@ -297,7 +356,10 @@ func hashInto(path string, m *Metadata) error {
 }
 
 // WriteMetadata writes <id>.json atomically (temporary file, fsync,
-// rename, directory fsync). The squashfs must already be in place.
+// rename, directory fsync). The squashfs must already be in place; its
+// mode follows the metadata's visibility (FileMode), set before the new
+// metadata is in place, and so does the new metadata file's from its
+// creation.
 func WriteMetadata(dir string, m *Metadata) error {
 	if m.Format == "" {
 		m.Format = FormatSquashfs
@@ -313,19 +375,23 @@ func WriteMetadata(dir string, m *Metadata) error {
 	if _, err := rand.Read(r[:]); err != nil {
 		return err
 	}
+	sq, mp := Paths(dir, m.ID)
+	if err := chmodNoFollow(sq, FileMode(m)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write metadata of %s: %w", m.ID, err)
+	}
 	tmp := filepath.Join(dir, tempPrefix+hex.EncodeToString(r[:])+".json")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, ModePrivate)
 	if err != nil {
 		return fmt.Errorf("write metadata of %s: %w", m.ID, err)
 	}
+	cherr := f.Chmod(FileMode(m)) // exact, whatever the umask
 	_, werr := f.Write(append(b, '\n'))
 	serr := f.Sync()
 	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
+	if err := errors.Join(cherr, werr, serr, cerr); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write metadata of %s: %w", m.ID, err)
 	}
-	_, mp := Paths(dir, m.ID)
 	if err := os.Rename(tmp, mp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write metadata of %s: %w", m.ID, err)

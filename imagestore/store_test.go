@@ -235,3 +235,34 @@ func TestConcurrentPublishAndRead(t *testing.T) {
 	default:
 	}
 }
+
+// TestFailedPublishLeavesNothing: when the metadata cannot be written,
+// the squashfs just renamed into place is removed again (a 20 MB file
+// without metadata is no image, and stayed until autoexpire).
+func TestFailedPublishLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	id := testID("half")
+	sq, mp := Paths(dir, id)
+	// A directory where <id>.json goes: the metadata rename fails.
+	if err := os.MkdirAll(filepath.Join(mp, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := CreateTemp(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("squash")
+	f.Close()
+	if err := Publish(dir, f.Name(), &Metadata{ID: id, Tags: []string{}, Created: time.Now()}); err == nil {
+		t.Fatal("Publish succeeded without its metadata")
+	}
+	if _, err := os.Lstat(sq); err == nil {
+		t.Error("a failed Publish left the squashfs in place")
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tempPrefix) && strings.HasSuffix(e.Name(), ".json") {
+			t.Errorf("temporary metadata left: %s", e.Name())
+		}
+	}
+}

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/shifter-go/shifter/gateway"
+	"github.com/shifter-go/shifter/imagestore"
 	"github.com/spf13/pflag"
 )
 
@@ -36,6 +38,7 @@ func run(args []string) error {
 	workers := fl.Int("workers", 0, "number of pull workers")
 	logLevel := fl.String("log-level", "", "debug, info, warn or error")
 	checkOnly := fl.Bool("check-config", false, "validate the configuration, print it and exit")
+	rebuild := fl.Bool("rebuild-db", false, "rebuild the records of the images in the image stores that the database does not know (a damaged or lost database) from their <id>.json files, and exit; the gateway must be stopped")
 	fl.SortFlags = false
 	if err := fl.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
@@ -90,6 +93,15 @@ func run(args []string) error {
 	log, err := gateway.NewLogger(os.Stderr, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	if *rebuild {
+		res, err := gateway.RebuildRecords(gateway.Options{Config: cfg, Puller: noPuller{}, Logger: log})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("rebuilt %d image records and %d tags from the image stores (%d tags left to existing records)\n",
+			res.Images, res.Tags, res.Skipped)
+		return nil
 	}
 	puller, err := gateway.NewPuller(cfg, log.With("component", "pull"))
 	if err != nil {
@@ -149,4 +161,15 @@ func applySystemFlags(cfg *gateway.Config, fromFile bool, system, imageDir strin
 	}
 	s.ImageDir = imageDir
 	return nil
+}
+
+// noPuller is the Puller of --rebuild-db, which pulls nothing.
+type noPuller struct{}
+
+func (noPuller) Resolve(context.Context, string, map[string]string) (*gateway.Resolved, error) {
+	return nil, errors.New("no pulls while rebuilding the database")
+}
+
+func (noPuller) Build(context.Context, *gateway.Resolved, *os.File, gateway.ProgressFunc) (*imagestore.Metadata, error) {
+	return nil, errors.New("no pulls while rebuilding the database")
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shifter-go/shifter/gateway"
+	"github.com/shifter-go/shifter/imagestore"
 	"github.com/shifter-go/shifter/internal/testutil"
 )
 
@@ -120,6 +121,32 @@ func TestStartsWithoutConfig(t *testing.T) {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil || m["level"] == nil || m["msg"] == nil {
 			t.Errorf("log line is not slog JSON: %q", l)
+		}
+	}
+}
+
+// TestRebuildDB: --rebuild-db makes records for the images of the image
+// store that the database does not know, and exits; run again, it finds
+// nothing to do.
+func TestRebuildDB(t *testing.T) {
+	bin := testutil.Binary(t, "shifter-gateway")
+	dir := t.TempDir()
+	images := filepath.Join(dir, "images")
+	os.MkdirAll(images, 0o755)
+	id := strings.Repeat("ab", 32)
+	tmp := filepath.Join(images, ".tmp-x.squashfs")
+	if err := os.WriteFile(tmp, []byte("squashfs"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := &imagestore.Metadata{ID: id, Format: imagestore.FormatSquashfs, Tags: []string{"app:1"}, UserACL: []uint32{}, GroupACL: []uint32{}, Created: time.Now()}
+	if err := imagestore.Publish(images, tmp, m); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--data-dir", filepath.Join(dir, "data"), "--image-dir", images, "--rebuild-db"}
+	for _, want := range []string{"rebuilt 1 image records and 1 tags", "rebuilt 0 image records and 0 tags"} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("--rebuild-db: %v\n%s\nwant %q", err, out, want)
 		}
 	}
 }
