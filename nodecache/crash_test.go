@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,7 +92,11 @@ func TestCrashDuringWrites(t *testing.T) {
 		}
 		cmd.Wait()
 
-		c := openTest(t, dir, Options{Size: 64 << 20, MemorySize: -1})
+		var logs logBuf
+		c := openTest(t, dir, Options{Size: 64 << 20, MemorySize: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if strings.Contains(logs.String(), "starting an empty cache") {
+			t.Errorf("round %d: the database did not reopen after the kill:\n%s", round, logs.String())
+		}
 		ids := map[[32]byte]int{}
 		for k := range 10000 {
 			id, _ := hexID(testID(fmt.Sprint("crash", k)))
@@ -131,5 +137,44 @@ func TestCrashDuringWrites(t *testing.T) {
 		t.Logf("round %d: %d chunks of %d images survived; %d hits, %d re-read, %d failed verification",
 			round, len(keys), len(byImage), st.Hits, st.Misses, st.VerifyFailures)
 		c.Close()
+	}
+}
+
+// TestReopenDamaged: an empty memtable log (badger died between creating
+// and sizing it) is removed and the chunks are kept; a database that does
+// not open at all is replaced by an empty one, with an error logged.
+func TestReopenDamaged(t *testing.T) {
+	dir := t.TempDir()
+	data := randBytes(9, 8*cs)
+	cl := chunksOf(t, data, cs)
+	id := testID("damaged")
+	c := openTest(t, dir, Options{})
+	im, _ := c.Image(id, &memSource{data: data}, cl)
+	if err := im.Warm(context.Background(), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := os.WriteFile(filepath.Join(dir, "db", "000099.mem"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c = openTest(t, dir, Options{})
+	if st := c.Stats(); st.Chunks != cl.Count() {
+		t.Fatalf("after an empty .mem file: %d chunks, want %d", st.Chunks, cl.Count())
+	}
+	c.Close()
+
+	if err := os.WriteFile(filepath.Join(dir, "db", "MANIFEST"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs logBuf
+	c = openTest(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if st := c.Stats(); st.Chunks != 0 || !strings.Contains(logs.String(), "starting an empty cache") {
+		t.Fatalf("broken database: %+v, log %q", st, logs.String())
+	}
+	src := &memSource{data: data}
+	im, _ = c.Image(id, src, cl)
+	checkRead(t, im, data, cs)
+	if src.bytes.Load() != int64(len(data)) {
+		t.Fatal("the new cache did not read the source")
 	}
 }
