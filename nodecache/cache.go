@@ -182,7 +182,7 @@ func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(strings.TrimSpace(
 func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...))) }
 func (b badgerLogger) Debugf(f string, a ...any)   {}
 
-// Open opens (creating, mode 0700) the cache in dir. The directory holds
+// Open opens (creating) the cache in dir and sets its mode to 0700. The directory holds
 // a lock file naming the owner's pid and the badger database in db/; a
 // second process opening it gets an error wrapping ErrInUse ("cache DIR
 // in use by PID N"). The LRU order is rebuilt from the database: chunks
@@ -209,7 +209,11 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	// The cache holds private images: only its owner may enter it.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
 	lock, err := lockDir(dir)
@@ -276,7 +280,21 @@ func openDB(bopts badger.Options, log *slog.Logger) (*badger.DB, error) {
 			}
 		}
 	}
-	db, err := badger.Open(bopts)
+	// Badger's own directory lock can be held a moment longer by a child
+	// that a previous owner was forking (the descriptor is inherited until
+	// exec): wait for it, and never take a held lock for a broken database.
+	var db *badger.DB
+	var err error
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		db, err = badger.Open(bopts)
+		if err == nil || !strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err == nil {
 		return db, nil
 	}
