@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -206,11 +207,59 @@ func TestParseContentRange(t *testing.T) {
 		{"bytes 0-9", 0, 0, 0, false},
 		{"bytes */100", 0, 0, 0, false},
 		{"bytes +0-9/100", 0, 0, 0, false},
+		{"bytes 00-9/100", 0, 0, 0, false},
 	}
 	for _, tt := range tests {
 		f, l, tot, err := parseContentRange(tt.in)
 		if (err == nil) != tt.ok || (tt.ok && (f != tt.first || l != tt.last || tot != tt.total)) {
 			t.Errorf("parseContentRange(%q) = %d, %d, %d, %v", tt.in, f, l, tot, err)
 		}
+	}
+}
+
+// FuzzParseContentRange: the header comes from any server or mirror. A
+// parse either fails or gives first <= last < total (or total unknown)
+// and is the canonical spelling of its input (no leading zeros).
+func FuzzParseContentRange(f *testing.F) {
+	for _, s := range []string{"bytes 0-9/100", "bytes 5-5/*", "bytes 90-100/100", "bytes 0-9", "bytes 00-9/100", "bytes 1-0/*"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		first, last, total, err := parseContentRange(s)
+		if err != nil {
+			return
+		}
+		if first < 0 || last < first || (total >= 0 && last >= total) || total < -1 {
+			t.Fatalf("%q: %d-%d/%d", s, first, last, total)
+		}
+		tot := "*"
+		if total >= 0 {
+			tot = fmt.Sprint(total)
+		}
+		if canon := fmt.Sprintf("bytes %d-%d/%s", first, last, tot); canon != s {
+			t.Fatalf("%q accepted, canonical %q", s, canon)
+		}
+	})
+}
+
+func TestWarmCancel(t *testing.T) {
+	c := openTest(t, t.TempDir(), Options{WarmParallel: 2})
+	data := randBytes(11, 64*cs)
+	gate := make(chan struct{})
+	src := &memSource{data: data, gate: gate}
+	im, err := c.Image(testID("cancel"), src, chunksOf(t, data, cs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { errc <- im.Warm(ctx, nil, nil) }()
+	cancel()
+	close(gate)
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Warm after cancel: %v", err)
+	}
+	if n := src.reads.Load(); n > 2 {
+		t.Fatalf("%d source reads after cancel with 2 workers", n)
 	}
 }

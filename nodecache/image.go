@@ -311,6 +311,9 @@ func (im *Image) Warm(ctx context.Context, order []int64, progress func(done, to
 		go func() {
 			defer wg.Done()
 			for i := range next {
+				if ctx.Err() != nil {
+					continue
+				}
 				if !im.c.present(im.key(i), false) {
 					if _, err := im.chunk(ctx, i, false); err != nil {
 						mu.Lock()
@@ -333,6 +336,9 @@ func (im *Image) Warm(ctx context.Context, order []int64, progress func(done, to
 	}
 feed:
 	for _, i := range order {
+		if ctx.Err() != nil {
+			break
+		}
 		select {
 		case next <- i:
 		case <-ctx.Done():
