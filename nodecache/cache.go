@@ -77,6 +77,16 @@ type Stats struct {
 	Size   int64 // the cap
 }
 
+// String formats the counters on one line (for shifter-mount --stats).
+func (s Stats) String() string {
+	str := fmt.Sprintf("hits %d, misses %d, from source %d bytes, evicted %d chunks (%d bytes), verification failures %d, not stored %d",
+		s.Hits, s.Misses, s.SourceBytes, s.EvictedChunks, s.EvictedBytes, s.VerifyFailures, s.NotStored)
+	if s.Size > 0 {
+		str += fmt.Sprintf(", cached %d chunks (%d of %d bytes)", s.Chunks, s.Bytes, s.Size)
+	}
+	return str
+}
+
 type counters struct {
 	hits, misses, sourceBytes, evictedBytes, evictedChunks, verifyFailures, notStored atomic.Int64
 }

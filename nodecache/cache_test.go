@@ -240,8 +240,12 @@ func TestWarmCacheReadsNothing(t *testing.T) {
 	if n := src2.bytes.Load(); n != 0 {
 		t.Fatalf("warm cache read %d bytes from the source, want 0", n)
 	}
-	if st := c.Stats(); st.Misses != 0 || st.Hits == 0 || st.Chunks != cl.Count() {
+	st := c.Stats()
+	if st.Misses != 0 || st.Hits == 0 || st.Chunks != cl.Count() {
 		t.Fatalf("stats %+v", st)
+	}
+	if s := st.String(); !strings.Contains(s, "misses 0, from source 0 bytes") || !strings.Contains(s, fmt.Sprintf("cached %d chunks", cl.Count())) {
+		t.Fatalf("Stats.String() = %q", s)
 	}
 }
 

@@ -116,7 +116,8 @@ func (im *Image) PresentChunks() int64 {
 func (im *Image) key(i int64) ckey { return ckey{im.idb, im.shift, i} }
 
 // ReadAt implements io.ReaderAt. Every byte returned belongs to a chunk
-// that matched its sha256; an error other than io.EOF is a *ReadError.
+// that matched its sha256; an error other than io.EOF (and a negative
+// offset's) is a *ReadError.
 func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("image %s: negative offset %d", im.id, off)

@@ -3,11 +3,17 @@
 package nodecache
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shifter-go/shifter/imagestore"
 	"github.com/shifter-go/shifter/internal/sqtest"
@@ -113,6 +119,58 @@ func TestSquashfsThroughCache(t *testing.T) {
 			t.Errorf("cold pass read %d bytes, more than the file's %d", counted.n.Load(), fsrc.Size())
 		}
 		c.Close()
+	}
+
+	// The same over HTTP, from a server answering ranges with
+	// http.ServeContent, into a new cache.
+	enc, err := cl.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/" + id + ".squashfs":
+			w.Header().Set("ETag", `"`+id+`"`)
+			// A reader per request: concurrent requests sharing f's
+			// offset get each other's bytes (the cache caught exactly
+			// that, as verification failures, in an earlier version).
+			http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(f, 0, fsrc.Size()))
+		case "/" + id + ".chunks":
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(enc))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	hs, err := NewHTTPSource(srv.URL, id, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hcl, err := hs.ChunkList(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := openTest(t, t.TempDir(), Options{Size: 256 << 20})
+	im, err := c.Image(id, hs, hcl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := squashreader.Open(im, im.Size(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := walkTree(t, r)
+	r.Close()
+	if len(got) != len(want) {
+		t.Errorf("http: %d entries, over the file %d", len(got), len(want))
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("http %s: %q, over the file %q", p, got[p], w)
+		}
+	}
+	if st := c.Stats(); st.VerifyFailures != 0 || st.SourceBytes != fsrc.Size() {
+		t.Errorf("http: %+v, want no verification failure and each byte fetched once", st)
 	}
 }
 
