@@ -50,7 +50,8 @@ type Options struct {
 	// WarmParallel is the number of chunks Warm fetches at once (default 4).
 	WarmParallel int
 	// ValueLogFileSize is the size of badger's value-log files, the unit
-	// in which space is given back (default Size/16, within [1 MiB, 1 GiB]).
+	// in which space is given back (default Size/16, within [1 MiB,
+	// 256 MiB]). Stores wait while the GC rewrites one file.
 	ValueLogFileSize int64
 	// GCInterval is how often the value log is garbage-collected besides
 	// after evictions (default 1 minute).
@@ -69,21 +70,32 @@ type Stats struct {
 	EvictedBytes   int64 // bytes of chunks evicted to stay within the cap
 	EvictedChunks  int64
 	VerifyFailures int64 // chunks whose bytes did not match their sha256 (cache or source)
+	NotStored      int64 // chunks served but not stored: the database was over its disk budget
 	// Cache-wide only:
 	Chunks int64 // chunks on disk
 	Bytes  int64 // bytes on disk (the figure held within Size)
 	Size   int64 // the cap
 }
 
+// String formats the counters on one line (for shifter-mount --stats).
+func (s Stats) String() string {
+	str := fmt.Sprintf("hits %d, misses %d, from source %d bytes, evicted %d chunks (%d bytes), verification failures %d, not stored %d",
+		s.Hits, s.Misses, s.SourceBytes, s.EvictedChunks, s.EvictedBytes, s.VerifyFailures, s.NotStored)
+	if s.Size > 0 {
+		str += fmt.Sprintf(", cached %d chunks (%d of %d bytes)", s.Chunks, s.Bytes, s.Size)
+	}
+	return str
+}
+
 type counters struct {
-	hits, misses, sourceBytes, evictedBytes, evictedChunks, verifyFailures atomic.Int64
+	hits, misses, sourceBytes, evictedBytes, evictedChunks, verifyFailures, notStored atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), SourceBytes: c.sourceBytes.Load(),
 		EvictedBytes: c.evictedBytes.Load(), EvictedChunks: c.evictedChunks.Load(),
-		VerifyFailures: c.verifyFailures.Load(),
+		VerifyFailures: c.verifyFailures.Load(), NotStored: c.notStored.Load(),
 	}
 }
 
@@ -152,6 +164,14 @@ type Cache struct {
 
 	stats     counters
 	gcPending atomic.Int64 // bytes deleted since the last value-log GC
+	gcMu      sync.Mutex   // one GC at a time
+	// writeMu keeps our writes out of the value-log GC: badger 4.9's
+	// rewrite reads the memtable's maxVersion while its writer updates
+	// it unsynchronized (a data race the race detector reports).
+	writeMu   sync.RWMutex
+	deleted   atomic.Bool  // keys deleted since the last flushLSM
+	written   atomic.Int64 // bytes stored since the last disk check
+	overDisk  atomic.Bool  // the last disk check found the database over its budget
 	gcKick    chan struct{}
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -172,7 +192,7 @@ func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(strings.TrimSpace(
 func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...))) }
 func (b badgerLogger) Debugf(f string, a ...any)   {}
 
-// Open opens (creating, mode 0700) the cache in dir. The directory holds
+// Open opens (creating) the cache in dir and sets its mode to 0700. The directory holds
 // a lock file naming the owner's pid and the badger database in db/; a
 // second process opening it gets an error wrapping ErrInUse ("cache DIR
 // in use by PID N"). The LRU order is rebuilt from the database: chunks
@@ -188,7 +208,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		opts.WarmParallel = 4
 	}
 	if opts.ValueLogFileSize == 0 {
-		opts.ValueLogFileSize = min(max(opts.Size/16, 1<<20), 1<<30)
+		opts.ValueLogFileSize = min(max(opts.Size/16, 1<<20), 256<<20)
 	}
 	if opts.ValueLogFileSize < 1<<20 || opts.ValueLogFileSize >= 2<<30 {
 		return nil, fmt.Errorf("cache %s: value log file size %d outside [1 MiB, 2 GiB)", dir, opts.ValueLogFileSize)
@@ -199,7 +219,11 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	// The cache holds private images: only its owner may enter it.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
 	lock, err := lockDir(dir)
@@ -208,9 +232,10 @@ func Open(dir string, opts Options) (*Cache, error) {
 	}
 	// The memtable holds only keys and value pointers (about 150 bytes a
 	// chunk). Badger learns which value-log bytes are garbage only when a
-	// flushed memtable is compacted, so the memtable is kept small for the
-	// cap: it fills after about Size/16 bytes of 256 KiB chunks.
-	memtable := min(max(opts.Size/(16<<10), 64<<10), 16<<20)
+	// flushed memtable is compacted with older tables, so the memtable is
+	// kept small for the cap: it fills after about Size/20 bytes written
+	// in 256 KiB chunks.
+	memtable := min(max(opts.Size>>15, 16<<10), 16<<20)
 	bopts := badger.DefaultOptions(filepath.Join(dir, "db")).
 		WithLogger(badgerLogger{opts.Logger.With("component", "badger")}).
 		WithSyncWrites(false).
@@ -219,7 +244,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(max(memtable, 1<<20)).
+		WithBaseTableSize(max(memtable, 256<<10)).
 		WithBaseLevelSize(4 << 20).
 		WithValueLogFileSize(opts.ValueLogFileSize).
 		WithBlockCacheSize(4 << 20).
@@ -228,7 +253,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		WithCompression(options.None).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false)
-	db, err := badger.Open(bopts)
+	db, err := openDB(bopts, opts.Logger)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("cache %s: open database: %w", dir, err)
@@ -246,6 +271,53 @@ func Open(dir string, opts Options) (*Cache, error) {
 	c.wg.Add(1)
 	go c.gcLoop()
 	return c, nil
+}
+
+// openDB opens the database after a crash too. Badger 4.9 cannot open a
+// directory where it died between creating a memtable's log file and
+// sizing it (an empty .mem file: "Create a new file"); such a file holds
+// nothing and is removed first. If the database still does not open,
+// it is a cache: it is moved aside, removed, and started empty, with an
+// error logged.
+func openDB(bopts badger.Options, log *slog.Logger) (*badger.DB, error) {
+	if ents, err := os.ReadDir(bopts.Dir); err == nil {
+		for _, e := range ents {
+			if !strings.HasSuffix(e.Name(), ".mem") {
+				continue
+			}
+			if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Size() == 0 {
+				os.Remove(filepath.Join(bopts.Dir, e.Name()))
+			}
+		}
+	}
+	// Badger's own directory lock can be held a moment longer by a child
+	// that a previous owner was forking (the descriptor is inherited until
+	// exec): wait for it, and never take a held lock for a broken database.
+	var db *badger.DB
+	var err error
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		db, err = badger.Open(bopts)
+		if err == nil || !strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err == nil {
+		return db, nil
+	}
+	log.Error("node cache: database does not open, starting an empty cache", "dir", bopts.Dir, "err", err)
+	old := bopts.Dir + ".broken"
+	if rerr := os.RemoveAll(old); rerr != nil {
+		return nil, errors.Join(err, rerr)
+	}
+	if rerr := os.Rename(bopts.Dir, old); rerr != nil {
+		return nil, errors.Join(err, rerr)
+	}
+	os.RemoveAll(old)
+	return badger.Open(bopts)
 }
 
 // load rebuilds the LRU list from the database's keys, oldest write
@@ -320,26 +392,19 @@ func (c *Cache) deleteKeys(victims []*diskEntry, extra [][]byte) error {
 	if len(victims) == 0 && len(extra) == 0 {
 		return nil
 	}
-	wb := c.db.NewWriteBatch()
-	defer wb.Cancel()
 	var bytes int64
+	keys := extra
 	for _, v := range victims {
 		c.memDrop(v.key)
-		if err := wb.Delete(v.key.bytes()); err != nil {
-			return fmt.Errorf("evict: %w", err)
-		}
+		keys = append(keys, v.key.bytes())
 		bytes += v.size
 	}
-	for _, k := range extra {
-		if err := wb.Delete(k); err != nil {
-			return fmt.Errorf("evict: %w", err)
-		}
-	}
-	if err := wb.Flush(); err != nil {
+	if err := c.deleteAll(keys); err != nil {
 		return fmt.Errorf("evict: %w", err)
 	}
 	c.stats.evictedBytes.Add(bytes)
 	c.stats.evictedChunks.Add(int64(len(victims)))
+	c.deleted.Store(true)
 	if c.gcPending.Add(bytes) >= c.opts.ValueLogFileSize {
 		select {
 		case c.gcKick <- struct{}{}:
@@ -368,19 +433,93 @@ func (c *Cache) gcLoop() {
 
 // runGC rewrites value-log files until none is at least half garbage.
 func (c *Cache) runGC() {
+	c.gcMu.Lock()
+	defer c.gcMu.Unlock()
+	if c.deleted.Swap(false) {
+		c.writeMu.Lock()
+		err := c.flushLSM()
+		c.writeMu.Unlock()
+		if err != nil {
+			c.log.Warn("node cache: flush", "dir", c.dir, "err", err)
+		}
+	}
 	for range 64 {
 		select {
 		case <-c.done:
 			return
 		default:
 		}
-		if err := c.db.RunValueLogGC(0.5); err != nil {
+		c.writeMu.Lock()
+		err := c.db.RunValueLogGC(0.5)
+		c.writeMu.Unlock()
+		if err != nil {
 			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
 				c.log.Warn("node cache: value log GC", "dir", c.dir, "err", err)
 			}
 			return
 		}
 	}
+}
+
+// update runs a read-write transaction, waiting out the moments when
+// flushLSM blocks writes.
+func (c *Cache) update(fn func(txn *badger.Txn) error) error {
+	for try := 0; ; try++ {
+		c.writeMu.RLock()
+		err := c.db.Update(fn)
+		c.writeMu.RUnlock()
+		if !errors.Is(err, badger.ErrBlockedWrites) || try == 1000 {
+			if errors.Is(err, badger.ErrDBClosed) {
+				err = ErrClosed
+			}
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// deleteAll deletes keys in as many transactions as badger's size limit
+// needs.
+func (c *Cache) deleteAll(keys [][]byte) error {
+	for len(keys) > 0 {
+		n := 0
+		err := c.update(func(txn *badger.Txn) error {
+			n = 0
+			for _, k := range keys {
+				if err := txn.Delete(k); errors.Is(err, badger.ErrTxnTooBig) {
+					break
+				} else if err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return badger.ErrTxnTooBig
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// sentinelKey is a key outside the chunk keys, written and dropped to
+// flush badger's memtable and compact its level 0 (see flushLSM).
+var sentinelKey = []byte("flush")
+
+// flushLSM makes badger flush its memtable and compact level 0, so that
+// the deletions of evicted chunks meet the entries they delete and badger
+// counts their value-log bytes as garbage. Badger has no call for that;
+// DropPrefix of a key that exists does exactly that (and blocks writes
+// for the short while it takes: the tree holds keys and pointers only).
+func (c *Cache) flushLSM() error {
+	if err := c.db.Update(func(txn *badger.Txn) error { return txn.Set(sentinelKey, nil) }); err != nil {
+		return err
+	}
+	return c.db.DropPrefix(sentinelKey)
 }
 
 // Close stops the GC, closes the database and releases the directory.
@@ -408,8 +547,10 @@ func (c *Cache) Stats() Stats {
 	return s
 }
 
-// DiskUsage returns the bytes of the files in the cache directory (what
-// Stats().Bytes plus the database's overhead takes on disk).
+// DiskUsage returns the bytes allocated to the files in the cache
+// directory (what Stats().Bytes plus the database's overhead takes on
+// disk; badger preallocates its files sparsely, so this is less than the
+// sum of their sizes).
 func (c *Cache) DiskUsage() (int64, error) {
 	var n int64
 	err := filepath.WalkDir(c.dir, func(p string, d os.DirEntry, err error) error {
@@ -421,7 +562,7 @@ func (c *Cache) DiskUsage() (int64, error) {
 			if err != nil {
 				return err
 			}
-			n += info.Size()
+			n += allocated(info)
 		}
 		return nil
 	})
@@ -492,7 +633,7 @@ func (c *Cache) forget(k ckey) {
 		c.used -= e.Value.(*diskEntry).size
 	}
 	c.mu.Unlock()
-	if err := c.db.Update(func(txn *badger.Txn) error { return txn.Delete(k.bytes()) }); err != nil {
+	if err := c.deleteAll([][]byte{k.bytes()}); err != nil {
 		c.log.Warn("node cache: drop chunk", "dir", c.dir, "err", err)
 	}
 }
@@ -524,6 +665,10 @@ func (c *Cache) store(k ckey, data []byte) error {
 	if size > c.opts.Size {
 		return nil
 	}
+	if !c.roomOnDisk(size) {
+		c.stats.notStored.Add(1)
+		return nil
+	}
 	c.mu.Lock()
 	if _, ok := c.index[k]; ok {
 		c.mu.Unlock()
@@ -533,7 +678,7 @@ func (c *Cache) store(k ckey, data []byte) error {
 	c.index[k] = c.lru.PushFront(&diskEntry{k, size})
 	c.used += size
 	c.mu.Unlock()
-	err := c.db.Update(func(txn *badger.Txn) error { return txn.Set(k.bytes(), data) })
+	err := c.update(func(txn *badger.Txn) error { return txn.Set(k.bytes(), data) })
 	if err != nil {
 		c.mu.Lock()
 		if e, ok := c.index[k]; ok {
@@ -548,6 +693,37 @@ func (c *Cache) store(k ckey, data []byte) error {
 		err = fmt.Errorf("store chunk: %w", err)
 	}
 	return errors.Join(err, c.deleteKeys(victims, nil))
+}
+
+// DiskOverhead bounds the disk use of a cache: its directory takes at
+// most Size*(1+DiskOverhead) + DiskSlack bytes (give or take a value-log
+// file), measured under churn by TestChurnDiskUsage. When badger's
+// value-log GC lags behind evictions (it learns of garbage only after
+// compactions), stores wait for one GC round and, if that is not enough,
+// chunks are served without being stored until the GC catches up
+// (counted in Stats.NotStored).
+const (
+	DiskOverhead = 0.5
+	DiskSlack    = 16 << 20
+)
+
+// roomOnDisk checks, every quarter value-log file written, whether the
+// database is within its disk budget; over it, it runs a GC round, and
+// reports false while still over.
+func (c *Cache) roomOnDisk(size int64) bool {
+	if c.written.Add(size) < c.opts.ValueLogFileSize/4 {
+		return !c.overDisk.Load()
+	}
+	c.written.Store(0)
+	limit := c.opts.Size + int64(float64(c.opts.Size)*DiskOverhead) + DiskSlack
+	du, err := c.DiskUsage()
+	if err == nil && du > limit {
+		c.runGC()
+		du, err = c.DiskUsage()
+	}
+	over := err == nil && du > limit
+	c.overDisk.Store(over)
+	return !over
 }
 
 // ParseSize parses a size: a decimal number of bytes with an optional

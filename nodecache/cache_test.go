@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,11 +27,10 @@ import (
 const cs = imagestore.MinChunkSize
 
 func randBytes(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 99))
+	var s [32]byte
+	binary.LittleEndian.PutUint64(s[:], seed)
 	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
+	rand.NewChaCha8(s).Read(b)
 	return b
 }
 
@@ -240,8 +240,12 @@ func TestWarmCacheReadsNothing(t *testing.T) {
 	if n := src2.bytes.Load(); n != 0 {
 		t.Fatalf("warm cache read %d bytes from the source, want 0", n)
 	}
-	if st := c.Stats(); st.Misses != 0 || st.Hits == 0 || st.Chunks != cl.Count() {
+	st := c.Stats()
+	if st.Misses != 0 || st.Hits == 0 || st.Chunks != cl.Count() {
 		t.Fatalf("stats %+v", st)
+	}
+	if s := st.String(); !strings.Contains(s, "misses 0, from source 0 bytes") || !strings.Contains(s, fmt.Sprintf("cached %d chunks", cl.Count())) {
+		t.Fatalf("Stats.String() = %q", s)
 	}
 }
 

@@ -116,7 +116,8 @@ func (im *Image) PresentChunks() int64 {
 func (im *Image) key(i int64) ckey { return ckey{im.idb, im.shift, i} }
 
 // ReadAt implements io.ReaderAt. Every byte returned belongs to a chunk
-// that matched its sha256; an error other than io.EOF is a *ReadError.
+// that matched its sha256; an error other than io.EOF (and a negative
+// offset's) is a *ReadError.
 func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("image %s: negative offset %d", im.id, off)
@@ -311,6 +312,9 @@ func (im *Image) Warm(ctx context.Context, order []int64, progress func(done, to
 		go func() {
 			defer wg.Done()
 			for i := range next {
+				if ctx.Err() != nil {
+					continue
+				}
 				if !im.c.present(im.key(i), false) {
 					if _, err := im.chunk(ctx, i, false); err != nil {
 						mu.Lock()
@@ -333,6 +337,9 @@ func (im *Image) Warm(ctx context.Context, order []int64, progress func(done, to
 	}
 feed:
 	for _, i := range order {
+		if ctx.Err() != nil {
+			break
+		}
 		select {
 		case next <- i:
 		case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,3 +48,11 @@ func lockDir(dir string) (*os.File, error) {
 }
 
 const oNoFollow = unix.O_NOFOLLOW
+
+// allocated is the disk space a file takes (st_blocks).
+func allocated(info os.FileInfo) int64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return info.Size()
+}

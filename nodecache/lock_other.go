@@ -12,3 +12,5 @@ import (
 func lockDir(dir string) (*os.File, error) { return nil, errors.ErrUnsupported }
 
 const oNoFollow = 0
+
+func allocated(info os.FileInfo) int64 { return info.Size() }

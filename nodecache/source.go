@@ -294,7 +294,7 @@ func parseContentRange(h string) (first, last, total int64, err error) {
 		return 0, 0, 0, bad
 	}
 	num := func(s string) (int64, bool) {
-		if s == "" || strings.Trim(s, "0123456789") != "" {
+		if s == "" || strings.Trim(s, "0123456789") != "" || (len(s) > 1 && s[0] == '0') {
 			return 0, false
 		}
 		v, err := strconv.ParseInt(s, 10, 64)

@@ -393,7 +393,7 @@ var globalKeys = map[string]func(c *Config, v string) error{
 	"nodeCacheDir":  func(c *Config, v string) error { return setPath(&c.NodeCacheDir, v, false) },
 	"nodeCacheSize": func(c *Config, v string) error { return setSize(&c.NodeCacheSize, v, 16<<20, 1<<60) },
 	"nodeCacheChunkSize": func(c *Config, v string) error {
-		if err := setSize(&c.NodeCacheChunkSize, v, 4096, 64<<20); err != nil {
+		if err := setSize(&c.NodeCacheChunkSize, v, 4096, 16<<20); err != nil {
 			return err
 		}
 		if c.NodeCacheChunkSize&(c.NodeCacheChunkSize-1) != 0 {

@@ -309,7 +309,7 @@ func TestNodeCacheKeys(t *testing.T) {
 		{"nodeCacheSize=-1G\n", "not a size", nil},
 		{"nodeCacheSize=99999999999T\n", "too large", nil},
 		{"nodeCacheChunkSize=100K\n", "power of two", nil},
-		{"nodeCacheChunkSize=128M\n", "out of range", nil},
+		{"nodeCacheChunkSize=32M\n", "out of range", nil},
 		{"nodeCacheDir=cache\n", "absolute", nil},
 		{"imageSource=http://gw:8000/images/default/\n", "", func(c *Config) bool { return c.ImageSource == "http://gw:8000/images/default" }},
 		{"imageSource=https://mirror.example/x\n", "", func(c *Config) bool { return c.ImageSource == "https://mirror.example/x" }},
