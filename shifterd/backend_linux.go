@@ -187,8 +187,11 @@ func (b *CacheBackend) Mount(ctx context.Context, img *imagestore.Metadata, dir 
 			FsName:     MountSource(img.ID),
 			Subtype:    "shifterd",
 			AllowOther: true,
-			ServeOnly:  true,
-			Logger:     b.log(),
+			// Not ServeOnly: go-fuse's poll hack (one round trip at
+			// mount) keeps a process that serves the mount and also
+			// opens files on it (the daemon's tests; a Go client's
+			// netpoller registration) from waiting on itself.
+			Logger: b.log(),
 		})
 	}
 	if err != nil {
