@@ -2,7 +2,8 @@
 GO      ?= go
 PREFIX  ?= /usr/local
 SYSCONFDIR ?= /etc/shifter
-BINS    := shifter shifterimg shifter-gateway shifter-mount
+SYSTEMDUNITDIR ?= /etc/systemd/system
+BINS    := shifter shifterimg shifter-gateway shifter-mount shifterd
 MODULE  := github.com/shifter-go/shifter
 LDFLAGS ?= -X $(MODULE)/udiroot.DefaultPath=$(SYSCONFDIR)/udiRoot.conf \
            -X $(MODULE)/launcher.DefaultMountHelper=$(PREFIX)/bin/shifter-mount
@@ -44,7 +45,7 @@ test: deps build
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
 	$(GO) test -tags purego -count=1 ./squashreader/internal/zstd/
 
-RACE_PKGS ?= ./squashreader/... ./fusefs/... ./gateway/... ./imagestore/...
+RACE_PKGS ?= ./squashreader/... ./fusefs/... ./gateway/... ./imagestore/... ./nodecache/... ./shifterd/...
 
 # Unit tests only: no root, no mounts.
 test-short:
@@ -64,9 +65,13 @@ lint:
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)/var/lib/shifter/images
-	install -m 0755 bin/shifterimg bin/shifter-gateway bin/shifter-mount $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 bin/shifterimg bin/shifter-gateway bin/shifter-mount bin/shifterd $(DESTDIR)$(PREFIX)/bin/
 	install -m 4755 -o root bin/shifter $(DESTDIR)$(PREFIX)/bin/shifter
 	[ -e $(DESTDIR)$(SYSCONFDIR)/udiRoot.conf ] || install -m 0644 -o root etc/udiRoot.conf.example $(DESTDIR)$(SYSCONFDIR)/udiRoot.conf
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(PREFIX)/share/doc/shifter
+	sed 's|/usr/local|$(PREFIX)|g; s|/etc/shifter|$(SYSCONFDIR)|g' etc/shifterd.service > $(DESTDIR)$(SYSTEMDUNITDIR)/shifterd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/shifterd.service
+	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/shifter/
 
 clean:
 	rm -rf bin

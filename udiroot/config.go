@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultPath is the configuration file the runtime reads. It is fixed at
@@ -48,10 +51,14 @@ func (e *ParseError) Unwrap() error { return ErrSyntax }
 
 // Image mount modes (imageMount).
 const (
-	ImageMountAuto = "auto"
-	ImageMountLoop = "loop"
-	ImageMountFUSE = "fuse"
+	ImageMountAuto     = "auto"
+	ImageMountLoop     = "loop"
+	ImageMountFUSE     = "fuse"
+	ImageMountShifterd = "shifterd"
 )
+
+// DefaultChunkSize is nodeCacheChunkSize's default.
+const DefaultChunkSize = 256 << 10
 
 // EnvVar is one NAME=VALUE of a siteEnv* key.
 type EnvVar struct{ Name, Value string }
@@ -99,7 +106,16 @@ type Config struct {
 	MountPropagationStyle  string
 	DefaultModules         []string
 	Modules                map[string]*Module
-	ImageMount             string // auto, loop or fuse
+	ImageMount             string // auto, loop, fuse or shifterd
+
+	// The node cache and shifterd (docs/shifterd.md).
+	NodeCacheDir       string        // nodeCacheDir; "" = no node cache
+	NodeCacheSize      int64         // nodeCacheSize, bytes
+	NodeCacheChunkSize int64         // nodeCacheChunkSize, bytes
+	ImageSource        string        // imageSource: "file" or an http(s) base URL
+	ShifterdSocket     string        // shifterdSocket
+	ShifterdIdle       time.Duration // shifterdIdleUnmount
+	ShifterdMetrics    string        // shifterdMetrics: host:port of the metrics listener, "" = none
 	// OptUdiImage is a host directory whose contents appear read-only at
 	// /opt/udiImage in every container (Shifter copies it there).
 	OptUdiImage string
@@ -149,6 +165,11 @@ func Default() *Config {
 		MountPropagationStyle:  "private",
 		RootfsType:             "tmpfs",
 		ImageMount:             ImageMountAuto,
+		NodeCacheSize:          10 << 30,
+		NodeCacheChunkSize:     DefaultChunkSize,
+		ImageSource:            "file",
+		ShifterdSocket:         "/run/shifter/shifterd.sock",
+		ShifterdIdle:           10 * time.Minute,
 		Modules:                map[string]*Module{},
 		Lines:                  map[string]int{},
 		SiteFsLines:            map[string][]KeyLine{},
@@ -367,7 +388,30 @@ var globalKeys = map[string]func(c *Config, v string) error{
 	},
 	"defaultModules": func(c *Config, v string) (err error) { c.DefaultModules, err = ParseModuleList(v); return err },
 	"imageMount": func(c *Config, v string) error {
-		return setEnum(&c.ImageMount, v, ImageMountAuto, ImageMountLoop, ImageMountFUSE)
+		return setEnum(&c.ImageMount, v, ImageMountAuto, ImageMountLoop, ImageMountFUSE, ImageMountShifterd)
+	},
+	"nodeCacheDir":  func(c *Config, v string) error { return setPath(&c.NodeCacheDir, v, false) },
+	"nodeCacheSize": func(c *Config, v string) error { return setSize(&c.NodeCacheSize, v, 16<<20, 1<<60) },
+	"nodeCacheChunkSize": func(c *Config, v string) error {
+		if err := setSize(&c.NodeCacheChunkSize, v, 4096, 16<<20); err != nil {
+			return err
+		}
+		if c.NodeCacheChunkSize&(c.NodeCacheChunkSize-1) != 0 {
+			return fmt.Errorf("%q is not a power of two", v)
+		}
+		return nil
+	},
+	"imageSource":         setImageSource,
+	"shifterdSocket":      func(c *Config, v string) error { return setPath(&c.ShifterdSocket, v, false) },
+	"shifterdIdleUnmount": func(c *Config, v string) error { return setDuration(&c.ShifterdIdle, v) },
+	"shifterdMetrics": func(c *Config, v string) error {
+		if v != "" {
+			if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+				return fmt.Errorf("%q is not host:port", v)
+			}
+		}
+		c.ShifterdMetrics = v
+		return nil
 	},
 	"optUdiImage": func(c *Config, v string) error { return setPath(&c.OptUdiImage, v, false) },
 	"rootfsType": func(c *Config, v string) error {
@@ -576,6 +620,47 @@ func setSeconds(dst *int, v string) error {
 		return fmt.Errorf("%q is not a number of seconds (0-3600)", v)
 	}
 	*dst = n
+	return nil
+}
+
+func setSize(dst *int64, v string, lo, hi int64) error {
+	n, err := ParseBytes(v)
+	if err != nil {
+		return err
+	}
+	if n < lo || n > hi {
+		return fmt.Errorf("%q is out of range (%d to %d bytes)", v, lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+func setDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		if n, nerr := strconv.Atoi(v); nerr == nil {
+			d, err = time.Duration(n)*time.Second, nil
+		}
+	}
+	if err != nil || d < 0 {
+		return fmt.Errorf("%q is not a duration (e.g. 600, 10m, 1h)", v)
+	}
+	*dst = d
+	return nil
+}
+
+// setImageSource accepts "file" or an http(s) base URL without query,
+// fragment or user information.
+func setImageSource(c *Config, v string) error {
+	if v == "" || v == "file" {
+		c.ImageSource = "file"
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is neither \"file\" nor an http(s)://host[:port][/path] URL", v)
+	}
+	c.ImageSource = strings.TrimSuffix(v, "/")
 	return nil
 }
 

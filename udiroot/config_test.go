@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -286,4 +287,52 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestNodeCacheKeys(t *testing.T) {
+	for _, tc := range []struct {
+		conf string
+		err  string
+		chk  func(c *Config) bool
+	}{
+		{"", "", func(c *Config) bool {
+			return c.NodeCacheDir == "" && c.NodeCacheSize == 10<<30 && c.NodeCacheChunkSize == 256<<10 &&
+				c.ImageSource == "file" && c.ShifterdSocket == "/run/shifter/shifterd.sock" && c.ShifterdIdle == 10*time.Minute
+		}},
+		{"nodeCacheDir=/var/cache/shifter\nnodeCacheSize=512M\nnodeCacheChunkSize=1M\n", "", func(c *Config) bool {
+			return c.NodeCacheDir == "/var/cache/shifter" && c.NodeCacheSize == 512<<20 && c.NodeCacheChunkSize == 1<<20
+		}},
+		{"nodeCacheSize=2T\n", "", func(c *Config) bool { return c.NodeCacheSize == 2<<40 }},
+		{"nodeCacheSize=65536k\n", "", func(c *Config) bool { return c.NodeCacheSize == 64<<20 }},
+		{"nodeCacheSize=1k\n", "out of range", nil},
+		{"nodeCacheSize=10X\n", "not a size", nil},
+		{"nodeCacheSize=-1G\n", "not a size", nil},
+		{"nodeCacheSize=99999999999T\n", "too large", nil},
+		{"nodeCacheChunkSize=100K\n", "power of two", nil},
+		{"nodeCacheChunkSize=32M\n", "out of range", nil},
+		{"nodeCacheDir=cache\n", "absolute", nil},
+		{"imageSource=http://gw:8000/images/default/\n", "", func(c *Config) bool { return c.ImageSource == "http://gw:8000/images/default" }},
+		{"imageSource=https://mirror.example/x\n", "", func(c *Config) bool { return c.ImageSource == "https://mirror.example/x" }},
+		{"imageSource=ftp://x/\n", "neither", nil},
+		{"imageSource=http://user:pw@gw/\n", "neither", nil},
+		{"imageSource=http://gw/?a=b\n", "neither", nil},
+		{"imageSource=/var/lib/images\n", "neither", nil},
+		{"shifterdSocket=\n", "", func(c *Config) bool { return c.ShifterdSocket == "" }},
+		{"shifterdIdleUnmount=90\n", "", func(c *Config) bool { return c.ShifterdIdle == 90*time.Second }},
+		{"shifterdIdleUnmount=1h30m\n", "", func(c *Config) bool { return c.ShifterdIdle == 90*time.Minute }},
+		{"shifterdIdleUnmount=-5s\n", "not a duration", nil},
+		{"shifterdMetrics=127.0.0.1:9157\n", "", func(c *Config) bool { return c.ShifterdMetrics == "127.0.0.1:9157" }},
+		{"shifterdMetrics=9157\n", "host:port", nil},
+		{"imageMount=shifterd\n", "", func(c *Config) bool { return c.ImageMount == ImageMountShifterd }},
+	} {
+		c, err := Parse("udiRoot.conf", []byte(tc.conf))
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%q: %v", tc.conf, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: error %v, want %q", tc.conf, err, tc.err)
+		case tc.err == "" && !tc.chk(c):
+			t.Errorf("%q: parsed %+v", tc.conf, c)
+		}
+	}
 }
