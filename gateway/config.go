@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/shifter-go/shifter/imagestore"
 )
 
 // Duration is a time.Duration written as a Go duration string ("90m",
@@ -77,7 +79,10 @@ type Config struct {
 	Platform        string              `json:"platform"`
 	MaxImageSize    int64               `json:"max_image_size"`
 	MksquashfsArgs  []string            `json:"mksquashfs_args,omitempty"`
-	Retries         int                 `json:"retries"`
+	// ChunkSize is the chunk size (bytes, a power of two) of the chunk
+	// lists (<id>.chunks) written beside published images.
+	ChunkSize int64 `json:"chunk_size"`
+	Retries   int   `json:"retries"`
 	// AllowInternalHosts: hosts, IP addresses or CIDR prefixes a registry
 	// may make the gateway contact although they are internal (loopback,
 	// link-local, private). The registry named in a reference always is.
@@ -162,6 +167,7 @@ func DefaultConfig() *Config {
 		DefaultRegistry:   "index.docker.io",
 		Platform:          "linux/amd64",
 		MaxImageSize:      20 << 30,
+		ChunkSize:         imagestore.DefaultChunkSize,
 		Retries:           3,
 		Expiration:        Duration(90 * 24 * time.Hour),
 		PullUpdateTimeout: Duration(5 * time.Minute),
@@ -273,6 +279,10 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxImageSize <= 0 {
 		bad("max_image_size must be positive")
+	}
+	if c.ChunkSize < imagestore.MinChunkSize || c.ChunkSize > imagestore.MaxChunkSize || c.ChunkSize&(c.ChunkSize-1) != 0 {
+		bad("chunk_size %d: want a power of two from %d (4 KiB) to %d (%d MiB)", c.ChunkSize,
+			imagestore.MinChunkSize, imagestore.MaxChunkSize, imagestore.MaxChunkSize>>20)
 	}
 	if c.Retries < 0 || c.Retries > 20 {
 		bad("retries %d: want 0..20", c.Retries)

@@ -16,7 +16,8 @@ func TestDefaultConfigValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Listen[0] != "unix:/run/shifter/gateway.sock" || c.Systems["default"].ImageDir != "/var/lib/shifter/images" ||
-		c.CacheDir != "/var/lib/shifter/gateway/cache" || c.Systems["default"].MungeSocket != DefaultMungeSocket {
+		c.CacheDir != "/var/lib/shifter/gateway/cache" || c.Systems["default"].MungeSocket != DefaultMungeSocket ||
+		c.ChunkSize != 256<<10 {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -30,6 +31,7 @@ func TestParseConfig(t *testing.T) {
   "failure_hold": "0s",
   "registries": {"registry.example.org:5000": {"insecure": true, "ca_file": "/etc/ca.pem"}},
   "mksquashfs_args": ["-comp", "zstd"],
+  "chunk_size": 1048576,
   "systems": {
     "perlmutter": {"image_dir": "/global/images", "admins": ["root", "1001"], "munge_socket": "/run/munge/perlmutter.socket"},
     "cori": {"image_dir": "/scratch/images", "transfer": "ssh", "ssh": {"host": "cori-login", "user": "shifter", "key": "/etc/shifter/key"}}
@@ -43,7 +45,7 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Expiration.D() != 720*time.Hour || c.Workers != 8 || len(c.Systems) != 2 || c.Systems["perlmutter"].Transfer != TransferLocal ||
-		c.PullUpdateTimeout.D() != 5*time.Minute || c.CacheDir != "/srv/gw/cache" {
+		c.PullUpdateTimeout.D() != 5*time.Minute || c.CacheDir != "/srv/gw/cache" || c.ChunkSize != 1<<20 {
 		t.Errorf("parsed: %+v", c)
 	}
 	if _, ok := c.Systems["default"]; ok {
@@ -68,6 +70,11 @@ func TestParseConfig(t *testing.T) {
 		"bad level":          `{"log_level": "chatty"}`,
 		"bad authentication": `{"authentication": "kerberos"}`,
 		"no systems":         `{"systems": {}}`,
+		"chunk size 0":       `{"chunk_size": 0}`,
+		"chunk size not 2^n": `{"chunk_size": 300000}`,
+		"chunk size < 4 KiB": `{"chunk_size": 2048}`,
+		"chunk size too big": `{"chunk_size": 1073741824}`,
+		"chunk size string":  `{"chunk_size": "256K"}`,
 	}
 	for name, in := range bad {
 		t.Run(name, func(t *testing.T) {

@@ -31,6 +31,7 @@ type fakeImage struct {
 	id    string
 	creds string // "user:pass" needed, "" for public
 	env   []string
+	data  []byte // the image file's bytes (default "squashfs of <id>")
 }
 
 // fakeResolved is the fake puller's resolution: the image and the
@@ -138,7 +139,11 @@ func (f *fakePuller) Build(ctx context.Context, r *Resolved, out *os.File, progr
 		}
 	}
 	progress("CONVERSION", "mksquashfs", 100, 100)
-	if _, err := out.Write([]byte("squashfs of " + r.ID)); err != nil {
+	data := r.Impl.(fakeResolved).img.data
+	if data == nil {
+		data = []byte("squashfs of " + r.ID)
+	}
+	if _, err := out.Write(data); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()

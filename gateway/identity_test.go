@@ -220,35 +220,7 @@ func TestPeercredIdentity(t *testing.T) {
 		t.Error("a second gateway could take over a live socket")
 	}
 
-	// Copy the test binary where uid 4242 can run it.
-	self, _ := os.Executable()
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	helper := filepath.Join(d, "helper")
-	if err := os.WriteFile(helper, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	as := func(uid uint32, method, path, body string) (int, string) {
-		t.Helper()
-		cmd := exec.Command(helper, "-test.run=^TestPeercredHelper$")
-		cmd.Env = append(os.Environ(), "GW_HELPER_SOCK="+sock, "GW_HELPER_METHOD="+method, "GW_HELPER_PATH="+path, "GW_HELPER_BODY="+body)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("helper as %d: %v\n%s", uid, err, out)
-		}
-		var code int
-		var rest string
-		for l := range strings.SplitSeq(string(out), "\n") {
-			if s, ok := strings.CutPrefix(l, "HELPER "); ok {
-				fmt.Sscanf(s, "%d", &code)
-				_, rest, _ = strings.Cut(s, " ")
-			}
-		}
-		return code, rest
-	}
+	as := peercredClient(t, d, sock)
 	// Over the unix socket the body may carry registry credentials.
 	body := fmt.Sprintf(`{"authorized_locations":{"default":"x:%s"}}`, secret)
 	if code, out := as(4242, "POST", "/api/pull/sys/docker/corp/secret:1/", body); code != 200 {
@@ -272,6 +244,42 @@ func TestPeercredIdentity(t *testing.T) {
 	}
 	if code, _ := as(4242, "POST", "/api/autoexpire/sys/", ""); code != 403 {
 		t.Errorf("autoexpire by uid 4242: %d, want 403", code)
+	}
+}
+
+// peercredClient copies the test binary into d, where other uids can run
+// it, and returns a function that sends a request to the unix socket
+// sock as uid (gid uid) through TestPeercredHelper, and returns the
+// status and the body (newlines removed).
+func peercredClient(t *testing.T, d, sock string) func(uid uint32, method, path, body string) (int, string) {
+	t.Helper()
+	self, _ := os.Executable()
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(d, "helper")
+	if err := os.WriteFile(helper, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return func(uid uint32, method, path, body string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(helper, "-test.run=^TestPeercredHelper$")
+		cmd.Env = append(os.Environ(), "GW_HELPER_SOCK="+sock, "GW_HELPER_METHOD="+method, "GW_HELPER_PATH="+path, "GW_HELPER_BODY="+body)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("helper as %d: %v\n%s", uid, err, out)
+		}
+		var code int
+		var rest string
+		for l := range strings.SplitSeq(string(out), "\n") {
+			if s, ok := strings.CutPrefix(l, "HELPER "); ok {
+				fmt.Sscanf(s, "%d", &code)
+				_, rest, _ = strings.Cut(s, " ")
+			}
+		}
+		return code, rest
 	}
 }
 

@@ -293,6 +293,13 @@ func (g *Gateway) resolve(ctx context.Context, j *jobRecord, creds map[string]st
 func (g *Gateway) build(ctx context.Context, system string, tr Transfer, res *Resolved, fk string, log *slog.Logger) (*imagestore.Metadata, error) {
 	if m, err := tr.Load(ctx, res.ID); err == nil {
 		log.Info("image already published; updating its record only", "id", res.ID)
+		// Images published before chunk lists get one now. The image is
+		// valid without it: a failure is logged, not fatal.
+		if wrote, err := tr.EnsureChunks(ctx, m, g.cfg.ChunkSize); err != nil {
+			log.Error("write the chunk list of a published image", "id", res.ID, "err", err)
+		} else if wrote {
+			log.Info("chunk list written for an image published without one", "id", res.ID)
+		}
 		return m, nil
 	} else if !errors.Is(err, imagestore.ErrNotFound) && !errors.Is(err, imagestore.ErrInvalid) {
 		return nil, err
@@ -317,6 +324,12 @@ func (g *Gateway) build(ctx context.Context, system string, tr Transfer, res *Re
 		g.removeTemp(tmp)
 		return nil, err
 	}
+	// Hash the chunks while the file is local (before an ssh transfer).
+	cl, err := imagestore.ComputeChunkListFile(tmp, g.cfg.ChunkSize)
+	if err != nil {
+		g.removeTemp(tmp)
+		return nil, err
+	}
 	g.progress(fk, api.StateTransfer, "publishing the image", 0, 0, true)
 	// Whatever is left under this id is not a complete image (Load
 	// failed above): replace it rather than keep it.
@@ -329,7 +342,7 @@ func (g *Gateway) build(ctx context.Context, system string, tr Transfer, res *Re
 	meta.Format = imagestore.FormatSquashfs
 	meta.Tags, meta.UserACL, meta.GroupACL = []string{}, []uint32{0}, nil
 	meta.Created = g.now().UTC()
-	if err := tr.Publish(ctx, tmp, meta); err != nil {
+	if err := tr.Publish(ctx, tmp, meta, cl); err != nil {
 		g.removeTemp(tmp)
 		return nil, err
 	}

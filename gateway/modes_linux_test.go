@@ -79,7 +79,7 @@ func TestPrivateImageFilesUnreadable(t *testing.T) {
 	check := func(when, id string, readable bool) {
 		t.Helper()
 		sq, mp := imagestore.Paths(dir, id)
-		for _, p := range []string{sq, mp} {
+		for _, p := range []string{sq, imagestore.ChunksPath(dir, id), mp} {
 			err := openAs(t, nobody, nobody, p)
 			switch {
 			case readable && err != nil:
@@ -105,6 +105,7 @@ func TestPrivateImageFilesUnreadable(t *testing.T) {
 	// Files left 0644 by earlier versions are closed at start-up.
 	sq, mp := imagestore.Paths(dir, privID)
 	os.Chmod(sq, 0o644)
+	os.Chmod(imagestore.ChunksPath(dir, privID), 0o644)
 	os.Chmod(mp, 0o644)
 	tg.restart(p)
 	check("after restart", privID, false)

@@ -51,7 +51,8 @@ func writeErr(w http.ResponseWriter, err error) {
 	writeJSON(w, he.code, api.Error{Status: he.code, Error: he.short, Message: he.msg})
 }
 
-// Handler returns the HTTP handler of the API and /metrics.
+// Handler returns the HTTP handler of the API, the image files
+// (/images/, files.go) and /metrics.
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	h := func(f func(*http.Request) (any, error)) http.HandlerFunc {
@@ -64,6 +65,10 @@ func (g *Gateway) Handler() http.Handler {
 					g.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 				}
 				writeErr(w, err)
+				return
+			}
+			if sv, ok := v.(http.Handler); ok { // an image file
+				sv.ServeHTTP(w, r)
 				return
 			}
 			writeJSON(w, http.StatusOK, v)
@@ -79,9 +84,11 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /api/list/{system}/{rest...}", h(g.endpoint(systemOnly, accessUser, g.handleList)))
 	mux.HandleFunc("GET /api/queue/{system}/{rest...}", h(g.endpoint(systemOnly, accessAnyone, g.handleQueue)))
 	mux.HandleFunc("GET /api/metrics/{system}/{rest...}", h(g.endpoint(systemOnly, accessAdmin, g.handleLookupLog)))
+	// GET matches HEAD too.
+	mux.HandleFunc("GET /images/{system}/{file}", h(g.endpoint(systemOnly, accessAnyone, g.handleImageFile)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "shifter-gateway: {lookup,pull,list,queue,expire,autoexpire,metrics} under /api/; see docs/api.md")
+		fmt.Fprintln(w, "shifter-gateway: {lookup,pull,list,queue,expire,autoexpire,metrics} under /api/, image files under /images/; see docs/api.md")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		allow := map[string]string{"pull": "GET, POST", "lookup": "GET", "list": "GET", "queue": "GET",
@@ -90,6 +97,11 @@ func (g *Gateway) Handler() http.Handler {
 			!strings.Contains(allow[f[2]], r.Method) {
 			w.Header().Set("Allow", allow[f[2]])
 			writeErr(w, herr(http.StatusMethodNotAllowed, "method not allowed", "%s %s: allowed: %s", r.Method, r.URL.Path, allow[f[2]]))
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/images/") && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeErr(w, herr(http.StatusMethodNotAllowed, "method not allowed", "%s %s: allowed: GET, HEAD", r.Method, r.URL.Path))
 			return
 		}
 		writeErr(w, herr(http.StatusNotFound, "not found", "no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -107,6 +119,10 @@ func (g *Gateway) Handler() http.Handler {
 		raw := r.URL.EscapedPath()
 		if r.URL.RawPath != "" || strings.Contains(raw, "%") || strings.Contains(raw, "//") ||
 			strings.Contains(raw+"/", "/../") || strings.Contains(raw+"/", "/./") {
+			if strings.HasPrefix(raw, "/images/") { // only <id>.squashfs and <id>.chunks are files
+				writeErr(w, herr(http.StatusNotFound, "not found", "no image file %q", raw))
+				return
+			}
 			writeErr(w, herr(http.StatusBadRequest, "bad request", "malformed path %q", raw))
 			return
 		}
@@ -623,6 +639,10 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (an image
+// file's write deadline).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Flush lets streaming handlers (promhttp) flush through the wrapper.
 func (s *statusWriter) Flush() {

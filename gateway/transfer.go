@@ -25,9 +25,15 @@ import (
 type Transfer interface {
 	// CreateTemp makes the file a build writes into.
 	CreateTemp() (*os.File, error)
-	// Publish moves a finished squashfs into place with its metadata
-	// (squashfs first, metadata last). It fills m.Size and m.SHA256.
-	Publish(ctx context.Context, tmpPath string, m *imagestore.Metadata) error
+	// Publish moves a finished squashfs into place with its chunk list
+	// cl (computed from tmpPath; nil: none) and its metadata (squashfs
+	// first, chunk list next, metadata last). It fills m.Size and
+	// m.SHA256.
+	Publish(ctx context.Context, tmpPath string, m *imagestore.Metadata, cl *imagestore.ChunkList) error
+	// EnsureChunks gives a published image without a chunk list (one
+	// published before chunk lists) one, in chunks of chunkSize, and
+	// reports whether it wrote one.
+	EnsureChunks(ctx context.Context, m *imagestore.Metadata, chunkSize int64) (bool, error)
 	// WriteMetadata rewrites <id>.json of a published image, and gives
 	// both files the mode of its visibility (imagestore.FileMode).
 	WriteMetadata(ctx context.Context, m *imagestore.Metadata) error
@@ -37,12 +43,13 @@ type Transfer interface {
 	// Load returns the metadata of a fully published image, or an error
 	// wrapping imagestore.ErrNotFound.
 	Load(ctx context.Context, id string) (*imagestore.Metadata, error)
-	// Remove unpublishes an image (metadata first).
+	// Remove unpublishes an image (metadata first, then the chunk list
+	// and the nodes' start-up trace, then the squashfs).
 	Remove(ctx context.Context, id string) error
 	// CleanTemp removes temporary files left by a dead gateway.
 	CleanTemp(ctx context.Context) error
-	// Published lists the ids with a squashfs or metadata file and the
-	// newest modification time of their files.
+	// Published lists the ids with a squashfs, metadata, chunk list or
+	// trace file and the newest modification time of their files.
 	Published(ctx context.Context) (map[string]time.Time, error)
 }
 
@@ -51,8 +58,12 @@ type localTransfer struct{ dir string }
 
 func (l localTransfer) CreateTemp() (*os.File, error) { return imagestore.CreateTemp(l.dir) }
 
-func (l localTransfer) Publish(_ context.Context, tmp string, m *imagestore.Metadata) error {
-	return imagestore.Publish(l.dir, tmp, m)
+func (l localTransfer) Publish(_ context.Context, tmp string, m *imagestore.Metadata, cl *imagestore.ChunkList) error {
+	return imagestore.PublishWithChunks(l.dir, tmp, m, cl)
+}
+
+func (l localTransfer) EnsureChunks(_ context.Context, m *imagestore.Metadata, chunkSize int64) (bool, error) {
+	return imagestore.EnsureChunkList(l.dir, m, chunkSize)
 }
 
 func (l localTransfer) WriteMetadata(_ context.Context, m *imagestore.Metadata) error {
@@ -95,11 +106,8 @@ func (l localTransfer) Published(context.Context) (map[string]time.Time, error) 
 	}
 	out := map[string]time.Time{}
 	for _, e := range ents {
-		base, ok := strings.CutSuffix(e.Name(), ".squashfs")
+		base, ok := imageFileID(e.Name())
 		if !ok {
-			base, ok = strings.CutSuffix(e.Name(), ".json")
-		}
-		if !ok || !imagestore.ValidID(base) {
 			continue
 		}
 		info, err := e.Info()
@@ -208,24 +216,84 @@ func (s *sshTransfer) put(ctx context.Context, local, final string, mode os.File
 
 func (s *sshTransfer) CreateTemp() (*os.File, error) { return imagestore.CreateTemp(s.spool) }
 
-func (s *sshTransfer) Publish(ctx context.Context, tmp string, m *imagestore.Metadata) error {
-	// Stage both files in the spool with the image store's own code, then
-	// copy the squashfs and the metadata last.
+func (s *sshTransfer) Publish(ctx context.Context, tmp string, m *imagestore.Metadata, cl *imagestore.ChunkList) error {
+	// Stage the files in the spool with the image store's own code, then
+	// copy the squashfs, the chunk list, and the metadata last.
 	sq, mp := imagestore.Paths(s.spool, m.ID)
-	os.Remove(sq)
-	os.Remove(mp)
-	defer os.Remove(sq)
-	defer os.Remove(mp)
-	if err := imagestore.Publish(s.spool, tmp, m); err != nil {
+	cp := imagestore.ChunksPath(s.spool, m.ID)
+	for _, p := range []string{sq, cp, mp} {
+		os.Remove(p)
+		defer os.Remove(p)
+	}
+	if err := imagestore.PublishWithChunks(s.spool, tmp, m, cl); err != nil {
 		return err
 	}
-	if err := s.put(ctx, sq, m.ID+".squashfs", imagestore.FileMode(m)); err != nil {
-		return fmt.Errorf("publish image %s: %w", m.ID, err)
+	files := []string{sq, mp}
+	if cl != nil {
+		files = []string{sq, cp, mp}
 	}
-	if err := s.put(ctx, mp, m.ID+".json", imagestore.FileMode(m)); err != nil {
-		return fmt.Errorf("publish image %s: %w", m.ID, err)
+	for _, p := range files {
+		if err := s.put(ctx, p, filepath.Base(p), imagestore.FileMode(m)); err != nil {
+			return fmt.Errorf("publish image %s: %w", m.ID, err)
+		}
 	}
 	return nil
+}
+
+// EnsureChunks hashes a remote image that has no chunk list on the
+// remote host (GNU split runs sha256sum on each chunk), so that the
+// image is not copied back, and copies the list there.
+func (s *sshTransfer) EnsureChunks(ctx context.Context, m *imagestore.Metadata, chunkSize int64) (bool, error) {
+	if !imagestore.ValidID(m.ID) {
+		return false, fmt.Errorf("image id %q: %w", m.ID, imagestore.ErrInvalid)
+	}
+	sq, _ := imagestore.Paths(s.dir, m.ID)
+	out, err := s.run(ctx, fmt.Sprintf(`c=%s; f=%s; if [ -e "$c" ] || [ -L "$c" ]; then echo present; exit 0; fi; `+
+		`[ -f "$f" ] && [ ! -L "$f" ] || { echo "no regular file $f" >&2; exit 3; }; `+
+		`stat -c %%s -- "$f" && split -b %d --filter=sha256sum -- "$f"`,
+		shellQuote(imagestore.ChunksPath(s.dir, m.ID)), shellQuote(sq), chunkSize))
+	if err != nil {
+		return false, fmt.Errorf("chunk list of %s: %w", m.ID, err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if lines[0] == "present" {
+		return false, nil
+	}
+	cl, err := parseRemoteSums(lines, chunkSize)
+	if err != nil {
+		return false, fmt.Errorf("chunk list of %s on %s: %w", m.ID, s.cfg.Host, err)
+	}
+	cp := imagestore.ChunksPath(s.spool, m.ID)
+	defer os.Remove(cp)
+	if err := imagestore.WriteChunkListMode(s.spool, m.ID, cl, imagestore.FileMode(m)); err != nil {
+		return false, err
+	}
+	if err := s.put(ctx, cp, m.ID+".chunks", imagestore.FileMode(m)); err != nil {
+		return false, fmt.Errorf("chunk list of %s: %w", m.ID, err)
+	}
+	return true, nil
+}
+
+// parseRemoteSums builds a chunk list from the file size and the
+// "HEX  -" lines of sha256sum, one per chunk.
+func parseRemoteSums(lines []string, chunkSize int64) (*imagestore.ChunkList, error) {
+	size, err := strconv.ParseInt(strings.TrimSpace(lines[0]), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("file size %q: %w", lines[0], err)
+	}
+	cl := &imagestore.ChunkList{ChunkSize: chunkSize, Size: size}
+	for _, l := range lines[1:] {
+		h, ok := strings.CutSuffix(l, "  -")
+		var sum [32]byte
+		if n, err := hex.Decode(sum[:], []byte(h)); !ok || err != nil || n != len(sum) {
+			return nil, fmt.Errorf("sha256sum line %q", l)
+		}
+		cl.Sums = append(cl.Sums, sum)
+	}
+	if err := cl.Validate(); err != nil {
+		return nil, err
+	}
+	return cl, nil
 }
 
 func (s *sshTransfer) WriteMetadata(ctx context.Context, m *imagestore.Metadata) error {
@@ -250,8 +318,8 @@ func (s *sshTransfer) SetModes(ctx context.Context, m *imagestore.Metadata) erro
 		return fmt.Errorf("image id %q: %w", m.ID, imagestore.ErrInvalid)
 	}
 	mode := fmt.Sprintf("%04o", imagestore.FileMode(m).Perm())
-	_, err := s.run(ctx, fmt.Sprintf(`find %s -maxdepth 1 -type f \( -name %s -o -name %s \) ! -perm %s -exec chmod %s {} +`,
-		shellQuote(s.dir), shellQuote(m.ID+".squashfs"), shellQuote(m.ID+".json"), mode, mode))
+	_, err := s.run(ctx, fmt.Sprintf(`find %s -maxdepth 1 -type f \( -name %s -o -name %s -o -name %s \) ! -perm %s -exec chmod %s {} +`,
+		shellQuote(s.dir), shellQuote(m.ID+".squashfs"), shellQuote(m.ID+".chunks"), shellQuote(m.ID+".json"), mode, mode))
 	return err
 }
 
@@ -280,7 +348,8 @@ func (s *sshTransfer) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("image id %q: %w", id, imagestore.ErrInvalid)
 	}
 	sq, mp := imagestore.Paths(s.dir, id)
-	_, err := s.run(ctx, fmt.Sprintf("rm -f %s && rm -f %s", shellQuote(mp), shellQuote(sq)))
+	_, err := s.run(ctx, fmt.Sprintf("rm -f %s && rm -f %s %s && rm -f %s", shellQuote(mp),
+		shellQuote(imagestore.ChunksPath(s.dir, id)), shellQuote(imagestore.TracePath(s.dir, id)), shellQuote(sq)))
 	return err
 }
 
@@ -298,7 +367,7 @@ func (s *sshTransfer) CleanTemp(ctx context.Context) error {
 // Published lists the remote image files with GNU find (the remote host
 // is Linux).
 func (s *sshTransfer) Published(ctx context.Context) (map[string]time.Time, error) {
-	out, err := s.run(ctx, fmt.Sprintf(`find %s -maxdepth 1 -type f \( -name '*.squashfs' -o -name '*.json' \) -printf '%%T@ %%f\n'`, shellQuote(s.dir)))
+	out, err := s.run(ctx, fmt.Sprintf(`find %s -maxdepth 1 -type f \( -name '*.squashfs' -o -name '*.json' -o -name '*.chunks' -o -name '*.trace' \) -printf '%%T@ %%f\n'`, shellQuote(s.dir)))
 	if err != nil {
 		return nil, fmt.Errorf("list remote image directory: %w", err)
 	}
@@ -308,12 +377,9 @@ func (s *sshTransfer) Published(ctx context.Context) (map[string]time.Time, erro
 		if !ok {
 			continue
 		}
-		base, ok := strings.CutSuffix(name, ".squashfs")
-		if !ok {
-			base, ok = strings.CutSuffix(name, ".json")
-		}
+		base, ok := imageFileID(name)
 		secs, err := strconv.ParseFloat(ts, 64)
-		if !ok || err != nil || !imagestore.ValidID(base) {
+		if !ok || err != nil {
 			continue
 		}
 		mt := time.Unix(0, int64(secs*1e9))
@@ -322,6 +388,17 @@ func (s *sshTransfer) Published(ctx context.Context) (map[string]time.Time, erro
 		}
 	}
 	return files, nil
+}
+
+// imageFileID returns the image id of a file name of the image store:
+// <id>.squashfs, <id>.json, <id>.chunks or <id>.trace.
+func imageFileID(name string) (string, bool) {
+	for _, ext := range []string{".squashfs", ".json", ".chunks", ".trace"} {
+		if id, ok := strings.CutSuffix(name, ext); ok && imagestore.ValidID(id) {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 func newTransfer(name string, sys *System, workDir string) Transfer {

@@ -290,11 +290,18 @@ func ComputeChunkListFile(path string, chunkSize int64) (*ChunkList, error) {
 func ChunksPath(dir, id string) string { return filepath.Join(dir, id+".chunks") }
 
 // WriteChunkList writes <id>.chunks atomically (temporary file, fsync,
-// rename, directory fsync). A writer publishes it after <id>.squashfs and
-// before <id>.json, so a present image has its chunk list when it has one
-// at all. An existing chunk list is replaced (its content depends only on
-// the image file and the chunk size).
+// rename, directory fsync), mode 0644. A writer publishes it after
+// <id>.squashfs and before <id>.json, so a present image has its chunk
+// list when it has one at all. An existing chunk list is replaced (its
+// content depends only on the image file and the chunk size).
 func WriteChunkList(dir, id string, c *ChunkList) error {
+	return WriteChunkListMode(dir, id, c, ModePublic)
+}
+
+// WriteChunkListMode is WriteChunkList with the file's mode (an image
+// store's chunk list has its image's, FileMode): the temporary file is
+// created 0600 and given mode exactly before the rename.
+func WriteChunkListMode(dir, id string, c *ChunkList, mode os.FileMode) error {
 	if !ValidID(id) {
 		return fmt.Errorf("image id %q: %w", id, ErrInvalid)
 	}
@@ -307,14 +314,15 @@ func WriteChunkList(dir, id string, c *ChunkList) error {
 		return err
 	}
 	tmp := filepath.Join(dir, tempPrefix+hex.EncodeToString(r[:])+".chunks")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, ModePrivate)
 	if err != nil {
 		return fmt.Errorf("write chunk list of %s: %w", id, err)
 	}
+	cherr := f.Chmod(mode.Perm()) // exact, whatever the umask
 	_, werr := f.Write(b)
 	serr := f.Sync()
 	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
+	if err := errors.Join(cherr, werr, serr, cerr); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write chunk list of %s: %w", id, err)
 	}

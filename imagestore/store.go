@@ -261,12 +261,13 @@ func CreateTemp(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// SetModes gives the published files of image m the mode its visibility
-// asks for (FileMode), through descriptors opened without following
-// symbolic links. A missing file is not an error.
+// SetModes gives the published files of image m (squashfs, chunk list,
+// metadata) the mode its visibility asks for (FileMode), through
+// descriptors opened without following symbolic links. A missing file is
+// not an error.
 func SetModes(dir string, m *Metadata) error {
 	sq, mp := Paths(dir, m.ID)
-	for _, p := range []string{sq, mp} {
+	for _, p := range []string{sq, ChunksPath(dir, m.ID), mp} {
 		if err := chmodNoFollow(p, FileMode(m)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("set mode of image %s: %w", m.ID, err)
 		}
@@ -296,7 +297,8 @@ func chmodNoFollow(p string, mode os.FileMode) error {
 }
 
 // Publish moves a finished squashfs (a file in dir, normally from
-// CreateTemp) into place as <id>.squashfs and then writes the metadata.
+// CreateTemp) into place as <id>.squashfs and then writes the metadata,
+// without a chunk list (PublishWithChunks).
 // It hashes the file to fill m.SHA256 and m.Size, fsyncs the file, renames
 // it, writes <id>.json atomically, and fsyncs the directory. If an image
 // with this id is already published its squashfs is left untouched (it is
@@ -304,7 +306,20 @@ func chmodNoFollow(p string, mode os.FileMode) error {
 // failure the caller removes tmpPath; a squashfs renamed into place is
 // removed again when its metadata cannot be written.
 func Publish(dir, tmpPath string, m *Metadata) error {
+	return PublishWithChunks(dir, tmpPath, m, nil)
+}
+
+// PublishWithChunks is Publish that also writes the image's chunk list cl
+// (ComputeChunkListFile of tmpPath) as <id>.chunks, mode FileMode(m),
+// after the squashfs and before the metadata: a reader that sees
+// <id>.json sees the chunk list too. With cl nil no chunk list is
+// written (and a stale one left by an incomplete image is removed). If
+// the image is already published, its own file is kept and gets a chunk
+// list computed from it (chunk size cl.ChunkSize) when it has none
+// (EnsureChunkList).
+func PublishWithChunks(dir, tmpPath string, m *Metadata, cl *ChunkList) error {
 	sq, _ := Paths(dir, m.ID)
+	cp := ChunksPath(dir, m.ID)
 	if _, err := os.Lstat(sq); err == nil {
 		old, lerr := Load(dir, m.ID)
 		if lerr == nil {
@@ -313,27 +328,73 @@ func Publish(dir, tmpPath string, m *Metadata) error {
 			return err
 		}
 		os.Remove(tmpPath)
+		if cl != nil {
+			if _, err := EnsureChunkList(dir, m, cl.ChunkSize); err != nil {
+				return fmt.Errorf("publish image %s: %w", m.ID, err)
+			}
+		}
 		return WriteMetadata(dir, m)
 	}
 	if err := hashInto(tmpPath, m); err != nil {
 		return err
 	}
+	if cl != nil && cl.Size != m.Size {
+		return fmt.Errorf("publish image %s: the chunk list describes %d bytes, the file has %d", m.ID, cl.Size, m.Size)
+	}
 	if err := chmodNoFollow(tmpPath, FileMode(m)); err != nil {
 		return fmt.Errorf("publish image %s: %w", m.ID, err)
+	}
+	if cl == nil {
+		if err := os.Remove(cp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("publish image %s: stale chunk list: %w", m.ID, err)
+		}
 	}
 	if err := os.Rename(tmpPath, sq); err != nil {
 		return fmt.Errorf("publish image %s: %w", m.ID, err)
 	}
 	err := syncDir(dir)
+	if err == nil && cl != nil {
+		err = WriteChunkListMode(dir, m.ID, cl, FileMode(m))
+	}
 	if err == nil {
 		err = WriteMetadata(dir, m)
 	}
 	if err != nil {
 		// Nothing half-published: the squashfs was new (see above), and
 		// without its metadata it is no image.
+		if cl != nil {
+			os.Remove(cp)
+		}
 		os.Remove(sq)
 	}
 	return err
+}
+
+// EnsureChunkList gives published image m a chunk list when it has none
+// (an image published before chunk lists) or an unusable one (invalid,
+// or of another size than the file): computed from <id>.squashfs in
+// chunks of chunkSize and written with the image's mode. It reports
+// whether it wrote one. A valid list of another chunk size is kept.
+func EnsureChunkList(dir string, m *Metadata, chunkSize int64) (bool, error) {
+	if !ValidID(m.ID) {
+		return false, fmt.Errorf("image id %q: %w", m.ID, ErrInvalid)
+	}
+	sq, _ := Paths(dir, m.ID)
+	if cl, err := LoadChunkList(dir, m.ID); err == nil {
+		if st, err := os.Lstat(sq); err == nil && st.Size() == cl.Size {
+			return false, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrChunkList) {
+		return false, err
+	}
+	cl, err := ComputeChunkListFile(sq, chunkSize)
+	if err != nil {
+		return false, err
+	}
+	if err := WriteChunkListMode(dir, m.ID, cl, FileMode(m)); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // hashInto fsyncs the file at path and records its size and sha256 in m.
@@ -357,7 +418,7 @@ func hashInto(path string, m *Metadata) error {
 
 // WriteMetadata writes <id>.json atomically (temporary file, fsync,
 // rename, directory fsync). The squashfs must already be in place; its
-// mode follows the metadata's visibility (FileMode), set before the new
+// mode (and its chunk list's) follows the metadata's visibility (FileMode), set before the new
 // metadata is in place, and so does the new metadata file's from its
 // creation.
 func WriteMetadata(dir string, m *Metadata) error {
@@ -376,8 +437,10 @@ func WriteMetadata(dir string, m *Metadata) error {
 		return err
 	}
 	sq, mp := Paths(dir, m.ID)
-	if err := chmodNoFollow(sq, FileMode(m)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("write metadata of %s: %w", m.ID, err)
+	for _, p := range []string{sq, ChunksPath(dir, m.ID)} {
+		if err := chmodNoFollow(p, FileMode(m)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("write metadata of %s: %w", m.ID, err)
+		}
 	}
 	tmp := filepath.Join(dir, tempPrefix+hex.EncodeToString(r[:])+".json")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, ModePrivate)
@@ -400,18 +463,18 @@ func WriteMetadata(dir string, m *Metadata) error {
 }
 
 // Remove unpublishes image id: the metadata first (so no reader finds a
-// record without its file), then the squashfs. Jobs that already opened
-// the squashfs keep reading it.
+// record without its file), then the chunk list and the start-up trace,
+// then the squashfs. Jobs that already opened the squashfs keep reading
+// it.
 func Remove(dir, id string) error {
 	if !ValidID(id) {
 		return fmt.Errorf("image id %q: %w", id, ErrInvalid)
 	}
 	sq, mp := Paths(dir, id)
-	if err := os.Remove(mp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove image %s: %w", id, err)
-	}
-	if err := os.Remove(sq); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove image %s: %w", id, err)
+	for _, p := range []string{mp, ChunksPath(dir, id), TracePath(dir, id), sq} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove image %s: %w", id, err)
+		}
 	}
 	return syncDir(dir)
 }
