@@ -35,8 +35,8 @@ type initConfig struct {
 	HasImage  bool
 	// SharedPath is the shared mount's host path (Mode MountShared).
 	SharedPath string
-	LocalRoot string
-	Mode      MountMode
+	LocalRoot  string
+	Mode       MountMode
 	// FallbackFUSE (auto mode chose loop): when the loop mount fails with
 	// a loopUnusableError, mount with FUSE instead; NoFUSE says why FUSE
 	// is impossible, if it is.
