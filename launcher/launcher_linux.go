@@ -118,6 +118,9 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 		CallerEnvKept: callerEnvKept, AddressSpace: deps.Early.AddressSpace,
 	}
 	spec, err := buildSpec(ctx, in)
+	if in.ReleaseShared != nil {
+		defer in.ReleaseShared()
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -241,6 +244,9 @@ type buildInput struct {
 	// AddressSpace is the caller's RLIMIT_AS when the runtime raised it
 	// (Early.AddressSpace).
 	AddressSpace *Limit
+	// ReleaseShared, set by buildSpec when the container uses shifterd's
+	// shared mount, drops this process's copy of the reference after Run.
+	ReleaseShared func()
 }
 
 // buildSpec turns the request into a mountns.Spec. On success the caller
@@ -337,6 +343,13 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	if err != nil {
 		return nil, err
 	}
+	shared, release, err := sharedMount(ctx, cfg, in.Mode, img, &in.Cred, in.Log)
+	if err != nil {
+		return nil, err
+	}
+	if shared != nil {
+		mountMode, in.ReleaseShared = mountns.MountShared, release
+	}
 	var imageEnv []string
 	if img.Meta != nil {
 		imageEnv = img.Meta.Env
@@ -346,6 +359,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		ImagePath:     img.Path,
 		LocalRoot:     img.LocalRoot,
 		Mode:          mountMode,
+		Shared:        shared,
 		MountHelper:   in.MountHelper,
 		UDIMount:      cfg.UDIMount,
 		Volumes:       vols,

@@ -78,7 +78,16 @@ func initMain() int {
 // container builds the container and runs the command in it.
 func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, error) {
 	var image *os.File
-	if cfg.HasImage {
+	switch {
+	case cfg.Mode == MountShared:
+		// The reference is held until this process ends (the command
+		// does not inherit it); the root is closed once bound.
+		unix.CloseOnExec(fdSharedRoot)
+		unix.CloseOnExec(fdSharedHold)
+		image = os.NewFile(fdSharedRoot, cfg.SharedPath)
+		hold := os.NewFile(fdSharedHold, "shifterd reference")
+		defer runtime.KeepAlive(hold)
+	case cfg.HasImage:
 		image = os.NewFile(fdImage, cfg.ImagePath)
 	}
 	unix.Umask(0o022)

@@ -19,7 +19,7 @@ import (
 func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 	cfg := &initConfig{
 		ImagePath:     spec.ImagePath,
-		HasImage:      spec.Image != nil,
+		HasImage:      spec.Image != nil && spec.Shared == nil,
 		LocalRoot:     spec.LocalRoot,
 		MountHelper:   spec.MountHelper,
 		UDIMount:      spec.UDIMount,
@@ -77,6 +77,11 @@ func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 	if spec.LocalRoot != "" {
 		cfg.Mode = ""
 		log.Info("mounting local root", "path", spec.LocalRoot)
+		return cfg, nil
+	}
+	if spec.Shared != nil {
+		cfg.Mode, cfg.SharedPath = MountShared, spec.Shared.Path
+		log.Info("image mount mode", "mode", string(MountShared), "reason", "shifterd's shared mount of the image", "mount", spec.Shared.Path)
 		return cfg, nil
 	}
 	mode, reason := chooseMode(spec)

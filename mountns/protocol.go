@@ -20,6 +20,9 @@ const (
 	// process holds: EOF tells the init that the runtime is gone.
 	fdLifeline = 5
 	fdImage    = 6 // the squashfs image (when there is one)
+	// MountShared: the shared mount's root (O_PATH) and the reference.
+	fdSharedRoot = 6
+	fdSharedHold = 7
 )
 
 // initConfig is what Run sends to the namespace init: the Spec without its
@@ -30,8 +33,10 @@ const (
 type initConfig struct {
 	ImagePath string
 	HasImage  bool
-	LocalRoot string
-	Mode      MountMode
+	// SharedPath is the shared mount's host path (Mode MountShared).
+	SharedPath string
+	LocalRoot  string
+	Mode       MountMode
 	// FallbackFUSE (auto mode chose loop): when the loop mount fails with
 	// a loopUnusableError, mount with FUSE instead; NoFUSE says why FUSE
 	// is impossible, if it is.
@@ -84,7 +89,20 @@ func (s *Spec) validate() error {
 	if !path.IsAbs(s.UDIMount) || path.Clean(s.UDIMount) != s.UDIMount || s.UDIMount == "/" {
 		return fmt.Errorf("%w: udiMount %q must be a clean absolute path other than /", ErrSpec, s.UDIMount)
 	}
+	if s.Shared != nil || s.Mode == MountShared {
+		switch {
+		case s.Shared == nil || s.Mode != MountShared:
+			return fmt.Errorf("%w: a shared mount needs mount mode %q, and that mode a shared mount", ErrSpec, MountShared)
+		case s.Shared.Root == nil || s.Shared.Hold == nil || !path.IsAbs(s.Shared.Path):
+			return fmt.Errorf("%w: shared mount without its path, root or reference", ErrSpec)
+		case s.Unprivileged:
+			return fmt.Errorf("%w: shared mounts are for the setuid runtime, not unprivileged mode", ErrSpec)
+		case s.LocalRoot != "":
+			return fmt.Errorf("%w: both a shared mount and a local root", ErrSpec)
+		}
+	}
 	switch {
+	case s.Shared != nil:
 	case s.Image != nil && s.LocalRoot != "":
 		return fmt.Errorf("%w: both an image and a local root", ErrSpec)
 	case s.Image == nil && s.LocalRoot == "":
@@ -93,7 +111,7 @@ func (s *Spec) validate() error {
 		return fmt.Errorf("%w: local root %q must be an absolute path other than /", ErrSpec, s.LocalRoot)
 	}
 	switch s.Mode {
-	case "", MountAuto, MountLoop, MountFUSE:
+	case "", MountAuto, MountLoop, MountFUSE, MountShared:
 	default:
 		return fmt.Errorf("%w: unknown mount mode %q", ErrSpec, s.Mode)
 	}

@@ -110,7 +110,10 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	// its end tells the init that this process is gone.
 	defer lifeW.Close()
 	cmd.ExtraFiles = []*os.File{cfgR, stW, lifeR}
-	if spec.Image != nil {
+	switch {
+	case spec.Shared != nil:
+		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.Shared.Root, spec.Shared.Hold)
+	case spec.Image != nil:
 		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.Image)
 	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(unix.SIGTERM) }

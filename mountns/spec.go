@@ -15,7 +15,23 @@ const (
 	MountAuto MountMode = "auto" // loop where allowed, else fuse
 	MountLoop MountMode = "loop" // kernel squashfs on a loop device
 	MountFUSE MountMode = "fuse" // the Go reader, served by shifter-mount outside the container
+	// MountShared binds the node's shared mount of the image, made by
+	// shifterd (Spec.Shared), instead of mounting the image.
+	MountShared MountMode = "shifterd"
 )
+
+// Shared is an image's shared mount on the node, from shifterd.
+type Shared struct {
+	// Path is the mount on the host (in a directory only root can
+	// search); Root is its root directory, opened O_PATH: Path must still
+	// lead to it when the init binds it.
+	Path string
+	Root *os.File
+	// Hold is the reference (shifterd's connection): the namespace init
+	// keeps it open until the container ends, so the mount stays while
+	// the container runs, and goes with it however it ends.
+	Hold *os.File
+}
 
 // Volume is one bind mount into the container.
 type Volume struct {
@@ -72,6 +88,9 @@ type Spec struct {
 	LocalRoot string
 
 	Mode MountMode
+	// Shared, with Mode MountShared, is the image's shared mount from
+	// shifterd; Image may then be nil. Not in unprivileged mode.
+	Shared *Shared
 	// MountHelper is the absolute path of the shifter-mount binary that
 	// serves fuse mode.
 	MountHelper string

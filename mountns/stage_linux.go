@@ -68,6 +68,14 @@ func mountImage(o op, cfg *initConfig, image *os.File, log *initLogger) (fuse *e
 		if fuse, err = startFUSE(cfg, log, image, lower); err != nil {
 			return nil, err
 		}
+	case o.mode == MountShared:
+		err := bindShared(cfg.SharedPath, image, lower)
+		image.Close()
+		if err != nil {
+			return nil, err
+		}
+		log.debug("image mounted", "mode", string(MountShared), "shared", cfg.SharedPath, "mountpoint", lower)
+		return nil, nil
 	default:
 		return nil, fmt.Errorf("%w: mount mode %q", ErrSpec, o.mode)
 	}
@@ -126,4 +134,27 @@ func mountOverlay(o op, cfg *initConfig, log *initLogger) (*rootfs, error) {
 		return nil, fmt.Errorf("%w: resolving the container root: %v", ErrMount, err)
 	}
 	return &rootfs{path: real, dir: dir, unpriv: cfg.Unprivileged, cred: cfg.Cred, log: log}, nil
+}
+
+// bindShared binds shifterd's mount of the image at path on target,
+// read-only, nosuid, nodev, after checking that path still leads to the
+// mount whose root shifterd handed over (root).
+func bindShared(path string, root *os.File, target string) error {
+	var want, got unix.Stat_t
+	if err := unix.Fstat(int(root.Fd()), &want); err != nil {
+		return fmt.Errorf("%w: the shared mount's root: %v", ErrMount, err)
+	}
+	if err := mount(path, target, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	if err := unix.Stat(target, &got); err != nil || got.Dev != want.Dev || got.Ino != want.Ino {
+		unix.Unmount(target, unix.MNT_DETACH)
+		return fmt.Errorf("%w: %s is not the shared mount shifterd handed over", ErrMount, path)
+	}
+	f, err := os.OpenFile(target, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%w: opening %s: %v", ErrMount, target, err)
+	}
+	defer f.Close()
+	return setAttrsRecursive(int(f.Fd()), target, mountAttrs{rdonly: true, nosuid: true, nodev: true})
 }
