@@ -8,7 +8,9 @@
 #      Debian's busybox-static (internal/cmd/demoregistry);
 #   2. start bin/shifter-gateway on its embedded defaults, on a unix socket;
 #   3. bin/shifterimg pull the image (the gateway converts it to squashfs);
-#   4. bin/shifter --image=... cat /etc/os-release inside it.
+#   4. bin/shifter --image=... cat /etc/os-release inside it;
+#   5. start bin/shifterd, the node daemon, warm its node cache with the
+#      image, and run two containers at once over its one shared mount.
 #
 # Everything it starts and creates is removed on exit. Run by `make demo`
 # after `make build`; needs root for step 4 (the runtime mounts the image).
@@ -24,7 +26,7 @@ note() { printf '    %s%s%s\n' "$dim" "$*" "$off"; }
 show() { printf '    %s$ %s%s\n' "$dim" "$*" "$off"; }
 fail() { printf '%sdemo: %s%s\n' "$red" "$*" "$off" >&2; exit 1; }
 
-for b in shifter shifterimg shifter-gateway; do
+for b in shifter shifterimg shifter-gateway shifterd; do
 	[ -x "$BIN/$b" ] || fail "$BIN/$b is missing: run 'make demo' (it builds first) or 'make build'"
 done
 command -v mksquashfs >/dev/null || fail "mksquashfs is missing: scripts/deps.sh installs squashfs-tools"
@@ -33,6 +35,7 @@ command -v mksquashfs >/dev/null || fail "mksquashfs is missing: scripts/deps.sh
 tmp=$(mktemp -d /tmp/shifter-demo.XXXXXX)
 chmod 755 "$tmp"
 pids=()
+cpids=()
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
@@ -47,7 +50,7 @@ cleanup() {
 	else
 		rm -rf "$tmp"
 	fi
-	if [ "$rc" -eq 0 ]; then note "stopped the gateway and the registry, removed $tmp"; fi
+	if [ "$rc" -eq 0 ]; then note "stopped shifterd, the gateway and the registry, removed $tmp"; fi
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -106,6 +109,11 @@ system=demo
 imagePath=$tmp/images
 udiMount=$tmp/udiMount
 imageGateway=unix:$tmp/gw.sock
+# the node daemon (started in step 6) and its node cache
+shifterdSocket=$tmp/shifterd.sock
+shifterdIdleUnmount=10s
+nodeCacheDir=$tmp/nodecache
+nodeCacheSize=256M
 EOF
 note "a udiRoot.conf for this demo, given to shifter with SHIFTER_CONFIG:"
 sed 's/^/      /' "$tmp/udiRoot.conf"
@@ -124,6 +132,42 @@ if [ "$rc" -ne 0 ]; then
 	fail "shifter exited with status $rc"
 fi
 
+if [ "$(id -u)" -eq 0 ]; then
+	say "Starting shifterd, the node daemon: one shared, read-only mount per image, through a node cache"
+	show "shifterd --config $tmp/udiRoot.conf serve --mount-dir $tmp/shifterd-mnt"
+	"$BIN/shifterd" --config "$tmp/udiRoot.conf" serve --mount-dir "$tmp/shifterd-mnt" >"$tmp/shifterd.log" 2>&1 &
+	pids+=($!)
+	wait_for "$tmp/shifterd.sock" "$!" "shifterd" "$tmp/shifterd.log"
+	note "listening on $tmp/shifterd.sock; node cache in $tmp/nodecache"
+
+	say "Warming the node cache with the image (what a batch prolog or cron does before jobs)"
+	show "shifterd --config ... warm docker:$image"
+	"$BIN/shifterd" --config "$tmp/udiRoot.conf" warm "docker:$image" | sed 's/^/    /'
+
+	say "Running two containers of the image at once: both use shifterd's one mount"
+	show "shifter -v --image=docker:$image sh -c 'head -n 1 /etc/os-release; sleep 2'   (twice, in parallel)"
+	for n in 1 2; do
+		SHIFTER_CONFIG="$tmp/udiRoot.conf" "$BIN/shifter" -v --image="docker:$image" sh -c 'head -n 1 /etc/os-release; sleep 2' \
+			>"$tmp/c$n.out" 2>"$tmp/c$n.err" &
+		cpids+=($!)
+	done
+	sleep 1
+	show "shifterd --config ... status"
+	"$BIN/shifterd" --config "$tmp/udiRoot.conf" status | sed 's/^/    /'
+	show "findmnt -t fuse.shifterd"
+	findmnt -t fuse.shifterd -o SOURCE,TARGET,OPTIONS | sed 's/^/    /'
+	for p in "${cpids[@]}"; do wait "$p" || fail "a container failed: $(cat "$tmp"/c*.err)"; done
+	for n in 1 2; do
+		sed 's/^/    | /' "$tmp/c$n.out"
+		grep -o "image mount: shifterd's shared mount" "$tmp/c$n.err" | sed 's/^/    shifter -v: /'
+	done
+else
+	note "not root: skipping shifterd (it runs as root, one per node)"
+fi
+
 say "Done"
 note "registry on $registry -> shifter-gateway pulled $image as image $id"
 note "-> bin/shifter ran cat /etc/os-release inside it (the lines marked '|' above)"
+if [ "$(id -u)" -eq 0 ]; then
+	note "-> shifterd warmed its node cache and served two containers from one mount"
+fi
