@@ -5,7 +5,10 @@
 // squashfs mount, chroot), the same floor with squashfuse_ll, and
 // Charliecloud's ch-run on the same squashfs (through its built-in
 // squashfuse) and on the unpacked rootfs directory, for CMD /bin/true and
-// a python import, in one run, with each median's ratio to the floor.
+// a python import, in one run, with each median's ratio to the floor;
+// and shifter through shifterd's shared mount (the daemon started by the
+// benchmark, its mount made by a first start) beside the same command run
+// on the host itself.
 //
 // It needs root. See bench/README.md.
 package main
@@ -24,7 +27,7 @@ import (
 	"github.com/shifter-go/shifter/bench/internal/benchutil"
 )
 
-var allMethods = []string{"floor", "floor-fuse", "shifter-loop", "shifter-fuse", "ch-run", "ch-run-dir"}
+var allMethods = []string{"floor", "floor-fuse", "shifter-loop", "shifter-fuse", "shifterd", "ch-run", "ch-run-dir", "host"}
 
 var allTests = []string{"true", "py"}
 
