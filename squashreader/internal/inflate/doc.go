@@ -13,8 +13,8 @@
 // Deflate(dst, src) decodes raw deflate data and also returns how many
 // bytes of src it used. Both are safe for concurrent use.
 //
-// Errors wrap ErrCorrupt (bad or truncated input, with the byte offset in
-// src) or ErrTooLong (the output would not fit in cap(dst)). Nothing in src
+// Errors wrap codec.ErrCorrupt (bad or truncated input, with the byte offset in
+// src) or codec.ErrTooLong (the output would not fit in cap(dst)). Nothing in src
 // can make them panic, read or write outside src and dst[:cap(dst)], or
 // loop without consuming input; bytes of dst past the returned length may
 // be overwritten.

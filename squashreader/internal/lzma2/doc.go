@@ -17,8 +17,8 @@
 // are safe for concurrent use; per-call state (about 40 KiB of
 // probabilities) comes from a sync.Pool.
 //
-// Errors wrap ErrCorrupt (bad or truncated input; they say what and the
-// byte offset in src) or ErrTooLong (the output would not fit in
+// Errors wrap codec.ErrCorrupt (bad or truncated input; they say what and the
+// byte offset in src) or codec.ErrTooLong (the output would not fit in
 // cap(dst): reported as soon as a chunk's header says so). Nothing in src
 // can make Decode panic, read or write outside src and dst[:cap(dst)], or
 // loop without producing output; bytes of dst past the returned length may

@@ -5,6 +5,8 @@ package zstd
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // block decodes a compressed block's content src (at offset soff of the
@@ -466,7 +468,7 @@ func copy16(dst, src []byte) {
 }
 
 // outErr is the error for n bytes of output at src offset off with room
-// for only room more: ErrTooLong if cap(dst) is the limit, else ErrCorrupt.
+// for only room more: codec.ErrTooLong if cap(dst) is the limit, else codec.ErrCorrupt.
 func outErr(kind, off, n, room int) error {
 	switch kind {
 	case limFCS:
@@ -474,5 +476,5 @@ func outErr(kind, off, n, room int) error {
 	case limBlock:
 		return corrupt(off, "block decodes to more than %d bytes", maxBlockOut)
 	}
-	return fmt.Errorf("%w: %d bytes of output at offset %d, %d bytes of room", ErrTooLong, n, off, room)
+	return fmt.Errorf("zstd: %w: %d bytes of output at offset %d, %d bytes of room", codec.ErrTooLong, n, off, room)
 }

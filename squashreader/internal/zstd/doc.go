@@ -22,8 +22,8 @@
 // would drop them at each garbage collection), so a steady-state call
 // allocates nothing.
 //
-// Errors wrap ErrCorrupt (bad or truncated input; they say what and the
-// byte offset in src) or ErrTooLong (the output would not fit in
+// Errors wrap codec.ErrCorrupt (bad or truncated input; they say what and the
+// byte offset in src) or codec.ErrTooLong (the output would not fit in
 // cap(dst): reported as soon as a header says so, a frame content size,
 // a raw or RLE block's size, a literals section's size, or when a
 // sequence would run past it). Nothing in src can make Decode panic, read
@@ -41,7 +41,7 @@
 //     (window log at most 31), a dictionary ID (any nonzero one is an
 //     error: "dictionaries not supported"), the frame content size in all
 //     its widths (the output must have exactly that size: more or less is
-//     ErrCorrupt), and the content checksum (the low 32 bits of XXH64,
+//     codec.ErrCorrupt), and the content checksum (the low 32 bits of XXH64,
 //     package-internal) when the descriptor has the flag. Skippable frames
 //     (magic 0x184D2A5?) are skipped; frames and skippable frames may
 //     follow one another; anything else after a frame, even a few bytes,
@@ -90,7 +90,7 @@
 // checksums and content sizes, windows from 1 KiB, long-distance matching,
 // raw literals, small blocks, every strategy, several frames, skippable
 // frames), decoded and checked by SHA-256, and with one byte less of
-// cap(dst) for ErrTooLong; libzstd's verdict (and output hash) on every
+// cap(dst) for codec.ErrTooLong; libzstd's verdict (and output hash) on every
 // truncation and every single-bit flip of 10 small streams (11034
 // inputs, TestCZstdVerdicts: no disagreement); and 102 hand-made inputs at
 // the edges of every rule above with libzstd's verdicts (TestCrafted),
