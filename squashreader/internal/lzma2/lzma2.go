@@ -40,8 +40,8 @@ func corrupt(off int, format string, args ...any) error {
 // dictionary reset.
 //
 // It returns the output and the number of bytes of src consumed, through
-// the end marker. Errors wrap codec.ErrCorrupt or codec.ErrTooLong. Bytes of dst past
-// the returned length may be overwritten.
+// the end marker. Errors wrap codec.ErrCorrupt or codec.ErrTooLong. Bytes
+// of dst past the returned length may be overwritten.
 func Decode(dst, src []byte, dictSize uint32) (out []byte, n int, err error) {
 	// liblzma's LZ decoder makes the dictionary at least 4 KiB and a
 	// multiple of 16 bytes, and a distance is valid if it is within it.

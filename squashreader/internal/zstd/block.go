@@ -472,7 +472,8 @@ func copy16(dst, src []byte) {
 }
 
 // outErr is the error for n bytes of output at src offset off with room
-// for only room more: codec.ErrTooLong if cap(dst) is the limit, else codec.ErrCorrupt.
+// for only room more: codec.ErrTooLong if cap(dst) is the limit, else
+// codec.ErrCorrupt.
 func outErr(kind, off, n, room int) error {
 	switch kind {
 	case limFCS:

@@ -81,9 +81,9 @@ func putDecoder(d *decoder) {
 
 // Decode decodes the zstd frames in src (zstd frames and skippable frames,
 // one after another) into dst[:0], writing at most cap(dst) bytes, and
-// returns the output. Errors wrap codec.ErrCorrupt or codec.ErrTooLong; the output
-// returned with an error is what was decoded before it. Bytes of dst past
-// the returned length may be overwritten.
+// returns the output. Errors wrap codec.ErrCorrupt or codec.ErrTooLong;
+// the output returned with an error is what was decoded before it. Bytes
+// of dst past the returned length may be overwritten.
 func Decode(dst, src []byte) ([]byte, error) {
 	defaultOnce.Do(buildDefaults)
 	d := getDecoder()
