@@ -261,10 +261,8 @@ func (r *Reader) parseInode(pos *metaPos) (*Inode, error) {
 		err = ir.file(in)
 	case TypeSymlink:
 		err = ir.symlink(in)
-	case TypeBlockDev, TypeCharDev:
-		err = ir.device(in)
-	case TypeFifo, TypeSocket:
-		err = ir.ipc(in)
+	case TypeBlockDev, TypeCharDev, TypeFifo, TypeSocket:
+		err = ir.special(in)
 	}
 	if err != nil {
 		return nil, err
@@ -398,39 +396,28 @@ func (ir *inodeReader) symlink(in *Inode) error {
 	return nil
 }
 
-// device reads the rest of a block or character device inode.
-func (ir *inodeReader) device(in *Inode) error {
+// special reads the rest of a device, fifo or socket inode: the link
+// count, a device's number, an extended inode's xattr id.
+func (ir *inodeReader) special(in *Inode) error {
 	le := binary.LittleEndian
-	n := 8
-	if in.Extended {
-		n = 12
-	}
-	p, err := ir.read(n)
-	if err != nil {
-		return err
-	}
-	in.Nlink = le.Uint32(p[0:])
-	in.Rdev = le.Uint32(p[4:])
-	if in.Extended {
-		in.xattr = le.Uint32(p[8:])
-	}
-	return nil
-}
-
-// ipc reads the rest of a fifo or socket inode.
-func (ir *inodeReader) ipc(in *Inode) error {
-	le := binary.LittleEndian
+	dev := in.Type == TypeBlockDev || in.Type == TypeCharDev
 	n := 4
+	if dev {
+		n += 4
+	}
 	if in.Extended {
-		n = 8
+		n += 4
 	}
 	p, err := ir.read(n)
 	if err != nil {
 		return err
 	}
-	in.Nlink = le.Uint32(p[0:])
+	in.Nlink, p = le.Uint32(p), p[4:]
+	if dev {
+		in.Rdev, p = le.Uint32(p), p[4:]
+	}
 	if in.Extended {
-		in.xattr = le.Uint32(p[4:])
+		in.xattr = le.Uint32(p)
 	}
 	return nil
 }
