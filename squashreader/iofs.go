@@ -254,7 +254,11 @@ func (r *Reader) ReadFile(name string) ([]byte, error) {
 	b := []byte{}
 	for uint64(len(b)) < in.Size {
 		n := int(min(in.Size-uint64(len(b)), uint64(r.bs)*8))
-		b = slices.Grow(b, n)
+		if cap(b)-len(b) < n {
+			nb := make([]byte, len(b), max(2*cap(b), len(b)+n))
+			copy(nb, b)
+			b = nb
+		}
 		m, err := r.ReadAt(in, b[len(b):len(b)+n], int64(len(b)))
 		b = b[:len(b)+m]
 		if err == io.EOF {
