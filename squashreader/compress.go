@@ -4,28 +4,19 @@ package squashreader
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	lzo "github.com/anchore/go-lzo"
 
-	"github.com/shifter-go/shifter/squashreader/internal/inflate"
-	"github.com/shifter-go/shifter/squashreader/internal/lz4"
-	"github.com/shifter-go/shifter/squashreader/internal/zstd"
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
-// decompressor decompresses one block: src into dst[:0], at most cap(dst)
-// bytes; more output is an error.
-type decompressor interface {
-	decompress(dst, src []byte) ([]byte, error)
-}
-
-var errTooLong = errors.New("decompressed data longer than the block")
-
-func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error) {
+// newDecoder returns the block decoder of compression id, checking the
+// compressor options opts (nil when the image has none).
+func newDecoder(id uint16, opts []byte, blockSize int) (codec.Decoder, error) {
 	le := binary.LittleEndian
 	switch id {
-	case 1: // gzip (zlib)
+	case compressionGzip:
 		if opts != nil {
 			if len(opts) != 8 {
 				return nil, fmt.Errorf("gzip options of %d bytes, want 8", len(opts))
@@ -35,8 +26,8 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 				return nil, fmt.Errorf("bad gzip options level %d window %d", lvl, win)
 			}
 		}
-		return &zlibDec{}, nil
-	case 3:
+		return gzipDecoder, nil
+	case compressionLZO:
 		if opts != nil {
 			if len(opts) != 8 {
 				return nil, fmt.Errorf("lzo options of %d bytes, want 8", len(opts))
@@ -45,8 +36,8 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 				return nil, fmt.Errorf("bad lzo algorithm %d", a)
 			}
 		}
-		return lzoDec{}, nil
-	case 4:
+		return codec.Func(lzoDecode), nil
+	case compressionXZ:
 		if opts != nil {
 			if len(opts) != 8 {
 				return nil, fmt.Errorf("xz options of %d bytes, want 8", len(opts))
@@ -59,8 +50,8 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 				return nil, fmt.Errorf("unknown xz filters 0x%x", le.Uint32(opts[4:]))
 			}
 		}
-		return xzDec{}, nil
-	case 5:
+		return xzDecoder, nil
+	case compressionLZ4:
 		if opts != nil {
 			if len(opts) != 8 {
 				return nil, fmt.Errorf("lz4 options of %d bytes, want 8", len(opts))
@@ -72,8 +63,8 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 				return nil, fmt.Errorf("unknown lz4 flags 0x%x", f)
 			}
 		}
-		return lz4Dec{}, nil
-	case 6:
+		return lz4Decoder, nil
+	case compressionZstd:
 		if opts != nil {
 			if len(opts) != 4 {
 				return nil, fmt.Errorf("zstd options of %d bytes, want 4", len(opts))
@@ -82,53 +73,19 @@ func newDecompressor(id uint16, opts []byte, blockSize int) (decompressor, error
 				return nil, fmt.Errorf("bad zstd level %d", l)
 			}
 		}
-		return zstdDec{}, nil
+		return zstdDecoder, nil
 	}
 	return nil, fmt.Errorf("unknown compression id %d", id)
 }
 
-// zlibDec decodes gzip blocks (zlib streams) buffer to buffer with the
-// project's own inflate: no reader state, no window copy, about twice
-// klauspost's speed (squashreader/internal/inflate).
-type zlibDec struct{}
-
-func (*zlibDec) decompress(dst, src []byte) ([]byte, error) {
-	out, err := inflate.Zlib(dst[:0], src)
-	if errors.Is(err, inflate.ErrTooLong) {
-		return nil, errTooLong
-	}
-	return out, err
-}
-
-type lzoDec struct{}
-
-func (lzoDec) decompress(dst, src []byte) ([]byte, error) {
+// lzoDecode decodes lzo blocks (lzo1x) with anchore/go-lzo.
+func lzoDecode(dst, src []byte) ([]byte, error) {
 	n, err := lzo.Decompress(src, dst[:cap(dst)])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lzo: %w: %v", codec.ErrCorrupt, err)
 	}
 	if n < 0 || n > cap(dst) {
-		return nil, errTooLong
+		return nil, fmt.Errorf("lzo: %w", codec.ErrTooLong)
 	}
 	return dst[:n], nil
-}
-
-// lz4Dec decodes lz4 blocks (the block format, as the kernel's squashfs
-// reads them) with the project's own internal/lz4.
-type lz4Dec struct{}
-
-func (lz4Dec) decompress(dst, src []byte) ([]byte, error) {
-	return lz4.Decode(dst[:0], src)
-}
-
-// zstdDec decodes zstd blocks buffer to buffer with the project's own
-// decoder (squashreader/internal/zstd).
-type zstdDec struct{}
-
-func (zstdDec) decompress(dst, src []byte) ([]byte, error) {
-	out, err := zstd.Decode(dst[:0], src)
-	if errors.Is(err, zstd.ErrTooLong) {
-		return nil, errTooLong
-	}
-	return out, err
 }

@@ -129,7 +129,7 @@ func (c *dirCursor) next() (e DirEntry, ok bool, err error) {
 		return e, false, formatErr(c.pos.block, "directory %d: entry %q after %q: not in name order", c.dir.Ino, name, c.lastName)
 	}
 	c.lastName = name
-	if typ < 1 || typ > 7 {
+	if typ > uint16(TypeSocket) || !Type(typ).valid() {
 		return e, false, formatErr(c.pos.block, "directory %d: entry %q of type %d", c.dir.Ino, name, typ)
 	}
 	if off >= metadataSize {

@@ -109,5 +109,6 @@
 // (internal/sqtest) with every compressor, option and block size and
 // compare the reader with unsquashfs -lln, unsquashfs -d and the kernel's
 // squashfs driver. testdata/make.sh makes the small committed fixtures
-// that seed the fuzz targets FuzzOpen and FuzzWalk.
+// that seed the fuzz targets FuzzOpen and FuzzWalk. The codecs' tests,
+// fuzzing and speed: docs/codecs.md.
 package squashreader

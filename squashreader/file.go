@@ -64,7 +64,7 @@ func (r *Reader) loadBlock(k blockKey) ([]byte, error) {
 	if err := r.readFull(src, k.off, "data block"); err != nil {
 		return nil, err
 	}
-	out, err := r.dec.decompress(make([]byte, 0, k.want), src)
+	out, err := r.dec.Decode(make([]byte, 0, k.want), src)
 	if err != nil {
 		return nil, formatErr(k.off, "decompress data block: %v", err)
 	}
@@ -128,7 +128,7 @@ func (r *Reader) loadFragment(k blockKey) ([]byte, error) {
 	if k.word&uncompressedBit != 0 {
 		return src, nil
 	}
-	out, err := r.dec.decompress(make([]byte, 0, r.bs), src)
+	out, err := r.dec.Decode(make([]byte, 0, r.bs), src)
 	if err != nil {
 		return nil, formatErr(k.off, "decompress fragment block: %v", err)
 	}

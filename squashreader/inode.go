@@ -30,6 +30,14 @@ const (
 	TypeSocket   Type = 7
 )
 
+// extendedType is what an extended inode adds to its basic type on disk
+// (SQUASHFS_LDIR_TYPE is SQUASHFS_DIR_TYPE + 7, and so on to
+// SQUASHFS_LSOCKET_TYPE, 14).
+const extendedType = 7
+
+// valid reports whether t is one of the seven basic types.
+func (t Type) valid() bool { return t >= TypeDir && t <= TypeSocket }
+
 func (t Type) String() string {
 	switch t {
 	case TypeDir:
@@ -188,12 +196,39 @@ func (r *Reader) Inode(ref InodeRef) (*Inode, error) {
 	return in, nil
 }
 
+// inodeReader reads one inode's fields from the inode table.
+type inodeReader struct {
+	r   *Reader
+	pos *metaPos
+	at  int64 // the inode's metadata block, for errors
+	buf [40]byte
+}
+
+// read returns the next n (at most 40) bytes of the inode.
+func (ir *inodeReader) read(n int) ([]byte, error) {
+	if err := ir.r.readMeta(ir.pos, ir.buf[:n], ir.r.inodeEnd); err != nil {
+		return nil, err
+	}
+	return ir.buf[:n], nil
+}
+
+// readBytes returns the next n bytes of the inode in a new slice.
+func (ir *inodeReader) readBytes(n uint32) ([]byte, error) {
+	b := make([]byte, n)
+	if err := ir.r.readMeta(ir.pos, b, ir.r.inodeEnd); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// The size of an inode's header, the fields every type shares.
+const inodeHeaderSize = 16
+
 func (r *Reader) parseInode(pos *metaPos) (*Inode, error) {
 	le := binary.LittleEndian
-	end := r.inodeEnd
-	at := pos.block
-	var h [16]byte
-	if err := r.readMeta(pos, h[:], end); err != nil {
+	ir := &inodeReader{r: r, pos: pos, at: pos.block}
+	h, err := ir.read(inodeHeaderSize)
+	if err != nil {
 		return nil, err
 	}
 	typ := le.Uint16(h[0:])
@@ -204,172 +239,187 @@ func (r *Reader) parseInode(pos *metaPos) (*Inode, error) {
 		xattr: noXattr,
 		Nlink: 1,
 	}
-	if typ < 1 || typ > 14 {
-		return nil, formatErr(at, "unknown inode type %d", typ)
+	in.Type, in.Extended = Type(typ), false
+	if typ > extendedType {
+		in.Type, in.Extended = Type(typ-extendedType), true
 	}
-	in.Extended = typ > 7
-	in.Type = Type(typ)
-	if in.Extended {
-		in.Type = Type(typ - 7)
+	if typ > extendedType+uint16(TypeSocket) || !in.Type.valid() {
+		return nil, formatErr(ir.at, "unknown inode type %d", typ)
 	}
 	uidx, gidx := le.Uint16(h[4:]), le.Uint16(h[6:])
 	if int(uidx) >= len(r.ids) || int(gidx) >= len(r.ids) {
-		return nil, formatErr(at, "uid index %d or gid index %d beyond the %d ids", uidx, gidx, len(r.ids))
+		return nil, formatErr(ir.at, "uid index %d or gid index %d beyond the %d ids", uidx, gidx, len(r.ids))
 	}
 	in.UID, in.GID = r.ids[uidx], r.ids[gidx]
 	if in.Ino == 0 || in.Ino > r.sb.Inodes {
-		return nil, formatErr(at, "inode number %d outside 1..%d", in.Ino, r.sb.Inodes)
+		return nil, formatErr(ir.at, "inode number %d outside 1..%d", in.Ino, r.sb.Inodes)
 	}
-	var b [40]byte
-	read := func(n int) ([]byte, error) {
-		if err := r.readMeta(pos, b[:n], end); err != nil {
-			return nil, err
-		}
-		return b[:n], nil
+	switch in.Type {
+	case TypeDir:
+		err = ir.dir(in)
+	case TypeFile:
+		err = ir.file(in)
+	case TypeSymlink:
+		err = ir.symlink(in)
+	case TypeBlockDev, TypeCharDev, TypeFifo, TypeSocket:
+		err = ir.special(in)
 	}
-	switch typ {
-	case 1: // basic dir
-		p, err := read(16)
+	if err != nil {
+		return nil, err
+	}
+	if in.xattr != noXattr && in.xattr >= r.xattrIDs {
+		return nil, formatErr(ir.at, "xattr id %d beyond the %d xattr ids", in.xattr, r.xattrIDs)
+	}
+	return in, nil
+}
+
+// dir reads the rest of a directory inode, with an extended one's index.
+func (ir *inodeReader) dir(in *Inode) error {
+	le := binary.LittleEndian
+	if !in.Extended {
+		p, err := ir.read(16)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		in.dirBlock = le.Uint32(p[0:])
 		in.Nlink = le.Uint32(p[4:])
 		in.Size = uint64(le.Uint16(p[8:]))
 		in.dirOffset = le.Uint16(p[10:])
 		in.Parent = le.Uint32(p[12:])
-	case 8: // extended dir
-		p, err := read(24)
+		return nil
+	}
+	p, err := ir.read(24)
+	if err != nil {
+		return err
+	}
+	in.Nlink = le.Uint32(p[0:])
+	in.Size = uint64(le.Uint32(p[4:]))
+	in.dirBlock = le.Uint32(p[8:])
+	in.Parent = le.Uint32(p[12:])
+	n := int(le.Uint16(p[16:]))
+	in.dirOffset = le.Uint16(p[18:])
+	in.xattr = le.Uint32(p[20:])
+	for i := 0; i < n; i++ {
+		p, err := ir.read(12)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		in.Nlink = le.Uint32(p[0:])
-		in.Size = uint64(le.Uint32(p[4:]))
-		in.dirBlock = le.Uint32(p[8:])
-		in.Parent = le.Uint32(p[12:])
-		n := int(le.Uint16(p[16:]))
-		in.dirOffset = le.Uint16(p[18:])
-		in.xattr = le.Uint32(p[20:])
-		for i := 0; i < n; i++ {
-			p, err := read(12)
-			if err != nil {
-				return nil, err
-			}
-			ix := dirIndex{index: le.Uint32(p[0:]), start: le.Uint32(p[4:])}
-			ns := le.Uint32(p[8:]) + 1
-			if ns > 256 {
-				return nil, formatErr(at, "directory index name of %d bytes", ns)
-			}
-			name := make([]byte, ns)
-			if err := r.readMeta(pos, name, end); err != nil {
-				return nil, err
-			}
-			ix.name = string(name)
-			in.index = append(in.index, ix)
+		ix := dirIndex{index: le.Uint32(p[0:]), start: le.Uint32(p[4:])}
+		ns := le.Uint32(p[8:]) + 1
+		if ns > 256 {
+			return formatErr(ir.at, "directory index name of %d bytes", ns)
 		}
-	case 2, 9: // file
-		var fragIdx uint32
-		if typ == 2 {
-			p, err := read(16)
-			if err != nil {
-				return nil, err
-			}
-			in.blocksStart = uint64(le.Uint32(p[0:]))
-			fragIdx = le.Uint32(p[4:])
-			in.fragOffset = le.Uint32(p[8:])
-			in.Size = uint64(le.Uint32(p[12:]))
-		} else {
-			p, err := read(40)
-			if err != nil {
-				return nil, err
-			}
-			in.blocksStart = le.Uint64(p[0:])
-			in.Size = le.Uint64(p[8:])
-			in.Sparse = le.Uint64(p[16:])
-			in.Nlink = le.Uint32(p[24:])
-			fragIdx = le.Uint32(p[28:])
-			in.fragOffset = le.Uint32(p[32:])
-			in.xattr = le.Uint32(p[36:])
-		}
-		in.frag = fragIdx
-		if in.Size > 1<<62 {
-			return nil, formatErr(at, "file size %d", in.Size)
-		}
-		nb := in.Size / uint64(r.bs)
-		if fragIdx == noFragment {
-			nb = (in.Size + uint64(r.bs) - 1) / uint64(r.bs)
-		} else {
-			if fragIdx >= r.sb.Fragments {
-				return nil, formatErr(at, "fragment %d beyond the %d fragments", fragIdx, r.sb.Fragments)
-			}
-			if in.Size%uint64(r.bs) == 0 {
-				return nil, formatErr(at, "file of whole blocks with a fragment")
-			}
-			if uint64(in.fragOffset) >= uint64(r.bs) {
-				return nil, formatErr(at, "fragment offset %d beyond the block size", in.fragOffset)
-			}
-		}
-		// Each block size word is 4 bytes of this table: a list longer
-		// than the rest of the table is corrupt; read it in chunks so a
-		// claimed count never drives the allocation.
-		if err := r.readBlockList(in, pos, nb, at); err != nil {
-			return nil, err
-		}
-	case 3, 10: // symlink
-		p, err := read(8)
+		name, err := ir.readBytes(ns)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		in.Nlink = le.Uint32(p[0:])
-		n := le.Uint32(p[4:])
-		if n > maxSymlink {
-			return nil, formatErr(at, "symlink target of %d bytes", n)
-		}
-		t := make([]byte, n)
-		if err := r.readMeta(pos, t, end); err != nil {
-			return nil, err
-		}
-		in.Target = string(t)
-		in.Size = uint64(n)
-		if typ == 10 {
-			p, err := read(4)
-			if err != nil {
-				return nil, err
-			}
-			in.xattr = le.Uint32(p)
-		}
-	case 4, 5, 11, 12: // devices
-		n := 8
-		if typ > 7 {
-			n = 12
-		}
-		p, err := read(n)
+		ix.name = string(name)
+		in.index = append(in.index, ix)
+	}
+	return nil
+}
+
+// file reads the rest of a regular file inode and its block list.
+func (ir *inodeReader) file(in *Inode) error {
+	le := binary.LittleEndian
+	r := ir.r
+	if !in.Extended {
+		p, err := ir.read(16)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		in.Nlink = le.Uint32(p[0:])
-		in.Rdev = le.Uint32(p[4:])
-		if typ > 7 {
-			in.xattr = le.Uint32(p[8:])
-		}
-	case 6, 7, 13, 14: // fifo, socket
-		n := 4
-		if typ > 7 {
-			n = 8
-		}
-		p, err := read(n)
+		in.blocksStart = uint64(le.Uint32(p[0:]))
+		in.frag = le.Uint32(p[4:])
+		in.fragOffset = le.Uint32(p[8:])
+		in.Size = uint64(le.Uint32(p[12:]))
+	} else {
+		p, err := ir.read(40)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		in.Nlink = le.Uint32(p[0:])
-		if typ > 7 {
-			in.xattr = le.Uint32(p[4:])
+		in.blocksStart = le.Uint64(p[0:])
+		in.Size = le.Uint64(p[8:])
+		in.Sparse = le.Uint64(p[16:])
+		in.Nlink = le.Uint32(p[24:])
+		in.frag = le.Uint32(p[28:])
+		in.fragOffset = le.Uint32(p[32:])
+		in.xattr = le.Uint32(p[36:])
+	}
+	if in.Size > 1<<62 {
+		return formatErr(ir.at, "file size %d", in.Size)
+	}
+	nb := in.Size / uint64(r.bs)
+	if in.frag == noFragment {
+		nb = (in.Size + uint64(r.bs) - 1) / uint64(r.bs)
+	} else {
+		if in.frag >= r.sb.Fragments {
+			return formatErr(ir.at, "fragment %d beyond the %d fragments", in.frag, r.sb.Fragments)
+		}
+		if in.Size%uint64(r.bs) == 0 {
+			return formatErr(ir.at, "file of whole blocks with a fragment")
+		}
+		if uint64(in.fragOffset) >= uint64(r.bs) {
+			return formatErr(ir.at, "fragment offset %d beyond the block size", in.fragOffset)
 		}
 	}
-	if in.xattr != noXattr && in.xattr >= r.xattrIDs {
-		return nil, formatErr(at, "xattr id %d beyond the %d xattr ids", in.xattr, r.xattrIDs)
+	// Each block size word is 4 bytes of this table: a list longer than
+	// the rest of the table is corrupt; read it in chunks so a claimed
+	// count never drives the allocation.
+	return r.readBlockList(in, ir.pos, nb, ir.at)
+}
+
+// symlink reads the rest of a symlink inode and its target.
+func (ir *inodeReader) symlink(in *Inode) error {
+	le := binary.LittleEndian
+	p, err := ir.read(8)
+	if err != nil {
+		return err
 	}
-	return in, nil
+	in.Nlink = le.Uint32(p[0:])
+	n := le.Uint32(p[4:])
+	if n > maxSymlink {
+		return formatErr(ir.at, "symlink target of %d bytes", n)
+	}
+	t, err := ir.readBytes(n)
+	if err != nil {
+		return err
+	}
+	in.Target = string(t)
+	in.Size = uint64(n)
+	if in.Extended {
+		p, err := ir.read(4)
+		if err != nil {
+			return err
+		}
+		in.xattr = le.Uint32(p)
+	}
+	return nil
+}
+
+// special reads the rest of a device, fifo or socket inode: the link
+// count, a device's number, an extended inode's xattr id.
+func (ir *inodeReader) special(in *Inode) error {
+	le := binary.LittleEndian
+	dev := in.Type == TypeBlockDev || in.Type == TypeCharDev
+	n := 4
+	if dev {
+		n += 4
+	}
+	if in.Extended {
+		n += 4
+	}
+	p, err := ir.read(n)
+	if err != nil {
+		return err
+	}
+	in.Nlink, p = le.Uint32(p), p[4:]
+	if dev {
+		in.Rdev, p = le.Uint32(p), p[4:]
+	}
+	if in.Extended {
+		in.xattr = le.Uint32(p)
+	}
+	return nil
 }
 
 func (r *Reader) readBlockList(in *Inode, pos *metaPos, nb uint64, at int64) error {

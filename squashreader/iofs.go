@@ -248,14 +248,19 @@ func (r *Reader) ReadFile(name string) ([]byte, error) {
 	default:
 		return []byte{}, nil // devices, fifos and sockets have no contents in an image
 	}
-	// Grow with the data actually read: a claimed size alone never drives
-	// the allocation.
-	b := make([]byte, 0, min(in.Size, 64<<20))
-	buf := make([]byte, min(in.Size, uint64(r.bs)*8))
-	for off := int64(0); off < int64(in.Size); {
-		n, err := r.ReadAt(in, buf, off)
-		b = append(b, buf[:n]...)
-		off += int64(n)
+	// Grow with the data actually read, up to 8 blocks at a time: a
+	// claimed size alone never drives the allocation (sparse blocks let a
+	// few bytes of image claim terabytes).
+	b := []byte{}
+	for uint64(len(b)) < in.Size {
+		n := int(min(in.Size-uint64(len(b)), uint64(r.bs)*8))
+		if cap(b)-len(b) < n {
+			nb := make([]byte, len(b), max(2*cap(b), len(b)+n))
+			copy(nb, b)
+			b = nb
+		}
+		m, err := r.ReadAt(in, b[len(b):len(b)+n], int64(len(b)))
+		b = b[:len(b)+m]
 		if err == io.EOF {
 			break
 		}

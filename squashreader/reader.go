@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // Options tunes a Reader. The zero value (or nil) means defaults.
@@ -35,7 +37,7 @@ type Reader struct {
 	closer io.Closer
 	sb     Superblock
 	log    *slog.Logger
-	dec    decompressor
+	dec    codec.Decoder
 	bs     int64
 
 	ids       []uint32
@@ -145,7 +147,7 @@ func Open(ra io.ReaderAt, size int64, opts *Options) (*Reader, error) {
 		// The options block is a metadata block right after the
 		// superblock (mksquashfs stores it uncompressed; decode it with the
 		// codec's defaults in case it is not).
-		d, err := newDecompressor(sb.CompressionID, nil, int(r.bs))
+		d, err := newDecoder(sb.CompressionID, nil, int(r.bs))
 		if err != nil {
 			return nil, formatErr(20, "compressor %s: %v", sb.Compression, err)
 		}
@@ -156,7 +158,7 @@ func Open(ra io.ReaderAt, size int64, opts *Options) (*Reader, error) {
 		}
 		copts = mb.data
 	}
-	d, err := newDecompressor(sb.CompressionID, copts, int(r.bs))
+	d, err := newDecoder(sb.CompressionID, copts, int(r.bs))
 	if err != nil {
 		return nil, formatErr(superblockSize, "compressor %s: %v", sb.Compression, err)
 	}
@@ -256,7 +258,7 @@ func (r *Reader) readMetaBlock(off, end int64) (*metaBlock, error) {
 			mb.data = src
 			return mb, nil
 		}
-		out, err := r.dec.decompress(make([]byte, 0, metadataSize), src)
+		out, err := r.dec.Decode(make([]byte, 0, metadataSize), src)
 		if err != nil {
 			return nil, formatErr(off, "decompress metadata block: %v", err)
 		}

@@ -54,7 +54,25 @@ type Superblock struct {
 	ExportTableStart uint64
 }
 
-var compressionNames = map[uint16]string{1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
+// Compression ids, the superblock's compression field
+// (SQUASHFS_COMPRESSION_ID and squashfs-tools' *_COMPRESSION).
+const (
+	compressionGzip uint16 = 1 // zlib streams
+	compressionLZMA uint16 = 2 // legacy LZMA: named, not supported
+	compressionLZO  uint16 = 3
+	compressionXZ   uint16 = 4
+	compressionLZ4  uint16 = 5
+	compressionZstd uint16 = 6
+)
+
+var compressionNames = map[uint16]string{
+	compressionGzip: "gzip",
+	compressionLZMA: "lzma",
+	compressionLZO:  "lzo",
+	compressionXZ:   "xz",
+	compressionLZ4:  "lz4",
+	compressionZstd: "zstd",
+}
 
 func parseSuperblock(b []byte, size int64) (Superblock, error) {
 	le := binary.LittleEndian

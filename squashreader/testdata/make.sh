@@ -40,4 +40,11 @@ mk lz4.sqfs -comp lz4 -Xhc
 mk zstd.sqfs -comp zstd
 mk uncompressed.sqfs -noI -noD -noF -noX
 mk nofrag.sqfs -comp gzip -no-fragments -no-xattrs
+# A 1 GiB file of sparse blocks in a tiny image, inodes stored as is
+# (crafted/: not a fixture; TestReadFileClaimedSize patches it).
+big=$(mktemp -d)
+trap 'rm -rf "$src" "$big"' EXIT
+truncate -s 1G "$big/huge"
+mksquashfs "$big" crafted/bigsparse.sqfs -noappend -quiet -no-progress -b 1M -noI \
+	-no-xattrs -all-time 1700000000 -mkfs-time 1700000000
 ls -l ./*.sqfs

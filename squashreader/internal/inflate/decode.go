@@ -2,7 +2,9 @@
 
 package inflate
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+)
 
 const (
 	// fastInMargin: the fast loop refills at most twice (7 bytes each)
@@ -62,7 +64,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 			bitbuf >>= e & 63
 			bitcnt -= uint(e & 63)
 			if op >= len(out) {
-				err = ErrTooLong
+				err = errTooLong
 				goto done
 			}
 			out[op] = byte(e >> 16)
@@ -106,7 +108,7 @@ func (d *decoder) huffman(lt *[litlenTableSize]uint32, dt *[distTableSize]uint32
 			goto done
 		}
 		if length > len(out)-op {
-			err = ErrTooLong
+			err = errTooLong
 			goto done
 		}
 		for i := range length {

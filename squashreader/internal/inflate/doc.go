@@ -13,8 +13,9 @@
 // Deflate(dst, src) decodes raw deflate data and also returns how many
 // bytes of src it used. Both are safe for concurrent use.
 //
-// Errors wrap ErrCorrupt (bad or truncated input, with the byte offset in
-// src) or ErrTooLong (the output would not fit in cap(dst)). Nothing in src
+// Errors wrap the shared [codec.ErrCorrupt] (bad or truncated input, with
+// the byte offset in src) or [codec.ErrTooLong] (the output would not fit
+// in cap(dst)); Zlib is a [codec.Decoder] as a [codec.Func]. Nothing in src
 // can make them panic, read or write outside src and dst[:cap(dst)], or
 // loop without consuming input; bytes of dst past the returned length may
 // be overwritten.
@@ -42,34 +43,5 @@
 //   - A distance that reaches before the start of the output is an error
 //     (there is no preset dictionary).
 //
-// # Speed
-//
-// The decoder keeps a 64-bit bit buffer refilled with one unaligned 8-byte
-// load, decodes with an 11-bit literal/length and an 8-bit distance table
-// plus subtables (entries pack the symbol or base, the extra bit count and
-// the code length), and runs a fast loop (decodeFast) with no per-symbol
-// end checks while at least 16 bytes of input and 276 of output room
-// remain, up to three literals per refill, the next entry looked up before
-// a match is copied; matches are copied eight bytes at a time (a byte
-// pattern for distance 1, a multiple of the period for distances 2-7). A
-// careful slow loop finishes each buffer's tail, padding the input with
-// zeros and failing once more bits were used than the input holds. The
-// adler32 adds 16 bytes a step with SWAR multiplies.
-//
-// BenchmarkZlib compares it with klauspost/compress/zlib (used as
-// squashreader did, a pooled reader) and compress/zlib on 128 KiB blocks
-// of Go source, /usr/bin executables and a half-random mix, compressed at
-// level 9 as mksquashfs does; testdata/bench_czlib.py times C zlib on the
-// same blocks (its doc says how). On the 2-core AMD EPYC development VM
-// it decoded about 2x as fast as klauspost (1.75x-2.3x by kind) and
-// 1.2x-1.5x as fast as C zlib 1.2.13.
-//
-// # Tests
-//
-// Differential against compress/zlib and klauspost at every level, C zlib
-// streams (testdata/czlib.streams, made by testdata/gen_czlib.py: window
-// bits, memLevel, strategies, flushes), the gzip command's raw deflate and
-// the blocks of mksquashfs -comp gzip images; hand-made streams for every
-// acceptance rule above (checked against C zlib when python3 is there);
-// every truncation and bit flip of small streams; FuzzZlib.
+// Tests, implementation notes and measured speed: docs/codecs.md.
 package inflate

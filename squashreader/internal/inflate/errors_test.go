@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/shifter-go/shifter/internal/testutil"
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // bitWriter writes a deflate bit stream, least significant bit first.
@@ -298,8 +299,8 @@ func TestCrafted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Zlib(make([]byte, 0, 1<<16), tc.src)
 			if tc.want == nil {
-				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("Zlib = %d bytes, %v; want an ErrCorrupt error", len(got), err)
+				if !errors.Is(err, codec.ErrCorrupt) {
+					t.Fatalf("Zlib = %d bytes, %v; want an codec.ErrCorrupt error", len(got), err)
 				}
 				t.Logf("error: %v", err)
 			} else if err != nil || !bytes.Equal(got, tc.want) {
@@ -373,7 +374,7 @@ func TestHeader(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Zlib(nil, tc.src)
-			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrCorrupt)) {
+			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, codec.ErrCorrupt)) {
 				t.Fatalf("Zlib(% x) error = %v, want ok %v", tc.src, err, tc.ok)
 			}
 			if tc.name != "fdict" {
@@ -407,7 +408,7 @@ func smallStreams(t testing.TB) map[string][]byte {
 }
 
 // TestTruncated cuts valid streams at every length: each must fail with
-// ErrCorrupt, in Zlib and (before the trailer) in Deflate.
+// codec.ErrCorrupt, in Zlib and (before the trailer) in Deflate.
 func TestTruncated(t *testing.T) {
 	for name, src := range smallStreams(t) {
 		t.Run(name, func(t *testing.T) {
@@ -415,8 +416,8 @@ func TestTruncated(t *testing.T) {
 				t.Fatalf("full stream: %v", err)
 			}
 			for n := range len(src) {
-				if _, err := Zlib(make([]byte, 0, 1<<16), src[:n]); !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("Zlib(first %d of %d bytes) error = %v, want ErrCorrupt", n, len(src), err)
+				if _, err := Zlib(make([]byte, 0, 1<<16), src[:n]); !errors.Is(err, codec.ErrCorrupt) {
+					t.Fatalf("Zlib(first %d of %d bytes) error = %v, want codec.ErrCorrupt", n, len(src), err)
 				}
 			}
 			_, used, err := Deflate(make([]byte, 0, 1<<16), src[2:])
@@ -424,8 +425,8 @@ func TestTruncated(t *testing.T) {
 				t.Fatalf("Deflate: %v", err)
 			}
 			for n := range used {
-				if _, _, err := Deflate(make([]byte, 0, 1<<16), src[2:2+n]); !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("Deflate(first %d of %d bytes) error = %v, want ErrCorrupt", n, used, err)
+				if _, _, err := Deflate(make([]byte, 0, 1<<16), src[2:2+n]); !errors.Is(err, codec.ErrCorrupt) {
+					t.Fatalf("Deflate(first %d of %d bytes) error = %v, want codec.ErrCorrupt", n, used, err)
 				}
 			}
 		})
@@ -456,12 +457,12 @@ func compareStdlib(t *testing.T, src []byte, limit int) {
 	case serr == nil && len(src) >= 2 && src[1]&0x20 != 0:
 		// compress/zlib takes FDICT with the adler32 of an empty
 		// dictionary (1) as no dictionary; zlib and we reject FDICT.
-		if !errors.Is(err, ErrCorrupt) {
+		if !errors.Is(err, codec.ErrCorrupt) {
 			t.Fatalf("src % x: FDICT accepted: %v", src, err)
 		}
 	case serr == nil && len(want) > limit:
-		if !errors.Is(err, ErrTooLong) {
-			t.Fatalf("src % x: error = %v, want ErrTooLong", src, err)
+		if !errors.Is(err, codec.ErrTooLong) {
+			t.Fatalf("src % x: error = %v, want codec.ErrTooLong", src, err)
 		}
 	case serr == nil:
 		if err != nil || !bytes.Equal(got, want) {
@@ -471,8 +472,8 @@ func compareStdlib(t *testing.T, src []byte, limit int) {
 		if err == nil {
 			t.Fatalf("src % x: Zlib = %q, nil; compress/zlib: %v", src, got, serr)
 		}
-		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrTooLong) {
-			t.Fatalf("src % x: error %v wraps neither ErrCorrupt nor ErrTooLong", src, err)
+		if !errors.Is(err, codec.ErrCorrupt) && !errors.Is(err, codec.ErrTooLong) {
+			t.Fatalf("src % x: error %v wraps neither codec.ErrCorrupt nor codec.ErrTooLong", src, err)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // FuzzZlib compares Zlib with compress/zlib on arbitrary input (see
@@ -38,8 +40,8 @@ func FuzzZlib(f *testing.F) {
 			t.Fatalf("Zlib(exact cap %d) = %d bytes, %v", len(out), len(exact), err)
 		}
 		if len(out) > 0 {
-			if _, err := Zlib(make([]byte, 0, len(out)-1), src); !errors.Is(err, ErrTooLong) {
-				t.Fatalf("Zlib(cap %d) error = %v, want ErrTooLong", len(out)-1, err)
+			if _, err := Zlib(make([]byte, 0, len(out)-1), src); !errors.Is(err, codec.ErrTooLong) {
+				t.Fatalf("Zlib(cap %d) error = %v, want codec.ErrTooLong", len(out)-1, err)
 			}
 		}
 		if _, n, err := Deflate(make([]byte, 0, len(out)), src[2:]); err != nil || n > len(src)-6 {

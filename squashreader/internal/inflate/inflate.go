@@ -4,21 +4,19 @@ package inflate
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
-var (
-	// ErrCorrupt is wrapped by every error about bad or truncated input.
-	ErrCorrupt = errors.New("corrupt input")
-	// ErrTooLong is returned when the output would not fit in cap(dst).
-	ErrTooLong = errors.New("inflate: output longer than the buffer")
-)
+// errTooLong is the error when the output would not fit in cap(dst),
+// made once: the decoding loops return it without allocating.
+var errTooLong = fmt.Errorf("inflate: %w", codec.ErrTooLong)
 
 // corrupt returns an error about the input at byte off of src.
 func corrupt(what string, off int) error {
-	return fmt.Errorf("inflate: %s at byte %d: %w", what, off, ErrCorrupt)
+	return fmt.Errorf("inflate: %s at byte %d: %w", what, off, codec.ErrCorrupt)
 }
 
 var pool = sync.Pool{New: func() any { return new(decoder) }}
@@ -184,7 +182,7 @@ func (d *decoder) stored() error {
 		return corrupt("unexpected end of input", len(d.src))
 	}
 	if len(d.out)-d.op < n {
-		return ErrTooLong
+		return errTooLong
 	}
 	d.op += copy(d.out[d.op:], d.src[p:p+n])
 	d.in = p + n

@@ -21,6 +21,7 @@ import (
 	kzlib "github.com/klauspost/compress/zlib"
 
 	"github.com/shifter-go/shifter/internal/testutil"
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 type namedInput struct {
@@ -144,8 +145,8 @@ func checkZlib(t *testing.T, comp, want []byte) {
 		t.Fatalf("Zlib(roomy cap) = %d bytes, %v; want %d bytes", len(got), err, len(want))
 	}
 	if len(want) > 0 {
-		if _, err := Zlib(make([]byte, 0, len(want)-1), comp); !errors.Is(err, ErrTooLong) {
-			t.Fatalf("Zlib(cap %d, one short) error = %v, want ErrTooLong", len(want)-1, err)
+		if _, err := Zlib(make([]byte, 0, len(want)-1), comp); !errors.Is(err, codec.ErrTooLong) {
+			t.Fatalf("Zlib(cap %d, one short) error = %v, want codec.ErrTooLong", len(want)-1, err)
 		}
 	}
 	got, n, err := Deflate(make([]byte, 0, len(want)), comp[2:])

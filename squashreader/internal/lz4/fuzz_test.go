@@ -8,10 +8,12 @@ import (
 	"testing"
 
 	pierrec "github.com/pierrec/lz4/v4"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // FuzzDecode checks that no input makes Decode panic or write past the
-// capacity, that errors wrap ErrCorrupt, and that where pierrec/lz4 also
+// capacity, that errors wrap codec.ErrCorrupt, and that where pierrec/lz4 also
 // decodes the block the outputs agree.
 func FuzzDecode(f *testing.F) {
 	blocks, _ := readCLZ4(f)
@@ -24,8 +26,8 @@ func FuzzDecode(f *testing.F) {
 		dst := make([]byte, 0, int(capacity))
 		out, err := Decode(dst, src)
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			if !errors.Is(err, codec.ErrCorrupt) {
+				t.Fatalf("error %v does not wrap codec.ErrCorrupt", err)
 			}
 			return
 		}

@@ -6,8 +6,11 @@
 // the kernel's squashfs calls with the block size as the output capacity.
 //
 // Decode(dst, src) decodes src into dst[:0], writing at most cap(dst)
-// bytes. It is safe for concurrent use and allocates nothing. Errors wrap
-// ErrCorrupt, with what is wrong and the byte offset in src. Nothing in
+// bytes: it is a [codec.Decoder] as a [codec.Func]. It is safe for
+// concurrent use and allocates nothing. Errors wrap the shared
+// [codec.ErrCorrupt], with what is wrong and the byte offset in src
+// (output that would not fit is corrupt input, as in liblz4: there is no
+// [codec.ErrTooLong]). Nothing in
 // src can make Decode panic, read or write outside src and
 // dst[:cap(dst)], or loop without consuming input; bytes of dst past the
 // returned length may be overwritten.
@@ -37,15 +40,15 @@
 package lz4
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
-// ErrCorrupt is wrapped by every error Decode returns.
-var ErrCorrupt = errors.New("corrupt lz4 block")
-
+// corrupt returns an error wrapping codec.ErrCorrupt, the only error
+// Decode returns: as in liblz4, output that would not fit is corrupt input.
 func corrupt(off int, format string, args ...any) error {
-	return fmt.Errorf("%w: %s at byte %d", ErrCorrupt, fmt.Sprintf(format, args...), off)
+	return fmt.Errorf("lz4: %w: %s at byte %d", codec.ErrCorrupt, fmt.Sprintf(format, args...), off)
 }
 
 func badOffset(at, off, op int) error {

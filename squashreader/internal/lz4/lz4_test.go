@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	pierrec "github.com/pierrec/lz4/v4"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 type clz4Case struct {
@@ -78,8 +80,8 @@ func TestCLZ4(t *testing.T) {
 			invalid++
 			if err == nil {
 				t.Errorf("%s: decoded %d bytes, liblz4 says %d", name, len(out), c.result)
-			} else if !errors.Is(err, ErrCorrupt) {
-				t.Errorf("%s: error %v does not wrap ErrCorrupt", name, err)
+			} else if !errors.Is(err, codec.ErrCorrupt) {
+				t.Errorf("%s: error %v does not wrap codec.ErrCorrupt", name, err)
 			}
 			continue
 		}
@@ -144,8 +146,8 @@ func TestRules(t *testing.T) {
 				if err == nil {
 					t.Fatalf("decoded %q, want an error", out)
 				}
-				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("error %v does not wrap ErrCorrupt", err)
+				if !errors.Is(err, codec.ErrCorrupt) {
+					t.Fatalf("error %v does not wrap codec.ErrCorrupt", err)
 				}
 				return
 			}

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	txz "github.com/therootcompany/xz"
+	uxz "github.com/ulikunitz/xz"
 	ulzma "github.com/ulikunitz/xz/lzma"
 
 	"github.com/shifter-go/shifter/internal/testutil"
@@ -240,7 +240,7 @@ func mksquashfsMeta(tb testing.TB) [][2][]byte {
 		if h&0x8000 != 0 {
 			continue // stored uncompressed
 		}
-		r, err := txz.NewReader(bytes.NewReader(c), 1<<20)
+		r, err := uxz.NewReader(bytes.NewReader(c))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -283,7 +283,7 @@ func dump(tb testing.TB, kind string, s *benchSet) {
 
 // loadBlocks reads blocks dump wrote, for quicker runs:
 // LZMA2_BENCH_LOAD=dir reads them instead of making them (the decoded
-// blocks are therootcompany's output).
+// blocks are ulikunitz/xz's output).
 func loadBlocks(tb testing.TB, path string, s *benchSet) {
 	f, err := os.ReadFile(path)
 	if err != nil {
@@ -296,7 +296,7 @@ func loadBlocks(tb testing.TB, path string, s *benchSet) {
 		m := int(be.Uint32(f[12+n:]))
 		xzs := f[16+n : 16+n+m]
 		f = f[16+n+m:]
-		r, err := txz.NewReader(bytes.NewReader(xzs), 0)
+		r, err := uxz.NewReader(bytes.NewReader(xzs))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -309,45 +309,26 @@ func loadBlocks(tb testing.TB, path string, s *benchSet) {
 	}
 }
 
-// rootXZ decodes .xz streams as squashreader's xzDec did before this
-// package: a pooled therootcompany/xz reader reset onto a bytes.Reader and
-// read into the buffer.
-type rootXZ struct {
-	dictMax uint32
-	pool    sync.Pool
-}
-
-func (x *rootXZ) decompress(dst []byte, b *benchBlock) ([]byte, error) {
-	br := bytes.NewReader(b.xz)
-	var zr *txz.Reader
-	if v := x.pool.Get(); v != nil {
-		zr = v.(*txz.Reader)
-		if err := zr.Reset(br); err != nil {
-			return nil, err
-		}
-	} else {
-		var err error
-		if zr, err = txz.NewReader(br, x.dictMax); err != nil {
-			return nil, err
-		}
+// ulikunitzDecode decodes a block's LZMA2 data with ulikunitz/xz/lzma's
+// Reader2, a new reader per block (it has no Reset).
+func ulikunitzDecode(dst []byte, b *benchBlock) ([]byte, error) {
+	r, err := ulzma.Reader2Config{DictCap: int(b.dictSize)}.NewReader2(bytes.NewReader(b.lzma2))
+	if err != nil {
+		return nil, err
 	}
-	zr.Multistream(false)
-	n, err := io.ReadFull(zr, dst[:cap(dst)])
+	n, err := io.ReadFull(r, dst[:cap(dst)])
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return nil, err
 	}
-	x.pool.Put(zr)
 	return dst[:n], nil
 }
 
 // BenchmarkDecode decodes the blocks of each kind (see getBenchSet) with
-// this package (the LZMA2 data of each block), therootcompany/xz (the
-// whole .xz stream, a pooled reader, as squashreader did) and
+// this package (the LZMA2 data of each block) and
 // ulikunitz/xz/lzma's Reader2 (the LZMA2 data, a new reader per block:
 // it has no Reset). MB/s are of output.
 func BenchmarkDecode(b *testing.B) {
 	for _, kind := range []string{"meta8k", "text8k", "text128k", "binary128k", "text128k-9e", "binary128k-9e"} {
-		root := &rootXZ{}
 		decoders := []struct {
 			name string
 			fn   func(dst []byte, b *benchBlock) ([]byte, error)
@@ -356,23 +337,11 @@ func BenchmarkDecode(b *testing.B) {
 				out, _, err := Decode(dst, b.lzma2, b.dictSize)
 				return out, err
 			}},
-			{"therootcompany", root.decompress},
-			{"ulikunitz", func(dst []byte, b *benchBlock) ([]byte, error) {
-				r, err := ulzma.Reader2Config{DictCap: int(b.dictSize)}.NewReader2(bytes.NewReader(b.lzma2))
-				if err != nil {
-					return nil, err
-				}
-				n, err := io.ReadFull(r, dst[:cap(dst)])
-				if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-					return nil, err
-				}
-				return dst[:n], nil
-			}},
+			{"ulikunitz", ulikunitzDecode},
 		}
 		for _, dec := range decoders {
 			b.Run(kind+"/"+dec.name, func(b *testing.B) {
 				s := getBenchSet(b, kind)
-				root.dictMax = uint32(max(s.blockSize, 8<<10, int(s.blocks[0].dictSize)))
 				dst := make([]byte, 0, s.blockSize)
 				for i := range s.blocks {
 					out, err := dec.fn(dst, &s.blocks[i])
@@ -419,14 +388,13 @@ func TestCPUTime(t *testing.T) {
 	}
 	for _, kind := range kinds {
 		s := getBenchSet(t, kind)
-		root := &rootXZ{dictMax: uint32(max(s.blockSize, 8<<10, int(s.blocks[0].dictSize)))}
 		dst := make([]byte, 0, s.blockSize)
 		decs := []struct {
 			name string
 			fn   func(*benchBlock) error
 		}{
 			{"lzma2", func(b *benchBlock) error { _, _, err := Decode(dst, b.lzma2, b.dictSize); return err }},
-			{"therootcompany", func(b *benchBlock) error { _, err := root.decompress(dst, b); return err }},
+			{"ulikunitz", func(b *benchBlock) error { _, err := ulikunitzDecode(dst, b); return err }},
 		}
 		best := make([]time.Duration, len(decs))
 		for round := 0; round < 7; round++ {
@@ -446,7 +414,7 @@ func TestCPUTime(t *testing.T) {
 			}
 		}
 		mb := func(d time.Duration) float64 { return float64(s.size) / d.Seconds() / 1e6 }
-		t.Logf("%-14s lzma2 %6.1f MB/s, therootcompany %6.1f MB/s (CPU time), ratio %.2f", kind, mb(best[0]), mb(best[1]), float64(best[1])/float64(best[0]))
+		t.Logf("%-14s lzma2 %6.1f MB/s, ulikunitz %6.1f MB/s (CPU time), ratio %.2f", kind, mb(best[0]), mb(best[1]), float64(best[1])/float64(best[0]))
 	}
 }
 

@@ -17,9 +17,10 @@
 // are safe for concurrent use; per-call state (about 40 KiB of
 // probabilities) comes from a sync.Pool.
 //
-// Errors wrap ErrCorrupt (bad or truncated input; they say what and the
-// byte offset in src) or ErrTooLong (the output would not fit in
-// cap(dst): reported as soon as a chunk's header says so). Nothing in src
+// Errors wrap the shared [codec.ErrCorrupt] (bad or truncated input; they
+// say what and the byte offset in src) or [codec.ErrTooLong] (the output
+// would not fit in cap(dst): reported as soon as a chunk's header says
+// so). Nothing in src
 // can make Decode panic, read or write outside src and dst[:cap(dst)], or
 // loop without producing output; bytes of dst past the returned length may
 // be overwritten.
@@ -58,49 +59,5 @@
 // data writes uncompressed chunks whose header says more than they hold;
 // its own Reader2 and liblzma reject them as Decode does.
 //
-// # Speed
-//
-// The range decoder's range, code and input position live in locals (the
-// hot loop's registers), and the probability arrays are fixed-size and
-// padded to powers of two so that masked indices need no bounds checks.
-// Literals (with and without the match byte), length and distance-slot
-// trees and reverse trees decode their bits without branches: the bit's
-// mask selects the new range and code, and the probability update is one
-// arithmetic shift, p -= (p - t) >> 5 with t 2017 or 0. They are small
-// functions of their own so that their loops keep everything in
-// registers; the state machine's decisions stay branches. Input past a
-// chunk's packed data reads as zeros, so normalisation does not check for
-// the end but the chunk fails at its end if it used more. Matches with a
-// distance of at least 8 are copied 8 bytes at a time (a chunk may
-// overwrite up to 8 bytes past its end, within cap(dst)), shorter
-// distances byte by byte. The probabilities are reset by copying a
-// read-only initialised template (only the literal coders lc and lp use).
-//
-// BenchmarkDecode compares it with therootcompany/xz (a pooled Reader on
-// the whole .xz stream, as squashreader used it) and ulikunitz/xz/lzma's
-// Reader2 on the full 8 KiB metadata blocks of a mksquashfs -comp xz
-// image of $GOROOT/src, on 8 KiB blocks of Go source and on 128 KiB blocks
-// of Go source and of /usr/bin executables, compressed by the xz command
-// as mksquashfs does (preset 6, the dictionary the block size; also 9e);
-// testdata/bench_clzma.py times C liblzma on the same blocks (its doc
-// says how), and TestCPUTime (LZMA2_CPUTIME=1) gives figures of thread
-// CPU time, steadier on a loaded machine. On the 2-core AMD EPYC
-// development VM (shared, so the figures move by 10-20%) it decoded
-// 1.5x-1.8x as fast as therootcompany/xz (about 50 MB/s of output on
-// metadata blocks, 80 on 128 KiB of Go source, 43 on executables), 2-3x
-// as fast as ulikunitz, and 0.8x-1.05x as fast as C liblzma 5.4.1. The
-// branch-free bit decoding is what brought it there: Go compiles the
-// textbook branches to jumps, which ran a quarter slower. Resetting the
-// probabilities takes 0.2 µs (BenchmarkReset), under 0.5% of decoding an
-// 8 KiB block.
-//
-// # Tests
-//
-// C liblzma's streams (testdata/clzma.streams, made by
-// testdata/gen_clzma.py: presets 0-9 and extreme, lc/lp/pb variants,
-// dictionary sizes, match finders, uncompressed chunks, several MiB in
-// several chunks), ulikunitz's Writer2 streams, hand-made inputs for every
-// rule above made with a test encoder (enc_test.go), every truncation and
-// bit flip of small streams (verdicts checked against liblzma when
-// python3 is there), output limits, concurrent use and FuzzDecode.
+// Tests, implementation notes and measured speed: docs/codecs.md.
 package lzma2

@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 type crafted struct {
@@ -269,8 +271,8 @@ func TestCrafted(t *testing.T) {
 					t.Errorf("Decode = %q, %d, %v; want %q, %d", out, n, err, c.out, len(c.src))
 				}
 			default:
-				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), c.want) {
-					t.Errorf("Decode error = %v; want ErrCorrupt with %q", err, c.want)
+				if !errors.Is(err, codec.ErrCorrupt) || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("Decode error = %v; want codec.ErrCorrupt with %q", err, c.want)
 				}
 			}
 			if lib != nil {

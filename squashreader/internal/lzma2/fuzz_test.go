@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	ulzma "github.com/ulikunitz/xz/lzma"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // ulikunitzLenient are the errors of inputs that ulikunitz/xz/lzma's
@@ -30,7 +32,7 @@ var ulikunitzLenient = []string{
 // FuzzDecode decodes arbitrary input with a 64 KiB dictionary and a
 // 256 KiB output limit: Decode must not panic or write past cap(dst);
 // when it succeeds, ulikunitz's Reader2 must give the same output, the
-// exact output size must do and one byte less must fail with ErrTooLong;
+// exact output size must do and one byte less must fail with codec.ErrTooLong;
 // when it fails and Reader2 succeeds, the error must be one of the known
 // differences (ulikunitzLenient; TestBitFlips checks that liblzma agrees
 // with Decode there). Seeds: the small valid streams and the crafted
@@ -51,7 +53,7 @@ func FuzzDecode(f *testing.F) {
 			u, uerr = io.ReadAll(io.LimitReader(r, limit+1))
 		}
 		if err != nil {
-			if errors.Is(err, ErrTooLong) || uerr != nil || len(u) > limit {
+			if errors.Is(err, codec.ErrTooLong) || uerr != nil || len(u) > limit {
 				return
 			}
 			for _, s := range ulikunitzLenient {
@@ -70,8 +72,8 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("exact cap %d: %d bytes, n=%d (want %d), %v", len(out), len(exact), m, n, err)
 		}
 		if len(out) > 0 {
-			if _, _, err := decodeGuarded(t, src, dict, len(out)-1); !errors.Is(err, ErrTooLong) {
-				t.Fatalf("cap %d: error %v, want ErrTooLong", len(out)-1, err)
+			if _, _, err := decodeGuarded(t, src, dict, len(out)-1); !errors.Is(err, codec.ErrTooLong) {
+				t.Fatalf("cap %d: error %v, want codec.ErrTooLong", len(out)-1, err)
 			}
 		}
 	})

@@ -6,22 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
-
-// ErrCorrupt is wrapped by the errors Decode returns for bad or truncated
-// input; they say what was wrong and at which offset in src.
-var ErrCorrupt = errors.New("lzma2: corrupt input")
-
-// ErrTooLong is wrapped by the error Decode returns when the output would
-// not fit in cap(dst).
-var ErrTooLong = errors.New("lzma2: output too long")
 
 // DictSize decodes the 1-byte property of the LZMA2 filter (0..40) into the
 // dictionary size: 2 or 3 times a power of two from 4 KiB (0) to 3 GiB
 // (39), and 4 GiB - 1 for 40. Larger values are an error.
 func DictSize(prop byte) (uint32, error) {
 	if prop > 40 {
-		return 0, fmt.Errorf("%w: dictionary size property %d > 40", ErrCorrupt, prop)
+		return 0, fmt.Errorf("lzma2: %w: dictionary size property %d > 40", codec.ErrCorrupt, prop)
 	}
 	if prop == 40 {
 		return 0xFFFFFFFF, nil
@@ -32,7 +26,7 @@ func DictSize(prop byte) (uint32, error) {
 var pool = sync.Pool{New: func() any { return new(decoder) }}
 
 func corrupt(off int, format string, args ...any) error {
-	return fmt.Errorf("%w: %s at offset %d", ErrCorrupt, fmt.Sprintf(format, args...), off)
+	return fmt.Errorf("lzma2: %w: %s at offset %d", codec.ErrCorrupt, fmt.Sprintf(format, args...), off)
 }
 
 // Decode decodes raw LZMA2 data (the payload of an xz block whose filter
@@ -46,8 +40,8 @@ func corrupt(off int, format string, args ...any) error {
 // dictionary reset.
 //
 // It returns the output and the number of bytes of src consumed, through
-// the end marker. Errors wrap ErrCorrupt or ErrTooLong. Bytes of dst past
-// the returned length may be overwritten.
+// the end marker. Errors wrap codec.ErrCorrupt or codec.ErrTooLong. Bytes
+// of dst past the returned length may be overwritten.
 func Decode(dst, src []byte, dictSize uint32) (out []byte, n int, err error) {
 	// liblzma's LZ decoder makes the dictionary at least 4 KiB and a
 	// multiple of 16 bytes, and a distance is valid if it is within it.
@@ -93,7 +87,7 @@ func Decode(dst, src []byte, dictSize uint32) (out []byte, n int, err error) {
 				return buf[:pos], i, corrupt(i, "truncated uncompressed chunk (%d bytes, %d left)", size, len(src)-i)
 			}
 			if len(buf)-pos < size {
-				return buf[:pos], i, fmt.Errorf("%w: uncompressed chunk of %d bytes at offset %d after %d bytes of output, limit %d", ErrTooLong, size, i, pos, len(buf))
+				return buf[:pos], i, fmt.Errorf("lzma2: %w: uncompressed chunk of %d bytes at offset %d after %d bytes of output, limit %d", codec.ErrTooLong, size, i, pos, len(buf))
 			}
 			copy(buf[pos:], src[i:i+size])
 			pos += size
@@ -136,13 +130,13 @@ func Decode(dst, src []byte, dictSize uint32) (out []byte, n int, err error) {
 			return buf[:pos], i, corrupt(i, "truncated LZMA chunk (%d bytes, %d left)", packed, len(src)-i)
 		}
 		if len(buf)-pos < unpacked {
-			return buf[:pos], i, fmt.Errorf("%w: LZMA chunk of %d bytes at offset %d after %d bytes of output, limit %d", ErrTooLong, unpacked, i, pos, len(buf))
+			return buf[:pos], i, fmt.Errorf("lzma2: %w: LZMA chunk of %d bytes at offset %d after %d bytes of output, limit %d", codec.ErrTooLong, unpacked, i, pos, len(buf))
 		}
 		op, used, err := d.decodeChunk(buf[dictStart:], pos-dictStart, pos+unpacked-dictStart, src[i:i+packed], uint(limit))
 		if err != nil {
 			var ce *chunkError
 			if errors.As(err, &ce) {
-				return buf[:dictStart+op], i + used, fmt.Errorf("%w: %s at offset %d (in the LZMA chunk at offset %d)", ErrCorrupt, ce.msg, i+ce.off, i-hdr)
+				return buf[:dictStart+op], i + used, fmt.Errorf("lzma2: %w: %s at offset %d (in the LZMA chunk at offset %d)", codec.ErrCorrupt, ce.msg, i+ce.off, i-hdr)
 			}
 			return buf[:dictStart+op], i + used, err
 		}

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	ulzma "github.com/ulikunitz/xz/lzma"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // cStream is one record of testdata/clzma.streams (see gen_clzma.py).
@@ -79,8 +81,8 @@ func TestCLZMAStreams(t *testing.T) {
 				return
 			}
 			if s.rawLen > 0 {
-				if _, _, err := Decode(make([]byte, 0, s.rawLen-1), s.comp, s.dictSize); !errors.Is(err, ErrTooLong) {
-					t.Errorf("Decode(cap %d) error = %v, want ErrTooLong", s.rawLen-1, err)
+				if _, _, err := Decode(make([]byte, 0, s.rawLen-1), s.comp, s.dictSize); !errors.Is(err, codec.ErrTooLong) {
+					t.Errorf("Decode(cap %d) error = %v, want codec.ErrTooLong", s.rawLen-1, err)
 				}
 			}
 		})

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	ulzma "github.com/ulikunitz/xz/lzma"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // testInputs are inputs for round trips through ulikunitz's encoder.
@@ -130,7 +132,7 @@ func decodeGuarded(t *testing.T, src []byte, dictSize uint32, limit int) ([]byte
 func TestTruncations(t *testing.T) {
 	for _, s := range smallStreams(t) {
 		for i := range len(s.src) {
-			if _, _, err := decodeGuarded(t, s.src[:i], s.dictSize, 1<<20); !errors.Is(err, ErrCorrupt) {
+			if _, _, err := decodeGuarded(t, s.src[:i], s.dictSize, 1<<20); !errors.Is(err, codec.ErrCorrupt) {
 				t.Errorf("%s: prefix of %d of %d bytes: error %v", s.name, i, len(s.src), err)
 			}
 		}
@@ -188,7 +190,7 @@ func TestTooLong(t *testing.T) {
 			out, _, err = Decode(make([]byte, 0, 1<<20), s.src, s.dictSize)
 		}
 		if err != nil {
-			if errors.Is(err, ErrTooLong) && len(out) == 0 {
+			if errors.Is(err, codec.ErrTooLong) && len(out) == 0 {
 				out, _, err = Decode(make([]byte, 0, 1<<20), s.src, s.dictSize)
 			}
 			if err != nil {
@@ -200,8 +202,8 @@ func TestTooLong(t *testing.T) {
 			t.Errorf("%s: exact cap %d: %d bytes, %v", s.name, len(out), len(exact), err)
 		}
 		if len(out) > 0 {
-			if _, _, err := decodeGuarded(t, s.src, s.dictSize, len(out)-1); !errors.Is(err, ErrTooLong) {
-				t.Errorf("%s: cap %d: error %v, want ErrTooLong", s.name, len(out)-1, err)
+			if _, _, err := decodeGuarded(t, s.src, s.dictSize, len(out)-1); !errors.Is(err, codec.ErrTooLong) {
+				t.Errorf("%s: cap %d: error %v, want codec.ErrTooLong", s.name, len(out)-1, err)
 			}
 		}
 	}
@@ -235,7 +237,7 @@ func TestDictSize(t *testing.T) {
 		}
 	}
 	for _, p := range []byte{41, 0x80, 0xFF} {
-		if _, err := DictSize(p); !errors.Is(err, ErrCorrupt) {
+		if _, err := DictSize(p); !errors.Is(err, codec.ErrCorrupt) {
 			t.Errorf("DictSize(%d) error = %v", p, err)
 		}
 	}
@@ -248,7 +250,7 @@ func TestLargeDictSize(t *testing.T) {
 	e.lits("abcdef").match(5, 6)
 	src := cat(e.chunk(0xE0, 0), end)
 	for _, d := range []uint32{0xFFFFFFFF, 0xFFFFFFF0, 0xFFFFFFF1, 3 << 30} {
-		if _, _, err := Decode(nil, src, d); !errors.Is(err, ErrTooLong) {
+		if _, _, err := Decode(nil, src, d); !errors.Is(err, codec.ErrTooLong) {
 			t.Errorf("dictSize %#x, no room: %v", d, err)
 		}
 		if out, _, err := Decode(make([]byte, 0, 12), src, d); err != nil || string(out) != "abcdefabcdef" {

@@ -12,10 +12,11 @@
 // # API
 //
 // Decode(dst, src) decodes the stream into dst[:0], writing at most
-// cap(dst) bytes. Errors wrap ErrCorrupt (bad or truncated input, with the
-// byte offset in src; errors in the LZMA2 data also wrap
-// lzma2.ErrCorrupt), ErrUnsupported (a check type or filter the decoder
-// does not know) or ErrTooLong (the output would not fit). It is safe for
+// cap(dst) bytes: it is a [codec.Decoder] as a [codec.Func]. Errors wrap
+// the shared [codec.ErrCorrupt] (bad or truncated input, with the byte
+// offset in src; errors in the LZMA2 data also wrap lzma2's error),
+// [codec.ErrUnsupported] (a check type or filter the decoder does not
+// know) or [codec.ErrTooLong] (the output would not fit). It is safe for
 // concurrent use, and nothing in src makes it panic or touch memory
 // outside src and dst[:cap(dst)].
 //
@@ -27,8 +28,8 @@
 // integers, the filter chain: one to four filters, LZMA2 last and only
 // last, property sizes), the compressed and uncompressed sizes a block
 // header gives, the block padding and check (none, CRC32, CRC64 or
-// SHA-256; the other check types are ErrUnsupported, as in the kernel's
-// decoder), the index (record count and each block's unpadded and
+// SHA-256; the other check types are codec.ErrUnsupported, as in the
+// kernel's decoder), the index (record count and each block's unpadded and
 // uncompressed size, its padding and CRC32) and the stream footer (its
 // CRC32, the index size, the flags, the magic). After the stream only
 // stream padding may follow: zero bytes, a multiple of four. A second
@@ -37,17 +38,9 @@
 //
 // Filters: delta and the BCJ filters for x86, PowerPC, IA-64, ARM,
 // ARM-Thumb, SPARC and ARM64, with their start offset property. RISC-V
-// (xz 5.6) is ErrUnsupported. Each filter runs over a block's whole
+// (xz 5.6) is codec.ErrUnsupported. Each filter runs over a block's whole
 // output, which gives what a streaming filter gives at the end of a
 // stream.
 //
-// # Tests
-//
-// Streams of the xz command with every check, filter (with start offsets),
-// chains of up to four filters, multi-block streams and LZMA2 options,
-// compared byte for byte with the input; each BCJ inverse alone on input
-// that the xz command's raw-format filter changed (so each is exercised);
-// hand-made streams for every rule above, with the xz command's verdict
-// checked to agree; truncations and bit flips against xz -dc; FuzzDecode
-// (differential against github.com/ulikunitz/xz).
+// Tests: docs/codecs.md.
 package xz

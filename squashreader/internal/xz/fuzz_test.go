@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	uxz "github.com/ulikunitz/xz"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // FuzzDecode decodes arbitrary bytes: never a panic, never output outside
@@ -36,7 +38,7 @@ func FuzzDecode(f *testing.F) {
 		dst := make([]byte, 0, 64<<10)
 		got, err := Decode(dst, src)
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrTooLong) {
+			if !errors.Is(err, codec.ErrCorrupt) && !errors.Is(err, codec.ErrUnsupported) && !errors.Is(err, codec.ErrTooLong) {
 				t.Fatalf("%v wraps none of the package's errors", err)
 			}
 			return

@@ -11,23 +11,12 @@ import (
 	"hash/crc64"
 	"sync"
 
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 	"github.com/shifter-go/shifter/squashreader/internal/lzma2"
 )
 
-var (
-	// ErrCorrupt is wrapped by every error about bad or truncated input
-	// (errors from the LZMA2 data wrap lzma2.ErrCorrupt too).
-	ErrCorrupt = errors.New("corrupt input")
-	// ErrUnsupported is wrapped by the errors about valid .xz features this
-	// decoder does not implement (a check type liblzma does not know
-	// either, an unknown filter).
-	ErrUnsupported = errors.New("unsupported")
-	// ErrTooLong is wrapped when the output would not fit in cap(dst).
-	ErrTooLong = errors.New("output longer than the buffer")
-)
-
 func corrupt(what string, off int) error {
-	return fmt.Errorf("xz: %s at byte %d: %w", what, off, ErrCorrupt)
+	return fmt.Errorf("xz: %s at byte %d: %w", what, off, codec.ErrCorrupt)
 }
 
 // dataError is an error in a block's LZMA2 data.
@@ -37,10 +26,10 @@ type dataError struct {
 }
 
 func (e *dataError) Error() string   { return fmt.Sprintf("xz: block data at byte %d: %v", e.off, e.err) }
-func (e *dataError) Unwrap() []error { return []error{e.err, ErrCorrupt} }
+func (e *dataError) Unwrap() []error { return []error{e.err, codec.ErrCorrupt} }
 
 func unsupported(what string, off int) error {
-	return fmt.Errorf("xz: %s at byte %d: %w", what, off, ErrUnsupported)
+	return fmt.Errorf("xz: %s at byte %d: %w", what, off, codec.ErrUnsupported)
 }
 
 var (
@@ -256,7 +245,7 @@ func decodeBlock(out *[]byte, src []byte, pos *int, check int) (int, error) {
 			return 0, fmt.Errorf("block header uncompressed size: %w", err)
 		}
 		if v > uint64(cap(*out)-len(*out)) {
-			return 0, fmt.Errorf("xz: block of %d bytes: %w", v, ErrTooLong)
+			return 0, fmt.Errorf("xz: block of %d bytes: %w", v, codec.ErrTooLong)
 		}
 		uncompSize = int64(v)
 	}
@@ -334,11 +323,11 @@ func decodeBlock(out *[]byte, src []byte, pos *int, check int) (int, error) {
 	}
 	dec, n, err := lzma2.Decode(room, data, dictSize)
 	if err != nil {
-		if errors.Is(err, lzma2.ErrTooLong) {
+		if errors.Is(err, codec.ErrTooLong) {
 			if uncompSize >= 0 {
 				return 0, corrupt(fmt.Sprintf("block decodes to more than the %d bytes its header says", uncompSize), dataStart)
 			}
-			return 0, fmt.Errorf("xz: %w", ErrTooLong)
+			return 0, fmt.Errorf("xz: %w", codec.ErrTooLong)
 		}
 		return 0, &dataError{dataStart, err}
 	}

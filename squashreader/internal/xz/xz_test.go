@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/shifter-go/shifter/internal/testutil"
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // corpus returns the test inputs: Go source text, an x86-64 executable,
@@ -134,18 +135,18 @@ func TestDecodeXZ(t *testing.T) {
 				if !bytes.Equal(got, in) {
 					t.Fatalf("Decode: %d bytes differ from the %d-byte input", len(got), len(in))
 				}
-				// One byte less room: ErrTooLong (or nothing for empty input).
+				// One byte less room: codec.ErrTooLong (or nothing for empty input).
 				if len(in) > 0 {
-					if _, err := Decode(make([]byte, 0, len(in)-1), z); !errors.Is(err, ErrTooLong) {
-						t.Fatalf("Decode into %d bytes: %v, want ErrTooLong", len(in)-1, err)
+					if _, err := Decode(make([]byte, 0, len(in)-1), z); !errors.Is(err, codec.ErrTooLong) {
+						t.Fatalf("Decode into %d bytes: %v, want codec.ErrTooLong", len(in)-1, err)
 					}
 				}
 				// Stream padding is accepted, other trailing bytes are not.
 				if _, err := Decode(make([]byte, 0, len(in)), append(z[:len(z):len(z)], 0, 0, 0, 0)); err != nil {
 					t.Fatalf("Decode with stream padding: %v", err)
 				}
-				if _, err := Decode(make([]byte, 0, len(in)), append(z[:len(z):len(z)], 0, 0)); !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("Decode with 2 bytes of padding: %v, want ErrCorrupt", err)
+				if _, err := Decode(make([]byte, 0, len(in)), append(z[:len(z):len(z)], 0, 0)); !errors.Is(err, codec.ErrCorrupt) {
+					t.Fatalf("Decode with 2 bytes of padding: %v, want codec.ErrCorrupt", err)
 				}
 			})
 		}
@@ -334,7 +335,7 @@ func TestHeaders(t *testing.T) {
 				t.Fatalf("Decode accepted it, want an error with %q", tc.want)
 			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
 				t.Fatalf("Decode: %v, want an error with %q", err, tc.want)
-			case tc.want != "" && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrTooLong):
+			case tc.want != "" && !errors.Is(err, codec.ErrCorrupt) && !errors.Is(err, codec.ErrUnsupported) && !errors.Is(err, codec.ErrTooLong):
 				t.Fatalf("Decode: %v wraps none of the package's errors", err)
 			}
 			if xzBin == "" || tc.name == "second stream" {
@@ -374,7 +375,7 @@ func TestMutations(t *testing.T) {
 		cmd.Stdin = bytes.NewReader(m)
 		xout, xerr := cmd.Output()
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrTooLong) {
+			if !errors.Is(err, codec.ErrCorrupt) && !errors.Is(err, codec.ErrUnsupported) && !errors.Is(err, codec.ErrTooLong) {
 				t.Errorf("mutation %d: %v wraps none of the package's errors", i, err)
 			}
 			if xerr == nil {

@@ -5,6 +5,8 @@ package zstd
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // block decodes a compressed block's content src (at offset soff of the
@@ -220,6 +222,12 @@ type seq struct{ ll, ml, off uint32 }
 // seqBatch is how many sequences are decoded before they are executed.
 const seqBatch = 64
 
+// seqReloadBits: the decoding loop reloads the bit window between the
+// match length's and the literal length's extra bits when the three extra
+// bit counts reach it, as libzstd's ZSTD_decodeSequence does (totalBits >=
+// STREAM_ACCUMULATOR_MIN_64 - (LLFSELog + MLFSELog + OffFSELog): 57 - 26).
+const seqReloadBits = 64 - 7 - (maxLLLog + maxMLLog + maxOFLog)
+
 // seqState is the sequences bit stream between batches: the bit reader's
 // window (see bitReader) over win, the three FSE states and the repeat
 // offsets.
@@ -295,11 +303,9 @@ func (d *decoder) decodeSeqsGeneric(seqs []seq) {
 	llS, mlS, ofS := st.llS, st.mlS, st.ofS
 	rep := &st.rep
 	for i := range seqs {
-		// The states are below the tables' sizes; the masks only
-		// spare bounds checks.
-		lle := d.llTab[llS&(1<<maxLLLog-1)]
-		mle := d.mlTab[mlS&(1<<maxMLLog-1)]
-		ofe := d.ofTab[ofS&(1<<maxOFLog-1)]
+		lle := d.llTab[llS&llStateMask]
+		mle := d.mlTab[mlS&mlStateMask]
+		ofe := d.ofTab[ofS&ofStateMask]
 		// Extra bits: offset, match length, literal length, as libzstd
 		// reads them (BIT_readBitsFast: the window shifted left by
 		// consumed mod 64, its top n bits; 0 for n = 0).
@@ -308,7 +314,7 @@ func (d *decoder) decodeSeqsGeneric(seqs []seq) {
 		consumed += uint(ofb)
 		ml := mle.value() + uint32((c<<(consumed&63))>>1>>((63-mlb)&63))
 		consumed += uint(mlb)
-		if ofb+mlb+llb >= 31 {
+		if ofb+mlb+llb >= seqReloadBits { // 31
 			nb := min(int(consumed>>3), pos)
 			pos -= nb
 			consumed -= uint(nb) * 8
@@ -466,7 +472,8 @@ func copy16(dst, src []byte) {
 }
 
 // outErr is the error for n bytes of output at src offset off with room
-// for only room more: ErrTooLong if cap(dst) is the limit, else ErrCorrupt.
+// for only room more: codec.ErrTooLong if cap(dst) is the limit, else
+// codec.ErrCorrupt.
 func outErr(kind, off, n, room int) error {
 	switch kind {
 	case limFCS:
@@ -474,5 +481,5 @@ func outErr(kind, off, n, room int) error {
 	case limBlock:
 		return corrupt(off, "block decodes to more than %d bytes", maxBlockOut)
 	}
-	return fmt.Errorf("%w: %d bytes of output at offset %d, %d bytes of room", ErrTooLong, n, off, room)
+	return fmt.Errorf("zstd: %w: %d bytes of output at offset %d, %d bytes of room", codec.ErrTooLong, n, off, room)
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/shifter-go/shifter/internal/testutil"
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // realData gathers up to n bytes of one kind of real data: "binary" (ELF
@@ -108,8 +109,8 @@ func checkDecode(t *testing.T, name string, z, want []byte) {
 		return
 	}
 	if len(want) > 0 {
-		if _, err := Decode(make([]byte, 0, len(want)-1), z); !errors.Is(err, ErrTooLong) {
-			t.Errorf("%s: one byte short: %v, want ErrTooLong", name, err)
+		if _, err := Decode(make([]byte, 0, len(want)-1), z); !errors.Is(err, codec.ErrTooLong) {
+			t.Errorf("%s: one byte short: %v, want codec.ErrTooLong", name, err)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // Builders of hand-made frames, for the cases too big for the corpus.
@@ -130,12 +132,12 @@ func TestBigCrafted(t *testing.T) {
 				t.Errorf("%s: %d bytes, %v; want %d bytes", tc.name, len(got), err, tc.n)
 			}
 			if tc.n > 0 {
-				if _, err := Decode(make([]byte, 0, tc.n-1), tc.src); !errors.Is(err, ErrTooLong) {
-					t.Errorf("%s: one byte short: %v, want ErrTooLong", tc.name, err)
+				if _, err := Decode(make([]byte, 0, tc.n-1), tc.src); !errors.Is(err, codec.ErrTooLong) {
+					t.Errorf("%s: one byte short: %v, want codec.ErrTooLong", tc.name, err)
 				}
 			}
-		} else if !errors.Is(err, ErrCorrupt) {
-			t.Errorf("%s: %v, want ErrCorrupt", tc.name, err)
+		} else if !errors.Is(err, codec.ErrCorrupt) {
+			t.Errorf("%s: %v, want codec.ErrCorrupt", tc.name, err)
 		}
 	}
 }

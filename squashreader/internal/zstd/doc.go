@@ -22,8 +22,9 @@
 // would drop them at each garbage collection), so a steady-state call
 // allocates nothing.
 //
-// Errors wrap ErrCorrupt (bad or truncated input; they say what and the
-// byte offset in src) or ErrTooLong (the output would not fit in
+// Decode is a [codec.Decoder] as a [codec.Func]. Errors wrap the shared
+// [codec.ErrCorrupt] (bad or truncated input; they say what and the byte
+// offset in src) or [codec.ErrTooLong] (the output would not fit in
 // cap(dst): reported as soon as a header says so, a frame content size,
 // a raw or RLE block's size, a literals section's size, or when a
 // sequence would run past it). Nothing in src can make Decode panic, read
@@ -41,7 +42,7 @@
 //     (window log at most 31), a dictionary ID (any nonzero one is an
 //     error: "dictionaries not supported"), the frame content size in all
 //     its widths (the output must have exactly that size: more or less is
-//     ErrCorrupt), and the content checksum (the low 32 bits of XXH64,
+//     corrupt), and the content checksum (the low 32 bits of XXH64,
 //     package-internal) when the descriptor has the flag. Skippable frames
 //     (magic 0x184D2A5?) are skipped; frames and skippable frames may
 //     follow one another; anything else after a frame, even a few bytes,
@@ -83,93 +84,19 @@
 // decoder by a heuristic; on corrupt streams the two could fail in
 // different places, not with different verdicts as far as the tests go.
 //
-// # Tests
+// # Assembly
 //
-// testdata/gen_czstd.py (C libzstd through ctypes) wrote
-// testdata/czstd.streams: 165 streams (levels -5 to 22, with and without
-// checksums and content sizes, windows from 1 KiB, long-distance matching,
-// raw literals, small blocks, every strategy, several frames, skippable
-// frames), decoded and checked by SHA-256, and with one byte less of
-// cap(dst) for ErrTooLong; libzstd's verdict (and output hash) on every
-// truncation and every single-bit flip of 10 small streams (11034
-// inputs, TestCZstdVerdicts: no disagreement); and 102 hand-made inputs at
-// the edges of every rule above with libzstd's verdicts (TestCrafted),
-// with the 128 KiB limits in TestBigCrafted (their verdicts checked by the
-// script). TestCLI decodes 100 streams of the zstd command: ELF
-// executables from /usr/bin and text from /usr/share, sizes from 0 to
-// 1 MiB around the block size, levels 1 to 19, --ultra -22, --fast,
-// small windows, --long, -T2, random (raw blocks) and zeros (RLE
-// blocks), several frames. TestSquashfs decodes every frame of mksquashfs
-// -comp zstd images (block sizes 4 KiB and 128 KiB, levels 1 and 22,
-// metadata blocks too) and compares with klauspost/compress/zstd. Tests
-// that need the zstd command or mksquashfs skip without them, and fail
-// under CI=true. TestAllocs checks for no allocations, TestConcurrent for
-// races (go test -race). FuzzDecode checks the invariants and compares
-// with klauspost/compress/zstd where it decodes a frame to its content
-// size. On amd64, TestAsmMatchesGeneric decodes every stream of the
-// corpus (with output buffers that end at, just before and just after
-// its output), every truncation and bit flip of the verdict streams
-// (13,642 decodes), with the assembly loops and with the Go ones: same
-// output, same errors; FuzzAsm does the same on arbitrary input (10
-// minutes, 2.9 million inputs, then FuzzDecode 5 minutes, 1.8 million,
-// with the assembly in: no failure); make test also runs the package
-// with -tags purego. Under it (go test -run='^$' -fuzz=FuzzDecode -fuzztime=11m,
-// 2 workers) the code ran 11 minutes (18.5 million inputs), and again
-// 10.5 minutes (14.6 million) after the last change to the table
-// building, with no failure. The whole package's tests take about 5
-// seconds.
+// On amd64 the two sequence loops are assembly translations of the Go
+// ones (decodeSeqsGeneric, execSeqs): the decoding loop whole, the
+// executing loop's fast path (execFast: offsets of at least
+// fastMinOffset, room to overshoot, every check passing), which hands any
+// other sequence to the Go loop before touching it. The assembly takes
+// struct offsets, table masks, the entry layout and the limits from
+// go_asm.h, and Go checks before each call the invariants it relies on
+// (checkSeqState, checkExecArgs: a broken one panics with an internal
+// error): it reads only the bit stream's window (its position only goes
+// down), the tables at masked indexes and the bytes the Go code would,
+// and writes only the sequences array and dst[:cap(dst)].
 //
-// # Speed
-//
-// The bit readers keep their 64-bit window, bit count and position in
-// locals in the hot loops. A block's sequences are decoded 64 at a time
-// into an array, then executed: two loops, each with its state in
-// registers (one loop that did both kept about 25 values live and
-// spilled a dozen of them every sequence). Decoding cannot fail (past
-// the end the stream reads zeros, and the end check catches it), so the
-// batches change only speed. The three tables are fixed-size arrays of
-// one-word entries indexed with masks (no bounds checks); the window
-// reload in the decoding loop has no branch. Executing copies literals
-// and matches 16 bytes at a time (the first 16 unconditionally, as
-// libzstd does) where dst's capacity leaves room, matches at offsets
-// under 8 a multiple of the offset a byte at a time, then 8 at a time.
-// On amd64 both loops are assembly translations of the Go ones
-// (decodeSeqsGeneric, execSeqs): the decoding loop whole, the executing
-// loop's fast path (execFast: offsets of 16 or more, room to overshoot,
-// every check passing), which hands any other sequence to the Go loop
-// before touching it. The assembly reads only the bit stream's window
-// (its position only goes down), the tables at masked indexes and the
-// bytes the Go code would, and writes only the sequences array and
-// dst[:cap(dst)]. The four Huffman streams decode together, four
-// symbols each between reloads, from one table of 2^log 16-bit entries
-// (symbol and length).
-//
-// BenchmarkDecode compares it with klauspost/compress/zstd's DecodeAll
-// (WithDecoderConcurrency(1)): 3 MiB of 128 KiB blocks of /usr/bin
-// executables and of /usr/share text, each compressed by the zstd command
-// at level 15 (mksquashfs's default) without a checksum, and the full
-// 8 KiB metadata blocks of a mksquashfs -comp zstd image of a tree with
-// $GOROOT/src's names. testdata/bench_czstd.py times C libzstd on the
-// same blocks (through ctypes: about a microsecond a call, which matters
-// only for the metadata blocks). On the 2-core AMD EPYC development VM
-// (shared: single runs move by 20%), medians of 7 runs of MB/s of output:
-//
-//	                      Decode  klauspost  ratio  libzstd 1.5.4 (DCtx / one-shot)
-//	128 KiB executables      352        291   1.21        625 / 615
-//	128 KiB text             622        471   1.32        901 / 723
-//	8 KiB metadata           432        418   1.03        594 / 286
-//
-// made by
-//
-//	d=$(mktemp -d)
-//	ZSTD_BENCH_DUMP=$d go test -run XXX -bench Decode -benchtime 1s -count 7 ./squashreader/internal/zstd/
-//	python3 squashreader/internal/zstd/testdata/bench_czstd.py $d/*.blocks   # 3 runs, median
-//
-// (Before the sequence loops were split and translated to assembly the
-// ratios to klauspost were 0.79, 0.68 and 0.77.) The decoding loop is
-// about two fifths of the time: it is bound by its chain of dependent
-// steps, table entry, bit count, state, next entry; executing the
-// sequences is a sixth, the four Huffman streams a tenth to a sixth,
-// the FSE and Huffman tables, built for nearly every block of these
-// streams, about a tenth.
+// Tests, implementation notes and measured speed: docs/codecs.md.
 package zstd

@@ -22,13 +22,21 @@ type fseEntry struct {
 // nbBits bits, bits 8-15) and the code's extra bits (bits 0-7).
 type seqEntry uint64
 
+// The fields' positions in a seqEntry (the assembly takes them from
+// go_asm.h).
+const (
+	entryNbBitsShift = 8
+	entryNextShift   = 16
+	entryValueShift  = 32
+)
+
 func mkSeqEntry(value uint32, next uint16, nbBits, addBits uint8) seqEntry {
-	return seqEntry(value)<<32 | seqEntry(next)<<16 | seqEntry(nbBits)<<8 | seqEntry(addBits)
+	return seqEntry(value)<<entryValueShift | seqEntry(next)<<entryNextShift | seqEntry(nbBits)<<entryNbBitsShift | seqEntry(addBits)
 }
 
-func (e seqEntry) value() uint32  { return uint32(e >> 32) }
-func (e seqEntry) next() uint64   { return uint64(e>>16) & 0xFFFF }
-func (e seqEntry) nbBits() uint8  { return uint8(e >> 8) }
+func (e seqEntry) value() uint32  { return uint32(e >> entryValueShift) }
+func (e seqEntry) next() uint64   { return uint64(e>>entryNextShift) & 0xFFFF }
+func (e seqEntry) nbBits() uint8  { return uint8(e >> entryNbBitsShift) }
 func (e seqEntry) addBits() uint8 { return uint8(e) }
 
 // readNCount reads an FSE table description (RFC 8878 4.1.1) from src:
@@ -236,6 +244,15 @@ const (
 	maxLLLog  = 9
 	maxMLLog  = 9
 	maxOFLog  = 8
+)
+
+// Masks of a state into its table (1<<maxLog entries): the states are
+// below the tables' sizes, the masks spare bounds checks in Go and keep
+// the assembly's loads in the tables whatever the states are.
+const (
+	llStateMask = 1<<maxLLLog - 1
+	mlStateMask = 1<<maxMLLog - 1
+	ofStateMask = 1<<maxOFLog - 1
 )
 
 // The predefined distributions (RFC 8878 3.1.1.3.2.2).

@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	kzstd "github.com/klauspost/compress/zstd"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // FuzzDecode decodes arbitrary input into a 256 KiB buffer: Decode must
-// not panic or write past cap(dst), its errors must wrap ErrCorrupt or
-// ErrTooLong; when it succeeds, the exact output size must do too and one
-// byte less must fail with ErrTooLong; and where klauspost/compress/zstd
+// not panic or write past cap(dst), its errors must wrap codec.ErrCorrupt or
+// codec.ErrTooLong; when it succeeds, the exact output size must do too and one
+// byte less must fail with codec.ErrTooLong; and where klauspost/compress/zstd
 // decodes the input and the frames give content sizes that its output
 // matches, Decode must give the same bytes. Seeds: the small streams of
 // the corpus (truncations and bit flips are in TestCZstdVerdicts) and the
@@ -40,7 +42,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("output outside dst")
 		}
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrTooLong) {
+			if !errors.Is(err, codec.ErrCorrupt) && !errors.Is(err, codec.ErrTooLong) {
 				t.Fatalf("%v wraps neither error", err)
 			}
 		} else {
@@ -49,8 +51,8 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("Decode(exact cap %d) = %d bytes, %v", len(got), len(exact), err)
 			}
 			if len(got) > 0 {
-				if _, err := Decode(make([]byte, 0, len(got)-1), src); !errors.Is(err, ErrTooLong) {
-					t.Fatalf("Decode(cap %d) error = %v, want ErrTooLong", len(got)-1, err)
+				if _, err := Decode(make([]byte, 0, len(got)-1), src); !errors.Is(err, codec.ErrTooLong) {
+					t.Fatalf("Decode(cap %d) error = %v, want codec.ErrTooLong", len(got)-1, err)
 				}
 			}
 		}
@@ -58,7 +60,7 @@ func FuzzDecode(f *testing.F) {
 		if kerr != nil || len(want) > limit || !contentSizesMatch(src, len(want)) {
 			return
 		}
-		if errors.Is(err, ErrTooLong) {
+		if errors.Is(err, codec.ErrTooLong) {
 			t.Fatalf("%v, but klauspost decodes %d bytes, as the frame header says", err, len(want))
 		}
 		if err != nil {

@@ -17,7 +17,7 @@
 	XORL    $63, CX; \
 	SHRQ    CX, dst; \
 	MOVQ    e, CX; \
-	SHRQ    $32, CX; \
+	SHRQ    $const_entryValueShift, CX; \
 	ADDL    CX, dst; \
 	MOVBQZX eb, CX; \
 	ADDQ    CX, R9
@@ -26,7 +26,7 @@
 // bits of c that end consumed bits from the top (AX, R14 scratch).
 #define STATE(e) \
 	MOVQ    e, CX; \
-	SHRQ    $8, CX; \
+	SHRQ    $const_entryNbBitsShift, CX; \
 	MOVBQZX CX, CX; \
 	ADDQ    CX, R9; \
 	MOVL    $1, R14; \
@@ -37,7 +37,7 @@
 	MOVQ    R8, AX; \
 	SHRQ    CX, AX; \
 	ANDQ    R14, AX; \
-	SHRQ    $16, e; \
+	SHRQ    $const_entryNextShift, e; \
 	MOVWQZX e, e; \
 	ADDQ    AX, e
 
@@ -82,32 +82,32 @@ TEXT ·decodeSeqsAMD64(SB), NOSPLIT, $0-32
 loop:
 	// The entries (the states are below the tables' sizes; the masks
 	// keep the loads in the tables whatever they are).
-	ANDQ $511, R11
+	ANDQ $const_llStateMask, R11
 	MOVQ decoder_llTab(DX)(R11*8), R11
-	ANDQ $511, R12
+	ANDQ $const_mlStateMask, R12
 	MOVQ decoder_mlTab(DX)(R12*8), R12
-	ANDQ $255, R13
+	ANDQ $const_ofStateMask, R13
 	MOVQ decoder_ofTab(DX)(R13*8), R13
 
 	// ofv in AX; ml, stored.
 	EXTRA(R13, R13B, AX)
 	EXTRA(R12, R12B, R14)
-	MOVL R14, 4(DI)
+	MOVL R14, seq_ml(DI)
 
-	// Reload when the three extra bit counts reach 31.
+	// Reload when the three extra bit counts reach seqReloadBits.
 	MOVBLZX R13B, CX
 	MOVBLZX R12B, R14
 	ADDL R14, CX
 	MOVBLZX R11B, R14
 	ADDL R14, CX
-	CMPL CX, $31
+	CMPL CX, $const_seqReloadBits
 	JB   ll
 	RELOAD
 
 ll:
 	// ll, stored, kept in R14.
 	EXTRA(R11, R11B, R14)
-	MOVL R14, 0(DI)
+	MOVL R14, seq_ll(DI)
 
 	// The offset, into AX.
 	CMPB R13B, $1
@@ -164,7 +164,7 @@ rep4:
 	MOVL AX, seqState_rep+0(R15)
 
 states:
-	MOVL AX, 8(DI)
+	MOVL AX, seq_off(DI)
 
 	// The states move on, and the window is reloaded.
 	STATE(R11)
@@ -172,7 +172,7 @@ states:
 	STATE(R13)
 	RELOAD
 
-	ADDQ $12, DI
+	ADDQ $seq__size, DI
 	DECQ BX
 	JNZ  loop
 
@@ -208,9 +208,9 @@ TEXT ·execSeqsAMD64(SB), NOSPLIT, $0-128
 	MOVQ n+96(FP), BX
 
 loop:
-	MOVL 0(SI), AX
-	MOVL 4(SI), CX
-	MOVL 8(SI), DX
+	MOVL seq_ll(SI), AX
+	MOVL seq_ml(SI), CX
+	MOVL seq_off(SI), DX
 
 	// Room for the literals and the match: op+ll+ml <= outLimit.
 	LEAQ (DI)(AX*1), R14
@@ -221,8 +221,8 @@ loop:
 	LEAQ (R8)(AX*1), R15
 	CMPQ R15, R11
 	JHI  done
-	// 16 <= off <= op+ll-frameStart.
-	CMPQ DX, $16
+	// fastMinOffset <= off <= op+ll-frameStart.
+	CMPQ DX, $const_fastMinOffset
 	JB   done
 	MOVQ R14, R15
 	SUBQ R13, R15
@@ -236,8 +236,8 @@ loop:
 	JHI   longlit
 
 match:
-	// The match, 16 bytes at a time: each copy's source, off >= 16
-	// bytes back, was written before it.
+	// The match, 16 bytes at a time: each copy's source, off >=
+	// fastMinOffset >= 16 bytes back, was written before it.
 	MOVQ  R14, DI
 	ADDQ  AX, R8
 	MOVQ  DI, R15
@@ -249,7 +249,7 @@ match:
 
 next:
 	ADDQ CX, DI
-	ADDQ $12, SI
+	ADDQ $seq__size, SI
 	DECQ BX
 	JNZ  loop
 

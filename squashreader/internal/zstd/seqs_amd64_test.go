@@ -7,6 +7,7 @@ package zstd
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -77,6 +78,65 @@ func FuzzAsm(f *testing.F) {
 		if err == nil {
 			decodeBoth(t, "input", src, len(out))
 			decodeBoth(t, "input", src, len(out)+20)
+		}
+	})
+}
+
+// TestAsmGuards checks that the invariants the assembly relies on are
+// checked in Go before each call: a state or arguments that break them
+// panic with an internal error instead of reaching the assembly.
+func TestAsmGuards(t *testing.T) {
+	mustPanic := func(t *testing.T, what string, f func()) {
+		t.Helper()
+		defer func() {
+			r := recover()
+			s, _ := r.(string)
+			if r == nil || !strings.HasPrefix(s, "zstd: internal error: ") {
+				t.Errorf("%s: recovered %v, want a zstd internal error", what, r)
+			}
+		}()
+		f()
+	}
+	for _, tc := range []struct {
+		name     string
+		win, pos int
+	}{
+		{"window of 7 bytes", 7, 0},
+		{"position past the window's last 8 bytes", 16, 9},
+		{"negative position", 16, -1},
+	} {
+		t.Run("decodeSeqs/"+tc.name, func(t *testing.T) {
+			d := new(decoder)
+			d.st.win, d.st.pos = make([]byte, tc.win), tc.pos
+			mustPanic(t, "decodeSeqs", func() { d.decodeSeqs(make([]seq, 1)) })
+		})
+	}
+	t.Run("decodeSeqs/valid", func(t *testing.T) {
+		d := new(decoder)
+		d.st.win, d.st.pos = make([]byte, 16), 8
+		d.decodeSeqs(make([]seq, 4)) // zero tables: zero sequences, no panic
+		if d.st.pos < 0 || d.st.pos > 8 {
+			t.Errorf("position %d after decoding, want 0..8", d.st.pos)
+		}
+	})
+	out := make([]byte, 100, 200)
+	lits := make([]byte, 50, 100)
+	seqs := []seq{{ll: 1, ml: 20, off: 16}}
+	for _, tc := range []struct {
+		name               string
+		op, frameStart, lp int
+	}{
+		{"frame start after the output position", 40, 41, 0},
+		{"negative frame start", 40, -1, 0},
+		{"negative literal position", 40, 0, -1},
+	} {
+		t.Run("execFast/"+tc.name, func(t *testing.T) {
+			mustPanic(t, "execFast", func() { execFast(out, tc.op, tc.frameStart, lits, tc.lp, seqs) })
+		})
+	}
+	t.Run("execFast/valid", func(t *testing.T) {
+		if k, op, lp := execFast(out, 40, 0, lits, 0, seqs); k != 1 || op != 61 || lp != 1 {
+			t.Errorf("execFast = %d, %d, %d; want 1 sequence, output at 61, literals at 1", k, op, lp)
 		}
 	})
 }

@@ -4,20 +4,13 @@ package zstd
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
-// ErrCorrupt is wrapped by the errors Decode returns for bad or truncated
-// input.
-var ErrCorrupt = errors.New("zstd: corrupt input")
-
-// ErrTooLong is wrapped by the error Decode returns when the output would
-// not fit in cap(dst).
-var ErrTooLong = errors.New("zstd: output too long")
-
 func corrupt(off int, format string, args ...any) error {
-	return fmt.Errorf("%w: %s at offset %d", ErrCorrupt, fmt.Sprintf(format, args...), off)
+	return fmt.Errorf("zstd: %w: %s at offset %d", codec.ErrCorrupt, fmt.Sprintf(format, args...), off)
 }
 
 const (
@@ -88,9 +81,9 @@ func putDecoder(d *decoder) {
 
 // Decode decodes the zstd frames in src (zstd frames and skippable frames,
 // one after another) into dst[:0], writing at most cap(dst) bytes, and
-// returns the output. Errors wrap ErrCorrupt or ErrTooLong; the output
-// returned with an error is what was decoded before it. Bytes of dst past
-// the returned length may be overwritten.
+// returns the output. Errors wrap codec.ErrCorrupt or codec.ErrTooLong;
+// the output returned with an error is what was decoded before it. Bytes
+// of dst past the returned length may be overwritten.
 func Decode(dst, src []byte) ([]byte, error) {
 	defaultOnce.Do(buildDefaults)
 	d := getDecoder()
@@ -194,7 +187,7 @@ func (d *decoder) frame(out []byte, op int, src []byte, ip int) (int, int, error
 	if hasFCS {
 		kind = limFCS
 		if fcs > uint64(len(out)-op) {
-			return ip, op, fmt.Errorf("%w: frame at offset %d has %d bytes, %d bytes of room", ErrTooLong, start, fcs, len(out)-op)
+			return ip, op, fmt.Errorf("zstd: %w: frame at offset %d has %d bytes, %d bytes of room", codec.ErrTooLong, start, fcs, len(out)-op)
 		}
 		limit = op + int(fcs)
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // cStream is a record of testdata/czstd.streams (see gen_czstd.py).
@@ -118,7 +120,7 @@ func mutations(z []byte) [][]byte {
 // without checksums and content sizes, small windows, long-distance
 // matching, raw literals, small blocks, every strategy, several frames
 // and skippable frames; each with the exact output size as cap(dst), and
-// one byte less (ErrTooLong).
+// one byte less (codec.ErrTooLong).
 func TestCZstdStreams(t *testing.T) {
 	n := 0
 	for _, s := range cStreams(t) {
@@ -135,8 +137,8 @@ func TestCZstdStreams(t *testing.T) {
 			t.Errorf("%s: decoded %d bytes, want %d, or they differ", s.name, len(got), s.rawLen)
 		}
 		if s.rawLen > 0 {
-			if _, err := Decode(make([]byte, 0, s.rawLen-1), s.z); !errors.Is(err, ErrTooLong) {
-				t.Errorf("%s: cap %d: error %v, want ErrTooLong", s.name, s.rawLen-1, err)
+			if _, err := Decode(make([]byte, 0, s.rawLen-1), s.z); !errors.Is(err, codec.ErrTooLong) {
+				t.Errorf("%s: cap %d: error %v, want codec.ErrTooLong", s.name, s.rawLen-1, err)
 			}
 		}
 	}
@@ -164,7 +166,7 @@ func TestCZstdVerdicts(t *testing.T) {
 				what = fmt.Sprintf("bit %d flipped", i-len(s.z))
 			}
 			switch {
-			case err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrTooLong):
+			case err != nil && !errors.Is(err, codec.ErrCorrupt) && !errors.Is(err, codec.ErrTooLong):
 				t.Errorf("%s %s: error %v wraps neither error", s.name, what, err)
 			case err != nil && v.ok:
 				bad++
@@ -189,7 +191,7 @@ func checkVerdict(t *testing.T, what string, src []byte, v verdict) bool {
 	t.Helper()
 	got, err := Decode(make([]byte, 0, verdictCap), src)
 	switch {
-	case err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrTooLong):
+	case err != nil && !errors.Is(err, codec.ErrCorrupt) && !errors.Is(err, codec.ErrTooLong):
 		t.Errorf("%s: error %v wraps neither error", what, err)
 	case err != nil && v.ok:
 		t.Errorf("%s: %v; libzstd decodes it", what, err)
