@@ -19,6 +19,12 @@ import (
 // foreground with -f, else by re-executing itself as a daemon and waiting
 // for its report.
 func start(cfg *config, args []string, stderr io.Writer) int {
+	if cfg.cacheDir != "" && !cacheBuild {
+		// A daemon's report pipe (fusefs.DaemonEnv) passes on as it is.
+		err := execCacheBuild(args, -1)
+		fmt.Fprintf(stderr, "shifter-mount: %v\n", err)
+		return 1
+	}
 	report, err := fusefs.DaemonReport()
 	if err != nil {
 		fmt.Fprintf(stderr, "shifter-mount: %v\n", err)
@@ -126,6 +132,11 @@ func runEarlyChild(args []string, fd int) int {
 	if err != nil || cfg.foreground {
 		closeFD(fd)
 		return 0
+	}
+	if cfg.cacheDir != "" && !cacheBuild {
+		err := execCacheBuild(args, fd)
+		fusefs.NewReport(os.NewFile(uintptr(fd), "report-pipe")).Fail(err)
+		return 1
 	}
 	// --ready-fd is the parent's (the constructor closed it here).
 	cfg.readyFD = -1
