@@ -312,3 +312,32 @@ func TestCacheInUse(t *testing.T) {
 	// ... unless a local copy of the image is given.
 	mountWalk(t, want, img, "--cache-dir", cache, "--cache-optional", "--source", "http://127.0.0.1:1/", "--image-id", id)
 }
+
+// TestCacheBuildMissing: without shifter-mount-cache beside it,
+// shifter-mount --cache-dir fails with a message naming it, in the
+// foreground and from the early child alike.
+func TestCacheBuildMissing(t *testing.T) {
+	src, err := os.ReadFile(testutil.Binary(t, "shifter-mount"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "shifter-mount")
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, way := range daemonWays {
+		for _, fg := range []bool{false, true} {
+			args := []string{"--cache-dir", t.TempDir(), filepath.Join(t.TempDir(), testID+".squashfs"), t.TempDir()}
+			if fg {
+				args = append([]string{"-f"}, args...)
+			}
+			cmd := exec.Command(bin, args...)
+			cmd.Env = daemonEnv(way.env)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "shifter-mount-cache") {
+				t.Errorf("%s foreground=%v: %v, %q; want exit status 1 naming shifter-mount-cache", way.name, fg, err, out)
+			}
+		}
+	}
+}
