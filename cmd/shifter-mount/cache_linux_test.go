@@ -341,3 +341,38 @@ func TestCacheBuildMissing(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheRelativeDir: a daemon given a relative --cache-dir keeps using
+// that directory after it moved to / (a regression: badger then retried
+// creating its tables under / for ever and the daemon never exited).
+func TestCacheRelativeDir(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	testutil.Binary(t, "shifter-mount-cache")
+	dir, id, want := storeImage(t)
+	cwd := t.TempDir()
+	mnt := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	pid := 0
+	cleanupMount(t, mnt, &pid)
+	cmd := exec.Command(testutil.Binary(t, "shifter-mount"), "--pid-file", pidFile, "--cache-dir", "cache", filepath.Join(dir, id+".squashfs"), mnt)
+	cmd.Dir = cwd
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	pid = readPid(t, pidFile)
+	got, err := sqtest.WalkMount("shifter-mount", mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range sqtest.CompareListings(want, got, 40) {
+		t.Error(d)
+	}
+	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v: %s", err, out)
+	}
+	waitGone(t, pid)
+	if _, err := os.Stat(filepath.Join(cwd, "cache", "db")); err != nil {
+		t.Errorf("the cache is not in the directory named relative to the command's: %v", err)
+	}
+}

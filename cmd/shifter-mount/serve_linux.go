@@ -95,6 +95,13 @@ func serve(cfg *config, ready *fusefs.Report, stderr io.Writer) (code int) {
 	if cfg.source != "" && cfg.imageID == "" {
 		image = cfg.image // the image id
 	}
+	if cfg.cacheDir != "" {
+		// The daemon works from / once mounted; the cache opens files
+		// as it goes.
+		if cfg.cacheDir, err = filepath.Abs(cfg.cacheDir); err != nil {
+			return fail(fmt.Errorf("--cache-dir: %w", err))
+		}
+	}
 	rd, closeImage, nc, err := openImage(image, cfg, log)
 	if err != nil {
 		return fail(err)
