@@ -104,8 +104,8 @@ func bench(ctx context.Context, cfg *config) error {
 	}
 	pinned := "no"
 	var set unix.CPUSet
-	if unix.SchedGetaffinity(0, &set) == nil && set.Count() < runtime.NumCPU() {
-		pinned = fmt.Sprintf("%d of %d CPUs", set.Count(), runtime.NumCPU())
+	if n := onlineCPUs(); unix.SchedGetaffinity(0, &set) == nil && set.Count() < n {
+		pinned = fmt.Sprintf("%d of %d CPUs", set.Count(), n)
 	}
 	b.res = &results{Host: hostInfo(), Pinned: pinned, Image: im.Path, ImageSize: st.Size(),
 		Slow:    fmt.Sprintf("HTTP, %v per request, %s/s shared", cfg.Latency, cfg.Bandwidth),
@@ -452,6 +452,16 @@ func loopSectors(mnt string) int64 {
 	}
 	n, _ := strconv.ParseInt(f[2], 10, 64)
 	return n
+}
+
+// onlineCPUs counts the machine's CPUs (runtime.NumCPU counts those of
+// the affinity mask).
+func onlineCPUs() int {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	return strings.Count(string(b), "\nprocessor") + strings.Count(string(b[:min(len(b), 9)]), "processor")
 }
 
 func dropCaches() error {
