@@ -127,7 +127,8 @@ URL/<id>.chunks. Only one process may use DIR at a time; a second one fails
 serves the image file uncached (with --source, only when --image-id names
 the image and IMAGE is a local copy of it; else it fails). --stats and
 SIGUSR1 also log the cache's counters (hits, misses, source_bytes,
-evicted_bytes, verify_failures).
+evicted_bytes, verify_failures). The cache is served by shifter-mount-cache,
+installed beside shifter-mount, which runs it with the same arguments.
 
 Environment:
   GOGC                  the server's garbage collection target (default 25,
@@ -172,7 +173,7 @@ func newFlags(cfg *config, out io.Writer) *pflag.FlagSet {
 	fl.DurationVar(&cfg.negativeTimeout, "negative-timeout", fusefs.Forever, "how long the kernel caches the absence of a name")
 	fl.StringVar(&cfg.cacheDir, "cache-dir", "", "serve the image through the node cache in this directory (created 0700; see Node cache below)")
 	fl.StringVar(&cfg.cacheSizeArg, "cache-size", "10G", "cap of the node cache, bytes with an optional k, M, G or T suffix")
-	fl.BoolVar(&cfg.cacheOptional, "cache-optional", false, "when the node cache cannot be opened (in use by another process), warn and serve the image file uncached")
+	fl.BoolVar(&cfg.cacheOptional, "cache-optional", false, "when the node cache cannot be opened (in use by another process, say), warn and serve the image file uncached")
 	fl.StringVar(&cfg.chunks, "chunks", "", "the image's chunk list (default: <dir of IMAGE>/<id>.chunks, then DIR/chunklists/<id>.chunks)")
 	fl.StringVar(&cfg.source, "source", "", "fetch the image from this http(s) base URL (URL/<id>.squashfs, URL/<id>.chunks) through the cache; IMAGE is then the image id")
 	fl.StringVar(&cfg.imageID, "image-id", "", "the image id, when IMAGE is not named <id>.squashfs (with --source: IMAGE is then a local copy of the image, served uncached when the cache is unavailable)")
