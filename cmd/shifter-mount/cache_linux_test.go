@@ -340,6 +340,30 @@ func TestCacheBuildMissing(t *testing.T) {
 			}
 		}
 	}
+	// --cache-optional: the image is served uncached, with a warning.
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	img := testImage(t)
+	for _, way := range daemonWays {
+		mnt := t.TempDir()
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		pid := 0
+		cleanupMount(t, mnt, &pid)
+		cmd := exec.Command(bin, "--pid-file", pidFile, "--cache-dir", t.TempDir(), "--cache-optional", "--image-id", testID, img, mnt)
+		cmd.Env = daemonEnv(way.env)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "serving the image file uncached") {
+			t.Fatalf("%s: --cache-optional without shifter-mount-cache: %v, %q; want a mount and a warning", way.name, err, out)
+		}
+		pid = readPid(t, pidFile)
+		if b, err := os.ReadFile(filepath.Join(mnt, "hello")); err != nil || string(b) != "hello\n" {
+			t.Errorf("%s: read through the mount: %q, %v", way.name, b, err)
+		}
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Fatalf("umount: %v: %s", err, out)
+		}
+		waitGone(t, pid)
+	}
 }
 
 // TestCacheRelativeDir: a daemon given a relative --cache-dir keeps using
