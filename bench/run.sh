@@ -6,21 +6,23 @@
 #   reader  go test -bench in bench/: squashreader vs unsquashfs -d into tmpfs (issue 2)
 #   start   bench/cmd/startbench: container start-up (issue 3)
 #   pull    bench/cmd/pullbench: gateway pull + convert (issue 4)
+#   cache   bench/cmd/cachebench: the node cache, no cache / cold / warm, file / HTTP / slow source (issue 11)
 # and leaves markdown/JSON/text results in bench/results/.
 #
 # Environment:
 #   BENCH_QUICK=1        small and quick versions (1 repetition, small files, gzip only)
-#   BENCH_ONLY=a,b       run only these parts (mount, reader, start, pull)
+#   BENCH_ONLY=a,b       run only these parts (mount, reader, start, pull, cache)
 #   BENCH_MOUNT_ARGS     extra mountbench options, e.g. "--pin --comp gzip --reps 3"
 #   BENCH_READER_COUNT   go test -count for the reader benchmark (default 5; 1 when quick)
 #   BENCH_START_ARGS     extra startbench options
 #   BENCH_PULL_ARGS      extra pullbench options
+#   BENCH_CACHE_ARGS     extra cachebench options, e.g. "--reps 5 --chunk-sizes 64K,256K,1M"
 # Needs root (mounts, chroot, drop_caches); see bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 
-only=${BENCH_ONLY:-mount,reader,start,pull}
+only=${BENCH_ONLY:-mount,reader,start,pull,cache}
 want() { [[ ",$only," == *",$1,"* ]]; }
 quick=()
 count=${BENCH_READER_COUNT:-5}
@@ -63,5 +65,10 @@ if want pull; then
 		# shellcheck disable=SC2086
 		bench/cache/bin/pullbench "${quick[@]}" ${BENCH_PULL_ARGS:-} || status=1
 	fi
+fi
+if want cache; then
+	echo "== node cache benchmark (bench/cmd/cachebench)"
+	# shellcheck disable=SC2086
+	bench/cache/bin/cachebench "${quick[@]}" ${BENCH_CACHE_ARGS:-} || status=1
 fi
 exit $status

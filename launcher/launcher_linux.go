@@ -388,6 +388,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		Setuid:       in.Mode == ModeSetuid,
 		Logger:       in.Log,
 	}
+	spec.MountHelperArgs = mountHelperArgs(cfg, img, in.Mode, mountMode, in.Log)
 	return spec, nil
 }
 

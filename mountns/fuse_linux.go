@@ -60,6 +60,11 @@ func startFUSE(cfg *initConfig, log *initLogger, image *os.File, target string) 
 	}
 	args := []string{cfg.MountHelper, "-f", "--ready-fd=3", "--log-level=" + helperLevel, "--fsname=" + fsname}
 	asUserHelper := cfg.Unprivileged || readableBy(image, cfg.Cred)
+	if !asUserHelper || (!cfg.Unprivileged && cfg.Cred.UID == 0) {
+		// The node cache's options, for a helper that runs as root only:
+		// the cache directory is root's.
+		args = append(args, cfg.MountHelperArgs...)
+	}
 	if asUserHelper {
 		fuse, err := os.OpenFile("/dev/fuse", os.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {

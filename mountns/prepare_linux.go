@@ -35,6 +35,7 @@ func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 		ImportUsers:   spec.ImportUsers,
 		Unprivileged:  spec.Unprivileged,
 	}
+	cfg.MountHelperArgs = spec.MountHelperArgs
 	if cfg.ImagePath == "" && spec.Image != nil {
 		cfg.ImagePath = spec.Image.Name()
 	}

@@ -58,6 +58,9 @@ type initConfig struct {
 	Umask         int
 	LogLevel      int // lowest slog.Level that Run's logger takes
 
+	// MountHelperArgs: Spec.MountHelperArgs.
+	MountHelperArgs []string `json:"mountHelperArgs,omitempty"`
+
 	tempUDIMount  bool         // Run made UDIMount and removes it
 	restoreLimits func() error // (init) puts back the caller's resource limits
 }

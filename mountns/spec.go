@@ -94,6 +94,10 @@ type Spec struct {
 	// MountHelper is the absolute path of the shifter-mount binary that
 	// serves fuse mode.
 	MountHelper string
+	// MountHelperArgs are added to the helper's options when it runs as
+	// root (the node cache's: --cache-dir and the like; the cache
+	// directory is root's), and left out when it runs as the user.
+	MountHelperArgs []string
 	// UDIMount is the host directory where the root is assembled
 	// (udiRoot.conf udiMount), inside the private namespace only. Run
 	// creates it when missing (privileged mode); in unprivileged mode it

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/shifter-go/shifter/fusefs"
+	"github.com/shifter-go/shifter/udiroot"
 )
 
 // mainStart is when main began, the origin of the start-up step timings.
@@ -69,9 +70,21 @@ type config struct {
 	entryTimeout    time.Duration
 	attrTimeout     time.Duration
 	negativeTimeout time.Duration
+
+	// The node cache (cache_linux.go); cacheSize is parsed from
+	// cacheSizeArg.
+	cacheDir      string
+	cacheSizeArg  string
+	cacheSize     int64
+	cacheOptional bool
+	chunks        string
+	source        string
+	imageID       string
 }
 
 const usageHead = `Usage: shifter-mount [options] IMAGE MOUNTPOINT
+       shifter-mount --cache-dir DIR [--cache-size SIZE] IMAGE MOUNTPOINT
+       shifter-mount --cache-dir DIR --source URL ID MOUNTPOINT
 
 Mount the squashfs image IMAGE read-only on MOUNTPOINT through FUSE. What
 programs see through the mount is what a kernel mount of the image shows.
@@ -99,6 +112,23 @@ Mount options (-o opt[,opt...], as squashfuse takes them):
   default_permissions, nosuid, nodev, kernel_cache, nonempty
                         accepted (always in effect, or meaningless here)
   rw, suid, dev and anything else are refused.
+
+Node cache (--cache-dir): the image is read in chunks kept in DIR, a badger
+database on node-local disk shared by every image, capped at --cache-size
+with least-recently-used eviction; every chunk is checked against the sha256
+in the image's chunk list before it is served or stored. The image file must
+be named <id>.squashfs (or --image-id gives the id); its chunk list is
+--chunks, else <dir of IMAGE>/<id>.chunks, else DIR/chunklists/<id>.chunks
+(made by shifterd warm); without one the image is read through uncached.
+With --source URL, IMAGE is the image id (64 hex digits): the image is
+fetched from URL/<id>.squashfs with HTTP Range requests, its chunk list from
+URL/<id>.chunks. Only one process may use DIR at a time; a second one fails
+("cache DIR in use by PID N") unless --cache-optional is given: it then
+serves the image file uncached (with --source, only when --image-id names
+the image and IMAGE is a local copy of it; else it fails). --stats and
+SIGUSR1 also log the cache's counters (hits, misses, source_bytes,
+evicted_bytes, verify_failures). The cache is served by shifter-mount-cache,
+installed beside shifter-mount, which runs it with the same arguments.
 
 Environment:
   GOGC                  the server's garbage collection target (default 25,
@@ -141,6 +171,12 @@ func newFlags(cfg *config, out io.Writer) *pflag.FlagSet {
 	fl.DurationVar(&cfg.entryTimeout, "entry-timeout", fusefs.Forever, "how long the kernel caches names (the image never changes)")
 	fl.DurationVar(&cfg.attrTimeout, "attr-timeout", fusefs.Forever, "how long the kernel caches attributes")
 	fl.DurationVar(&cfg.negativeTimeout, "negative-timeout", fusefs.Forever, "how long the kernel caches the absence of a name")
+	fl.StringVar(&cfg.cacheDir, "cache-dir", "", "serve the image through the node cache in this directory (created 0700; see Node cache below)")
+	fl.StringVar(&cfg.cacheSizeArg, "cache-size", "10G", "cap of the node cache, bytes with an optional k, M, G or T suffix")
+	fl.BoolVar(&cfg.cacheOptional, "cache-optional", false, "when the node cache cannot be opened (in use by another process, say), warn and serve the image file uncached")
+	fl.StringVar(&cfg.chunks, "chunks", "", "the image's chunk list (default: <dir of IMAGE>/<id>.chunks, then DIR/chunklists/<id>.chunks)")
+	fl.StringVar(&cfg.source, "source", "", "fetch the image from this http(s) base URL (URL/<id>.squashfs, URL/<id>.chunks) through the cache; IMAGE is then the image id")
+	fl.StringVar(&cfg.imageID, "image-id", "", "the image id, when IMAGE is not named <id>.squashfs (with --source: IMAGE is then a local copy of the image, served uncached when the cache is unavailable)")
 	fl.Usage = func() {
 		fmt.Fprint(out, usageHead)
 		fl.PrintDefaults()
@@ -180,7 +216,48 @@ func parseArgs(args []string, out io.Writer) (*config, error) {
 	if cfg.debug {
 		cfg.logLevel = "debug"
 	}
+	if err := cfg.checkCache(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
 	return cfg, nil
+}
+
+// checkCache checks the node cache's flags.
+func (cfg *config) checkCache() error {
+	if cfg.cacheDir == "" {
+		for _, f := range []struct{ name, v string }{{"--source", cfg.source}, {"--chunks", cfg.chunks}} {
+			if f.v != "" {
+				return fmt.Errorf("%s needs --cache-dir", f.name)
+			}
+		}
+		return nil
+	}
+	n, err := udiroot.ParseBytes(cfg.cacheSizeArg)
+	if err != nil {
+		return fmt.Errorf("--cache-size: %v", err)
+	}
+	if n < 1<<20 {
+		return fmt.Errorf("--cache-size %s: want at least 1M", cfg.cacheSizeArg)
+	}
+	cfg.cacheSize = n
+	if cfg.imageID != "" && !isImageID(cfg.imageID) {
+		return fmt.Errorf("--image-id %q is not an image id (64 lowercase hex digits)", cfg.imageID)
+	}
+	if cfg.source != "" {
+		if cfg.chunks != "" {
+			return fmt.Errorf("--chunks with --source: the chunk list comes from the source")
+		}
+		if cfg.imageID == "" && !isImageID(cfg.image) {
+			return fmt.Errorf("with --source, IMAGE is the image id (64 lowercase hex digits), not %q", cfg.image)
+		}
+	}
+	return nil
+}
+
+// isImageID reports whether s is an image id, 64 lowercase hex digits
+// (imagestore.ValidID, which the plain build does not link).
+func isImageID(s string) bool {
+	return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 // applyMountOptions interprets squashfuse-style -o options.

@@ -92,11 +92,25 @@ func serve(cfg *config, ready *fusefs.Report, stderr io.Writer) (code int) {
 		defer logFile.Close()
 	}
 
-	rd, closeImage, err := openImage(image, cfg, log)
+	if cfg.source != "" && cfg.imageID == "" {
+		image = cfg.image // the image id
+	}
+	if cfg.cacheDir != "" {
+		// The daemon works from / once mounted; the cache opens files
+		// as it goes.
+		if cfg.cacheDir, err = filepath.Abs(cfg.cacheDir); err != nil {
+			return fail(fmt.Errorf("--cache-dir: %w", err))
+		}
+	}
+	rd, closeImage, nc, err := openImage(image, cfg, log)
 	if err != nil {
 		return fail(err)
 	}
 	defer closeImage()
+	if nc != nil && (cfg.stats || cfg.debug) {
+		defer nc.logStats(log)
+	}
+	sigs = cacheSignals(sigs, nc, log)
 	step("image opened")
 	if cfg.cpuProf != "" {
 		pf, err := os.Create(cfg.cpuProf)
@@ -115,6 +129,9 @@ func serve(cfg *config, ready *fusefs.Report, stderr io.Writer) (code int) {
 	fsName := cfg.fsName
 	if fsName == "" {
 		fsName = image
+		if nc != nil && cfg.source != "" {
+			fsName = nc.src
+		}
 	}
 	kra := cfg.kernelReadahead * 1024
 	if cfg.kernelReadahead < 0 {
@@ -307,40 +324,79 @@ func nonZero(d time.Duration) time.Duration {
 	return d
 }
 
-// openImage opens the squashfs image, at cfg.offset bytes into the file,
-// and returns it with the function that closes it.
-func openImage(image string, cfg *config, log *slog.Logger) (*squashreader.Reader, func(), error) {
+// openImage opens the squashfs image, at cfg.offset bytes into the file
+// (or into the image the node cache serves, with --cache-dir), and
+// returns it with the function that closes it and the cache (nil when
+// the image is read without one).
+func openImage(image string, cfg *config, log *slog.Logger) (*squashreader.Reader, func(), *nodeCache, error) {
 	opts := &squashreader.Options{
 		MetadataCacheSize: cfg.metadataCache,
 		DataCacheSize:     cfg.dataCacheMiB << 20,
 		Readahead:         cfg.readahead,
 		Logger:            log,
 	}
-	if cfg.offset == 0 {
+	var (
+		ra      io.ReaderAt
+		size    int64
+		nc      *nodeCache
+		closeRA func()
+	)
+	if cfg.cacheDir != "" {
+		var err error
+		ra, size, nc, closeRA, err = openCached(image, cfg, log)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if ra == nil && cfg.offset == 0 {
 		r, err := squashreader.OpenFile(image, opts)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return r, func() { r.Close() }, nil
+		return r, func() { r.Close() }, nil, nil
 	}
-	f, err := os.Open(image)
+	if ra == nil {
+		f, err := os.Open(image)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("open image: %w", err)
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, nil, nil, fmt.Errorf("stat image: %w", err)
+		}
+		ra, size, closeRA = f, st.Size(), func() { f.Close() }
+	}
+	if cfg.offset >= size && cfg.offset > 0 {
+		closeRA()
+		return nil, nil, nil, fmt.Errorf("image %s: offset %d is past its end (%d bytes)", image, cfg.offset, size)
+	}
+	size -= cfg.offset
+	r, err := squashreader.Open(io.NewSectionReader(ra, cfg.offset, size), size, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open image: %w", err)
+		closeRA()
+		if cfg.offset == 0 {
+			return nil, nil, nil, fmt.Errorf("open image %s: %w", image, err)
+		}
+		return nil, nil, nil, fmt.Errorf("open image %s at offset %d: %w", image, cfg.offset, err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("stat image: %w", err)
+	return r, func() { r.Close(); closeRA() }, nc, nil
+}
+
+// cacheSignals passes sigs on, logging the node cache's counters on
+// SIGUSR1 (fusefs.Serve logs the request counts).
+func cacheSignals(sigs <-chan os.Signal, nc *nodeCache, log *slog.Logger) <-chan os.Signal {
+	if nc == nil {
+		return sigs
 	}
-	if cfg.offset >= st.Size() {
-		f.Close()
-		return nil, nil, fmt.Errorf("image %s: offset %d is past its end (%d bytes)", image, cfg.offset, st.Size())
-	}
-	size := st.Size() - cfg.offset
-	r, err := squashreader.Open(io.NewSectionReader(f, cfg.offset, size), size, opts)
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("open image %s at offset %d: %w", image, cfg.offset, err)
-	}
-	return r, func() { r.Close(); f.Close() }, nil
+	out := make(chan os.Signal, cap(sigs))
+	go func() {
+		for s := range sigs {
+			if s == unix.SIGUSR1 {
+				nc.logStats(log)
+			}
+			out <- s
+		}
+	}()
+	return out
 }

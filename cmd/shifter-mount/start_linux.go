@@ -19,6 +19,14 @@ import (
 // foreground with -f, else by re-executing itself as a daemon and waiting
 // for its report.
 func start(cfg *config, args []string, stderr io.Writer) int {
+	if cfg.cacheDir != "" && !cacheBuild {
+		// A daemon's report pipe (fusefs.DaemonEnv) passes on as it is.
+		err := execCacheBuild(args, -1)
+		if !uncachedFallback(cfg, err, stderr) {
+			fmt.Fprintf(stderr, "shifter-mount: %v\n", err)
+			return 1
+		}
+	}
 	report, err := fusefs.DaemonReport()
 	if err != nil {
 		fmt.Fprintf(stderr, "shifter-mount: %v\n", err)
@@ -127,10 +135,30 @@ func runEarlyChild(args []string, fd int) int {
 		closeFD(fd)
 		return 0
 	}
+	if cfg.cacheDir != "" && !cacheBuild {
+		err := execCacheBuild(args, fd)
+		if !uncachedFallback(cfg, err, os.Stderr) {
+			fusefs.NewReport(os.NewFile(uintptr(fd), "report-pipe")).Fail(err)
+			return 1
+		}
+		unix.CloseOnExec(fd)
+	}
 	// --ready-fd is the parent's (the constructor closed it here).
 	cfg.readyFD = -1
 	cfg.daemonHow = "early-fork"
 	return serve(cfg, fusefs.NewReport(os.NewFile(uintptr(fd), "report-pipe")), os.Stderr)
+}
+
+// uncachedFallback, after shifter-mount-cache could not be run (err),
+// turns the cache off and says so when --cache-optional allows serving
+// the image file uncached.
+func uncachedFallback(cfg *config, err error, stderr io.Writer) bool {
+	if !cfg.cacheOptional || (cfg.source != "" && cfg.imageID == "") {
+		return false
+	}
+	fmt.Fprintf(stderr, "shifter-mount: warning: %v: serving the image file uncached\n", err)
+	cfg.cacheDir, cfg.source = "", ""
+	return true
 }
 
 func closeFD(fd int) {

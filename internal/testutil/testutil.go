@@ -94,11 +94,16 @@ var (
 // buildFlags are the Makefile's per-binary build flags, so that tests run
 // the binaries as they ship (keep in step with the Makefile's build rule).
 var buildFlags = map[string][]string{
-	"shifter-mount": {"-tags", "osusergo,netgo", "-ldflags", "-s -w -linkmode=external -extldflags=-static"},
+	"shifter-mount":       {"-tags", "osusergo,netgo", "-ldflags", "-s -w -linkmode=external -extldflags=-static"},
+	"shifter-mount-cache": {"-tags", "osusergo,netgo,shiftercache", "-ldflags", "-s -w -linkmode=external -extldflags=-static"},
 }
 
-// Binary builds ./cmd/<name> once per test process and returns the path of
-// the executable. It lives in a directory that every user can traverse
+// binPackage names the command a binary is built from when it is not
+// ./cmd/<name>: shifter-mount-cache is shifter-mount with the node cache.
+var binPackage = map[string]string{"shifter-mount-cache": "shifter-mount"}
+
+// Binary builds ./cmd/<name> (or binPackage's command) once per test
+// process and returns the path of the executable. It lives in a directory that every user can traverse
 // (tests run it as other users too).
 func Binary(t testing.TB, name string) string {
 	t.Helper()
@@ -119,7 +124,11 @@ func Binary(t testing.TB, name string) string {
 	}
 	out := filepath.Join(binDir, name)
 	args := append([]string{"build", "-o", out}, buildFlags[name]...)
-	cmd := exec.Command("go", append(args, "./cmd/"+name)...)
+	pkg := name
+	if p, ok := binPackage[name]; ok {
+		pkg = p
+	}
+	cmd := exec.Command("go", append(args, "./cmd/"+pkg)...)
 	cmd.Dir = ModuleRoot(t)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, b)

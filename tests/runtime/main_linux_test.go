@@ -52,6 +52,8 @@ type driverSpec struct {
 	Unprivileged  bool              `json:"unprivileged,omitempty"`
 	Verbose       bool              `json:"verbose,omitempty"`
 	CancelAfterMs int               `json:"cancelAfterMs,omitempty"` // cancel Run's context
+
+	MountHelperArgs []string `json:"mountHelperArgs,omitempty"`
 }
 
 // Driver exit statuses for Run's setup errors (commands in the tests exit
@@ -121,6 +123,7 @@ func driver(specFile string) int {
 		Unprivileged: ds.Unprivileged, Setuid: os.Geteuid() != uid,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
+	spec.MountHelperArgs = ds.MountHelperArgs
 	site, err := mountns.ParseSiteVolumes(ds.SiteVolumes)
 	if err == nil {
 		var user []mountns.Volume
