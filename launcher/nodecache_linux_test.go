@@ -94,7 +94,6 @@ func TestBuildSpecMountHelperArgs(t *testing.T) {
 			t.Fatal(err)
 		}
 		spec.Image.Close()
-		os.RemoveAll(in.EtcDir)
 		want := []string{"--cache-dir=/var/cache/shifter/node", "--cache-size=10737418240", "--cache-optional",
 			"--image-id=" + id, "--source=http://gw:8000/images/sys"}
 		if mode == ModeUser {
