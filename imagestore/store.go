@@ -49,6 +49,10 @@ type Metadata struct {
 	Created    time.Time         `json:"created"`  // when the gateway published it
 	Size       int64             `json:"size"`     // bytes of <id>.squashfs
 	SHA256     string            `json:"sha256"`   // hex sha256 of <id>.squashfs
+	// ChunksSHA256 is the hex sha256 of <id>.chunks (ChunkList.Digest),
+	// set by WriteMetadata when the image has a chunk list: the anchor a
+	// node checks a chunk list fetched over HTTP against.
+	ChunksSHA256 string `json:"chunksSHA256,omitempty"`
 }
 
 // ValidID reports whether id is a 64-character lowercase hex digest.
@@ -73,6 +77,8 @@ func (m *Metadata) Validate() error {
 		return fmt.Errorf("%w: image %s: format %q, want %q", ErrInvalid, m.ID, m.Format, FormatSquashfs)
 	case m.SHA256 != "" && !ValidID(m.SHA256):
 		return fmt.Errorf("%w: image %s: sha256 %q is not a hex digest", ErrInvalid, m.ID, m.SHA256)
+	case m.ChunksSHA256 != "" && !ValidID(m.ChunksSHA256):
+		return fmt.Errorf("%w: image %s: chunksSHA256 %q is not a hex digest", ErrInvalid, m.ID, m.ChunksSHA256)
 	case m.Size < 0:
 		return fmt.Errorf("%w: image %s: negative size", ErrInvalid, m.ID)
 	}
@@ -424,6 +430,15 @@ func hashInto(path string, m *Metadata) error {
 func WriteMetadata(dir string, m *Metadata) error {
 	if m.Format == "" {
 		m.Format = FormatSquashfs
+	}
+	// The chunk list, written before the metadata, is pinned by it.
+	m.ChunksSHA256 = ""
+	if ValidID(m.ID) {
+		if cl, err := LoadChunkList(dir, m.ID); err == nil {
+			m.ChunksSHA256 = cl.Digest()
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("write metadata of %s: %w", m.ID, err)
+		}
 	}
 	if err := m.Validate(); err != nil {
 		return err

@@ -33,10 +33,22 @@ func mountHelperArgs(cfg *udiroot.Config, img *resolvedImage, runMode RunMode, m
 	}
 	args := []string{"--cache-dir=" + cfg.NodeCacheDir, "--cache-size=" + strconv.FormatInt(cfg.NodeCacheSize, 10),
 		"--cache-optional", "--image-id=" + img.ID}
-	if src := cfg.ImageSource; strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		args = append(args, "--source="+src)
-	} else if p := imagestore.ChunksPath(filepath.Dir(img.Path), img.ID); fileExists(p) {
+	p := imagestore.ChunksPath(filepath.Dir(img.Path), img.ID)
+	haveChunks := fileExists(p)
+	if haveChunks {
 		args = append(args, "--chunks="+p)
+	}
+	if src := cfg.ImageSource; strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		// A chunk list from the source must be pinned: by the store's own
+		// list, or by the digest the metadata records.
+		switch {
+		case haveChunks:
+			args = append(args, "--source="+src)
+		case img.Meta != nil && img.Meta.ChunksSHA256 != "":
+			args = append(args, "--source="+src, "--chunks-sha256="+img.Meta.ChunksSHA256)
+		default:
+			log.Info("imageSource not used: the image's chunk list is neither in the store nor pinned by its metadata", "image", img.ID)
+		}
 	}
 	log.Debug("fuse mode serves the image through the node cache when its helper runs as root", "args", strings.Join(args, " "))
 	return args

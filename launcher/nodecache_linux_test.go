@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shifter-go/shifter/imagestore"
 	"github.com/shifter-go/shifter/mountns"
 	"github.com/shifter-go/shifter/udiroot"
 )
@@ -31,6 +32,7 @@ func TestMountHelperArgs(t *testing.T) {
 	defer f.Close()
 	withChunks := &resolvedImage{File: f, ID: id, Path: filepath.Join(store, id+".squashfs")}
 	noChunks := &resolvedImage{File: f, ID: other, Path: filepath.Join(store, other+".squashfs")}
+	pinned := &resolvedImage{File: f, ID: other, Path: filepath.Join(store, other+".squashfs"), Meta: &imagestore.Metadata{ID: other, ChunksSHA256: id}}
 	local := &resolvedImage{ID: "/some/dir", Path: "/some/dir", LocalRoot: "/some/dir"}
 	cache := func(c *udiroot.Config) *udiroot.Config {
 		c.NodeCacheDir, c.NodeCacheSize = "/var/cache/shifter", 20<<30
@@ -52,8 +54,12 @@ func TestMountHelperArgs(t *testing.T) {
 			append(slices.Clone(base), "--image-id="+id, "--chunks="+filepath.Join(store, id+".chunks"))},
 		{"no chunk list", cache(&udiroot.Config{ImageSource: "file"}), noChunks, ModeSetuid, mountns.MountFUSE,
 			append(slices.Clone(base), "--image-id="+other)},
-		{"http source", cache(&udiroot.Config{ImageSource: "https://gw.example/images/cori"}), withChunks, ModeSetuid, mountns.MountFUSE,
-			append(slices.Clone(base), "--image-id="+id, "--source=https://gw.example/images/cori")},
+		{"http source, the store's chunk list", cache(&udiroot.Config{ImageSource: "https://gw.example/images/cori"}), withChunks, ModeSetuid, mountns.MountFUSE,
+			append(slices.Clone(base), "--image-id="+id, "--chunks="+filepath.Join(store, id+".chunks"), "--source=https://gw.example/images/cori")},
+		{"http source, pinned by the metadata", cache(&udiroot.Config{ImageSource: "https://gw.example/images/cori"}), pinned, ModeSetuid, mountns.MountFUSE,
+			append(slices.Clone(base), "--image-id="+other, "--source=https://gw.example/images/cori", "--chunks-sha256="+id)},
+		{"http source, nothing to pin it", cache(&udiroot.Config{ImageSource: "https://gw.example/images/cori"}), noChunks, ModeSetuid, mountns.MountFUSE,
+			append(slices.Clone(base), "--image-id="+other)},
 		{"loop mode", cache(&udiroot.Config{ImageSource: "file"}), withChunks, ModeSetuid, mountns.MountLoop, nil},
 		{"unprivileged", cache(&udiroot.Config{ImageSource: "file"}), withChunks, ModeUser, mountns.MountFUSE, nil},
 		{"local image", cache(&udiroot.Config{ImageSource: "file"}), local, ModeSetuid, mountns.MountFUSE, nil},
@@ -94,8 +100,10 @@ func TestBuildSpecMountHelperArgs(t *testing.T) {
 			t.Fatal(err)
 		}
 		spec.Image.Close()
+		// The image has no chunk list, nor a pin for one: the source is
+		// not used (its chunk list could not be checked).
 		want := []string{"--cache-dir=/var/cache/shifter/node", "--cache-size=10737418240", "--cache-optional",
-			"--image-id=" + id, "--source=http://gw:8000/images/sys"}
+			"--image-id=" + id}
 		if mode == ModeUser {
 			want = nil
 		}

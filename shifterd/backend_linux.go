@@ -89,9 +89,8 @@ func (b *CacheBackend) open(ctx context.Context, img *imagestore.Metadata) (*ope
 		if err != nil {
 			return nil, err
 		}
-		chunks, err = hs.ChunkList(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", img.ID, err)
+		if chunks, err = b.httpChunkList(ctx, hs, img); err != nil {
+			return nil, err
 		}
 		src, oi.size = hs, chunks.Size
 	} else {
@@ -390,4 +389,27 @@ func (b *CacheBackend) CacheStatus() *proto.CacheStatus {
 		Dir: b.Cache.Dir(), Size: st.Bytes, Cap: st.Size, Hits: st.Hits, Misses: st.Misses,
 		SourceBytes: st.SourceBytes, EvictedBytes: st.EvictedBytes, VerifyFailure: st.VerifyFailures,
 	}
+}
+
+// httpChunkList is the chunk list an HTTP source's bytes are checked
+// against: the image store's own when the node sees it, else the
+// source's, which must match the digest the image's metadata pins
+// (ChunksSHA256). A mirror serves bytes, never the truth about them: an
+// image whose chunk list cannot be pinned is not read over HTTP.
+func (b *CacheBackend) httpChunkList(ctx context.Context, hs *nodecache.HTTPSource, img *imagestore.Metadata) (*imagestore.ChunkList, error) {
+	if cl, err := imagestore.LoadChunkList(b.ImageDir, img.ID); err == nil {
+		return cl, nil
+	}
+	if img.ChunksSHA256 == "" {
+		return nil, fmt.Errorf("image %s: its metadata pins no chunk list (published before chunk lists?): not read over HTTP", img.ID)
+	}
+	cl, err := hs.ChunkList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", img.ID, err)
+	}
+	if d := cl.Digest(); d != img.ChunksSHA256 {
+		b.log().Error("chunk list from the HTTP source does not match the image's metadata", "image", img.ID, "source", hs.String(), "sha256", d, "want", img.ChunksSHA256)
+		return nil, fmt.Errorf("image %s: the source's chunk list has sha256 %s, the metadata pins %s", img.ID, d, img.ChunksSHA256)
+	}
+	return cl, nil
 }

@@ -86,14 +86,15 @@ func openCached(image string, cfg *config, log *slog.Logger) (ra io.ReaderAt, si
 		return nil, 0, nil, nil, nil
 	}
 	closeAll := []func() error{c.Close}
-	closeFn = func() {
+	closeEverything := func() {
 		for i := len(closeAll) - 1; i >= 0; i-- {
 			closeAll[i]()
 		}
 	}
+	// Not the named result: an error return sets it to nil first.
 	defer func() {
 		if err != nil {
-			closeFn()
+			closeEverything()
 		}
 	}()
 	var src nodecache.Source
@@ -103,7 +104,11 @@ func openCached(image string, cfg *config, log *slog.Logger) (ra io.ReaderAt, si
 		if err != nil {
 			return nil, 0, nil, nil, err
 		}
-		chunks, err = hs.ChunkList(context.Background())
+		if cfg.chunks != "" {
+			chunks, err = loadChunks(image, id, cfg)
+		} else if chunks, err = hs.ChunkList(context.Background()); err == nil && chunks.Digest() != cfg.chunksSHA256 {
+			err = fmt.Errorf("the source's chunk list has sha256 %s, --chunks-sha256 pins %s", chunks.Digest(), cfg.chunksSHA256)
+		}
 		if err != nil {
 			return nil, 0, nil, nil, fmt.Errorf("image %s: %w", id, err)
 		}
@@ -133,7 +138,7 @@ func openCached(image string, cfg *config, log *slog.Logger) (ra io.ReaderAt, si
 	if err != nil {
 		return nil, 0, nil, nil, err
 	}
-	return im, im.Size(), &nodeCache{c: c, im: im, src: src.String()}, closeFn, nil
+	return im, im.Size(), &nodeCache{c: c, im: im, src: src.String()}, closeEverything, nil
 }
 
 // loadChunks returns the image's chunk list: --chunks, else the one

@@ -38,15 +38,17 @@ func TestParseCacheArgs(t *testing.T) {
 		{"cache", []string{"--cache-dir", "/c", "--cache-size", "2G", "img", "mnt"}, "", func(c *config) bool { return c.cacheDir == "/c" && c.cacheSize == 2<<30 }},
 		{"default size", []string{"--cache-dir", "/c", "img", "mnt"}, "", func(c *config) bool { return c.cacheSize == 10<<30 && !c.cacheOptional }},
 		{"optional", []string{"--cache-dir", "/c", "--cache-optional", "--chunks", "x.chunks", "img", "mnt"}, "", func(c *config) bool { return c.cacheOptional && c.chunks == "x.chunks" }},
-		{"source", []string{"--cache-dir", "/c", "--source", "http://h/i", testID, "mnt"}, "", func(c *config) bool { return c.source == "http://h/i" && c.image == testID }},
-		{"source with file", []string{"--cache-dir", "/c", "--source", "http://h/i", "--image-id", testID, "/proc/self/fd/4", "mnt"}, "", func(c *config) bool { return c.imageID == testID }},
+		{"source", []string{"--cache-dir", "/c", "--source", "http://h/i", "--chunks-sha256", testID, testID, "mnt"}, "", func(c *config) bool { return c.source == "http://h/i" && c.image == testID }},
+		{"source with file", []string{"--cache-dir", "/c", "--source", "http://h/i", "--chunks-sha256", testID, "--image-id", testID, "/proc/self/fd/4", "mnt"}, "", func(c *config) bool { return c.imageID == testID }},
+		{"source with the store's chunks", []string{"--cache-dir", "/c", "--source", "http://h/i", "--chunks", "x", testID, "mnt"}, "", func(c *config) bool { return c.chunks == "x" }},
+		{"source unpinned", []string{"--cache-dir", "/c", "--source", "http://h/i", testID, "mnt"}, "must be pinned", nil},
+		{"bad pin", []string{"--cache-dir", "/c", "--source", "http://h/i", "--chunks-sha256", "xyz", testID, "mnt"}, "not a sha256", nil},
 		{"bad size", []string{"--cache-dir", "/c", "--cache-size", "lots", "img", "mnt"}, "--cache-size", nil},
 		{"tiny size", []string{"--cache-dir", "/c", "--cache-size", "1k", "img", "mnt"}, "at least 1M", nil},
 		{"source needs cache", []string{"--source", "http://h/i", testID, "mnt"}, "--source needs --cache-dir", nil},
 		{"chunks need cache", []string{"--chunks", "x", "img", "mnt"}, "--chunks needs --cache-dir", nil},
-		{"source wants id", []string{"--cache-dir", "/c", "--source", "http://h/i", "img", "mnt"}, "IMAGE is the image id", nil},
+		{"source wants id", []string{"--cache-dir", "/c", "--source", "http://h/i", "--chunks-sha256", testID, "img", "mnt"}, "IMAGE is the image id", nil},
 		{"bad image id", []string{"--cache-dir", "/c", "--image-id", "ABC", "img", "mnt"}, "not an image id", nil},
-		{"chunks with source", []string{"--cache-dir", "/c", "--source", "http://h/i", "--chunks", "x", testID, "mnt"}, "comes from the source", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,13 +244,25 @@ func TestCacheHTTPSource(t *testing.T) {
 	}))
 	defer srv.Close()
 	cache := filepath.Join(t.TempDir(), "cache")
-	c := parseCounters(mountWalk(t, want, id, "--cache-dir", cache, "--source", srv.URL+"/images/"))
+	cl, err := imagestore.LoadChunkList(dir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := cl.Digest()
+	// A chunk list the pin does not match is refused: a mirror that
+	// serves a consistent pair of altered image and list changes nothing.
+	bin := testutil.Binary(t, "shifter-mount")
+	out, err := exec.Command(bin, "-f", "--cache-dir", cache, "--source", srv.URL+"/images/", "--chunks-sha256", testID, id, t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--chunks-sha256 pins") {
+		t.Fatalf("a chunk list that does not match its pin: %v\n%s", err, out)
+	}
+	c := parseCounters(mountWalk(t, want, id, "--cache-dir", cache, "--source", srv.URL+"/images/", "--chunks-sha256", pin))
 	if c == nil || c["source_bytes"] == 0 || c["verify_failures"] != 0 || requests.Load() == 0 {
 		t.Fatalf("counters %v after %d requests: want bytes from the source", c, requests.Load())
 	}
 	// Warm: no request for chunks (the chunk list is fetched again).
 	requests.Store(0)
-	c = parseCounters(mountWalk(t, want, id, "--cache-dir", cache, "--source", srv.URL+"/images/"))
+	c = parseCounters(mountWalk(t, want, id, "--cache-dir", cache, "--source", srv.URL+"/images/", "--chunks-sha256", pin))
 	if c == nil || c["source_bytes"] != 0 || requests.Load() != 1 {
 		t.Errorf("warm counters %v after %d requests: want 0 source bytes and only the chunk list's request", c, requests.Load())
 	}
@@ -305,12 +319,12 @@ func TestCacheInUse(t *testing.T) {
 		t.Errorf("--cache-optional: log does not warn that the cache is in use:\n%s", log)
 	}
 	// An HTTP source cannot be read without the cache, even optional.
-	cmd := exec.Command(bin, "-f", "--cache-dir", cache, "--cache-optional", "--source", "http://127.0.0.1:1/", id, t.TempDir())
+	cmd := exec.Command(bin, "-f", "--cache-dir", cache, "--cache-optional", "--source", "http://127.0.0.1:1/", "--chunks-sha256", testID, id, t.TempDir())
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), wantMsg) {
 		t.Errorf("--source with the cache in use: %v, %s; want the in-use error", err, out)
 	}
 	// ... unless a local copy of the image is given.
-	mountWalk(t, want, img, "--cache-dir", cache, "--cache-optional", "--source", "http://127.0.0.1:1/", "--image-id", id)
+	mountWalk(t, want, img, "--cache-dir", cache, "--cache-optional", "--source", "http://127.0.0.1:1/", "--chunks-sha256", testID, "--image-id", id)
 }
 
 // TestCacheBuildMissing: without shifter-mount-cache beside it,

@@ -78,6 +78,7 @@ type config struct {
 	cacheSize     int64
 	cacheOptional bool
 	chunks        string
+	chunksSHA256  string
 	source        string
 	imageID       string
 }
@@ -175,6 +176,7 @@ func newFlags(cfg *config, out io.Writer) *pflag.FlagSet {
 	fl.StringVar(&cfg.cacheSizeArg, "cache-size", "10G", "cap of the node cache, bytes with an optional k, M, G or T suffix")
 	fl.BoolVar(&cfg.cacheOptional, "cache-optional", false, "when the node cache cannot be opened (in use by another process, say), warn and serve the image file uncached")
 	fl.StringVar(&cfg.chunks, "chunks", "", "the image's chunk list (default: <dir of IMAGE>/<id>.chunks, then DIR/chunklists/<id>.chunks)")
+	fl.StringVar(&cfg.chunksSHA256, "chunks-sha256", "", "with --source: the sha256 the chunk list fetched from the source must have (the image metadata's chunksSHA256)")
 	fl.StringVar(&cfg.source, "source", "", "fetch the image from this http(s) base URL (URL/<id>.squashfs, URL/<id>.chunks) through the cache; IMAGE is then the image id")
 	fl.StringVar(&cfg.imageID, "image-id", "", "the image id, when IMAGE is not named <id>.squashfs (with --source: IMAGE is then a local copy of the image, served uncached when the cache is unavailable)")
 	fl.Usage = func() {
@@ -243,9 +245,12 @@ func (cfg *config) checkCache() error {
 	if cfg.imageID != "" && !isImageID(cfg.imageID) {
 		return fmt.Errorf("--image-id %q is not an image id (64 lowercase hex digits)", cfg.imageID)
 	}
+	if cfg.chunksSHA256 != "" && !isImageID(cfg.chunksSHA256) {
+		return fmt.Errorf("--chunks-sha256 %q is not a sha256 (64 lowercase hex digits)", cfg.chunksSHA256)
+	}
 	if cfg.source != "" {
-		if cfg.chunks != "" {
-			return fmt.Errorf("--chunks with --source: the chunk list comes from the source")
+		if cfg.chunks == "" && cfg.chunksSHA256 == "" {
+			return fmt.Errorf("--source needs --chunks or --chunks-sha256: a chunk list fetched from the source must be pinned")
 		}
 		if cfg.imageID == "" && !isImageID(cfg.image) {
 			return fmt.Errorf("with --source, IMAGE is the image id (64 lowercase hex digits), not %q", cfg.image)
