@@ -97,8 +97,20 @@ func TestStatusCodes(t *testing.T) {
 		{"dotdot", "GET", "/api/lookup/sys/docker/ubuntu/../../etc:latest/", alice, nil, 400},
 		{"dotdot in name", "POST", "/api/pull/sys/docker/a..b/c:1/", alice, nil, 400},
 		{"encoded slash", "POST", "/api/pull/sys/docker/ubuntu%2f..%2fx:1/", alice, nil, 400},
-		{"encoded slash upper", "GET", "/api/lookup/sys/docker/ubuntu%2Fx/", alice, nil, 400},
+		{"encoded slash in a tag (Shifter's client)", "GET", "/api/lookup/sys/docker/ubuntu%2Fx/", alice, nil, 404},
+		{"escaped tag (Shifter's client)", "GET", "/api/lookup/sys/docker/ubuntu%3A22.04/", alice, nil, 200},
+		{"escaped type", "GET", "/api/lookup/sys/%64ocker/ubuntu%3A22.04/", alice, nil, 200},
 		{"encoded dot", "GET", "/api/lookup/sys/docker/%2e%2e/x/", alice, nil, 400},
+		{"encoded dot segment", "GET", "/api/lookup/sys/docker/a%2F.%2Fb/", alice, nil, 400},
+		{"encoded empty segment", "GET", "/api/lookup/sys/docker/a%2F%2Fb/", alice, nil, 400},
+		{"encoded slash in system", "GET", "/api/lookup/s%2Fys/docker/ubuntu/", alice, nil, 400},
+		{"encoded slash in type", "GET", "/api/lookup/sys/dock%2Fer/ubuntu/", alice, nil, 400},
+		{"encoded slash in list", "GET", "/api/list/sys%2F/", alice, nil, 400},
+		{"double escape", "GET", "/api/lookup/sys/docker/ubuntu%252Fx/", alice, nil, 400},
+		{"escaped newline", "GET", "/api/lookup/sys/docker/ubuntu%0A:1/", alice, nil, 400},
+		{"escaped DEL", "GET", "/api/lookup/sys/docker/ubuntu%7F:1/", alice, nil, 400},
+		{"escaped question mark", "GET", "/api/lookup/sys/docker/ubuntu%3F:1/", alice, nil, 400},
+		{"escaped image file", "GET", "/images/sys/%61.squashfs", alice, nil, 404},
 		{"uppercase repo", "POST", "/api/pull/sys/docker/Ubuntu:22.04/", alice, nil, 400},
 		{"long tag", "POST", "/api/pull/sys/docker/ubuntu:" + long + "/", alice, nil, 400},
 		{"bad digest", "POST", "/api/pull/sys/docker/ubuntu@sha256:1234/", alice, nil, 400},
@@ -338,6 +350,24 @@ func TestMetricsEndpoints(t *testing.T) {
 	}
 	if log.Total != 3 || len(log.List) != 2 || log.List[0].User != "bob" || log.List[0].Tag != "ubuntu:22.04" {
 		t.Errorf("lookup log: %+v", log)
+	}
+	// Shifter's shape: a bare array of the last N, oldest first.
+	var rows []map[string]any
+	if code := tg.do("GET", "/api/metrics/sys/?limit=2&format=shifter", admin, nil, &rows); code != 200 {
+		t.Fatal(code)
+	}
+	if len(rows) != 2 || rows[0]["time"].(float64) > rows[1]["time"].(float64) {
+		t.Errorf("Shifter-shaped lookup log: %+v", rows)
+	}
+	for _, r := range rows {
+		for _, k := range []string{"time", "user", "uid", "system", "type", "tag", "id"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("Shifter-shaped lookup row lacks %q: %v", k, r)
+			}
+		}
+	}
+	if code := tg.do("GET", "/api/metrics/sys/?format=xml", admin, nil, nil); code != 400 {
+		t.Errorf("metrics format=xml: %d, want 400", code)
 	}
 	resp, err := tg.srv.Client().Get(tg.srv.URL + "/metrics")
 	if err != nil {

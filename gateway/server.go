@@ -3,11 +3,13 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -34,13 +36,24 @@ func herr(code int, short, format string, a ...any) *httpError {
 	return &httpError{code: code, short: short, msg: fmt.Sprintf(format, a...)}
 }
 
+// writeJSON writes v with an exact Content-Length: NERSC's C shifterimg
+// takes a body as complete only when it has received Content-Length
+// bytes, so a chunked answer (net/http's for bodies past 2 KiB) would
+// print nothing, and it wants the Content-Type "application/json"
+// exactly (no parameters).
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		code, buf = http.StatusInternalServerError, bytes.Buffer{}
+		fmt.Fprintf(&buf, "{\"status\": 500, \"error\": \"internal error\", \"message\": %q}\n", "encode answer: "+err.Error())
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	w.Write(buf.Bytes())
 }
 
 func writeErr(w http.ResponseWriter, err error) {
@@ -114,20 +127,82 @@ func (g *Gateway) Handler() http.Handler {
 			g.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", w.code,
 				"seconds", time.Since(start).Seconds(), "remote", r.RemoteAddr)
 		}()
-		// Refuse what ServeMux would clean or redirect: encoded bytes,
-		// dot segments, empty segments.
+		// Refuse what ServeMux would clean or redirect: dot segments,
+		// empty segments; and under /images/ any escape.
 		raw := r.URL.EscapedPath()
-		if r.URL.RawPath != "" || strings.Contains(raw, "%") || strings.Contains(raw, "//") ||
-			strings.Contains(raw+"/", "/../") || strings.Contains(raw+"/", "/./") {
-			if strings.HasPrefix(raw, "/images/") { // only <id>.squashfs and <id>.chunks are files
+		if strings.HasPrefix(raw, "/images/") {
+			if r.URL.RawPath != "" || strings.Contains(raw, "%") || !cleanPath(raw) { // only <id>.squashfs and <id>.chunks are files
 				writeErr(w, herr(http.StatusNotFound, "not found", "no image file %q", raw))
 				return
 			}
-			writeErr(w, herr(http.StatusBadRequest, "bad request", "malformed path %q", raw))
+			mux.ServeHTTP(w, r)
 			return
+		}
+		// Percent-escapes are decoded once per segment, as Shifter's
+		// server decodes them (its C shifterimg escapes the type and
+		// tag: ubuntu%3A22.04, nersc%2Fapp%3A1), and the result is
+		// checked as an unescaped path is.
+		dec, err := decodeAPIPath(raw)
+		if err != nil {
+			writeErr(w, herr(http.StatusBadRequest, "bad request", "malformed path %q: %v", raw, err))
+			return
+		}
+		if dec != r.URL.Path || r.URL.RawPath != "" {
+			r2 := new(http.Request)
+			*r2 = *r
+			u := *r.URL
+			u.Path, u.RawPath = dec, ""
+			r2.URL = &u
+			r = r2
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// cleanPath reports whether an (escaped or decoded) path has no empty
+// and no dot segments.
+func cleanPath(p string) bool {
+	return !strings.Contains(p, "//") && !strings.Contains(p+"/", "/../") && !strings.Contains(p+"/", "/./")
+}
+
+// decodeAPIPath decodes the percent-escapes of an escaped request path,
+// each segment once. A decoded "/" is allowed only in the image
+// reference of /api/{verb}/{system}/{itype}/{tag} (Shifter's tags hold
+// "/": nersc/app:1, escaped by its client as nersc%2Fapp%3A1); control
+// characters (NUL included), empty and dot segments are refused after
+// decoding as before it.
+func decodeAPIPath(raw string) (string, error) {
+	if !cleanPath(raw) {
+		return "", errors.New("empty or dot segment")
+	}
+	if !strings.Contains(raw, "%") {
+		return raw, nil
+	}
+	segs := strings.Split(raw, "/")
+	for i, s := range segs {
+		if !strings.Contains(s, "%") {
+			continue
+		}
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return "", fmt.Errorf("segment %d: %w", i, err)
+		}
+		for _, c := range d {
+			if c < ' ' || c == 0x7f {
+				return "", fmt.Errorf("segment %d: control character %q", i, c)
+			}
+		}
+		// segs: "", "api", verb, system, itype, tag...
+		if strings.Contains(d, "/") && !(i >= 5 && segs[1] == "api") {
+			return "", fmt.Errorf("segment %d: an escaped \"/\" is allowed only in the image reference", i)
+		}
+		segs[i] = d
+	}
+	dec := strings.Join(segs, "/")
+	if !cleanPath(dec) {
+		return "", errors.New("empty or dot segment after decoding")
+	}
+	return dec, nil
 }
 
 // system returns the named system or a 404.
@@ -570,7 +645,9 @@ func (g *Gateway) handleQueue(c *call) (any, error) {
 		if j.Scope != "" && !(id.Authenticated && (id.UID == j.UID || id.UID == 0)) {
 			continue
 		}
-		out.List = append(out.List, jobView(j, nil))
+		v := jobView(j, nil)
+		v.Image = j.Tag
+		out.List = append(out.List, v)
 	}
 	return out, err
 }
@@ -579,7 +656,12 @@ func (g *Gateway) handleQueue(c *call) (any, error) {
 func (g *Gateway) handleLookupLog(c *call) (any, error) {
 	sys, admin := c.sys, c.id
 	limit := 10
-	if s := c.r.URL.Query().Get("limit"); s != "" {
+	q := c.r.URL.Query()
+	format := q.Get("format")
+	if format != "" && format != "shifter" {
+		return nil, herr(http.StatusBadRequest, "bad request", "format %q: want shifter or nothing", format)
+	}
+	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 100000 {
 			return nil, herr(http.StatusBadRequest, "bad request", "limit %q: want 1..100000", s)
@@ -594,6 +676,14 @@ func (g *Gateway) handleLookupLog(c *call) (any, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if format == "shifter" {
+		// Shifter's answer: a bare array, oldest first.
+		out := make([]api.ShifterLookup, len(rows))
+		for i, row := range rows {
+			out[len(rows)-1-i] = api.ShifterLookup{Time: row.Time, User: row.User, UID: row.UID, System: sys, Type: row.Type, Tag: row.Tag, ID: row.ID}
+		}
+		return out, nil
 	}
 	out := make([]api.Lookup, 0, len(rows))
 	for _, row := range rows {

@@ -55,7 +55,7 @@ func (r *imageResolver) resolve(ctx context.Context, ref ImageRef) (*resolvedIma
 	case "local":
 		return r.local(ref)
 	case "id":
-		m, err := imagestore.Load(r.cfg.ImagePath, ref.Tag)
+		m, err := imagestore.LoadOrShifterMeta(r.cfg.ImagePath, ref.Tag) // or Shifter's <id>.meta
 		if err != nil {
 			return nil, storeError(ref, err)
 		}
@@ -101,7 +101,7 @@ func (r *imageResolver) findTag(ctx context.Context, ref ImageRef) (*imagestore.
 		r.log.Debug("gateway lookup failed", "image", ref.String(), "err", err)
 		return nil, notFound
 	}
-	m, err := imagestore.Load(r.cfg.ImagePath, id)
+	m, err := imagestore.LoadOrShifterMeta(r.cfg.ImagePath, id)
 	if err != nil {
 		r.log.Debug("gateway's image is not in the store", "image", ref.String(), "id", id, "err", err)
 		return nil, notFound

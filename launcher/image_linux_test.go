@@ -315,3 +315,56 @@ func TestUntrustedImageFile(t *testing.T) {
 		})
 	}
 }
+
+// TestResolveShifterMeta: an image of an existing Shifter image directory
+// (<id>.squashfs and Shifter's <id>.meta, no <id>.json) resolves by id
+// and through the gateway's lookup of a tag (.meta carries no tags), with
+// the .meta's ACL enforced.
+func TestResolveShifterMeta(t *testing.T) {
+	store := t.TempDir()
+	sum := sha256.Sum256([]byte("shifter meta image"))
+	id := hex.EncodeToString(sum[:])
+	must(t, os.WriteFile(filepath.Join(store, id+".squashfs"), []byte("not really a squashfs"), 0o600))
+	meta := "FORMAT: squashfs\nENTRY: ['/bin/sh', '-c']\nCMD: ['echo hi']\nWORKDIR: /app\nUSERACL: 1000\nGROUPACL: 4242\nENV: PATH=/bin\nENV: A=b\n"
+	must(t, os.WriteFile(filepath.Join(store, id+".meta"), []byte(meta), 0o600))
+	cfg := udiroot.Default()
+	cfg.ImagePath = store
+	lookup := func(_ context.Context, itype, tag string) (string, error) {
+		if tag == "legacy:1" {
+			return id, nil
+		}
+		return "", errors.New("gateway: not found")
+	}
+	for _, ref := range []ImageRef{{Type: "id", Tag: id, Raw: "id:" + id}, {Type: "docker", Tag: "legacy:1", Raw: "legacy:1"}} {
+		for _, c := range []struct {
+			uid, gid uint32
+			groups   []uint32
+			ok       bool
+		}{{1000, 1000, nil, true}, {2000, 2000, []uint32{4242}, true}, {2000, 2000, nil, false}} {
+			r := testResolver(t, cfg, c.uid, c.gid, c.groups, lookup)
+			img, err := r.resolve(context.Background(), ref)
+			if !c.ok {
+				if err == nil {
+					img.File.Close()
+					t.Errorf("%s as %d: resolved, want refused", ref.Raw, c.uid)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s as %d: %v", ref.Raw, c.uid, err)
+				continue
+			}
+			img.File.Close()
+			m := img.Meta
+			if img.ID != id || m.WorkDir != "/app" || strings.Join(m.Entrypoint, " ") != "/bin/sh -c" ||
+				strings.Join(m.Cmd, " ") != "echo hi" || strings.Join(m.Env, " ") != "PATH=/bin A=b" {
+				t.Errorf("%s: %+v", ref.Raw, m)
+			}
+		}
+	}
+	// A .meta the parser refuses is no image.
+	must(t, os.WriteFile(filepath.Join(store, id+".meta"), []byte("FORMAT: ext4\n"), 0o600))
+	if _, err := testResolver(t, cfg, 1000, 1000, nil, nil).resolve(context.Background(), ImageRef{Type: "id", Tag: id, Raw: "id:" + id}); err == nil {
+		t.Errorf("ext4 .meta: resolved")
+	}
+}

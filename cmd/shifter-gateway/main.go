@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -28,6 +29,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "import-shifter" {
+		return runImportShifter(args[1:], os.Stdout)
+	}
 	fl := pflag.NewFlagSet("shifter-gateway", pflag.ContinueOnError)
 	configPath := fl.String("config", "", "configuration file (JSON, docs/gateway.md); default: embedded defaults")
 	listen := fl.StringArray("listen", nil, "address to serve on, HOST:PORT or unix:PATH (repeatable; replaces the config's)")
@@ -131,6 +135,86 @@ func run(args []string) error {
 		return serr
 	}
 	return cerr
+}
+
+// runImportShifter is "shifter-gateway import-shifter": it imports a
+// NERSC Shifter gateway's state (docs/migrating-from-shifter.md).
+func runImportShifter(args []string, stdout io.Writer) error {
+	fl := pflag.NewFlagSet("shifter-gateway import-shifter", pflag.ContinueOnError)
+	configPath := fl.String("config", "", "the gateway's configuration file (JSON, docs/gateway.md); default: embedded defaults")
+	dataDir := fl.String("data-dir", "", "the gateway's database, cache and work directory")
+	export := fl.String("mongo-export", "", "Shifter's images collection from mongoexport (one JSON document per line; - for standard input)")
+	imageDir := fl.String("image-dir", "", "the system's image directory, holding Shifter's <id>.squashfs and <id>.meta (default: the configuration's)")
+	system := fl.String("system", "", "the system (Shifter's platform name) to import")
+	logLevel := fl.String("log-level", "", "debug, info, warn or error")
+	fl.SortFlags = false
+	fl.Usage = func() {
+		fmt.Fprintf(os.Stderr, "Usage: shifter-gateway import-shifter --mongo-export FILE --system NAME [--image-dir DIR] [--config FILE] [--data-dir DIR]\n\n"+
+			"Imports the READY images of one system of a NERSC Shifter gateway into this gateway's database\n"+
+			"and writes their <id>.json next to <id>.squashfs and <id>.meta. Idempotent; stop the gateway first.\n\n%s", fl.FlagUsages())
+	}
+	if err := fl.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			return nil
+		}
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("import-shifter: unexpected argument %q", fl.Arg(0))
+	}
+	if *export == "" || *system == "" {
+		return errors.New("import-shifter: --mongo-export and --system are required")
+	}
+	cfg := gateway.DefaultConfig()
+	fromFile := false
+	if *configPath != "" {
+		c, err := gateway.LoadConfig(*configPath)
+		if err != nil {
+			return err
+		}
+		cfg, fromFile = c, true
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+		cfg.CacheDir, cfg.WorkDir = "", ""
+	}
+	if *logLevel != "" {
+		cfg.LogLevel = *logLevel
+	}
+	if err := applySystemFlags(cfg, fromFile, *system, *imageDir); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	if s := cfg.Systems[*system]; s == nil {
+		return fmt.Errorf("import-shifter: no system %q in the configuration", *system)
+	} else if s.Transfer != gateway.TransferLocal {
+		return fmt.Errorf("import-shifter: system %q keeps its images on another host (transfer %q): run the import where its image directory is local", *system, s.Transfer)
+	}
+	log, err := gateway.NewLogger(os.Stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	var in io.Reader = os.Stdin
+	if *export != "-" {
+		f, err := os.Open(*export)
+		if err != nil {
+			return fmt.Errorf("import-shifter: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	res, err := gateway.ImportShifter(gateway.Options{Config: cfg, Puller: noPuller{}, Logger: log}, *system, in)
+	if err != nil {
+		return err
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintln(stdout, "note:", n)
+	}
+	fmt.Fprintf(stdout, "imported %d images (%d already known) and %d tags (%d left to other images); wrote %d <id>.json; %d documents not imported\n",
+		res.Images, res.Known, res.Tags, res.Skipped, res.Metadata, res.Ignored)
+	return nil
 }
 
 // applySystemFlags applies --system and --image-dir.

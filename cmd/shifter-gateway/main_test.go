@@ -150,3 +150,63 @@ func TestRebuildDB(t *testing.T) {
 		}
 	}
 }
+
+// TestImportShifterCommand runs "shifter-gateway import-shifter" on a
+// Shifter image directory and mongoexport, twice (same result), and on
+// bad input (an error, nothing written).
+func TestImportShifterCommand(t *testing.T) {
+	bin := testutil.Binary(t, "shifter-gateway")
+	dir := t.TempDir()
+	images, data := filepath.Join(dir, "images"), filepath.Join(dir, "data")
+	os.MkdirAll(images, 0o755)
+	id := strings.Repeat("0123456789abcdef", 4)
+	os.WriteFile(filepath.Join(images, id+".squashfs"), []byte("a squashfs"), 0o600)
+	os.WriteFile(filepath.Join(images, id+".meta"), []byte("FORMAT: squashfs\nENTRY: ['/bin/sh', '-c']\nENV: PATH=/bin\n"), 0o600)
+	export := filepath.Join(dir, "images.json")
+	os.WriteFile(export, []byte(`{"_id":{"$oid":"5f1e9a7c2b3c4d5e6f708192"},"system":"perlmutter","itype":"docker","pulltag":"ubuntu:22.04","tag":["ubuntu:22.04"],"status":"READY","last_pull":1600000000.5,"id":"`+id+`","ENV":["PATH=/bin"],"userACL":[],"groupACL":[],"private":false}`+"\n"), 0o644)
+	args := []string{"import-shifter", "--mongo-export", export, "--image-dir", images, "--system", "perlmutter", "--data-dir", data}
+	want := []string{
+		"imported 1 images (0 already known) and 1 tags (0 left to other images); wrote 1 <id>.json; 0 documents not imported\n",
+		"imported 0 images (1 already known) and 0 tags (0 left to other images); wrote 1 <id>.json; 0 documents not imported\n",
+	}
+	var first []byte
+	for i, w := range want {
+		out, err := exec.Command(bin, args...).Output()
+		if err != nil || string(out) != w {
+			t.Fatalf("run %d: %v\n%s", i+1, err, out)
+		}
+		m, err := imagestore.Load(images, id)
+		if err != nil || !m.HasTag("ubuntu:22.04") || m.Entrypoint[0] != "/bin/sh" {
+			t.Fatalf("run %d: %+v %v", i+1, m, err)
+		}
+		b, _ := os.ReadFile(filepath.Join(images, id+".json"))
+		if i == 0 {
+			first = b
+		} else if !bytes.Equal(first, b) {
+			t.Errorf("<id>.json changed by the second run")
+		}
+	}
+	// Bad input: a clear error, non-zero exit, nothing written.
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"system":"perlmutter","status":"READY","userACL":["x"]}`+"\n"), 0o644)
+	data2 := filepath.Join(dir, "data2")
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"import-shifter", "--image-dir", images, "--system", "perlmutter", "--data-dir", data2}, "--mongo-export and --system are required"},
+		{[]string{"import-shifter", "--mongo-export", bad, "--image-dir", images, "--system", "perlmutter", "--data-dir", data2}, "line 1"},
+		{[]string{"import-shifter", "--mongo-export", filepath.Join(dir, "none"), "--image-dir", images, "--system", "perlmutter", "--data-dir", data2}, "no such file"},
+	} {
+		out, err := exec.Command(bin, c.args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.msg) {
+			t.Errorf("%v: %v %s, want an error with %q", c.args, err, out, c.msg)
+		}
+	}
+	if _, err := os.Stat(data2); err == nil {
+		t.Errorf("a failed import created the database directory %s", data2)
+	}
+	if out, err := exec.Command(bin, "import-shifter", "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "--mongo-export") {
+		t.Errorf("import-shifter --help: %v %s", err, out)
+	}
+}

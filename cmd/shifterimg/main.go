@@ -157,7 +157,8 @@ func run(ctx context.Context, args []string, s streams) int {
 	if cfgPath == "" {
 		cfgPath = s.getenv("SHIFTER_CONFIG")
 	}
-	needConfig := name != "login" && (len(*gateways) == 0 || *system == "")
+	// "SUBCOMMAND --help" prints help with no udiRoot.conf to read.
+	needConfig := name != "login" && !wantsHelp(fs.Args()[1:]) && (len(*gateways) == 0 || *system == "")
 	if needConfig {
 		cfg, err := loadConfig(cfgPath)
 		if err != nil {
@@ -202,6 +203,20 @@ func run(ctx context.Context, args []string, s streams) int {
 		return ee.code
 	}
 	return 1
+}
+
+// wantsHelp reports whether a subcommand's arguments ask for its help
+// (-h or --help before any "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "-h" || a == "--help" {
+			return true
+		}
+	}
+	return false
 }
 
 // subFlags makes the flag set of a subcommand.

@@ -489,3 +489,28 @@ func TestBar(t *testing.T) {
 		}
 	}
 }
+
+// TestSubcommandHelpWithoutConfig: "shifterimg SUBCOMMAND --help" prints
+// the subcommand's usage and exits 0 with no udiRoot.conf at all, and
+// contacts no gateway.
+func TestSubcommandHelpWithoutConfig(t *testing.T) {
+	none := map[string]string{"SHIFTER_CONFIG": filepath.Join(t.TempDir(), "none.conf")}
+	for name := range commands() {
+		for _, h := range []string{"--help", "-h"} {
+			t.Run(name+" "+h, func(t *testing.T) {
+				r := runEnv{home: t.TempDir(), env: none}.run(t, name, h)
+				if r.code != 0 || !strings.HasPrefix(r.stdout, "usage: shifterimg "+name) {
+					t.Errorf("exit %d, stdout %q, stderr %q; want the usage of %s", r.code, r.stdout, r.stderr, name)
+				}
+			})
+		}
+	}
+	// Without --help the missing file is still an error, and a "-h"
+	// after "--" is an argument.
+	if r := (runEnv{home: t.TempDir(), env: none}).run(t, "lookup", "busybox:latest"); r.code != 1 {
+		t.Errorf("lookup without config: exit %d", r.code)
+	}
+	if r := (runEnv{home: t.TempDir(), env: none}).run(t, "lookup", "--", "-h"); r.code == 0 {
+		t.Errorf("lookup -- -h: exit 0")
+	}
+}

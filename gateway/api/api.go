@@ -25,11 +25,14 @@ type Progress struct {
 
 // Image is an image record, with Shifter's field names.
 type Image struct {
-	ID            string            `json:"id"` // hex sha256 of the manifest; "" until known
-	System        string            `json:"system"`
-	Itype         string            `json:"itype"` // "docker"
-	Tag           []string          `json:"tag"`   // normalized tags pointing at this image
-	Pulltag       string            `json:"pulltag,omitempty"`
+	ID      string   `json:"id"` // hex sha256 of the manifest; "" until known
+	System  string   `json:"system"`
+	Itype   string   `json:"itype"` // "docker"
+	Tag     []string `json:"tag"`   // normalized tags pointing at this image
+	Pulltag string   `json:"pulltag,omitempty"`
+	// Image is the requested tag in queue answers (Shifter's queue
+	// entries are {"status", "image"}).
+	Image         string            `json:"image,omitempty"`
 	Status        string            `json:"status"`
 	StatusMessage string            `json:"status_message"`
 	Progress      *Progress         `json:"progress,omitempty"`
@@ -74,6 +77,19 @@ type Error struct {
 type Lookup struct {
 	Time   float64 `json:"time"` // unix seconds
 	User   string  `json:"user,omitempty"`
+	UID    uint32  `json:"uid"`
+	System string  `json:"system"`
+	Type   string  `json:"type"`
+	Tag    string  `json:"tag"`
+	ID     string  `json:"id"`
+}
+
+// ShifterLookup is one logged lookup in Shifter's shape
+// (GET /api/metrics/{system}/?format=shifter): every field always
+// present, as Shifter's Mongo rows are.
+type ShifterLookup struct {
+	Time   float64 `json:"time"`
+	User   string  `json:"user"`
 	UID    uint32  `json:"uid"`
 	System string  `json:"system"`
 	Type   string  `json:"type"`
