@@ -54,7 +54,7 @@ type cluster struct {
 
 func TestSlurm(t *testing.T) {
 	testutil.RequireRoot(t)
-	for _, tool := range []string{"slurmctld", "slurmd", "sbatch", "srun", "scontrol", "sinfo", "munged", "mksquashfs", "cc"} {
+	for _, tool := range []string{"slurmctld", "slurmd", "sbatch", "srun", "scontrol", "sinfo", "munged", "mksquashfs", "cc", "script", "setpriv", "timeout"} {
 		testutil.RequireTool(t, tool)
 	}
 	if _, err := os.Stat("/usr/include/slurm/spank.h"); err != nil {
@@ -68,8 +68,8 @@ func TestSlurm(t *testing.T) {
 	want := demoOSRelease(t)
 
 	t.Run("image pinned, two ranks", func(t *testing.T) {
-		out := c.sbatchWait(t, "--image="+tag, "--ntasks=2", "--wrap",
-			fmt.Sprintf("srun -n 2 %s -v cat /etc/os-release", c.shifter))
+		out := c.sbatchWait(t, "--image="+tag, "--nodes=2", "--ntasks=2", "--wrap",
+			fmt.Sprintf("srun -N 2 -n 2 %s -v cat /etc/os-release", c.shifter))
 		if n := strings.Count(out, want); n != 2 {
 			t.Fatalf("job output has the image's os-release %d times, want 2:\n%s", n, out)
 		}
@@ -78,9 +78,12 @@ func TestSlurm(t *testing.T) {
 		if n := strings.Count(out, "image mount: shifterd's shared mount"); n != 2 {
 			t.Errorf("%d of 2 ranks used shifterd's shared mount:\n%s", n, out)
 		}
-		b, _ := os.ReadFile(c.logs["slurmd.out"])
-		if !strings.Contains(string(b), "shifter: prolog: ") || !strings.Contains(string(b), "warmed") {
-			t.Errorf("slurmd's log has no line of the plugin's prolog warming the image:\n%s", b)
+		// The plugin's prolog ran on each node.
+		for _, n := range []string{"n1", "n2"} {
+			b, _ := os.ReadFile(filepath.Join(c.dir, "slurmd-"+n+".out"))
+			if !strings.Contains(string(b), "shifter: prolog: ") || !strings.Contains(string(b), "warmed") {
+				t.Errorf("%s: slurmd's log has no line of the plugin's prolog warming the image:\n%s", n, b)
+			}
 		}
 		// The mount goes once the job's containers are gone (shifterdIdleUnmount=2s).
 		for i := 0; ; i++ {
@@ -172,6 +175,19 @@ func TestSlurm(t *testing.T) {
 			if res.code == 0 || !strings.Contains(res.stderr, "shifter: ") {
 				t.Errorf("sbatch %q: status %d, stderr %q; want a failure with the plugin's message", arg, res.code, res.stderr)
 			}
+		}
+	})
+
+	t.Run("salloc and srun --pty", func(t *testing.T) {
+		// salloc pins the image for the allocation; srun --pty gives the
+		// container a terminal. script(1) gives salloc one.
+		line := fmt.Sprintf("salloc --image=%s -n 1 srun --pty %s sh -c 'test -t 0 && test -t 1 && echo on-a-tty; cat /etc/os-release; echo SHIFTER_IMAGE=$SHIFTER_IMAGE'",
+			tag, c.shifter)
+		res := c.asNobody(t, "script", "-q", "-e", "-c", line, "/dev/null")
+		out := strings.ReplaceAll(res.stdout, "\r\n", "\n")
+		if res.code != 0 || !strings.Contains(out, "on-a-tty\n") || !strings.Contains(out, want) ||
+			!strings.Contains(out, "SHIFTER_IMAGE="+c.lookup(t, tag)+"\n") {
+			t.Fatalf("%s: status %d\nstdout:\n%s\nstderr:\n%s", line, res.code, out, res.stderr)
 		}
 	})
 
@@ -525,11 +541,11 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=%[4]s
 StateSaveLocation=%[5]s/state
-SlurmdSpoolDir=%[5]s/spool
+SlurmdSpoolDir=%[5]s/spool/%%n
 SlurmctldPidFile=%[5]s/slurmctld.pid
-SlurmdPidFile=%[5]s/slurmd.pid
+SlurmdPidFile=%[5]s/slurmd-%%n.pid
 SlurmctldLogFile=%[5]s/slurmctld.log
-SlurmdLogFile=%[5]s/slurmd.log
+SlurmdLogFile=%[5]s/slurmd-%%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 PlugStackConfig=%[6]s
@@ -544,16 +560,22 @@ SchedulerType=sched/backfill
 MpiDefault=none
 ReturnToService=2
 SlurmdParameters=config_overrides
-NodeName=n1 NodeHostname=%[1]s NodeAddr=127.0.0.1 CPUs=4 State=UNKNOWN
-PartitionName=debug Nodes=n1 Default=YES MaxTime=10 State=UP
-`, host, freePort(t), freePort(t), msock, sdir, plugstack), 0o644)
+NodeName=n1 NodeHostname=%[1]s NodeAddr=127.0.0.1 Port=%[3]d CPUs=2 State=UNKNOWN
+NodeName=n2 NodeHostname=%[1]s NodeAddr=127.0.0.1 Port=%[7]d CPUs=2 State=UNKNOWN
+PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=10 State=UP
+`, host, freePort(t), freePort(t), msock, sdir, plugstack, freePort(t)), 0o644)
 	c.logs["slurmctld.log"] = filepath.Join(sdir, "slurmctld.log")
-	c.logs["slurmd.log"] = filepath.Join(sdir, "slurmd.log")
 	c.daemon(t, "slurmctld.out", c.env(), "slurmctld", "-D", "-i", "-f", c.slurmCnf)
-	c.daemon(t, "slurmd.out", c.env(), "slurmd", "-D", "-N", "n1", "-f", c.slurmCnf)
-	waitFor(t, "node n1 idle", c, func() bool {
-		r := c.root(t, "sinfo", "-h", "-n", "n1", "-o", "%T")
-		return strings.TrimSpace(r.stdout) == "idle"
+	// Two slurmd on this host, nodes n1 and n2 (distinct ports, spool
+	// directories and logs).
+	for _, n := range []string{"n1", "n2"} {
+		os.Mkdir(filepath.Join(sdir, "spool", n), 0o755)
+		c.logs["slurmd-"+n+".log"] = filepath.Join(sdir, "slurmd-"+n+".log")
+		c.daemon(t, "slurmd-"+n+".out", c.env(), "slurmd", "-D", "-N", n, "-f", c.slurmCnf)
+	}
+	waitFor(t, "nodes n1 and n2 idle", c, func() bool {
+		r := c.root(t, "sinfo", "-h", "-N", "-o", "%N %T")
+		return strings.TrimSpace(r.stdout) == "n1 idle\nn2 idle"
 	})
 
 	c.work = filepath.Join(dir, "work")
