@@ -264,6 +264,24 @@ static int run(char *const argv[], int timeout, char *out, char *err, uid_t uid,
 	double deadline = now() + timeout;
 
 	out[0] = err[0] = '\0';
+	/* The user's groups are looked up before fork: the child of a
+	 * threaded process (slurmstepd) may only make system calls. */
+	gid_t groups[256];
+	int ngroups = 0;
+	if (uid != (uid_t)-1) {
+		char buf[4096];
+		struct passwd pw, *ppw = NULL;
+		if (getpwuid_r(uid, &pw, buf, sizeof buf, &ppw) != 0 || ppw == NULL) {
+			snprintf(err, OUT_MAX, "uid %u is not a known user", (unsigned)uid);
+			return -1;
+		}
+		ngroups = (int)(sizeof groups / sizeof groups[0]);
+		if (getgrouplist(pw.pw_name, gid, groups, &ngroups) < 0) {
+			snprintf(err, OUT_MAX, "user %s is in more than %zu groups", pw.pw_name,
+				 sizeof groups / sizeof groups[0]);
+			return -1;
+		}
+	}
 	if (pipe2(po, O_CLOEXEC) < 0)
 		goto fail;
 	if (pipe2(pe, O_CLOEXEC) < 0) {
@@ -285,14 +303,10 @@ static int run(char *const argv[], int timeout, char *out, char *err, uid_t uid,
 		for (int fd = 3; fd < 1024; fd++)
 			if (fd != po[1] && fd != pe[1])
 				close(fd);
-		if (uid != (uid_t)-1) {
-			struct passwd *pw = getpwuid(uid);
-			if (pw == NULL || initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 ||
-			    setuid(uid) < 0) {
-				dprintf(2, "cannot become uid %u: %s\n", (unsigned)uid,
-					pw == NULL ? "unknown user" : strerror(errno));
-				_exit(126);
-			}
+		if (uid != (uid_t)-1 &&
+		    (setgroups((size_t)ngroups, groups) < 0 || setgid(gid) < 0 || setuid(uid) < 0)) {
+			dprintf(2, "cannot become uid %u: %s\n", (unsigned)uid, strerror(errno));
+			_exit(126);
 		}
 		sigset_t none;
 		sigemptyset(&none);
@@ -348,7 +362,16 @@ static int run(char *const argv[], int timeout, char *out, char *err, uid_t uid,
 	}
 	/* After the pipes closed the child exits (or was killed): reap it,
 	 * killing it when it outlives the deadline with its pipes closed. */
-	while (waitpid(pid, &status, timed_out ? 0 : WNOHANG) == 0) {
+	for (;;) {
+		pid_t w = waitpid(pid, &status, timed_out ? 0 : WNOHANG);
+		if (w == pid)
+			break;
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) { /* ECHILD: SIGCHLD ignored by the host process */
+			snprintf(err, OUT_MAX, "cannot wait for %s: %s", argv[0], strerror(errno));
+			return -1;
+		}
 		if (now() > deadline) {
 			timed_out = 1;
 			kill(-pid, SIGKILL);
