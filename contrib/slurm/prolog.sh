@@ -8,6 +8,7 @@
 #   Slurm (slurm.conf):  Prolog=/usr/local/share/shifter/slurm/prolog.sh
 #   PBS/Torque:          $PBS_HOME/mom_priv/prologue -> this script (args: JOBID USER GROUP)
 #   Flux:                a job-manager prolog (perilog) running this script
+#   LSF:                 PRE_EXEC of an application profile (as the user)
 #
 # The image, first found wins:
 #   1. SPANK_SHIFTER_IMAGETYPE=id + SPANK_SHIFTER_IMAGE (the SPANK plugin's
@@ -17,8 +18,8 @@
 #   3. Slurm: the job's comment "shifter:[TYPE:]TAG" (sbatch
 #      --comment=shifter:docker:ubuntu:22.04), read with scontrol.
 # The job's user (SLURM_JOB_UID, FLUX_JOB_USERID, or PBS's second
-# argument) runs `shifterd warm`, so only an image that user may use is
-# warmed. Nothing happens without an image, a user or shifterd's socket.
+# argument; or the caller itself when not root, e.g. LSF's PRE_EXEC) runs
+# `shifterd warm`, so only an image that user may use is warmed. Nothing happens without an image, a user or shifterd's socket.
 # It always exits 0: a cold cache never fails a job.
 #
 # Batch daemons run their prologs as root with their own environment (not
@@ -52,9 +53,14 @@ if ! printf '%s\n' "$image" | grep -Eqx 'id:[0-9a-f]{64}|(docker:)?[A-Za-z0-9][A
 	exit 0
 fi
 
-uid=${SLURM_JOB_UID:-${FLUX_JOB_USERID:-}}
-if [ -z "$uid" ] && [ -n "${2:-}" ]; then # PBS/Torque: prologue JOBID USER GROUP
-	uid=$(id -u -- "$2" 2>/dev/null)
+self=$(id -u)
+if [ "$self" -ne 0 ]; then
+	uid=$self # run as the job's user (LSF's PRE_EXEC): warm as that user
+else
+	uid=${SLURM_JOB_UID:-${FLUX_JOB_USERID:-}}
+	if [ -z "$uid" ] && [ -n "${2:-}" ]; then # PBS/Torque: prologue JOBID USER GROUP
+		uid=$(id -u -- "$2" 2>/dev/null)
+	fi
 fi
 case "$uid" in
 '' | *[!0-9]*) log "no job user: not warming $image"; exit 0 ;;
@@ -67,7 +73,11 @@ fi
 gid=$(id -g -- "$uid" 2>/dev/null) || gid=$uid
 warm() { # warm [--trace-only]: shifterd warm as the job's user, under the timeout
 	if [ -n "$CONFIG" ]; then set -- --config "$CONFIG" warm "$@"; else set -- warm "$@"; fi
-	timeout -k 5 "$WARM_TIMEOUT" setpriv --reuid="$uid" --regid="$gid" --init-groups -- "$SHIFTERD" "$@" "$image" 2>&1
+	if [ "$self" -ne 0 ]; then
+		timeout -k 5 "$WARM_TIMEOUT" "$SHIFTERD" "$@" "$image" 2>&1
+	else
+		timeout -k 5 "$WARM_TIMEOUT" setpriv --reuid="$uid" --regid="$gid" --init-groups -- "$SHIFTERD" "$@" "$image" 2>&1
+	fi
 }
 # --trace-only fails for an image without a start-up trace yet (its first
 # start records one): then warm all of it.

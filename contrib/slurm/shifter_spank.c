@@ -29,6 +29,8 @@
  *   lookup_timeout=SEC    lookup time limit (default 30)
  *   warm_timeout=SEC      prolog warm time limit (default 120)
  *   warm=trace|full|off   what the prolog warms (default trace)
+ * NERSC Shifter's extern_setup, extern_cgroup, memory_cgroup, enable_ccm,
+ * enable_sshd and long_options are accepted and ignored.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -216,6 +218,13 @@ static int parse_args(int ac, char **av)
 				slurm_error("shifter: plugstack.conf: %s: trace, full or off", a);
 				rc = -1;
 			}
+		} else if (KEY("extern_setup") || KEY("extern_cgroup") || KEY("memory_cgroup") ||
+			   KEY("enable_ccm") || KEY("enable_sshd") || KEY("long_options")) {
+			/* NERSC Shifter's arguments for features this runtime
+			 * does not have: a plugstack.conf carried over keeps
+			 * working (docs/batch.md). */
+			slurm_debug("shifter: plugstack.conf: %s is Shifter's and is ignored", a);
+			rc = 0;
 		} else {
 			slurm_error("shifter: plugstack.conf: unknown argument %s", a);
 			rc = -1;

@@ -42,6 +42,10 @@ void slurm_info(const char *format, ...)
 {
 	(void)format;
 }
+void slurm_debug(const char *format, ...)
+{
+	(void)format;
+}
 void slurm_error(const char *format, ...)
 {
 	va_list ap;
@@ -117,6 +121,8 @@ int main(int argc, char **argv)
 			snprintf(name, sizeof name, "args: refuse %s", bad[i]);
 			check(name, parse_args(1, a) < 0 && last_error[0], "accepted");
 		}
+		char *shifters[] = {"enable_sshd=0", "enable_ccm=1", "long_options", "memory_cgroup=/sys/fs/cgroup/memory"};
+		check("args: Shifter's arguments ignored", parse_args(4, shifters) == 0, "refused");
 		warm_mode = WARM_TRACE;
 	}
 

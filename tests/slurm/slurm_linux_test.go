@@ -134,6 +134,12 @@ func TestSlurm(t *testing.T) {
 				t.Errorf("%s: prolog.sh said %q, want %q", tc.name, res.stderr, tc.want)
 			}
 		}
+		// LSF's PRE_EXEC runs it as the job's user.
+		pre := c.asNobodyEnv(t, []string{"LSB_JOBID=7", "SHIFTER_IMAGEREQUEST=" + tag, "SHIFTER_SHIFTERD=" + filepath.Join(c.dir, "shifterd"),
+			"SHIFTER_SHIFTERD_SOCKET=" + c.sock, "SHIFTER_PROLOG_CONFIG=" + c.conf}, prolog)
+		if pre.code != 0 || !strings.Contains(pre.stderr, "warmed") {
+			t.Errorf("prolog.sh as nobody (LSF PRE_EXEC): status %d, stderr %q", pre.code, pre.stderr)
+		}
 		res := c.asNobodyEnv(t, []string{"LSB_JOBID=7", "SHIFTER_IMAGEREQUEST=" + tag, "SHIFTER_BIN=" + c.shifter},
 			filepath.Join(root, "contrib/lsf/job-starter.sh"), "cat", "/etc/os-release")
 		if res.code != 0 || res.stdout != want {
@@ -166,6 +172,7 @@ func TestSlurm(t *testing.T) {
 		if !strings.Contains(res.stderr, "shifter: image docker:"+c.registry+"/demo/nothere:latest cannot be used") {
 			t.Fatalf("sbatch stderr lacks the plugin's message:\n%s", res.stderr)
 		}
+		t.Logf("sbatch said:\n%s", res.stderr)
 	})
 
 	t.Run("bad input refused", func(t *testing.T) {
