@@ -164,6 +164,23 @@ func TestSlurm(t *testing.T) {
 		}
 	})
 
+	t.Run("srun alone", func(t *testing.T) {
+		res := c.asNobody(t, "srun", "--image="+tag, "-n", "1", c.shifter, "cat", "/etc/os-release")
+		if res.code != 0 || res.stdout != want {
+			t.Fatalf("srun --image: status %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+		}
+	})
+
+	t.Run("export=NONE", func(t *testing.T) {
+		// Without sbatch's environment the job has the job control
+		// environment only (SLURM_SPANK_SHIFTER_*), which shifter reads.
+		out := c.sbatchWait(t, "--export=NONE", "--image="+tag, "--wrap",
+			fmt.Sprintf("env | grep '^SHIFTER_' ; /usr/bin/srun -n 1 %s cat /etc/os-release", c.shifter))
+		if !strings.Contains(out, want) || strings.Contains(out, "SHIFTER_IMAGE=") {
+			t.Fatalf("job output:\n%s", out)
+		}
+	})
+
 	t.Run("unknown image fails at submission", func(t *testing.T) {
 		res := c.asNobody(t, "sbatch", "--image=docker:"+c.registry+"/demo/nothere:latest", "--wrap", "true")
 		if res.code == 0 {
@@ -464,6 +481,12 @@ func startCluster(t *testing.T) *cluster {
 	t.Cleanup(func() {
 		if t.Failed() {
 			c.dumpLogs(t)
+		}
+		for _, m := range testutil.Mounts(t) {
+			if strings.HasPrefix(m.MountPoint, dir+"/") {
+				t.Errorf("%s is still mounted after the test; not removing %s", m.MountPoint, dir)
+				return
+			}
 		}
 		os.RemoveAll(dir)
 	})
