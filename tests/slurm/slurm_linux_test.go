@@ -192,6 +192,18 @@ func TestSlurm(t *testing.T) {
 		t.Logf("sbatch said:\n%s", res.stderr)
 	})
 
+	t.Run("image not allowed to the user fails at submission", func(t *testing.T) {
+		private := "docker:" + c.registry + "/private/busybox:latest"
+		c.publishAs(t, "private/busybox:latest", "PRETTY_NAME=\"root's private image\"\n")
+		if r := c.root(t, c.img, "--config", c.conf, "pull", "--user", "root", private); r.code != 0 {
+			t.Fatalf("private pull: %s", r.stderr)
+		}
+		res := c.asNobody(t, "sbatch", "--image="+private, "--wrap", "true")
+		if res.code == 0 || !strings.Contains(res.stderr, "shifter: image "+private+" cannot be used") {
+			t.Fatalf("sbatch of root's private image as nobody: status %d, stderr:\n%s", res.code, res.stderr)
+		}
+	})
+
 	t.Run("bad input refused", func(t *testing.T) {
 		for _, arg := range []string{"--image=ubuntu;rm -rf /", "--image=" + strings.Repeat("a", 300), "--image=id:1234",
 			"--image=local:/", "--module=a b", "--volume=/a:/b\nX"} {
@@ -361,6 +373,11 @@ func (c *cluster) waitJob(t *testing.T, job string) string {
 // publish pushes the demo image to the registry, with osRelease as its
 // /etc/os-release when not empty.
 func (c *cluster) publish(t *testing.T, osRelease string) {
+	t.Helper()
+	c.publishAs(t, repo, osRelease)
+}
+
+func (c *cluster) publishAs(t *testing.T, repo, osRelease string) {
 	t.Helper()
 	img, _, err := demoimage.Image(demoimage.DefaultBusybox)
 	if err != nil {
