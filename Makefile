@@ -37,12 +37,11 @@ build:
 # plugstack.conf names other paths.
 SPANK_H ?= /usr/include/slurm/spank.h
 SLURM_PLUGINDIR ?= $(PREFIX)/lib/shifter
-CC ?= cc
 SPANK_CFLAGS ?= -O2 -g -Wall -Wextra -Werror -std=gnu11 -fPIC -fstack-protector-strong -D_FORTIFY_SOURCE=2
 
 spank: bin/shifter_spank.so
 
-bin/shifter_spank.so: contrib/slurm/shifter_spank.c
+bin/shifter_spank.so: contrib/slurm/shifter_spank.c Makefile
 	@mkdir -p bin
 	$(CC) $(SPANK_CFLAGS) -DSHIFTER_PREFIX='"$(PREFIX)"' -shared -Wl,-z,relro,-z,now -o $@ $<
 
