@@ -9,7 +9,7 @@ LDFLAGS ?= -X $(MODULE)/udiroot.DefaultPath=$(SYSCONFDIR)/udiRoot.conf \
            -X $(MODULE)/launcher.DefaultMountHelper=$(PREFIX)/bin/shifter-mount
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build deps test test-short bench demo install lint clean
+.PHONY: all build deps test test-short bench demo install lint clean spank test-slurm
 
 all: build
 
@@ -34,6 +34,25 @@ build:
 	$(GO) build -ldflags "$(STRIP_LDFLAGS) $(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(filter-out shifter-mount,$(BINS)))
 	$(GO) build -tags osusergo,netgo -ldflags "$(STRIP_LDFLAGS) $(STATIC_LDFLAGS)" -o bin/ ./cmd/shifter-mount
 	$(GO) build -tags osusergo,netgo,shiftercache -ldflags "$(STRIP_LDFLAGS) $(STATIC_LDFLAGS)" -o bin/shifter-mount-cache ./cmd/shifter-mount
+	@if [ -e $(SPANK_H) ]; then $(MAKE) --no-print-directory spank; else echo "build: no $(SPANK_H) (libslurm-dev): not building the Slurm plugin"; fi
+
+# The Slurm SPANK plugin (contrib/slurm), built when Slurm's headers are
+# installed. It runs $(PREFIX)/bin/shifterimg and shifterd unless
+# plugstack.conf names other paths.
+SPANK_H ?= /usr/include/slurm/spank.h
+SLURM_PLUGINDIR ?= $(PREFIX)/lib/shifter
+SPANK_CFLAGS ?= -O2 -g -Wall -Wextra -Werror -std=gnu11 -fPIC -fstack-protector-strong -D_FORTIFY_SOURCE=2
+
+spank: bin/shifter_spank.so
+
+bin/shifter_spank.so: contrib/slurm/shifter_spank.c Makefile
+	@mkdir -p bin
+	$(CC) $(SPANK_CFLAGS) -DSHIFTER_PREFIX='"$(PREFIX)"' -shared -Wl,-z,relro,-z,now -o $@ $<
+
+# The Slurm end-to-end test alone: Debian's slurmctld, slurmd and munged
+# started by the test, the plugin loaded (needs root; see docs/batch.md).
+test-slurm: deps build
+	$(GO) test -count=1 -v -timeout 15m ./tests/slurm/
 
 deps:
 	@scripts/deps.sh
@@ -76,6 +95,12 @@ install: build
 	sed 's|/usr/local|$(PREFIX)|g; s|/etc/shifter|$(SYSCONFDIR)|g' etc/shifterd.service > $(DESTDIR)$(SYSTEMDUNITDIR)/shifterd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/shifterd.service
 	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/shifter/
+	if [ -e bin/shifter_spank.so ]; then install -d $(DESTDIR)$(SLURM_PLUGINDIR) && install -m 0755 bin/shifter_spank.so $(DESTDIR)$(SLURM_PLUGINDIR)/; fi
+	install -d $(DESTDIR)$(PREFIX)/share/shifter/slurm
+	install -m 0755 contrib/slurm/prolog.sh contrib/slurm/epilog.sh $(DESTDIR)$(PREFIX)/share/shifter/slurm/
+	install -m 0644 contrib/slurm/plugstack.conf.example $(DESTDIR)$(PREFIX)/share/shifter/slurm/
+	install -d $(DESTDIR)$(PREFIX)/share/shifter/lsf
+	install -m 0755 contrib/lsf/job-starter.sh $(DESTDIR)$(PREFIX)/share/shifter/lsf/
 
 clean:
 	rm -rf bin
