@@ -153,7 +153,7 @@ func (s *Server) reply(c *net.UnixConn, r *proto.Response, fd *os.File) error {
 // image and a refused one get the same answer, so that private images
 // are not revealed.
 func (s *Server) image(id string, p peer) (*imagestore.Metadata, *proto.Response) {
-	m, err := imagestore.Load(s.ImageDir, id)
+	m, err := imagestore.LoadOrShifterMeta(s.ImageDir, id)
 	if err == nil && (p.uid == 0 || m.Allowed(p.uid, p.gids)) {
 		return m, nil
 	}
