@@ -337,13 +337,14 @@ func (ir *inodeReader) file(in *Inode) error {
 		if err != nil {
 			return err
 		}
-		in.blocksStart = le.Uint64(p[0:])
-		in.Size = le.Uint64(p[8:])
-		in.Sparse = le.Uint64(p[16:])
-		in.Nlink = le.Uint32(p[24:])
-		in.frag = le.Uint32(p[28:])
-		in.fragOffset = le.Uint32(p[32:])
-		in.xattr = le.Uint32(p[36:])
+		f := fields{b: p} // the extended file inode's fields, in order
+		in.blocksStart = f.u64()
+		in.Size = f.u64()
+		in.Sparse = f.u64()
+		in.Nlink = f.u32()
+		in.frag = f.u32()
+		in.fragOffset = f.u32()
+		in.xattr = f.u32()
 	}
 	if in.Size > 1<<62 {
 		return formatErr(ir.at, "file size %d", in.Size)
@@ -457,3 +458,13 @@ func (r *Reader) readBlockList(in *Inode, pos *metaPos, nb uint64, at int64) err
 	}
 	return nil
 }
+
+// fields reads consecutive little-endian fields of b; the caller has
+// checked that b holds them all.
+type fields struct {
+	b   []byte
+	off int
+}
+
+func (f *fields) u32() uint32 { v := binary.LittleEndian.Uint32(f.b[f.off:]); f.off += 4; return v }
+func (f *fields) u64() uint64 { v := binary.LittleEndian.Uint64(f.b[f.off:]); f.off += 8; return v }
