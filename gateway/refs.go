@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -84,24 +83,4 @@ func ParseTag(raw string) (string, error) {
 		return "", fmt.Errorf("image reference %q: %w", raw, err)
 	}
 	return norm, nil
-}
-
-// parseIDList parses Shifter's comma-separated numeric ACL lists.
-func parseIDList(s string) ([]uint32, error) {
-	var out []uint32
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(f, 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("id %q is not a number", f)
-		}
-		out = append(out, uint32(n))
-		if len(out) > 1024 {
-			return nil, fmt.Errorf("more than 1024 ids")
-		}
-	}
-	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/shifter-go/shifter/gateway/api"
+	"github.com/shifter-go/shifter/imagestore"
 )
 
 // maxBody bounds request bodies.
@@ -365,11 +366,11 @@ func (g *Gateway) handlePull(c *call) (any, error) {
 	if len(req.AuthorizedLocations) > 0 && id.Source != "peercred" && id.Source != "test" {
 		return nil, herr(http.StatusBadRequest, "bad request", "registry credentials must travel inside the munge credential over TCP, not in the request body")
 	}
-	uids, err := parseIDList(req.AllowedUIDs)
+	uids, err := imagestore.ParseIDList(req.AllowedUIDs)
 	if err != nil {
 		return nil, herr(http.StatusBadRequest, "bad request", "allowed_uids: %v", err)
 	}
-	gids, err := parseIDList(req.AllowedGIDs)
+	gids, err := imagestore.ParseIDList(req.AllowedGIDs)
 	if err != nil {
 		return nil, herr(http.StatusBadRequest, "bad request", "allowed_gids: %v", err)
 	}

@@ -184,9 +184,9 @@ func (m *Metadata) assignShifterMeta(key, value string, seen map[string]bool) er
 	case "WORKDIR":
 		m.WorkDir = value
 	case "USERACL":
-		m.UserACL, err = parseShifterIDs(value)
+		m.UserACL, err = ParseIDList(value)
 	case "GROUPACL":
-		m.GroupACL, err = parseShifterIDs(value)
+		m.GroupACL, err = ParseIDList(value)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
@@ -194,8 +194,13 @@ func (m *Metadata) assignShifterMeta(key, value string, seen map[string]bool) er
 	return nil
 }
 
-// parseShifterIDs parses a comma-separated list of numeric ids.
-func parseShifterIDs(s string) ([]uint32, error) {
+// MaxACLIDs bounds an ACL list (ParseIDList).
+const MaxACLIDs = 1024
+
+// ParseIDList parses Shifter's comma-separated numeric id lists (an
+// ACL: .meta files, the API's allowed_uids and allowed_gids), at most
+// MaxACLIDs ids.
+func ParseIDList(s string) ([]uint32, error) {
 	var out []uint32
 	for f := range strings.SplitSeq(s, ",") {
 		f = strings.TrimSpace(f)
@@ -205,6 +210,9 @@ func parseShifterIDs(s string) ([]uint32, error) {
 		n, err := strconv.ParseUint(f, 10, 32)
 		if err != nil {
 			return nil, fmt.Errorf("id %q is not a number", f)
+		}
+		if len(out) == MaxACLIDs {
+			return nil, fmt.Errorf("more than %d ids", MaxACLIDs)
 		}
 		out = append(out, uint32(n))
 	}
