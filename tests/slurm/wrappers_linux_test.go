@@ -233,6 +233,15 @@ func TestBatchWrappers(t *testing.T) {
 		want: []string{"arg=" + pbsJob, "arg=alice", "arg=users", "arg=extra",
 			"SHIFTER_IMAGE=" + id, "SHIFTER_IMAGEREQUEST=docker:ubuntu:22.04", "SHIFTER_IMAGETYPE=id"},
 	}, {
+		// qsub -V puts the submitter's environment in Variable_List,
+		// values with spaces included (SSH_CONNECTION always has some).
+		name:   "pbs prologue, qsub -V with spaces in values",
+		script: "pbs-prologue",
+		args:   []string{pbsJob, "alice", "users"},
+		qstat: qstatF(pbsJob, pbsVars("SSH_CONNECTION=10.1.2.3 50412 10.1.2.4 22,"+
+			"PS1=\\u@\\h \\w\\$ ,SHIFTER_IMAGETYPE=id,SHIFTER_IMAGE="+id)),
+		want: []string{"arg=" + pbsJob, "arg=alice", "arg=users", "SHIFTER_IMAGE=" + id, "SHIFTER_IMAGETYPE=id"},
+	}, {
 		name:   "pbs prologue, no shifter variables",
 		script: "pbs-prologue",
 		args:   []string{pbsJob, "alice", "users"},
