@@ -42,6 +42,7 @@ type results struct {
 	Unavailable map[string]string    `json:"unavailable,omitempty"`
 	Samples     map[string][]float64 `json:"samples"` // method/test -> seconds
 	Medians     map[string]float64   `json:"medians"`
+	Cold        *coldResults         `json:"cold,omitempty"`
 	Leftovers   []string             `json:"leftovers,omitempty"`
 	Errors      []string             `json:"errors,omitempty"`
 }
@@ -188,10 +189,15 @@ func bench(ctx context.Context, cfg *config) error {
 			}
 		}
 	}
-	res.Seconds = time.Since(start).Seconds()
 	for k, v := range res.Samples {
 		res.Medians[k] = benchutil.Median(v)
 	}
+	if cfg.Cold > 0 && slices.Contains(cfg.Methods, "shifterd") && slices.Contains(cfg.Tests, "py") {
+		if res.Cold, err = coldShifterd(ctx, tmp, store, udi, binDir, id, cmds["py"], cfg.Cold); err != nil {
+			res.Errors = append(res.Errors, "cold shifterd starts: "+err.Error())
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
 	res.Leftovers = leftovers(img.Path, mnt, udi)
 	md := res.markdown()
 	fmt.Print(md)
@@ -323,6 +329,9 @@ func (r *results) markdown() string {
 			fmt.Fprintf(&b, "; shifterd / %s = %s (target < 1×)", m, orNA(benchutil.Ratio(sd, r.median(m, test))))
 		}
 		b.WriteString("\n")
+	}
+	if r.Cold != nil {
+		b.WriteString(r.Cold.markdown())
 	}
 	b.WriteString("\n## Issue 3 targets\n\n")
 	for _, test := range r.Config.Tests {

@@ -40,6 +40,7 @@ type config struct {
 	Tests      []string `json:"tests"`
 	Reps       int      `json:"repetitions"`
 	Python     string   `json:"python_code"`
+	Cold       int      `json:"cold_repetitions"`
 	Mirror     string   `json:"-"`
 }
 
@@ -65,6 +66,7 @@ func run(ctx context.Context, args []string) int {
 	fs.StringSliceVar(&cfg.Methods, "methods", allMethods, "methods: "+strings.Join(allMethods, ","))
 	fs.StringSliceVar(&cfg.Tests, "tests", allTests, "commands: true (/bin/true), py (python import)")
 	fs.IntVarP(&cfg.Reps, "reps", "n", 20, "runs of every command with every method")
+	fs.IntVar(&cfg.Cold, "cold", 3, "runs of the python start through shifterd with the page cache dropped, per node-cache state (0: none)")
 	fs.StringVar(&cfg.Python, "py", "import json, email, http.client, sqlite3", "python code of the py test")
 	fs.StringVar(&cfg.Mirror, "mirror", benchutil.DefaultMirror, "Debian mirror for debootstrap")
 	fs.BoolVar(&quick, "quick", false, "quick check while developing: 3 runs (explicit flags win)")
