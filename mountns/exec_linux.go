@@ -198,6 +198,12 @@ func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Si
 // Processes can only have got there from the command (or the helper),
 // since the namespace is private.
 func killStragglers(log *initLogger, skip int) {
+	if !hasChildrenBut(skip) {
+		// The init is a child subreaper: every process the command
+		// started, orphaned or not, is below it. None there, none
+		// anywhere in the namespace (only root could have entered it).
+		return
+	}
 	self := os.Getpid()
 	ns, err := os.Readlink("/proc/self/ns/mnt")
 	if err != nil {
@@ -226,6 +232,27 @@ func killStragglers(log *initLogger, skip int) {
 		}
 		log.debug("killed processes left in the container", "count", strconv.Itoa(killed))
 	}
+}
+
+// hasChildrenBut reports whether the init has a child other than skip
+// (zombies included), or cannot tell.
+func hasChildrenBut(skip int) bool {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return true
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			return true
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if f != strconv.Itoa(skip) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // enterWorkdir makes cfg.Workdir the init's working directory (which the

@@ -42,6 +42,10 @@ func initMain() int {
 		return 126
 	}
 	markCloexecFrom(3)
+	// Whatever the command leaves behind (background processes, daemons
+	// that fork twice) stays below the init: the check for stragglers
+	// starts from its children (killStragglers).
+	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	// Capabilities of the init (ambient ones in unprivileged mode) are
 	// not for the processes it starts.
 	_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)

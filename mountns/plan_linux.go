@@ -25,7 +25,7 @@ const (
 	opImage                      // the image mounted on lower (loop, FUSE, or a bind of the local root)
 	opUpper                      // (unprivileged) mount points and /etc files made in the upper layer
 	opOverlay                    // the overlay of lower and upper on udiMount: the container root
-	opEtc                        // (privileged) the site files of /etc written into the root
+	opEtc                        // (privileged) the site files of /etc written into the upper layer
 	opMount                      // a new file system mounted in the root
 	opBind                       // a bind mount into the root
 	opHook                       // a site hook run
@@ -96,12 +96,11 @@ func planRoot(cfg *initConfig, hostHas func(string) bool) []op {
 	}
 	if cfg.Unprivileged {
 		plan = append(plan, op{kind: opUpper, dest: path.Join(udi, "upper")})
+	} else {
+		plan = append(plan, op{kind: opEtc, dest: path.Join(udi, "upper")})
 	}
 	plan = append(plan, op{kind: opOverlay, dest: udi, source: "overlay", fstype: "overlay",
 		flags: unix.MS_NOSUID | unix.MS_NODEV, data: "lowerdir=lower,upperdir=upper,workdir=work"})
-	if !cfg.Unprivileged {
-		plan = append(plan, op{kind: opEtc, dest: "/etc"})
-	}
 
 	// The system mounts.
 	noexec := mountAttrs{nosuid: true, nodev: true, noexec: true}
@@ -162,7 +161,7 @@ func (o op) String() string {
 	case opOverlay:
 		return fmt.Sprintf("overlay on %s %s %s", o.dest, mountFlagString(o.flags), o.data)
 	case opEtc:
-		return "write /etc files"
+		return "/etc files in " + o.dest
 	case opMount:
 		return fmt.Sprintf("mount %s %s on %s %s", o.fstype, o.source, o.dest, mountFlagString(o.flags))
 	case opBind:

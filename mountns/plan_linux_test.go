@@ -22,8 +22,8 @@ func TestPlanRoot(t *testing.T) {
 	head := []string{
 		"tmpfs on /udi MS_NOSUID|MS_NODEV mode=0755, mkdir lower upper work",
 		"image loop /store/x.squashfs on /udi/lower ro,nosuid,nodev",
+		"/etc files in /udi/upper",
 		"overlay on /udi MS_NOSUID|MS_NODEV lowerdir=lower,upperdir=upper,workdir=work",
-		"write /etc files",
 		"mount proc proc on /proc MS_NOSUID|MS_NODEV|MS_NOEXEC",
 		"bind /sys on /sys rec nosuid,nodev,noexec private",
 		"bind /dev on /dev rec nosuid private",

@@ -83,16 +83,15 @@ func prepareUpper(cfg *initConfig, lowerPath, upperPath string, mps []mountPoint
 		return fmt.Errorf("%w: opening the upper layer: %v", ErrMount, err)
 	}
 	defer upper.Close()
-	var etcRel string
 	for _, mp := range mps {
+		if mp.unsafePath == "/etc" {
+			continue // writeEtcUpper makes it
+		}
 		rel, exists, err := resolveInImage(lower, lowerPath, mp.unsafePath)
 		if err != nil {
 			return fmt.Errorf("%w: mount point %s: %v", ErrBadVolume, mp.unsafePath, err)
 		}
-		if mp.unsafePath == "/etc" {
-			etcRel = rel
-		}
-		if exists && mp.unsafePath != "/etc" {
+		if exists {
 			continue
 		}
 		dir := rel
@@ -110,6 +109,36 @@ func prepareUpper(cfg *initConfig, lowerPath, upperPath string, mps []mountPoint
 			}
 		}
 		d.Close()
+	}
+	return writeEtcUpper(cfg, lower, lowerPath, upper, upperPath)
+}
+
+// writeEtcUpper writes the site files of /etc (passwd, group, the
+// site's files) and the /etc/mtab link into the upper layer, before the
+// overlay is mounted: written through the overlay, each would first make
+// it copy /etc up and lay a whiteout over the image's file (a rename
+// through the work directory per file, and xattr requests to a FUSE lower
+// layer, which the kernel does not cache). The upper /etc takes the
+// image's /etc's mode, owner and times, as a copy-up would.
+func writeEtcUpper(cfg *initConfig, lower *os.File, lowerPath string, upper *os.File, upperPath string) error {
+	etcRel, _, err := resolveInImage(lower, lowerPath, "/etc")
+	if err != nil {
+		return fmt.Errorf("%w: /etc: %v", ErrBadVolume, err)
+	}
+	d, err := pathrs.MkdirAllHandle(upper, "/"+etcRel, 0o755)
+	if err != nil {
+		return fmt.Errorf("%w: /etc: %v", ErrSetup, err)
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	if unix.Fstatat(int(lower.Fd()), etcRel, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		dfd := fdPath(d)
+		// Best effort: in a user namespace the image's owner may be unmapped.
+		_ = unix.Fchownat(unix.AT_FDCWD, dfd, int(st.Uid), int(st.Gid), 0)
+		_ = unix.Chmod(dfd, st.Mode&0o7777)
+		defer func() {
+			_ = unix.UtimesNanoAt(unix.AT_FDCWD, dfd, []unix.Timespec{st.Atim, st.Mtim}, 0)
+		}()
 	}
 	root, err := os.OpenRoot(upperPath)
 	if err != nil {

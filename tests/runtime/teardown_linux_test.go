@@ -27,19 +27,29 @@ func processesWith(s string) []string {
 // background would keep the mounts and the loop device; it is ended with
 // the command.
 func TestBackgroundProcessEnds(t *testing.T) {
-	forModes(t, func(t *testing.T, h *harness, mode string) {
-		r := h.run(h.spec(mode, "sh", "-c", "sleep 3031 </dev/null >/dev/null 2>&1 & echo started"), asUser)
-		if r.code != 0 || r.stdout != "started\n" {
-			t.Fatalf("exit %d %q\n%s", r.code, r.stdout, r.stderr)
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for len(processesWith("sleep 3031")) > 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if p := processesWith("sleep 3031"); len(p) > 0 {
-			t.Errorf("background process still running: %v", p)
-		}
-	})
+	// The init finds stragglers from its children (it is a child
+	// subreaper): each shape of leftover must end, reparented or not.
+	for _, tc := range []struct{ name, script, marker string }{
+		{"background", "sleep 3031 </dev/null >/dev/null 2>&1 & echo started", "sleep 3031"},
+		{"daemon forked twice in a new session", "setsid sh -c 'sleep 3033 </dev/null >/dev/null 2>&1 &' & wait; echo started", "sleep 3033"},
+		{"grandchild of a live child", "sh -c 'sleep 3034 </dev/null >/dev/null 2>&1 & sleep 3035' </dev/null >/dev/null 2>&1 & echo started", "sleep 3034"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forModes(t, func(t *testing.T, h *harness, mode string) {
+				r := h.run(h.spec(mode, "sh", "-c", tc.script), asUser)
+				if r.code != 0 || r.stdout != "started\n" {
+					t.Fatalf("exit %d %q\n%s", r.code, r.stdout, r.stderr)
+				}
+				deadline := time.Now().Add(5 * time.Second)
+				for len(processesWith(tc.marker)) > 0 && time.Now().Before(deadline) {
+					time.Sleep(20 * time.Millisecond)
+				}
+				if p := processesWith(tc.marker); len(p) > 0 {
+					t.Errorf("background process still running: %v", p)
+				}
+			})
+		})
+	}
 }
 
 // TestContextCancel: cancelling Run's context ends the command (SIGTERM).
