@@ -42,29 +42,8 @@ func startFUSE(cfg *initConfig, log *initLogger, image *os.File, target string) 
 	if fsname == "" {
 		fsname = "shifter-image"
 	}
-	cmd := &exec.Cmd{
-		Path:   cfg.MountHelper,
-		Env:    initEnv,
-		Stdout: os.Stderr,
-		Stderr: os.Stderr,
-		SysProcAttr: &syscall.SysProcAttr{
-			Setpgid:   true,
-			Pdeathsig: unix.SIGKILL,
-		},
-	}
-	cmd.ExtraFiles = []*os.File{readyW, image} // 3, 4
-	helperLevel := "error"
-	if slog.LevelDebug >= log.level {
-		// Its start-up steps, timed (shifter -v).
-		helperLevel = "debug"
-	}
-	args := []string{cfg.MountHelper, "-f", "--ready-fd=3", "--log-level=" + helperLevel, "--fsname=" + fsname}
 	asUserHelper := cfg.Unprivileged || readableBy(image, cfg.Cred)
-	if !asUserHelper || (!cfg.Unprivileged && cfg.Cred.UID == 0) {
-		// The node cache's options, for a helper that runs as root only:
-		// the cache directory is root's.
-		args = append(args, cfg.MountHelperArgs...)
-	}
+	cmd, args := helperCommand(cfg, slog.Level(log.level), asUserHelper, readyW, image, fsname)
 	if asUserHelper {
 		fuse, err := os.OpenFile("/dev/fuse", os.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -76,11 +55,6 @@ func startFUSE(cfg *initConfig, log *initLogger, image *os.File, target string) 
 		if !cfg.Unprivileged {
 			uid, gid = int(cfg.Cred.UID), int(cfg.Cred.GID)
 			data += ",allow_other"
-			groups := cfg.Cred.Groups
-			if groups == nil {
-				groups = []uint32{}
-			}
-			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: cfg.Cred.UID, Gid: cfg.Cred.GID, Groups: groups}
 		}
 		data = fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,%s", fuse.Fd(), uid, gid, data)
 		if err := mount(fsname, target, "fuse.shifter-mount", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
@@ -124,6 +98,44 @@ func startFUSE(cfg *initConfig, log *initLogger, image *os.File, target string) 
 		log.step("fuse readahead set")
 	}
 	return cmd, nil
+}
+
+// helperCommand returns the shifter-mount command (without its last
+// arguments: the image and the mount point) that serves image for cfg:
+// in a process group of its own, dying with its parent's thread, as the
+// user when asUser and privileged, the ready pipe as fd 3 and the image
+// as fd 4 (a connection to /dev/fuse goes to ExtraFiles after them).
+func helperCommand(cfg *initConfig, level slog.Level, asUser bool, readyW, image *os.File, fsname string) (*exec.Cmd, []string) {
+	cmd := &exec.Cmd{
+		Path:   cfg.MountHelper,
+		Env:    initEnv,
+		Stdout: os.Stderr,
+		Stderr: os.Stderr,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid:   true,
+			Pdeathsig: unix.SIGKILL,
+		},
+		ExtraFiles: []*os.File{readyW, image}, // 3, 4
+	}
+	helperLevel := "error"
+	if slog.LevelDebug >= level {
+		// Its start-up steps, timed (shifter -v).
+		helperLevel = "debug"
+	}
+	args := []string{cfg.MountHelper, "-f", "--ready-fd=3", "--log-level=" + helperLevel, "--fsname=" + fsname}
+	if !asUser || (!cfg.Unprivileged && cfg.Cred.UID == 0) {
+		// The node cache's options, for a helper that runs as root only:
+		// the cache directory is root's.
+		args = append(args, cfg.MountHelperArgs...)
+	}
+	if asUser && !cfg.Unprivileged {
+		groups := cfg.Cred.Groups
+		if groups == nil {
+			groups = []uint32{}
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: cfg.Cred.UID, Gid: cfg.Cred.GID, Groups: groups}
+	}
+	return cmd, args
 }
 
 // readableBy reports whether the user may open the image file for reading

@@ -141,7 +141,7 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 		return -1, err
 	}
 	log.step("root entered")
-	helper := 0
+	helper := cfg.EarlyHelperPID
 	if fuse != nil {
 		helper = fuse.Process.Pid
 	}

@@ -58,6 +58,10 @@ type initConfig struct {
 	Umask         int
 	LogLevel      int // lowest slog.Level that Run's logger takes
 
+	// EarlyHelperPID, when not 0, is the FUSE helper Run started
+	// (earlyfuse_linux.go): fdImage is then its detached mount.
+	EarlyHelperPID int
+
 	// MountHelperArgs: Spec.MountHelperArgs.
 	MountHelperArgs []string `json:"mountHelperArgs,omitempty"`
 

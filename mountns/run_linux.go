@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -109,10 +110,23 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	// Held open until Run returns, and by nothing else (close-on-exec):
 	// its end tells the init that this process is gone.
 	defer lifeW.Close()
+	// Pdeathsig follows the thread that forks: keep it alive until the init
+	// (and the FUSE helper) are gone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	early := startEarlyFUSE(cfg, spec.Image, log)
+	if early != nil {
+		cfg.EarlyHelperPID = early.cmd.Process.Pid
+		defer early.stop()
+		defer early.mnt.Close()
+	}
 	cmd.ExtraFiles = []*os.File{cfgR, stW, lifeR}
 	switch {
 	case spec.Shared != nil:
 		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.Shared.Root, spec.Shared.Hold)
+	case early != nil:
+		cmd.ExtraFiles = append(cmd.ExtraFiles, early.mnt)
 	case spec.Image != nil:
 		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.Image)
 	}
@@ -143,11 +157,6 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	}
 	cmd.SysProcAttr = sys
 
-	// Pdeathsig follows the thread that forks: keep it alive until the init
-	// is gone.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwardedSignals...)
 	defer signal.Stop(sigs)
@@ -161,6 +170,9 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	cfgR.Close()
 	stW.Close()
 	lifeR.Close()
+	if early != nil {
+		early.mnt.Close()
+	}
 
 	// The init reads the whole config before it writes anything; a failed
 	// write means it died, which Wait reports.
@@ -192,6 +204,12 @@ loop:
 		}
 	}
 	<-done
+	if early != nil && (remote != nil || exit == nil) {
+		// The init failed: first because the helper did?
+		if msg := early.failure(time.Second); msg != "" {
+			return -1, fmt.Errorf("%w: %s %s: %s", ErrFUSE, cfg.MountHelper, strconv.Quote(cfg.ImagePath), msg)
+		}
+	}
 	switch {
 	case remote != nil:
 		return -1, remote

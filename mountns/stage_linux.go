@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -64,6 +65,12 @@ func mountImage(o op, cfg *initConfig, image *os.File, log *initLogger) (fuse *e
 		if fuse, err = startFUSE(cfg, log, image, lower); err != nil {
 			return nil, fmt.Errorf("%w (falling back after the loop mount failed: %v)", err, unusable)
 		}
+	case o.mode == MountFUSE && cfg.EarlyHelperPID != 0:
+		if err := attachFUSE(image, lower); err != nil {
+			return nil, err
+		}
+		log.debug("image mounted", "mode", "fuse", "pid", strconv.Itoa(cfg.EarlyHelperPID), "mountpoint", lower, "helper", "started by the runtime")
+		return nil, nil
 	case o.mode == MountFUSE:
 		if fuse, err = startFUSE(cfg, log, image, lower); err != nil {
 			return nil, err

@@ -48,6 +48,10 @@ func resolveInImage(lower *os.File, lowerPath, unsafePath string) (string, bool,
 	if len(comps) == 1 && comps[0] == "" {
 		comps = nil
 	}
+	// The real path of the image root: udiMount may go through a symlink.
+	if real, err := os.Readlink(fdPath(lower)); err == nil {
+		lowerPath = real
+	}
 	for i := len(comps); i >= 0; i-- {
 		f, err := pathrs.OpenatInRoot(lower, "/"+strings.Join(comps[:i], "/"))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {

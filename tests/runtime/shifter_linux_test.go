@@ -3,7 +3,9 @@
 package runtime_test
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/shifter-go/shifter/imagestore"
 	"github.com/shifter-go/shifter/internal/testutil"
@@ -280,4 +283,60 @@ __attribute__((constructor)) static void evil(void) {
 		}
 		checkStatus(t, string(out))
 	})
+}
+
+// TestFUSEHelperFailure: in fuse mode the runtime starts the helper
+// before the namespace init and the init does not wait for it; an image
+// the helper cannot read (not a squashfs, a damaged superblock) must still
+// end the start with the helper's own message, exit status 69 and nothing
+// left behind: no mount, no helper, no namespace.
+func TestFUSEHelperFailure(t *testing.T) {
+	requireMode(t, "fuse")
+	for _, tc := range []struct {
+		name    string
+		corrupt func(b []byte) []byte
+		want    string
+	}{
+		// The size stays the metadata's: the runtime checks it itself.
+		{"not a squashfs", func(b []byte) []byte { return bytes.Repeat([]byte{'x'}, len(b)) }, "magic"},
+		{"superblock zeroed", func(b []byte) []byte { clear(b[:96]); return b }, "magic"},
+		{"tables past the end", func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b[64:], uint64(len(b))*4) // the inode table's start
+			return b
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			in := install(t, h)
+			in.config("fuse", "")
+			sq, _ := imagestore.Paths(in.store, in.id)
+			b, err := os.ReadFile(sq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(sq, tc.corrupt(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan result, 1)
+			go func() { done <- in.run(in.shifter, nil, "--image=id:"+in.id, "cat", "/etc/image-marker") }()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the start hangs on a helper that failed")
+			}
+			if r.code == 0 || !strings.Contains(r.stderr, "shifter-mount") || (tc.want != "" && !strings.Contains(r.stderr, tc.want)) {
+				t.Fatalf("exit %d, want a failure naming the helper's error %q\n%s%s", r.code, tc.want, r.stdout, r.stderr)
+			}
+			t.Logf("exit %d: %s", r.code, r.stderr)
+			if p := processesWith(sq); len(p) > 0 {
+				t.Errorf("left running: %v", p)
+			}
+			for _, m := range testutil.Mounts(t) {
+				if strings.Contains(m.Source, in.id) || strings.HasPrefix(m.MountPoint, h.udi()) {
+					t.Errorf("mount left: %+v", m)
+				}
+			}
+		})
+	}
 }
