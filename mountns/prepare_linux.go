@@ -24,6 +24,7 @@ func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 		MountHelper:   spec.MountHelper,
 		UDIMount:      spec.UDIMount,
 		Volumes:       spec.Volumes,
+		PerNodeCache:  spec.PerNodeCache,
 		EtcFiles:      spec.EtcFiles,
 		EtcData:       spec.EtcData,
 		PreMountHook:  spec.PreMountHook,
