@@ -145,7 +145,7 @@ func runError(err error) error {
 		return fail(ExitBadVolume, err)
 	case errors.Is(err, mountns.ErrAccess), errors.Is(err, fs.ErrPermission):
 		return fail(ExitNoPerm, err)
-	case errors.Is(err, mountns.ErrUserNS), errors.Is(err, mountns.ErrFUSE):
+	case errors.Is(err, mountns.ErrUserNS), errors.Is(err, mountns.ErrFUSE), errors.Is(err, mountns.ErrUnavailable):
 		return fail(ExitUnavailable, err)
 	case errors.Is(err, mountns.ErrSpec):
 		return fail(ExitConfig, err)
@@ -260,14 +260,6 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	if err != nil {
 		return nil, err
 	}
-	if e := perNodeCacheEntry(o.Volumes); e != "" {
-		return nil, failf(ExitUnavailable, "--volume %s: perNodeCache volumes (a per-node scratch file system) are not supported yet", e)
-	}
-	for _, l := range siteFsLists(cfg, modules) {
-		if e := perNodeCacheEntry(l.value); e != "" {
-			return nil, failf(ExitUnavailable, "%s:%d: %s: %s: perNodeCache volumes are not supported yet", cfg.File, l.line, l.key, e)
-		}
-	}
 	for _, m := range modules {
 		if m.RootHook != "" && in.Mode == ModeUser {
 			return nil, failf(ExitUnavailable, "shifter module %q has a roothook, which runs as root: it needs shifter installed setuid root (or run by root)", m.Name)
@@ -335,6 +327,10 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		return nil, err
 	}
 	vols = append(append(vols, udiVols...), userVols...)
+	pnc, err := perNodeCacheConfig(cfg, vols, in.Mode, in.Log)
+	if err != nil {
+		return nil, err
+	}
 	etc, err := etcFiles(cfg)
 	if err != nil {
 		return nil, err
@@ -363,6 +359,7 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		MountHelper:   in.MountHelper,
 		UDIMount:      cfg.UDIMount,
 		Volumes:       vols,
+		PerNodeCache:  pnc,
 		EtcFiles:      etc,
 		EtcData:       etcData(cfg),
 		PreMountHook:  cfg.SitePreMountHook,

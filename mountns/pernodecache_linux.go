@@ -32,8 +32,8 @@ var fsMagic = map[string]int64{"xfs": unix.XFS_SUPER_MAGIC, "ext4": unix.EXT4_SU
 // mkfsArgs are the fixed options of each mkfs, before the device path:
 // nothing comes from the user but the file's size.
 var mkfsArgs = map[string][]string{
-	"xfs":  {"-q", "-K"},                         // quiet, no discard
-	"ext4": {"-q", "-m", "0", "-E", "nodiscard"}, // no blocks reserved for root: the scratch is the user's
+	"xfs":  {"-q", "-K"},                                       // quiet, no discard
+	"ext4": {"-q", "-t", "ext4", "-m", "0", "-E", "nodiscard"}, // (mke2fs) no blocks reserved for root: the scratch is the user's
 }
 
 // maxMkfsOutput bounds what is kept of mkfs's output for the error.
@@ -46,7 +46,7 @@ func (r *rootfs) mountPerNodeCache(o op, p *PerNodeCache, c *PerNodeCacheConfig,
 	if p == nil {
 		return fmt.Errorf("%w: %s: no perNodeCache settings", ErrSetup, name)
 	}
-	if err := c.check(Volume{Dest: o.dest, PerNodeCache: p}, unprivileged); err != nil {
+	if err := c.Check(Volume{Dest: o.dest, PerNodeCache: p}, unprivileged); err != nil {
 		return err
 	}
 	f, err := createBackingFile(c.Dir, r.cred, p)

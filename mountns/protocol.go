@@ -158,7 +158,7 @@ func (s *Spec) validate() error {
 			return fmt.Errorf("%w: %s:%s: propagation %q", ErrBadVolume, v.Source, v.Dest, v.Propagation)
 		}
 		if v.PerNodeCache != nil {
-			if err := s.PerNodeCache.check(v, s.Unprivileged); err != nil {
+			if err := s.PerNodeCache.Check(v, s.Unprivileged); err != nil {
 				return err
 			}
 		}
@@ -212,10 +212,11 @@ func etcNames(files map[string]string, data map[string][]byte) func(func(string)
 	}
 }
 
-// check applies the site's perNodeCache rules to the volume v. Errors
-// wrap ErrUnavailable (no perNodeCache volumes here) or ErrBadVolume (v
-// asks for what the site does not allow).
-func (c *PerNodeCacheConfig) check(v Volume, unprivileged bool) error {
+// Check applies the site's perNodeCache rules to the perNodeCache volume
+// v (Run checks them too). Errors wrap ErrUnavailable (no perNodeCache
+// volumes here: no perNodeCachePath, no mkfs, unprivileged mode),
+// ErrBadVolume (v asks for what the site does not allow) or ErrSpec.
+func (c *PerNodeCacheConfig) Check(v Volume, unprivileged bool) error {
 	p := v.PerNodeCache
 	name := "perNodeCache volume " + v.Dest
 	allowed := c.AllowedFsTypes
