@@ -25,6 +25,8 @@ var (
 	// this host (a perNodeCache volume without perNodeCachePath, loop
 	// devices or privilege).
 	ErrUnavailable = errors.New("mountns: not available on this host")
+	// ErrEnvFile: an --env-file is missing in the container or malformed.
+	ErrEnvFile = errors.New("mountns: bad env file")
 	// ErrSetup: any other failure while building or entering the container.
 	ErrSetup = errors.New("mountns: container setup failed")
 )
@@ -40,12 +42,13 @@ var errorKinds = map[string]error{
 	"userns":      ErrUserNS,
 	"fuse":        ErrFUSE,
 	"unavailable": ErrUnavailable,
+	"envfile":     ErrEnvFile,
 	"setup":       ErrSetup,
 }
 
 // kindOf returns the name of the sentinel that err wraps ("setup" if none).
 func kindOf(err error) string {
-	for _, k := range []string{"spec", "volume", "access", "hook", "userns", "fuse", "unavailable", "mount"} {
+	for _, k := range []string{"spec", "volume", "access", "envfile", "hook", "userns", "fuse", "unavailable", "mount"} {
 		if errors.Is(err, errorKinds[k]) {
 			return k
 		}

@@ -31,6 +31,8 @@ func prepare(spec *Spec, log *slog.Logger) (*initConfig, error) {
 		PostMountHook: spec.PostMountHook,
 		Argv:          spec.Argv,
 		Env:           spec.Env,
+		EnvFiles:      spec.EnvFiles,
+		EnvAfter:      spec.EnvAfter,
 		Workdir:       spec.Workdir,
 		Cred:          spec.Cred,
 		ImportUsers:   spec.ImportUsers,

@@ -53,6 +53,8 @@ type initConfig struct {
 	PostMountHook string
 	Argv          []string
 	Env           []string
+	EnvFiles      []string
+	EnvAfter      []EnvOp
 	Workdir       string
 	Cred          Credential
 	ImportUsers   []Account
@@ -119,6 +121,14 @@ func (s *Spec) validate() error {
 	case "", MountAuto, MountLoop, MountFUSE, MountShared:
 	default:
 		return fmt.Errorf("%w: unknown mount mode %q", ErrSpec, s.Mode)
+	}
+	for _, f := range s.EnvFiles {
+		if f == "" || strings.ContainsRune(f, 0) {
+			return fmt.Errorf("%w: env file name %q", ErrSpec, f)
+		}
+	}
+	if len(s.EnvAfter) > 0 && len(s.EnvFiles) == 0 {
+		return fmt.Errorf("%w: EnvAfter without EnvFiles", ErrSpec)
 	}
 	if s.Workdir != "" && !path.IsAbs(s.Workdir) {
 		return fmt.Errorf("%w: workdir %q is not absolute", ErrSpec, s.Workdir)

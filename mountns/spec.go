@@ -155,8 +155,21 @@ type Spec struct {
 	// looked up in the PATH of Env inside the container (default
 	// /usr/local/bin:/usr/bin:/bin).
 	Argv []string
-	// Env is the command's complete environment, passed exactly.
+	// Env is the command's complete environment, passed exactly, when
+	// EnvFiles is empty; otherwise its start, which the env files and
+	// EnvAfter complete.
 	Env []string
+	// EnvFiles are --env-file paths, read as Shifter reads them: in the
+	// container (after its root is entered, so a path is the container's,
+	// relative ones from Workdir), with the user's credentials (a file the
+	// user cannot read is refused, ErrAccess, even where root could read
+	// it), and without magic links. Each line NAME=VALUE (ParseEnvFile)
+	// is set in Env, file after file; then EnvAfter is applied. A missing
+	// or malformed file fails Run with ErrEnvFile.
+	EnvFiles []string
+	// EnvAfter are the changes applied after the env files (--env, the
+	// modules' and the site's siteEnv*): only with EnvFiles.
+	EnvAfter []EnvOp
 	// Workdir is the working directory inside the container ("" = /),
 	// resolved inside the container root with the user's credentials and
 	// without magic links (/proc/self/fd/N, /proc/PID/cwd), and entered
