@@ -98,4 +98,22 @@ func TestEnvFileInContainer(t *testing.T) {
 			}
 		})
 	}
+
+	// Unprivileged mode (the plain binary, a user namespace): the same.
+	t.Run("unprivileged", func(t *testing.T) {
+		requireMode(t, "fuse")
+		if st, err := os.Stat("/dev/fuse"); err != nil || st.Mode().Perm()&0o006 != 0o006 {
+			t.Skip("/dev/fuse is not usable by nobody")
+		}
+		in.t = t
+		in.config("fuse", "")
+		r := in.run(in.plain, nil, append([]string{"--image=id:" + id, "--env-file=/etc/image.env"}, show...)...)
+		if r.code != 0 || r.stdout != "from-file 1 from-file 'quoted'\n" {
+			t.Errorf("image file: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+		}
+		r = in.run(in.plain, nil, append([]string{"--image=id:" + id, "--env-file=" + rootOnly}, show...)...)
+		if r.code != launcher.ExitNoPerm || strings.Contains(r.stdout, "1") {
+			t.Errorf("root-only file: exit %d stdout %q stderr %q; want %d", r.code, r.stdout, r.stderr, launcher.ExitNoPerm)
+		}
+	})
 }
