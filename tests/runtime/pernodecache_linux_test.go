@@ -5,10 +5,13 @@ package runtime_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/shifter-go/shifter/internal/testutil"
 	"github.com/shifter-go/shifter/launcher"
@@ -32,11 +35,8 @@ func pncLeftovers(t *testing.T, dir string) []string {
 	for _, e := range ents {
 		out = append(out, "file "+e.Name())
 	}
-	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	for _, f := range files {
-		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), dir+"/") {
-			out = append(out, "loop device "+f+" -> "+strings.TrimSpace(string(b)))
-		}
+	for _, l := range pncLoops(dir) {
+		out = append(out, "loop device "+l)
 	}
 	return out
 }
@@ -190,4 +190,63 @@ func TestPerNodeCacheRefused(t *testing.T) {
 			t.Errorf("left behind: %q", left)
 		}
 	})
+}
+
+// TestPerNodeCacheKilledRuntime: while the container runs, its backing
+// file is already unlinked (only the loop device holds it); the setuid
+// shifter killed (SIGKILL, by its user) leaves nothing: no file in
+// perNodeCachePath, no loop device on its file.
+func TestPerNodeCacheKilledRuntime(t *testing.T) {
+	h := newHarness(t)
+	requireMode(t, "loop")
+	testutil.RequireTool(t, "mkfs.xfs")
+	in := install(t, h)
+	cache := h.mkdir("pnc", 0o755, 0, 0)
+	in.config("loop", "perNodeCachePath="+cache+"\n")
+	cmd := exec.Command(in.shifter, "--image=id:"+in.id, "--volume=/x:/scratch:perNodeCache=size=400M",
+		"sh", "-c", "echo x > /scratch/f && echo started && sleep 4021")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent"}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: &syscall.Credential{Uid: nobodyUID, Gid: nobodyGID, Groups: []uint32{nobodyGID}}}
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "started") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "started") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the container did not start: %s", out.String())
+	}
+	if l := pncLoops(cache); len(l) != 1 || !strings.HasSuffix(l[0], " (deleted)") {
+		t.Errorf("loop devices on perNodeCachePath's files while the container runs: %q, want 1, on a deleted file", l)
+	}
+	if ents, _ := os.ReadDir(cache); len(ents) > 0 {
+		t.Errorf("perNodeCachePath holds %d files while the container runs; the backing file should be unlinked", len(ents))
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	deadline = time.Now().Add(10 * time.Second)
+	for len(pncLeftovers(t, cache)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if left := pncLeftovers(t, cache); len(left) > 0 {
+		t.Errorf("left behind after SIGKILL: %q", left)
+	}
+}
+
+// pncLoops lists the loop devices whose backing file was in dir.
+func pncLoops(dir string) []string {
+	var out []string
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), dir+"/") {
+			out = append(out, f+" -> "+strings.TrimSpace(string(b)))
+		}
+	}
+	return out
 }
