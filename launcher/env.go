@@ -3,12 +3,10 @@
 package launcher
 
 import (
-	"bufio"
-	"fmt"
-	"io"
 	"slices"
 	"strings"
 
+	"github.com/shifter-go/shifter/mountns"
 	"github.com/shifter-go/shifter/udiroot"
 )
 
@@ -41,70 +39,6 @@ func isLoaderVar(name string) bool {
 // mode): they are not the caller's and must not leak into the container.
 var runtimeVars = []string{"GOTRACEBACK"}
 
-// env is an ordered environment: replacing a variable keeps its place.
-type env struct {
-	names []string
-	vals  map[string]string
-}
-
-func newEnv() *env { return &env{vals: map[string]string{}} }
-
-func (e *env) get(name string) (string, bool) { v, ok := e.vals[name]; return v, ok }
-
-func (e *env) set(name, val string) {
-	if _, ok := e.vals[name]; !ok {
-		e.names = append(e.names, name)
-	}
-	e.vals[name] = val
-}
-
-func (e *env) unset(name string) {
-	if _, ok := e.vals[name]; !ok {
-		return
-	}
-	delete(e.vals, name)
-	e.names = slices.DeleteFunc(e.names, func(n string) bool { return n == name })
-}
-
-// appendPath sets name to cur:val, or val when unset or empty.
-func (e *env) appendPath(name, val string) {
-	if cur, _ := e.get(name); cur != "" {
-		val = cur + ":" + val
-	}
-	e.set(name, val)
-}
-
-// prependPath sets name to val:cur, or val when unset or empty.
-func (e *env) prependPath(name, val string) {
-	if cur, _ := e.get(name); cur != "" {
-		val = val + ":" + cur
-	}
-	e.set(name, val)
-}
-
-func (e *env) apply(r *udiroot.EnvRules) {
-	for _, v := range r.Set {
-		e.set(v.Name, v.Value)
-	}
-	for _, v := range r.Append {
-		e.appendPath(v.Name, v.Value)
-	}
-	for _, v := range r.Prepend {
-		e.prependPath(v.Name, v.Value)
-	}
-	for _, n := range r.Unset {
-		e.unset(n)
-	}
-}
-
-func (e *env) list() []string {
-	out := make([]string, 0, len(e.names))
-	for _, n := range e.names {
-		out = append(out, n+"="+e.vals[n])
-	}
-	return out
-}
-
 // envInputs are the sources of the container's environment, in
 // precedence order (later wins).
 type envInputs struct {
@@ -125,80 +59,72 @@ type envInputs struct {
 }
 
 // buildEnv computes the container's environment with Shifter's
-// precedence (shifter_setupenv).
+// precedence (shifter_setupenv), the --env-file entries in.EnvFile
+// included.
 func buildEnv(in envInputs) []string {
-	e := newEnv()
+	base, after := envParts(in)
+	var file []mountns.EnvOp
+	for _, v := range in.EnvFile {
+		file = append(file, mountns.EnvOp{Kind: mountns.EnvSet, Name: v.Name, Value: v.Value})
+	}
+	return mountns.ApplyEnv(base, append(file, after...))
+}
+
+// envParts splits the environment at the --env-file entries, which are
+// read in the container (mountns.Spec.EnvFiles): base is what comes
+// before them (the caller's variables, SHIFTER_IMAGEREQUEST,
+// SHIFTER_IMAGE, the image's ENV), after the changes that follow them
+// (--env, the modules' siteEnv*, the site's siteEnv*), in order.
+func envParts(in envInputs) (base []string, after []mountns.EnvOp) {
 	if !in.ClearEnv {
 		for _, kv := range in.Caller {
-			k, v, ok := strings.Cut(kv, "=")
+			k, _, ok := strings.Cut(kv, "=")
 			if !ok || k == "" {
 				continue
 			}
 			if in.Setuid && (isLoaderVar(k) || !in.Original && slices.Contains(runtimeVars, k)) {
 				continue
 			}
-			if _, dup := e.get(k); dup {
-				continue // the first one wins, as getenv
-			}
-			e.set(k, v)
+			base = append(base, kv) // ApplyEnv keeps the first of a name, as getenv
 		}
 	}
-	e.set("SHIFTER_IMAGEREQUEST", in.Request)
-	e.set("SHIFTER_IMAGE", in.ImageID)
+	sets := []mountns.EnvOp{
+		{Kind: mountns.EnvSet, Name: "SHIFTER_IMAGEREQUEST", Value: in.Request},
+		{Kind: mountns.EnvSet, Name: "SHIFTER_IMAGE", Value: in.ImageID},
+	}
 	for _, kv := range in.Image {
 		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
-			e.set(k, v)
+			sets = append(sets, mountns.EnvOp{Kind: mountns.EnvSet, Name: k, Value: v})
 		}
 	}
-	for _, v := range in.EnvFile {
-		e.set(v.Name, v.Value)
-	}
+	base = mountns.ApplyEnv(base, sets)
 	for _, kv := range in.EnvFlags {
 		k, v, _ := strings.Cut(kv, "=")
-		e.set(k, v)
+		after = append(after, mountns.EnvOp{Kind: mountns.EnvSet, Name: k, Value: v})
 	}
 	for _, m := range in.Modules {
-		e.apply(&m.Env)
+		after = append(after, ruleOps(&m.Env)...)
 	}
 	if in.Site != nil {
-		e.apply(in.Site)
+		after = append(after, ruleOps(in.Site)...)
 	}
-	return e.list()
+	return base, after
 }
 
-// maxEnvFile bounds an --env-file.
-const maxEnvFile = 4 << 20
-
-// parseEnvFile reads NAME=VALUE lines. Blank lines and lines whose first
-// non-blank character is '#' are skipped; leading white space is
-// ignored; the value is taken literally (quotes included), as Shifter
-// does. Anything else is an error naming the line.
-func parseEnvFile(r io.Reader, name string) ([]udiroot.EnvVar, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxEnvFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if len(b) > maxEnvFile {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, maxEnvFile)
-	}
-	var out []udiroot.EnvVar
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	sc.Buffer(nil, maxEnvFile+1)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimLeft(strings.TrimSuffix(sc.Text(), "\r"), " \t")
-		if line == "" || line[0] == '#' {
-			continue
+// ruleOps are siteEnv, siteEnvAppend, siteEnvPrepend and siteEnvUnset
+// as changes, in the order Shifter applies them.
+func ruleOps(r *udiroot.EnvRules) []mountns.EnvOp {
+	var ops []mountns.EnvOp
+	add := func(kind mountns.EnvOpKind, vars []udiroot.EnvVar) {
+		for _, v := range vars {
+			ops = append(ops, mountns.EnvOp{Kind: kind, Name: v.Name, Value: v.Value})
 		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || !udiroot.ValidEnvName(k) || strings.ContainsRune(v, 0) {
-			return nil, fmt.Errorf("%s:%d: want NAME=VALUE", name, n)
-		}
-		out = append(out, udiroot.EnvVar{Name: k, Value: v})
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+	add(mountns.EnvSet, r.Set)
+	add(mountns.EnvAppend, r.Append)
+	add(mountns.EnvPrepend, r.Prepend)
+	for _, n := range r.Unset {
+		ops = append(ops, mountns.EnvOp{Kind: mountns.EnvUnset, Name: n})
 	}
-	return out, nil
+	return ops
 }

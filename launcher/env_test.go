@@ -3,7 +3,6 @@
 package launcher
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -124,53 +123,5 @@ func TestBuildEnv(t *testing.T) {
 				t.Errorf("buildEnv (-want +got):\n%s", d)
 			}
 		})
-	}
-}
-
-func TestParseEnvFile(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    []udiroot.EnvVar
-		wantErr string
-	}{
-		{"basic", "A=1\nB=two words\n", []udiroot.EnvVar{{Name: "A", Value: "1"}, {Name: "B", Value: "two words"}}, ""},
-		{"comments blanks crlf", "# c\n\n  # indented\r\n  C=3\r\nD=\n", []udiroot.EnvVar{{Name: "C", Value: "3"}, {Name: "D", Value: ""}}, ""},
-		{"quotes literal", `Q="x y"` + "\nS='z'\n", []udiroot.EnvVar{{Name: "Q", Value: `"x y"`}, {Name: "S", Value: "'z'"}}, ""},
-		{"equals in value", "O=a=b\n", []udiroot.EnvVar{{Name: "O", Value: "a=b"}}, ""},
-		{"no trailing newline", "A=1", []udiroot.EnvVar{{Name: "A", Value: "1"}}, ""},
-		{"no equals", "A=1\nBROKEN\n", nil, "f:2: want NAME=VALUE"},
-		{"empty name", "=x\n", nil, "f:1:"},
-		{"space in name", "A B=1\n", nil, "f:1:"},
-		{"nul", "A=1\x00\n", nil, "f:1:"},
-		{"too big", strings.Repeat("A=1234567\n", maxEnvFile/10+1), nil, "larger than"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseEnvFile(strings.NewReader(tc.in), "f")
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("parseEnvFile = %v, want error containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(tc.want, got); d != "" {
-				t.Errorf("parseEnvFile (-want +got):\n%s", d)
-			}
-		})
-	}
-	// 100k variables are parsed exactly.
-	var b strings.Builder
-	for i := range 100000 {
-		b.WriteString("V")
-		b.WriteString(strings.Repeat("x", i%7))
-		b.WriteString("=v\n")
-	}
-	got, err := parseEnvFile(strings.NewReader(b.String()), "big")
-	if err != nil || len(got) != 100000 {
-		t.Errorf("100k variables: %d parsed, err %v", len(got), err)
 	}
 }

@@ -145,8 +145,10 @@ func runError(err error) error {
 		return fail(ExitBadVolume, err)
 	case errors.Is(err, mountns.ErrAccess), errors.Is(err, fs.ErrPermission):
 		return fail(ExitNoPerm, err)
-	case errors.Is(err, mountns.ErrUserNS), errors.Is(err, mountns.ErrFUSE):
+	case errors.Is(err, mountns.ErrUserNS), errors.Is(err, mountns.ErrFUSE), errors.Is(err, mountns.ErrUnavailable):
 		return fail(ExitUnavailable, err)
+	case errors.Is(err, mountns.ErrEnvFile):
+		return fail(ExitUsage, err)
 	case errors.Is(err, mountns.ErrSpec):
 		return fail(ExitConfig, err)
 	}
@@ -260,14 +262,6 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 	if err != nil {
 		return nil, err
 	}
-	if e := perNodeCacheEntry(o.Volumes); e != "" {
-		return nil, failf(ExitUnavailable, "--volume %s: perNodeCache volumes (a per-node scratch file system) are not supported yet", e)
-	}
-	for _, l := range siteFsLists(cfg, modules) {
-		if e := perNodeCacheEntry(l.value); e != "" {
-			return nil, failf(ExitUnavailable, "%s:%d: %s: %s: perNodeCache volumes are not supported yet", cfg.File, l.line, l.key, e)
-		}
-	}
 	for _, m := range modules {
 		if m.RootHook != "" && in.Mode == ModeUser {
 			return nil, failf(ExitUnavailable, "shifter module %q has a roothook, which runs as root: it needs shifter installed setuid root (or run by root)", m.Name)
@@ -287,14 +281,6 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 				return nil, failf(ExitBadVolume, "--volume: %s is not a user volume", v.Dest)
 			}
 		}
-	}
-	var envFile []udiroot.EnvVar
-	for _, p := range o.EnvFiles {
-		vars, err := readEnvFile(in.Mode, p)
-		if err != nil {
-			return nil, err
-		}
-		envFile = append(envFile, vars...)
 	}
 	r := &imageResolver{cfg: cfg, cred: &in.Cred, mode: in.Mode, lookup: in.Lookup, log: in.Log}
 	img, err := r.resolve(ctx, o.Image)
@@ -335,6 +321,10 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		return nil, err
 	}
 	vols = append(append(vols, udiVols...), userVols...)
+	pnc, err := perNodeCacheConfig(cfg, vols, in.Mode, in.Log)
+	if err != nil {
+		return nil, err
+	}
 	etc, err := etcFiles(cfg)
 	if err != nil {
 		return nil, err
@@ -363,30 +353,37 @@ func buildSpec(ctx context.Context, in *buildInput) (spec *mountns.Spec, err err
 		MountHelper:   in.MountHelper,
 		UDIMount:      cfg.UDIMount,
 		Volumes:       vols,
+		PerNodeCache:  pnc,
 		EtcFiles:      etc,
 		EtcData:       etcData(cfg),
 		PreMountHook:  cfg.SitePreMountHook,
 		PostMountHook: postMountHook(cfg, modules),
 		Argv:          argv,
-		Env: buildEnv(envInputs{
-			Caller:   in.Environ,
-			ClearEnv: o.ClearEnv,
-			Setuid:   in.Mode == ModeSetuid,
-			Original: in.CallerEnvKept,
-			Request:  o.Image.Raw,
-			ImageID:  img.ID,
-			Image:    imageEnv,
-			EnvFile:  envFile,
-			EnvFlags: o.Env,
-			Modules:  modules,
-			Site:     &cfg.Env,
-		}),
-		Workdir:      workdir,
-		Cred:         in.Cred,
-		ImportUsers:  in.ImportUsers,
-		Unprivileged: in.Mode == ModeUser,
-		Setuid:       in.Mode == ModeSetuid,
-		Logger:       in.Log,
+		Workdir:       workdir,
+		Cred:          in.Cred,
+		ImportUsers:   in.ImportUsers,
+		Unprivileged:  in.Mode == ModeUser,
+		Setuid:        in.Mode == ModeSetuid,
+		Logger:        in.Log,
+	}
+	// The --env-file files are read in the container, as the user
+	// (mountns.Spec.EnvFiles), as Shifter reads them.
+	base, after := envParts(envInputs{
+		Caller:   in.Environ,
+		ClearEnv: o.ClearEnv,
+		Setuid:   in.Mode == ModeSetuid,
+		Original: in.CallerEnvKept,
+		Request:  o.Image.Raw,
+		ImageID:  img.ID,
+		Image:    imageEnv,
+		EnvFlags: o.Env,
+		Modules:  modules,
+		Site:     &cfg.Env,
+	})
+	if len(o.EnvFiles) > 0 {
+		spec.Env, spec.EnvFiles, spec.EnvAfter = base, o.EnvFiles, after
+	} else {
+		spec.Env = mountns.ApplyEnv(base, after)
 	}
 	spec.MountHelperArgs = mountHelperArgs(cfg, img, in.Mode, mountMode, in.Log)
 	return spec, nil
@@ -441,29 +438,6 @@ func siteFsLists(cfg *udiroot.Config, modules []*udiroot.Module) []siteFsList {
 		add("module_"+m.Name+"_siteFs", m.SiteFs)
 	}
 	return lists
-}
-
-// readEnvFile reads an --env-file with the caller's permissions.
-func readEnvFile(mode RunMode, p string) ([]udiroot.EnvVar, error) {
-	var vars []udiroot.EnvVar
-	err := asCaller(mode, func() error {
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		vars, err = parseEnvFile(f, p)
-		return err
-	})
-	switch {
-	case err == nil:
-		return vars, nil
-	case hasCode(err):
-		return nil, err
-	case errors.Is(err, fs.ErrPermission):
-		return nil, fail(ExitNoPerm, fmt.Errorf("--env-file: %w", err))
-	}
-	return nil, fail(ExitUsage, fmt.Errorf("--env-file: %w", err))
 }
 
 // etcSiteFiles are copied from the host's /etc when

@@ -5,7 +5,6 @@ package launcher
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -112,12 +111,20 @@ defaultModules=gpu
 	if n := len(spec.Argv); n < 3 || !slices.Equal(spec.Argv[n-2:], []string{"echo", "hi"}) || !slices.Contains(spec.Argv, "/opt/nvidia/check.sh") {
 		t.Errorf("argv %q, want the userhook wrapper around echo hi", spec.Argv)
 	}
-	env := envMap(spec.Env)
+	// The env file is read in the container (mountns): the Spec names
+	// it, with the environment before it and the changes after it.
+	if !slices.Equal(spec.EnvFiles, []string{envFile}) {
+		t.Errorf("env files %q, want %q", spec.EnvFiles, envFile)
+	}
+	env := envMap(mountns.ApplyEnv(append(spec.Env, "FROMFILE=1", "X=file"), spec.EnvAfter))
 	for k, v := range map[string]string{"X": "flag", "FROMFILE": "1", "IMG": "spec", "SHIFTER_RUNTIME": "1", "LD_LIBRARY_PATH": "/opt/nvidia/lib",
 		"SHIFTER_IMAGE": id, "SHIFTER_IMAGEREQUEST": "ubuntu:22.04"} {
 		if env[k] != v {
 			t.Errorf("env %s=%q, want %q", k, env[k], v)
 		}
+	}
+	if _, ok := envMap(spec.Env)["FROMFILE"]; ok {
+		t.Errorf("the env file was read on the host: %q", spec.Env)
 	}
 	if !strings.HasSuffix(env["PATH"], ":/opt/udiImage/bin") {
 		t.Errorf("PATH %q lacks the site append", env["PATH"])
@@ -172,7 +179,10 @@ func TestMainFailures(t *testing.T) {
 		{"bad config", writeConfig(t, "bogus=1\n"), []string{"-i", "pub:1"}, nil, ExitConfig, `udiRoot.conf:1: unknown key "bogus"`},
 		{"bad siteFs", writeConfig(t, "imagePath="+store+"\n\nsiteFs=/a:/etc\n"), []string{"-i", "pub:1"}, nil, ExitConfig, "udiRoot.conf:3: siteFs"},
 		{"bad second siteFs line", writeConfig(t, "imagePath="+store+"\nsiteFs=/home\nsiteFs=/a:/etc\n"), []string{"-i", "pub:1"}, nil, ExitConfig, "udiRoot.conf:3: siteFs"},
-		{"perNodeCache siteFs", writeConfig(t, "imagePath="+store+"\nsiteFs=/home\n\nsiteFs=/tmp:/c:perNodeCache=size=1G\n"), []string{"-i", "pub:1"}, nil, ExitUnavailable, "udiRoot.conf:4: siteFs: /tmp:/c:perNodeCache=size=1G: perNodeCache volumes are not supported yet"},
+		{"perNodeCache siteFs without perNodeCachePath", writeConfig(t, "imagePath="+store+"\nsiteFs=/home\n\nsiteFs=/tmp:/c:perNodeCache=size=1G\n"), []string{"-i", "pub:1"}, nil, ExitUnavailable, "udiRoot.conf: siteFs: mountns: not available on this host: perNodeCache volume /c: perNodeCachePath is not set"},
+		{"perNodeCache over the limit", writeConfig(t, "imagePath="+store+"\nperNodeCachePath=/tmp\nperNodeCacheSizeLimit=1G\n"), []string{"-i", "pub:1", "-V", "/x:/c:perNodeCache=size=1025M"}, nil, ExitBadVolume, "size 1074790400 bytes is above the site's limit, perNodeCacheSizeLimit, of 1073741824 bytes"},
+		{"perNodeCache file system not allowed", writeConfig(t, "imagePath="+store+"\nperNodeCachePath=/tmp\n"), []string{"-i", "pub:1", "-V", "/x:/c:perNodeCache=size=1G,fs=ext4"}, nil, ExitBadVolume, "file system ext4 is not allowed here (perNodeCacheAllowedFsType: xfs)"},
+		{"perNodeCache bad size", good, []string{"-i", "pub:1", "-V", "/x:/c:perNodeCache=size=lots"}, nil, ExitBadVolume, `perNodeCache: size: "lots" is not a size`},
 		{"gateway without system", writeConfig(t, "imagePath="+store+"\nimageGateway=unix:/x\n"), []string{"-i", "pub:1"}, nil, ExitConfig, "system is not"},
 		{"usage", good, []string{"--nope"}, nil, ExitUsage, "unknown flag"},
 		{"no image", good, []string{"ls"}, nil, ExitUsage, "no image"},
@@ -182,7 +192,8 @@ func TestMainFailures(t *testing.T) {
 		{"volume into /opt/udiImage", good, []string{"-i", "pub:1", "-V", "/a:/opt/udiImage/x"}, nil, ExitBadVolume, "--volume"},
 		{"unknown image", good, []string{"-i", "nope:1"}, nil, ExitUnknownImage, "not found"},
 		{"denied image", good, []string{"-i", "id:" + id}, nil, ExitNoPerm, "access denied"},
-		{"env file missing", good, []string{"-i", "pub:1", "--env-file=/nonexistent"}, nil, ExitUsage, "--env-file"},
+		{"env file missing in the container", good, []string{"-i", "pub:1", "--env-file=/nonexistent"}, fmt.Errorf("%w: --env-file /nonexistent: not found in the container", mountns.ErrEnvFile), ExitUsage, "--env-file /nonexistent: not found"},
+		{"env file not readable in the container", good, []string{"-i", "pub:1", "--env-file=/secret"}, fmt.Errorf("%w: --env-file /secret: not readable", mountns.ErrAccess), ExitNoPerm, "--env-file /secret: not readable"},
 		{"entrypoint missing", good, []string{"-i", "pub:1", "--entrypoint", "--workdir"}, nil, 0, ""},
 		{"run: bad volume", good, []string{"-i", "pub:1"}, fmt.Errorf("%w: dest resolves to /etc", mountns.ErrBadVolume), ExitBadVolume, "resolves to /etc"},
 		{"run: access", good, []string{"-i", "pub:1"}, fmt.Errorf("%w: /secret", mountns.ErrAccess), ExitNoPerm, "/secret"},
@@ -296,11 +307,6 @@ func TestSetuidMode(t *testing.T) {
 	must(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	must(t, os.Chmod(dir, 0o755))
-	rootOnly := filepath.Join(dir, "root-only.env")
-	must(t, os.WriteFile(rootOnly, []byte("SECRET=1\n"), 0o600))
-	mine := filepath.Join(dir, "mine.env")
-	must(t, os.WriteFile(mine, []byte("MINE=1\n"), 0o600))
-	must(t, os.Chown(mine, 65534, 65534))
 	privDir := filepath.Join(dir, "private-root")
 	must(t, os.Mkdir(privDir, 0o700))
 	cfg := filepath.Join(dir, "user.conf")
@@ -311,7 +317,7 @@ func TestSetuidMode(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), setuidHelperEnv+"=1", "T_SIBLING="+sibling, "T_PATHHELPER="+pathHelper,
 		"PATH="+filepath.Dir(pathHelper)+":"+os.Getenv("PATH"),
-		"T_ROOT_ONLY="+rootOnly, "T_MINE="+mine, "T_PRIVDIR="+privDir, "SHIFTER_CONFIG="+cfg,
+		"T_PRIVDIR="+privDir, "SHIFTER_CONFIG="+cfg,
 		"LD_PRELOAD=/nonexistent/evil.so")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -338,15 +344,14 @@ func setuidHelper() int {
 	mode, err := DetectMode()
 	check(err == nil && mode == ModeSetuid, "DetectMode = %v, %v", mode, err)
 
-	// --env-file is read as the caller: root's files are refused,
-	// /etc/shadow included, the caller's own are read.
-	for _, p := range []string{"/etc/shadow", os.Getenv("T_ROOT_ONLY")} {
-		_, err := readEnvFile(ModeSetuid, p)
-		check(errors.Is(err, os.ErrPermission) && ExitCode(err) == ExitNoPerm, "--env-file=%s: %v (exit %d)", p, err, ExitCode(err))
-	}
-	vars, err := readEnvFile(ModeSetuid, os.Getenv("T_MINE"))
-	check(err == nil && len(vars) == 1 && vars[0].Name == "MINE", "--env-file of the caller's own file: %v %v", vars, err)
-	check(os.Geteuid() == 0 && os.Getegid() == 65534, "privileges restored after asCaller: euid %d egid %d", os.Geteuid(), os.Getegid())
+	// asCaller (gateway lookups) gives the privileges back.
+	err = asCaller(ModeSetuid, func() error {
+		if os.Geteuid() != 65534 {
+			return fmt.Errorf("euid %d inside asCaller", os.Geteuid())
+		}
+		return nil
+	})
+	check(err == nil && os.Geteuid() == 0 && os.Getegid() == 65534, "privileges restored after asCaller: %v, euid %d egid %d", err, os.Geteuid(), os.Getegid())
 
 	// A local image the caller cannot reach is refused.
 	cfg := udiroot.Default()

@@ -272,8 +272,10 @@ Options:
                            -wPATH): start in PATH; default: the current
                            directory (/ if it does not exist inside)
   -e, --env=NAME=VALUE     set a variable; repeatable
-      --env-file=PATH      read NAME=VALUE lines ('#' comments) from PATH,
-                           opened with your own permissions; repeatable
+      --env-file=PATH      read NAME=VALUE lines ('#' comments) from PATH in
+                           the container (as Shifter: the container's path,
+                           relative to the working directory), with your
+                           own permissions; repeatable
   -E, --clearenv           do not pass your environment into the container
   -m, --module=A,B         site modules to use instead of the defaults
                            ("none": no module)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/shifter-go/shifter/mountns"
@@ -143,22 +142,6 @@ func isELF(p string) bool {
 	var b [4]byte
 	n, _ := f.Read(b[:])
 	return n == 4 && string(b[:]) == "\x7fELF"
-}
-
-// perNodeCacheEntry returns the entry of a volume list (Shifter's syntax:
-// ';'-separated, an entry maybe in double quotes, ':'-separated fields)
-// that asks for a perNodeCache volume, or "".
-func perNodeCacheEntry(list string) string {
-	for _, e := range strings.Split(list, ";") {
-		e = strings.Trim(strings.TrimSpace(e), `"`)
-		fields := strings.Split(e, ":")
-		if len(fields) > 1 && slices.ContainsFunc(fields[1:], func(f string) bool {
-			return strings.HasPrefix(strings.ToLower(f), "pernodecache")
-		}) {
-			return e
-		}
-	}
-	return ""
 }
 
 // generatedEtc are the /etc files Shifter writes when

@@ -164,26 +164,10 @@ func TestPostMountHook(t *testing.T) {
 	}
 }
 
-func TestPerNodeCacheEntry(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                                      "",
-		"/a:/b":                                 "",
-		"/a:/b:ro":                              "",
-		"/a:/perNodeCache":                      "",
-		"/a:/b:perNodeCache=size=10G":           "/a:/b:perNodeCache=size=10G",
-		`/x:/y;"/a:/b:ro:PERNODECACHE=size=1g"`: "/a:/b:ro:PERNODECACHE=size=1g",
-		"/tmp:/cache:perNodeCache=size=100G,bs=1M;/c:/d": "/tmp:/cache:perNodeCache=size=100G,bs=1M",
-	} {
-		if got := perNodeCacheEntry(in); got != want {
-			t.Errorf("perNodeCacheEntry(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestMainShifterKeys runs Main on Shifter-style keys and checks the
 // spec: optUdiImage and copyPath volumes, the roothook in the post-mount
-// hook, the generated /etc files, perNodeCache refused as not supported
-// yet, and the one-line notes under -v.
+// hook, the generated /etc files, perNodeCache volumes refused without
+// perNodeCachePath, and the one-line notes under -v.
 func TestMainShifterKeys(t *testing.T) {
 	store := t.TempDir()
 	publish(t, store, "s", time.Now(), []string{"busybox:latest"}, nil, nil)
@@ -259,7 +243,7 @@ module_mpich_copypath=/ignored
 		t.Errorf("notes without -v: %q", quiet)
 	}
 	code, _, _, stderr = runMain(t, cfg, []string{"-i", "busybox", "-V", "/tmp:/cache:perNodeCache=size=10G", "true"}, 0, nil)
-	if code != ExitUnavailable || !strings.Contains(stderr, "perNodeCache volumes (a per-node scratch file system) are not supported yet") {
+	if code != ExitUnavailable || !strings.Contains(stderr, "perNodeCachePath is not set") {
 		t.Errorf("perNodeCache volume: %d %q", code, stderr)
 	}
 }

@@ -85,6 +85,12 @@ func (b *builder) do(o op) error {
 			return err
 		}
 		b.log.step("bound", "path", o.dest)
+	case opPerNodeCache:
+		v := b.cfg.Volumes[o.bind.volume]
+		if err := b.root.mountPerNodeCache(o, v.PerNodeCache, &b.cfg.PerNodeCache, b.cfg.Unprivileged); err != nil {
+			return err
+		}
+		b.log.step("perNodeCache mounted", "path", o.dest)
 	case opHook:
 		if err := b.root.runHook(o.hookName, o.hook); err != nil {
 			return err

@@ -21,6 +21,12 @@ var (
 	ErrUserNS = errors.New("mountns: user namespaces unavailable")
 	// ErrFUSE: fuse mode needs /dev/fuse and the shifter-mount helper.
 	ErrFUSE = errors.New("mountns: FUSE unavailable")
+	// ErrUnavailable: something the container asks for cannot be had on
+	// this host (a perNodeCache volume without perNodeCachePath, loop
+	// devices or privilege).
+	ErrUnavailable = errors.New("mountns: not available on this host")
+	// ErrEnvFile: an --env-file is missing in the container or malformed.
+	ErrEnvFile = errors.New("mountns: bad env file")
 	// ErrSetup: any other failure while building or entering the container.
 	ErrSetup = errors.New("mountns: container setup failed")
 )
@@ -28,19 +34,21 @@ var (
 // errorKinds names the sentinels for the trip from the namespace init back
 // to Run.
 var errorKinds = map[string]error{
-	"spec":   ErrSpec,
-	"volume": ErrBadVolume,
-	"access": ErrAccess,
-	"mount":  ErrMount,
-	"hook":   ErrHook,
-	"userns": ErrUserNS,
-	"fuse":   ErrFUSE,
-	"setup":  ErrSetup,
+	"spec":        ErrSpec,
+	"volume":      ErrBadVolume,
+	"access":      ErrAccess,
+	"mount":       ErrMount,
+	"hook":        ErrHook,
+	"userns":      ErrUserNS,
+	"fuse":        ErrFUSE,
+	"unavailable": ErrUnavailable,
+	"envfile":     ErrEnvFile,
+	"setup":       ErrSetup,
 }
 
 // kindOf returns the name of the sentinel that err wraps ("setup" if none).
 func kindOf(err error) string {
-	for _, k := range []string{"spec", "volume", "access", "hook", "userns", "fuse", "mount"} {
+	for _, k := range []string{"spec", "volume", "access", "envfile", "hook", "userns", "fuse", "unavailable", "mount"} {
 		if errors.Is(err, errorKinds[k]) {
 			return k
 		}

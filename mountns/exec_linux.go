@@ -101,6 +101,12 @@ func lookPath(name string, env []string) (string, error) {
 // when it cannot be executed. helper is the pid of the FUSE server (0 if
 // none), killed as soon as the command has ended; the caller reaps it.
 func runCommand(cfg *initConfig, log *initLogger, capLast int, sigs <-chan os.Signal, helper int) (int, error) {
+	if len(cfg.EnvFiles) > 0 {
+		if err := readEnvFiles(cfg); err != nil {
+			return -1, err
+		}
+		log.step("env files read")
+	}
 	// Looked up with the user's rights: as root it would tell whether a
 	// file exists in a directory the user may not read.
 	var argv0 string
@@ -328,4 +334,70 @@ func checkNoDirDescriptors() error {
 		}
 	}
 	return nil
+}
+
+// readEnvFiles reads cfg.EnvFiles in the container, with the user's
+// credentials, and completes cfg.Env with them and cfg.EnvAfter.
+func readEnvFiles(cfg *initConfig) error {
+	wd := cfg.Workdir
+	if wd == "" {
+		wd = "/"
+	}
+	var ops []EnvOp
+	err := asUser(cfg.Cred, !cfg.Unprivileged, func() error {
+		for _, p := range cfg.EnvFiles {
+			full := p
+			if !path.IsAbs(p) {
+				full = path.Join(wd, p)
+			}
+			vars, err := readEnvFileInRoot(full, p, cfg.Cred.UID)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, vars...)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cfg.Env = ApplyEnv(cfg.Env, append(ops, cfg.EnvAfter...))
+	return nil
+}
+
+// readEnvFileInRoot reads and parses the env file at p, resolved inside
+// the process's root without magic links, as the calling thread's
+// credentials allow; name is the path as given, for messages.
+func readEnvFileInRoot(p, name string, uid uint32) ([]EnvOp, error) {
+	root, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSetup, err)
+	}
+	defer root.Close()
+	h, err := pathrs.OpenatInRoot(root, p)
+	if err == nil {
+		defer h.Close()
+		var f *os.File
+		if f, err = pathrs.Reopen(h, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY); err == nil {
+			defer f.Close()
+			var st os.FileInfo
+			if st, err = f.Stat(); err == nil && !st.Mode().IsRegular() {
+				return nil, fmt.Errorf("%w: --env-file %s: not a regular file in the container", ErrEnvFile, name)
+			}
+			if err == nil {
+				ops, err := ParseEnvFile(f, name)
+				if err != nil {
+					return nil, fmt.Errorf("%w: --env-file: %v", ErrEnvFile, err)
+				}
+				return ops, nil
+			}
+		}
+	}
+	switch {
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		return nil, fmt.Errorf("%w: --env-file %s: not readable by uid %d in the container: %v", ErrAccess, name, uid, err)
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
+		return nil, fmt.Errorf("%w: --env-file %s: not found in the container (the path is the container's, as in Shifter: put the file in a directory the container sees, such as a --volume): %v", ErrEnvFile, name, err)
+	}
+	return nil, fmt.Errorf("%w: --env-file %s: %v", ErrEnvFile, name, err)
 }

@@ -15,7 +15,9 @@ func FuzzParseVolumes(f *testing.F) {
 	for _, s := range []string{
 		"/home/u/d:/d", "/a:/b:ro", "/a:/b:ro:rec", "/a:/etc", "/a:/./etc", "/a://etc",
 		"/a:/var/../etc", "/a:/var/tmp/x", "/a:/opt/udiImage/x", "/a:/opt", "\"/a:/b\";/c:/d:RO",
-		"/a:/b:perNodeCache=size=1G", "/a:/b:slave", "a:/b", "/a:b", "/a:/b:ro:ro", ";;", "/a:/\x00",
+		"/a:/b:perNodeCache=size=1G", "/x:/cache:perNodeCache=size=10G,bs=1M,method=loop,fs=xfs",
+		"/x:/c:PERNODECACHE=Size=1.5g,FSTYPE=ext4", "/x:/c:perNodeCache=size=-1", "/x:/c:perNodeCache=size=1G,,",
+		"/a:/b:slave", "a:/b", "/a:b", "/a:/b:ro:ro", ";;", "/a:/\x00",
 	} {
 		f.Add(s)
 	}
@@ -38,6 +40,9 @@ func FuzzParseVolumes(f *testing.F) {
 			}
 			if v.Site || v.Propagation != "" {
 				t.Fatalf("ParseVolumes(%q) gave a site-only volume %+v", s, v)
+			}
+			if c := v.PerNodeCache; c != nil && (c.Size <= 0 || c.BlockSize <= 0 || c.Method != "loop" || (c.FsType != "xfs" && c.FsType != "ext4") || v.ReadOnly) {
+				t.Fatalf("ParseVolumes(%q) gave a bad perNodeCache volume %+v %+v", s, v, *c)
 			}
 		}
 	})

@@ -103,6 +103,12 @@ func withStopsDeferred(fn func()) {
 // take the lock (losetup), or a start that passed over it, are survived by
 // retrying on EBUSY.
 func attachLoop(image *os.File, name string) (dev *os.File, err error) {
+	return attachLoopMode(image, name, true)
+}
+
+// attachLoopMode is attachLoop for a read-only or (perNodeCache volumes)
+// a read-write device, always autoclear.
+func attachLoopMode(image *os.File, name string, readOnly bool) (dev *os.File, err error) {
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, classifyLoop(fmt.Errorf("%w: opening loop control: %w", ErrMount, err))
@@ -116,16 +122,20 @@ func attachLoop(image *os.File, name string) (dev *os.File, err error) {
 		if locked {
 			defer unix.Flock(int(ctl.Fd()), unix.LOCK_UN)
 		}
-		dev, err = bindFreeLoop(ctl, image, name)
+		dev, err = bindFreeLoop(ctl, image, name, readOnly)
 	})
 	return dev, err
 }
 
 // bindFreeLoop binds image to a free loop device found through ctl,
 // retrying when another process takes the device first.
-func bindFreeLoop(ctl, image *os.File, name string) (*os.File, error) {
-
-	info := unix.LoopInfo64{Flags: unix.LO_FLAGS_READ_ONLY | unix.LO_FLAGS_AUTOCLEAR}
+func bindFreeLoop(ctl, image *os.File, name string, readOnly bool) (*os.File, error) {
+	info := unix.LoopInfo64{Flags: unix.LO_FLAGS_AUTOCLEAR}
+	openMode := os.O_RDWR
+	if readOnly {
+		info.Flags |= unix.LO_FLAGS_READ_ONLY
+		openMode = os.O_RDONLY
+	}
 	copy(info.File_name[:len(info.File_name)-1], name)
 	legacy := false
 	for attempt := 0; attempt < loopAttempts; attempt++ {
@@ -134,7 +144,7 @@ func bindFreeLoop(ctl, image *os.File, name string) (*os.File, error) {
 			return nil, classifyLoop(fmt.Errorf("%w: finding a free loop device: %w", ErrMount, err))
 		}
 		dev := fmt.Sprintf("/dev/loop%d", n)
-		f, err := os.OpenFile(dev, os.O_RDONLY|unix.O_CLOEXEC, 0)
+		f, err := os.OpenFile(dev, openMode|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return nil, classifyLoop(fmt.Errorf("%w: opening %s: %w", ErrMount, dev, err))
 		}

@@ -29,6 +29,7 @@ const (
 	opMount                      // a new file system mounted in the root
 	opBind                       // a bind mount into the root
 	opHook                       // a site hook run
+	opPerNodeCache               // a perNodeCache volume: a new file system on a loop device
 	opReadOnly                   // the root remounted read-only
 )
 
@@ -44,7 +45,7 @@ type op struct {
 	flags          uintptr
 	data           string
 	mode           MountMode // opImage: "" for a local root
-	bind           bindReq   // opBind
+	bind           bindReq   // opBind; opPerNodeCache: its volume, dest and user
 	hook, hookName string    // opHook: the command and its udiRoot.conf name
 }
 
@@ -128,6 +129,12 @@ func planRoot(cfg *initConfig, hostHas func(string) bool) []op {
 		plan = append(plan, op{kind: opHook, hookName: "sitePreMountHook", hook: cfg.PreMountHook})
 	}
 	for i, v := range cfg.Volumes {
+		if v.PerNodeCache != nil {
+			plan = append(plan, op{kind: opPerNodeCache, dest: v.Dest, fstype: v.PerNodeCache.FsType,
+				flags: unix.MS_NOSUID | unix.MS_NODEV, data: fmt.Sprint(v.PerNodeCache.Size),
+				bind: bindReq{volume: i, dest: v.Dest, user: !v.Site}})
+			continue
+		}
 		attrs := mountAttrs{rdonly: v.ReadOnly, nosuid: true, nodev: true}
 		if v.Site {
 			attrs.nodev = !under(v.Source, "/dev")
@@ -168,6 +175,12 @@ func (o op) String() string {
 		return o.bind.String()
 	case opHook:
 		return "hook " + o.hookName
+	case opPerNodeCache:
+		who := "site"
+		if o.bind.user {
+			who = "user"
+		}
+		return fmt.Sprintf("perNodeCache volume %d: %s of %s bytes on %s %s %s", o.bind.volume, o.fstype, o.data, o.dest, mountFlagString(o.flags), who)
 	case opReadOnly:
 		return "remount / " + mountFlagString(o.flags)
 	}

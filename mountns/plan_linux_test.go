@@ -56,6 +56,21 @@ func TestPlanRoot(t *testing.T) {
 				tail),
 		},
 		{
+			name: "perNodeCache volumes, site and user",
+			cfg: initConfig{UDIMount: "/udi", Mode: MountLoop, ImagePath: "/store/x.squashfs", HasImage: true,
+				Volumes: []Volume{
+					{Source: "/tmp", Dest: "/site-cache", Site: true, PerNodeCache: &PerNodeCache{Size: 1 << 30, FsType: "xfs"}},
+					vols[2],
+					{Source: "/ignored", Dest: "/scratch", PerNodeCache: &PerNodeCache{Size: 64 << 20, FsType: "ext4"}},
+				}},
+			hostHas: noVarTmp,
+			want: append(slices.Clone(head),
+				"perNodeCache volume 0: xfs of 1073741824 bytes on /site-cache MS_NOSUID|MS_NODEV site",
+				"bind volume 1 on /data rec ro,nosuid,nodev private user",
+				"perNodeCache volume 2: ext4 of 67108864 bytes on /scratch MS_NOSUID|MS_NODEV user",
+				tail),
+		},
+		{
 			name:    "unprivileged fuse",
 			cfg:     initConfig{UDIMount: "/udi", Mode: MountFUSE, ImagePath: "/store/x.squashfs", HasImage: true, Unprivileged: true, Volumes: vols[2:]},
 			hostHas: allHost,

@@ -5,6 +5,7 @@ package mountns
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -45,12 +46,15 @@ type initConfig struct {
 	MountHelper   string
 	UDIMount      string
 	Volumes       []Volume
+	PerNodeCache  PerNodeCacheConfig
 	EtcFiles      map[string]string
 	EtcData       map[string][]byte
 	PreMountHook  string
 	PostMountHook string
 	Argv          []string
 	Env           []string
+	EnvFiles      []string
+	EnvAfter      []EnvOp
 	Workdir       string
 	Cred          Credential
 	ImportUsers   []Account
@@ -122,6 +126,14 @@ func (s *Spec) validate() error {
 	default:
 		return fmt.Errorf("%w: unknown mount mode %q", ErrSpec, s.Mode)
 	}
+	for _, f := range s.EnvFiles {
+		if f == "" || strings.ContainsRune(f, 0) {
+			return fmt.Errorf("%w: env file name %q", ErrSpec, f)
+		}
+	}
+	if len(s.EnvAfter) > 0 && len(s.EnvFiles) == 0 {
+		return fmt.Errorf("%w: EnvAfter without EnvFiles", ErrSpec)
+	}
 	if s.Workdir != "" && !path.IsAbs(s.Workdir) {
 		return fmt.Errorf("%w: workdir %q is not absolute", ErrSpec, s.Workdir)
 	}
@@ -158,6 +170,11 @@ func (s *Spec) validate() error {
 		case "", "private", "slave":
 		default:
 			return fmt.Errorf("%w: %s:%s: propagation %q", ErrBadVolume, v.Source, v.Dest, v.Propagation)
+		}
+		if v.PerNodeCache != nil {
+			if err := s.PerNodeCache.Check(v, s.Unprivileged); err != nil {
+				return err
+			}
 		}
 	}
 	if err := s.Cred.validate(); err != nil {
@@ -207,4 +224,38 @@ func etcNames(files map[string]string, data map[string][]byte) func(func(string)
 			}
 		}
 	}
+}
+
+// Check applies the site's perNodeCache rules to the perNodeCache volume
+// v (Run checks them too). Errors wrap ErrUnavailable (no perNodeCache
+// volumes here: no perNodeCachePath, no mkfs, unprivileged mode),
+// ErrBadVolume (v asks for what the site does not allow) or ErrSpec.
+func (c *PerNodeCacheConfig) Check(v Volume, unprivileged bool) error {
+	p := v.PerNodeCache
+	name := "perNodeCache volume " + v.Dest
+	allowed := c.AllowedFsTypes
+	if len(allowed) == 0 {
+		allowed = []string{"xfs"}
+	}
+	switch {
+	case unprivileged:
+		return fmt.Errorf("%w: %s: a perNodeCache volume is a loop-mounted file system made as root: it needs shifter installed setuid root (or run by root), not unprivileged mode", ErrUnavailable, name)
+	case c.Dir == "":
+		return fmt.Errorf("%w: %s: perNodeCachePath is not set in udiRoot.conf, so this node has no place for perNodeCache volumes", ErrUnavailable, name)
+	case !path.IsAbs(c.Dir):
+		return fmt.Errorf("%w: perNodeCachePath %q is not an absolute path", ErrSpec, c.Dir)
+	case p.Size <= 0 || p.BlockSize <= 0:
+		return fmt.Errorf("%w: %s: size %d and block size %d must be above 0", ErrBadVolume, name, p.Size, p.BlockSize)
+	case c.SizeLimit > 0 && p.Size > c.SizeLimit:
+		return fmt.Errorf("%w: %s: size %d bytes is above the site's limit, perNodeCacheSizeLimit, of %d bytes", ErrBadVolume, name, p.Size, c.SizeLimit)
+	case p.Method != "loop":
+		return fmt.Errorf("%w: %s: method %q is not supported (only loop)", ErrBadVolume, name, p.Method)
+	case !slices.Contains(PerNodeCacheFsTypes, p.FsType):
+		return fmt.Errorf("%w: %s: file system %q is not supported (%s)", ErrBadVolume, name, p.FsType, strings.Join(PerNodeCacheFsTypes, ", "))
+	case !slices.Contains(allowed, p.FsType):
+		return fmt.Errorf("%w: %s: file system %s is not allowed here (perNodeCacheAllowedFsType: %s)", ErrBadVolume, name, p.FsType, strings.Join(allowed, " "))
+	case !path.IsAbs(c.Mkfs[p.FsType]):
+		return fmt.Errorf("%w: %s: no mkfs program for %s on this node (mkfs.%s; udiRoot.conf mkfsXfsPath)", ErrUnavailable, name, p.FsType, p.FsType)
+	}
+	return nil
 }

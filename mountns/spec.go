@@ -49,6 +49,27 @@ type Volume struct {
 	// Propagation of a site volume: "" or "private" (default) or "slave"
 	// (host mounts below the source keep appearing in the container).
 	Propagation string
+	// PerNodeCache, when set, makes this a perNodeCache volume: a new
+	// file system (Spec.PerNodeCache says where and how) mounted
+	// read-write, nosuid, nodev at Dest, its root owned by Cred. Source
+	// is ignored, as in Shifter.
+	PerNodeCache *PerNodeCache
+}
+
+// PerNodeCacheConfig is the site's setting of perNodeCache volumes
+// (udiRoot.conf perNodeCache*, mkfsXfsPath).
+type PerNodeCacheConfig struct {
+	// Dir is where the backing files are made (perNodeCachePath): an
+	// absolute path, trusted (the site's). "" refuses perNodeCache
+	// volumes.
+	Dir string
+	// SizeLimit is the largest size allowed, in bytes (0: no limit).
+	SizeLimit int64
+	// AllowedFsTypes are the file systems allowed (nil: xfs only).
+	AllowedFsTypes []string
+	// Mkfs maps a file system type to the absolute path of its mkfs
+	// program (trusted: root's, not writable by others).
+	Mkfs map[string]string
 }
 
 // Credential is the identity the command runs as.
@@ -106,6 +127,8 @@ type Spec struct {
 	UDIMount string
 
 	Volumes []Volume // site volumes first, then user volumes, in order
+	// PerNodeCache is the site's setting for perNodeCache volumes.
+	PerNodeCache PerNodeCacheConfig
 
 	// Site files copied into the container's /etc (name -> host path),
 	// e.g. "nsswitch.conf" -> "/etc/nsswitch.conf", plus hosts, resolv.conf.
@@ -132,8 +155,21 @@ type Spec struct {
 	// looked up in the PATH of Env inside the container (default
 	// /usr/local/bin:/usr/bin:/bin).
 	Argv []string
-	// Env is the command's complete environment, passed exactly.
+	// Env is the command's complete environment, passed exactly, when
+	// EnvFiles is empty; otherwise its start, which the env files and
+	// EnvAfter complete.
 	Env []string
+	// EnvFiles are --env-file paths, read as Shifter reads them: in the
+	// container (after its root is entered, so a path is the container's,
+	// relative ones from Workdir), with the user's credentials (a file the
+	// user cannot read is refused, ErrAccess, even where root could read
+	// it), and without magic links. Each line NAME=VALUE (ParseEnvFile)
+	// is set in Env, file after file; then EnvAfter is applied. A missing
+	// or malformed file fails Run with ErrEnvFile.
+	EnvFiles []string
+	// EnvAfter are the changes applied after the env files (--env, the
+	// modules' and the site's siteEnv*): only with EnvFiles.
+	EnvAfter []EnvOp
 	// Workdir is the working directory inside the container ("" = /),
 	// resolved inside the container root with the user's credentials and
 	// without magic links (/proc/self/fd/N, /proc/PID/cwd), and entered

@@ -50,6 +50,30 @@ func TestSpecValidate(t *testing.T) {
 		{"volume-unclean", func(s *Spec) { s.Volumes = []Volume{{Source: "/a", Dest: "/x/../etc"}} }, ErrBadVolume},
 		{"site-volume-var-ok", func(s *Spec) { s.Volumes = []Volume{{Source: "/a", Dest: "/var/x", Site: true}} }, nil},
 		{"site-propagation", func(s *Spec) { s.Volumes = []Volume{{Source: "/a", Dest: "/x", Site: true, Propagation: "shared"}} }, ErrBadVolume},
+		{"env-files", func(s *Spec) { s.EnvFiles, s.EnvAfter = []string{"/e", "rel"}, []EnvOp{{EnvSet, "A", "1"}} }, nil},
+		{"env-file-empty", func(s *Spec) { s.EnvFiles = []string{""} }, ErrSpec},
+		{"env-file-nul", func(s *Spec) { s.EnvFiles = []string{"/a\x00b"} }, ErrSpec},
+		{"env-after-without-files", func(s *Spec) { s.EnvAfter = []EnvOp{{EnvSet, "A", "1"}} }, ErrSpec},
+		{"pernodecache-ok", pnc(nil), nil},
+		{"pernodecache-site-ok", pnc(func(s *Spec) { s.Volumes[0].Site = true }), nil},
+		{"pernodecache-no-path", pnc(func(s *Spec) { s.PerNodeCache.Dir = "" }), ErrUnavailable},
+		{"pernodecache-relative-path", pnc(func(s *Spec) { s.PerNodeCache.Dir = "cache" }), ErrSpec},
+		{"pernodecache-unprivileged", pnc(func(s *Spec) { s.Unprivileged = true }), ErrUnavailable},
+		{"pernodecache-at-limit", pnc(func(s *Spec) { s.PerNodeCache.SizeLimit = 10 << 30 }), nil},
+		{"pernodecache-over-limit", pnc(func(s *Spec) { s.PerNodeCache.SizeLimit = 10<<30 - 1 }), ErrBadVolume},
+		{"pernodecache-zero", pnc(func(s *Spec) { s.Volumes[0].PerNodeCache.Size = 0 }), ErrBadVolume},
+		{"pernodecache-negative", pnc(func(s *Spec) { s.Volumes[0].PerNodeCache.Size = -1 }), ErrBadVolume},
+		{"pernodecache-ext4-default-list", pnc(func(s *Spec) { s.Volumes[0].PerNodeCache.FsType = "ext4" }), ErrBadVolume},
+		{"pernodecache-ext4-allowed", pnc(func(s *Spec) {
+			s.Volumes[0].PerNodeCache.FsType, s.PerNodeCache.AllowedFsTypes = "ext4", []string{"xfs", "ext4"}
+		}), nil},
+		{"pernodecache-xfs-not-allowed", pnc(func(s *Spec) { s.PerNodeCache.AllowedFsTypes = []string{"ext4"} }), ErrBadVolume},
+		{"pernodecache-btrfs", pnc(func(s *Spec) {
+			s.Volumes[0].PerNodeCache.FsType, s.PerNodeCache.AllowedFsTypes = "btrfs", []string{"btrfs"}
+		}), ErrBadVolume},
+		{"pernodecache-method", pnc(func(s *Spec) { s.Volumes[0].PerNodeCache.Method = "nbd" }), ErrBadVolume},
+		{"pernodecache-no-mkfs", pnc(func(s *Spec) { s.PerNodeCache.Mkfs = nil }), ErrUnavailable},
+		{"pernodecache-etc", pnc(func(s *Spec) { s.Volumes[0].Dest = "/etc/x" }), ErrBadVolume},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := validSpec(t)
@@ -59,6 +83,19 @@ func TestSpecValidate(t *testing.T) {
 				t.Errorf("validate() = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// pnc returns a change that adds a 10 GiB xfs perNodeCache volume at
+// /scratch, with the site's settings, then applies more.
+func pnc(more func(*Spec)) func(*Spec) {
+	return func(s *Spec) {
+		s.Volumes = []Volume{{Source: "/ignored", Dest: "/scratch",
+			PerNodeCache: &PerNodeCache{Size: 10 << 30, BlockSize: 1 << 20, Method: "loop", FsType: "xfs"}}}
+		s.PerNodeCache = PerNodeCacheConfig{Dir: "/var/cache/pnc", Mkfs: map[string]string{"xfs": "/sbin/mkfs.xfs", "ext4": "/sbin/mkfs.ext4"}}
+		if more != nil {
+			more(s)
+		}
 	}
 }
 

@@ -4,7 +4,10 @@ package mountns
 
 import (
 	"fmt"
+	"math"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -20,8 +23,9 @@ import (
 //   - ro: the volume (all its submounts included) is read-only.
 //   - rec: accepted for compatibility; every bind is recursive anyway, and
 //     unlike Shifter's rec, submounts are made nosuid,nodev too.
-//   - perNodeCache=...: Shifter's per-node XFS cache; parsed and refused
-//     with ErrBadVolume (not supported by this runtime).
+//   - perNodeCache=size=N[,bs=N][,method=loop][,fs=xfs|ext4]: a per-node
+//     writable scratch file system of N bytes at the destination, owned by
+//     the user (ParsePerNodeCache); the source is ignored, as in Shifter.
 //
 // Shifter's site-only flags slave and private are refused for users.
 //
@@ -96,10 +100,18 @@ func parseVolume(entry string, site bool) (Volume, error) {
 		case name == "slave" && site, name == "private" && site:
 			v.Propagation = name
 		case name == "pernodecache":
-			return v, fmt.Errorf("%w: %q: perNodeCache volumes are not supported", ErrBadVolume, entry)
+			_, args, _ := strings.Cut(f, "=")
+			c, err := ParsePerNodeCache(args)
+			if err != nil {
+				return v, fmt.Errorf("%w: %q: %v", ErrBadVolume, entry, err)
+			}
+			v.PerNodeCache = c
 		default:
 			return v, fmt.Errorf("%w: %q: flag %q not allowed", ErrBadVolume, entry, f)
 		}
+	}
+	if v.PerNodeCache != nil && (v.ReadOnly || v.Recursive || v.Propagation != "") {
+		return v, fmt.Errorf("%w: %q: perNodeCache takes no other flag", ErrBadVolume, entry)
 	}
 	if seen["slave"] && seen["private"] {
 		return v, fmt.Errorf("%w: %q: slave and private exclude each other", ErrBadVolume, entry)
@@ -175,4 +187,108 @@ func CheckSiteDest(p string) error {
 		return fmt.Errorf("destination %s is not allowed", p)
 	}
 	return nil
+}
+
+// PerNodeCache describes a perNodeCache volume: a file system of Size
+// bytes made on a sparse file on the node (under the site's
+// perNodeCachePath), loop-mounted read-write at the volume's
+// destination and owned by the user.
+type PerNodeCache struct {
+	Size int64 // bytes, > 0
+	// BlockSize is Shifter's bs (default 1 MiB): the block size of the dd
+	// that made Shifter's sparse file. Parsed and checked; it has no
+	// effect here (the file is made sparse with ftruncate).
+	BlockSize int64
+	Method    string // "loop", the only method
+	FsType    string // "xfs" (default) or "ext4"
+}
+
+// PerNodeCacheFsTypes are the file systems a perNodeCache volume can be
+// made with.
+var PerNodeCacheFsTypes = []string{"xfs", "ext4"}
+
+// ParsePerNodeCache parses the arguments of a perNodeCache flag (what
+// follows "perNodeCache="), as Shifter does: comma-separated key=value
+// pairs, keys and the values of fs and method in any case; size (required,
+// > 0) and bs (default 1M) are sizes as Shifter's parseBytes (ParseBytes);
+// method must be loop; fs (or fstype, the name in Shifter's volume
+// signature) xfs (default) or ext4. Empty items are skipped. Unlike
+// Shifter, which ignores them, unknown keys and keys given twice are
+// errors.
+func ParsePerNodeCache(args string) (*PerNodeCache, error) {
+	c := &PerNodeCache{BlockSize: 1 << 20, Method: "loop", FsType: "xfs"}
+	seen := map[string]bool{}
+	for _, item := range strings.Split(args, ",") {
+		if item == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(item, "=")
+		k = strings.ToLower(k)
+		if k == "fstype" {
+			k = "fs"
+		}
+		if !ok {
+			return nil, fmt.Errorf("perNodeCache: %q: want key=value", item)
+		}
+		if seen[k] {
+			return nil, fmt.Errorf("perNodeCache: %s given twice", k)
+		}
+		seen[k] = true
+		var err error
+		switch k {
+		case "size":
+			c.Size, err = ParseBytes(val)
+			if err == nil && c.Size <= 0 {
+				err = fmt.Errorf("%q is not a size above 0", val)
+			}
+		case "bs":
+			c.BlockSize, err = ParseBytes(val)
+			if err == nil && c.BlockSize <= 0 {
+				err = fmt.Errorf("%q is not a size above 0", val)
+			}
+		case "method":
+			if c.Method = strings.ToLower(val); c.Method != "loop" {
+				err = fmt.Errorf("method %q is not supported (only loop)", val)
+			}
+		case "fs":
+			c.FsType = strings.ToLower(val)
+			if !slices.Contains(PerNodeCacheFsTypes, c.FsType) {
+				err = fmt.Errorf("file system %q is not supported (%s)", val, strings.Join(PerNodeCacheFsTypes, ", "))
+			}
+		default:
+			err = fmt.Errorf("unknown key %q (size, bs, method, fs)", k)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("perNodeCache: %s: %w", k, err)
+		}
+	}
+	if !seen["size"] {
+		return nil, fmt.Errorf("perNodeCache: size is required (perNodeCache=size=10G)")
+	}
+	return c, nil
+}
+
+// ParseBytes parses a size as Shifter's parseBytes: a decimal number
+// with an optional suffix b, k, m, g, t, p or e (any case; powers of
+// 1024), such as 10G or 1.5g (rounded down). Negative, non-numeric and
+// overflowing values are errors. (The same rules as udiroot.ParseBytes,
+// which this package cannot import.)
+func ParseBytes(v string) (int64, error) {
+	bad := fmt.Errorf("%q is not a size (a number with an optional b, k, m, g, t, p or e)", v)
+	num := strings.TrimRight(v, "bBkKmMgGtTpPeE")
+	suffix := strings.ToLower(v[len(num):])
+	if len(suffix) > 1 || num == "" || strings.ContainsAny(num, "xXpPiInN_") {
+		return 0, bad
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, bad
+	}
+	if suffix != "" {
+		f *= math.Pow(1024, float64(strings.Index("bkmgtpe", suffix)))
+	}
+	if f >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	return int64(f), nil
 }

@@ -54,7 +54,11 @@ func TestParseVolumes(t *testing.T) {
 		{"unknown-flag", "/a:/b:rw", nil, true},
 		{"slave-user", "/a:/b:slave", nil, true},
 		{"dup-flag", "/a:/b:ro:ro", nil, true},
-		{"perNodeCache", "/a:/b:perNodeCache=size=10G", nil, true},
+		{"perNodeCache", "/a:/b:perNodeCache=size=10G", []Volume{{Source: "/a", Dest: "/b", PerNodeCache: &PerNodeCache{Size: 10 << 30, BlockSize: 1 << 20, Method: "loop", FsType: "xfs"}}}, false},
+		{"perNodeCache-all", "/x:/cache:PERNODECACHE=SIZE=1.5g,BS=4k,Method=LOOP,FS=XFS", []Volume{{Source: "/x", Dest: "/cache", PerNodeCache: &PerNodeCache{Size: 3 << 29, BlockSize: 4096, Method: "loop", FsType: "xfs"}}}, false},
+		{"perNodeCache-ro", "/a:/b:ro:perNodeCache=size=1G", nil, true},
+		{"perNodeCache-etc", "/a:/etc/x:perNodeCache=size=1G", nil, true},
+		{"perNodeCache-bad", "/a:/b:perNodeCache=size=0", nil, true},
 		{"newline", "/a\n:/b", nil, true},
 		{"one-bad-of-two", "/a:/b;/c:/etc", nil, true},
 	} {
@@ -112,6 +116,71 @@ func TestParseSiteVolumes(t *testing.T) {
 				t.Errorf("ParseSiteVolumes(%q) (-want +got):\n%s", tc.in, diff)
 			}
 		})
+	}
+}
+
+func TestParsePerNodeCache(t *testing.T) {
+	def := func(size int64) *PerNodeCache {
+		return &PerNodeCache{Size: size, BlockSize: 1 << 20, Method: "loop", FsType: "xfs"}
+	}
+	for _, tc := range []struct {
+		in   string
+		want *PerNodeCache // nil: an error
+	}{
+		{"size=104857600", def(100 << 20)},
+		{"size=10G", def(10 << 30)},
+		{"size=10g", def(10 << 30)},
+		{"SIZE=2t", def(2 << 40)},
+		{"size=512", def(512)},
+		{"size=512b", def(512)},
+		{"size=1k", def(1024)},
+		{"size=1.5m", def(3 << 19)},
+		{"size=1G,", def(1 << 30)},
+		{"size=1G,,method=loop", def(1 << 30)},
+		{"size=1G,bs=4096,method=loop,fs=xfs", &PerNodeCache{Size: 1 << 30, BlockSize: 4096, Method: "loop", FsType: "xfs"}},
+		{"fs=ext4,size=64M", &PerNodeCache{Size: 64 << 20, BlockSize: 1 << 20, Method: "loop", FsType: "ext4"}},
+		{"size=64M,fstype=EXT4", &PerNodeCache{Size: 64 << 20, BlockSize: 1 << 20, Method: "loop", FsType: "ext4"}},
+		{"size=1G,FsType=xfs", def(1 << 30)},
+		{"", nil},
+		{"bs=1M", nil},
+		{"size", nil},
+		{"size=", nil},
+		{"size=0", nil},
+		{"size=0G", nil},
+		{"size=-1", nil},
+		{"size=-1G", nil},
+		{"size=ten", nil},
+		{"size=10x", nil},
+		{"size=10gb", nil},
+		{"size=0x10", nil},
+		{"size=NaN", nil},
+		{"size=inf", nil},
+		{"size=1e30e", nil},
+		{"size=100000000000e", nil},
+		{"size=1G,size=2G", nil},
+		{"size=1G,bs=0", nil},
+		{"size=1G,bs=-4k", nil},
+		{"size=1G,method=nbd", nil},
+		{"size=1G,fs=btrfs", nil},
+		{"size=1G,fs=xfs,fstype=ext4", nil},
+		{"size=1G,fs=", nil},
+		{"size=1G,mode=0777", nil},
+		{"size=1G,=x", nil},
+	} {
+		got, err := ParsePerNodeCache(tc.in)
+		if tc.want == nil {
+			if err == nil {
+				t.Errorf("ParsePerNodeCache(%q) = %+v, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParsePerNodeCache(%q): %v", tc.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("ParsePerNodeCache(%q) (-want +got):\n%s", tc.in, diff)
+		}
 	}
 }
 

@@ -10,11 +10,12 @@ import (
 )
 
 // openSources opens the source of every volume, in order: user volumes
-// with the user's credentials, site volumes as the init.
+// with the user's credentials, site volumes as the init. perNodeCache
+// volumes have none (a source without a file).
 func openSources(cfg *initConfig) ([]source, error) {
 	var userPaths []string
 	for _, v := range cfg.Volumes {
-		if !v.Site {
+		if !v.Site && v.PerNodeCache == nil {
 			userPaths = append(userPaths, v.Source)
 		}
 	}
@@ -27,6 +28,11 @@ func openSources(cfg *initConfig) ([]source, error) {
 	}
 	srcs := make([]source, 0, len(cfg.Volumes))
 	for _, v := range cfg.Volumes {
+		if v.PerNodeCache != nil {
+			// Its source is ignored, as in Shifter: nothing to open.
+			srcs = append(srcs, source{isDir: true})
+			continue
+		}
 		if !v.Site {
 			srcs = append(srcs, user[0])
 			user = user[1:]

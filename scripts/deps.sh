@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(squashfs-tools squashfuse fuse3 busybox-static docker-registry munge attr
       debootstrap util-linux kmod procps psmisc iproute2 ca-certificates make gcc libc6-dev python3
-      xz-utils zstd slurm-wlm libslurm-dev jq)
+      xz-utils zstd slurm-wlm libslurm-dev jq xfsprogs e2fsprogs)
 # Extra package names on the command line are installed too (make bench
 # adds what only the benchmarks need).
 pkgs+=("$@")

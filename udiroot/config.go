@@ -126,12 +126,17 @@ type Config struct {
 	// MountUdiRootWritable: Shifter leaves its tmpfs root writable when 1;
 	// here the root is always read-only.
 	MountUdiRootWritable bool
-	// PerNodeCache* are parsed for perNodeCache volumes (not supported
-	// yet): where their backing files go, the largest size a user may ask
-	// for (bytes, 0 = no limit), and the file systems they may ask for.
+	// PerNodeCache* set perNodeCache volumes: where their backing files
+	// are made ("" = no perNodeCache volumes), the largest size one may
+	// have (bytes, 0 = no limit), and the file systems allowed (none
+	// listed = xfs only). Unlike Shifter, the limit and the list are
+	// enforced.
 	PerNodeCachePath          string
 	PerNodeCacheSizeLimit     int64
 	PerNodeCacheAllowedFsType []string
+	// MkfsXfsPath is the mkfs.xfs of perNodeCache volumes ("" = looked
+	// for in /usr/sbin and /sbin).
+	MkfsXfsPath string
 
 	// Lines maps each key set in the file to its (first) line, for
 	// messages about values checked later (siteFs).
@@ -294,10 +299,6 @@ func valueNote(c *Config, key string) string {
 		if c.MountUdiRootWritable {
 			return "the container root is always remounted read-only here, as Shifter does with 0; /tmp, /var/tmp and volumes stay writable"
 		}
-	case "perNodeCachePath", "perNodeCacheSizeLimit", "perNodeCacheAllowedFsType":
-		if c.PerNodeCachePath != "" || c.PerNodeCacheSizeLimit != 0 || len(c.PerNodeCacheAllowedFsType) > 0 {
-			return "parsed, but perNodeCache volumes are not supported yet (a --volume asking for one fails)"
-		}
 	}
 	return ""
 }
@@ -422,6 +423,7 @@ var globalKeys = map[string]func(c *Config, v string) error{
 	},
 	"mountUdiRootWritable": func(c *Config, v string) error { return setBool(&c.MountUdiRootWritable, v) },
 	"perNodeCachePath":     func(c *Config, v string) error { return setPath(&c.PerNodeCachePath, v, false) },
+	"mkfsXfsPath":          func(c *Config, v string) error { return setPath(&c.MkfsXfsPath, v, false) },
 	"perNodeCacheSizeLimit": func(c *Config, v string) (err error) {
 		c.PerNodeCacheSizeLimit, err = ParseBytes(v)
 		return err
@@ -453,7 +455,6 @@ var ignoredKeys = map[string]string{
 	"mvPath":               "not used: no external tools are run",
 	"chmodPath":            "not used: no external tools are run",
 	"ddPath":               "not used: no external tools are run",
-	"mkfsXfsPath":          "not used: perNodeCache volumes are not supported yet",
 	"maxGroupCount":        "not used: the container's /etc/group lists only the user's own groups",
 	"allowLibcPwdCalls":    "not used: the host's NSS (getpwuid, getgrouplist) is always used",
 	"batchType":            "not used (Shifter's shiftrun script only)",

@@ -173,6 +173,7 @@ func TestShifterEveryKey(t *testing.T) {
 		{"perNodeCachePath", c.PerNodeCachePath, "/tmp"},
 		{"perNodeCacheSizeLimit", c.PerNodeCacheSizeLimit, int64(100 << 30)},
 		{"perNodeCacheAllowedFsType appends", c.PerNodeCacheAllowedFsType, []string{"xfs", "ext4"}},
+		{"mkfsXfsPath", c.MkfsXfsPath, "/usr/sbin/mkfs.xfs"},
 		{"usersToImport appends", c.UsersToImport, []string{"sshd", "munge", "nobody"}},
 		{"optUdiImage", c.OptUdiImage, "/opt/shifter/deps/udiImage"},
 		{"rootfsType", c.RootfsType, "ramfs"},
@@ -197,13 +198,15 @@ func TestShifterEveryKey(t *testing.T) {
 		}
 	}
 	notes := strings.Join(c.Ignored, "\n")
-	for _, k := range []string{"rootfsType: ", "perNodeCachePath: ", "kmodBasePath: deprecated", "nodeContextPrefix: defunct", "module_openmpi_siteEnv: set again (first on line"} {
+	for _, k := range []string{"rootfsType: ", "kmodBasePath: deprecated", "nodeContextPrefix: defunct", "module_openmpi_siteEnv: set again (first on line"} {
 		if !strings.Contains(notes, k) {
 			t.Errorf("no note for %s in:\n%s", k, notes)
 		}
 	}
-	if strings.Contains(notes, "mountUdiRootWritable") {
-		t.Errorf("mountUdiRootWritable=0 is what happens here, yet noted:\n%s", notes)
+	for _, k := range []string{"mountUdiRootWritable", "perNodeCache", "mkfsXfsPath"} {
+		if strings.Contains(notes, k) {
+			t.Errorf("%s has its meaning here, yet is noted:\n%s", k, notes)
+		}
 	}
 }
 

@@ -221,7 +221,17 @@ func TestSetuid(t *testing.T) {
 		}
 	}
 	writeConf("")
-	shadowLike := filepath.Join(prefix, "root-only.env")
+	// Under /tmp, which the container has too (--env-file is read in the
+	// container, as the user).
+	tmpDir, err := os.MkdirTemp("/tmp", "shifter-setuid-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmpDir) })
+	if err := os.Chmod(tmpDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shadowLike := filepath.Join(tmpDir, "root-only.env")
 	if err := os.WriteFile(shadowLike, []byte("SECRET=1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -243,8 +253,8 @@ func TestSetuid(t *testing.T) {
 		{"caps and no_new_privs", nil, []string{"-i", "busybox", "sh", "-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' '"}, "CapEff: 0000000000000000\nCapBnd: 0000000000000000\nNoNewPrivs: 1\n", 0, ""},
 		{"loader variables dropped", []string{"LD_PRELOAD=/nonexistent/x.so", "LD_LIBRARY_PATH=/tmp", "GCONV_PATH=/tmp"}, []string{"-i", "busybox", "sh", "-c", "env | grep -cE '^(LD_|GCONV|GOTRACEBACK)' || true"}, "0\n", 0, ""},
 		{"SHIFTER_CONFIG ignored", []string{"SHIFTER_CONFIG=/nonexistent"}, []string{"-i", "busybox", "true"}, "", 0, ""},
-		{"env-file of /etc/shadow", nil, []string{"-i", "busybox", "--env-file=/etc/shadow", "true"}, "", launcher.ExitNoPerm, "permission denied"},
-		{"env-file only root can read", nil, []string{"-i", "busybox", "--env-file=" + shadowLike, "true"}, "", launcher.ExitNoPerm, "permission denied"},
+		{"env-file of the host's /etc/shadow", nil, []string{"-i", "busybox", "--env-file=/etc/shadow", "true"}, "", launcher.ExitUsage, "not found in the container"},
+		{"env-file only root can read", nil, []string{"-i", "busybox", "--env-file=" + shadowLike, "true"}, "", launcher.ExitNoPerm, "not readable by uid 65534"},
 		{"private image by id", nil, []string{"-i", "id:" + f.privID, "true"}, "", launcher.ExitNoPerm, "access denied"},
 		{"private image by tag", nil, []string{"-i", "secret:1", "true"}, "", launcher.ExitUnknownImage, "not found"},
 	}

@@ -157,7 +157,8 @@ func TestShifterStyleConfigUnprivileged(t *testing.T) {
 // TestCrayStyleConfig runs a container with a configuration in the shape
 // of Shifter's Cray (CLE6) template: rootfsType=ramfs, perNodeCache*,
 // etcPath without populateEtcDynamically (Shifter's default 0: the site's
-// /etc files), a siteFs continued over two lines.
+// /etc files), a siteFs continued over two lines, and a perNodeCache
+// volume as the template's users ask for one.
 func TestCrayStyleConfig(t *testing.T) {
 	f := setup(t)
 	dir, err := os.MkdirTemp("", "shifter-cray-")
@@ -166,7 +167,7 @@ func TestCrayStyleConfig(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	etc := filepath.Join(dir, "etc")
-	for _, d := range []string{etc, dir + "/a", dir + "/b"} {
+	for _, d := range []string{etc, dir + "/a", dir + "/b", dir + "/cache"} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -198,10 +199,10 @@ siteEnv=SHIFTER_RUNTIME=1
 siteEnvAppend=PATH=/opt/udiImage/bin
 system=cray
 defaultImageType=docker
-perNodeCachePath=/tmp
+perNodeCachePath=%s/cache
 perNodeCacheSizeLimit=100G
 perNodeCacheAllowedFsType=xfs
-`, f.store, etc, dir, dir)
+`, f.store, etc, dir, dir, dir)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -211,15 +212,31 @@ perNodeCacheAllowedFsType=xfs
 	if want := "passwd: files # site\na\nb\n0\n"; code != 0 || out != want {
 		t.Fatalf("status %d stdout %q, want %q\nstderr: %s", code, out, want, errOut)
 	}
-	for _, k := range []string{"rootfsType: the container root", "perNodeCache volumes are not supported yet"} {
-		if !strings.Contains(errOut, k) {
-			t.Errorf("-v does not note %q:\n%s", k, errOut)
-		}
+	if !strings.Contains(errOut, "rootfsType: the container root") {
+		t.Errorf("-v does not note rootfsType:\n%s", errOut)
 	}
-	cmd = exec.Command(f.shifter, "-i", "busybox", "-V", "/tmp:/cache:perNodeCache=size=10G", "true")
+	if strings.Contains(errOut, "perNodeCache") || strings.Contains(errOut, "mkfsXfsPath") {
+		t.Errorf("-v notes the perNodeCache keys, which have their meaning:\n%s", errOut)
+	}
+	if _, err := os.Stat("/sbin/mkfs.xfs"); err != nil {
+		t.Logf("no /sbin/mkfs.xfs (the template's mkfsXfsPath): perNodeCache volume not tried")
+		return
+	}
+	testutil.RequireLoop(t)
+	cmd = exec.Command(f.shifter, "-i", "busybox", "-V", "/tmp:/cache:perNodeCache=size=10G", "sh", "-c",
+		"echo x > /cache/f && cat /cache/f && stat -f -c %t /cache")
+	cmd.Env = append(os.Environ(), "SHIFTER_CONFIG="+conf)
+	out, errOut, code = run(t, cmd)
+	if code != 0 || out != "x\n58465342\n" {
+		t.Errorf("perNodeCache volume: status %d stdout %q, want x and xfs's magic\nstderr: %s", code, out, errOut)
+	}
+	if ents, _ := os.ReadDir(dir + "/cache"); len(ents) > 0 {
+		t.Errorf("left in perNodeCachePath: %v", ents)
+	}
+	cmd = exec.Command(f.shifter, "-i", "busybox", "-V", "/tmp:/cache:perNodeCache=size=101G", "true")
 	cmd.Env = append(os.Environ(), "SHIFTER_CONFIG="+conf)
 	_, errOut, code = run(t, cmd)
-	if code != launcher.ExitUnavailable || !strings.Contains(errOut, "not supported yet") {
-		t.Errorf("perNodeCache volume: status %d stderr %q; want %d, not supported yet", code, errOut, launcher.ExitUnavailable)
+	if code != launcher.ExitBadVolume || !strings.Contains(errOut, "perNodeCacheSizeLimit") {
+		t.Errorf("perNodeCache volume over the limit: status %d stderr %q; want %d naming perNodeCacheSizeLimit", code, errOut, launcher.ExitBadVolume)
 	}
 }
