@@ -51,6 +51,9 @@ type Early struct {
 	// hundred MB); nil when it was not. The command gets it back (see
 	// wrapAddressSpace).
 	AddressSpace *Limit
+	// Prefork is the namespace init forked before the runtime started,
+	// if any (mountns.Spec.Prefork).
+	Prefork *mountns.Prefork
 }
 
 // Limit is a resource limit in bytes; Unlimited is RLIM_INFINITY.

@@ -129,6 +129,7 @@ func run(ctx context.Context, args []string, deps Deps) (int, error) {
 	}
 	log.Debug("starting container", "mode", mode.String(), "image", spec.ImagePath,
 		"imageMount", string(spec.Mode), "argv", strings.Join(spec.Argv, " "), "workdir", spec.Workdir)
+	spec.Prefork = deps.Early.Prefork
 	code, err := deps.Run(ctx, spec)
 	if err != nil {
 		return 0, runError(err)

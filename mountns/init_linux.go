@@ -22,6 +22,11 @@ import (
 
 // init turns the process into the namespace init when Run started it.
 func init() {
+	if len(os.Args) > 0 && strings.HasPrefix(os.Args[0], preinitArg0) {
+		// As below; the descriptors come over a socket first.
+		runtime.LockOSThread()
+		os.Exit(preinitMain(strings.TrimPrefix(os.Args[0], preinitArg0)))
+	}
 	if len(os.Args) > 0 && os.Args[0] == initArg0 {
 		// The command is forked from this thread, which carries the
 		// dropped bounding set and no_new_privs: never leave it.

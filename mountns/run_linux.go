@@ -161,11 +161,39 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	signal.Notify(sigs, forwardedSignals...)
 	defer signal.Stop(sigs)
 
-	if err := cmd.Start(); err != nil {
+	// The init: the pre-forked one when there is one and it can serve,
+	// else a re-executed one.
+	var proc *os.Process
+	var wait func() (*os.ProcessState, error)
+	if pf := spec.Prefork; pf != nil {
+		spec.Prefork = nil
+		// Not for shifterd's shared mount: the pre-forked init's mount
+		// namespace is a copy of the host's from before shifterd made it.
+		files, ok := preforkFiles(cmd)
+		if ok && !spec.Unprivileged && spec.Shared == nil {
+			p, err := pf.hand(files)
+			if err == nil {
+				proc = p
+				wait = waitCancelled(ctx, p)
+				log.Debug("namespace init: pre-forked", "pid", p.Pid)
+			} else {
+				log.Debug("namespace init: pre-forked one unusable, re-executing", "err", err)
+				pf.discard()
+			}
+		} else {
+			pf.discard()
+		}
+	}
+	if proc != nil {
+		// started
+	} else if err := cmd.Start(); err != nil {
 		if spec.Unprivileged && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES)) {
 			return -1, fmt.Errorf("%w: creating a user namespace: %v (see /proc/sys/user/max_user_namespaces and kernel.unprivileged_userns_clone)", ErrUserNS, err)
 		}
 		return -1, fmt.Errorf("%w: starting namespace init: %v", ErrSetup, err)
+	} else {
+		proc = cmd.Process
+		wait = func() (*os.ProcessState, error) { err := cmd.Wait(); return cmd.ProcessState, err }
 	}
 	cfgR.Close()
 	stW.Close()
@@ -190,14 +218,19 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	}()
 
 	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
+	var state *os.ProcessState
+	go func() {
+		var err error
+		state, err = wait()
+		waitErr <- err
+	}()
 	var werr error
 loop:
 	for {
 		select {
 		case s := <-sigs:
 			if shouldForward(s) {
-				_ = cmd.Process.Signal(s)
+				_ = proc.Signal(s)
 			}
 		case werr = <-waitErr:
 			break loop
@@ -217,13 +250,55 @@ loop:
 		return *exit, nil
 	}
 	// The init died without a word.
-	if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+	if state == nil {
+		return -1, fmt.Errorf("%w: namespace init: %v", ErrSetup, werr)
+	}
+	if st, ok := state.Sys().(syscall.WaitStatus); ok && st.Signaled() {
 		return 128 + int(st.Signal()), fmt.Errorf("%w: namespace init killed by %v", ErrSetup, st.Signal())
 	}
 	if werr != nil {
 		return -1, fmt.Errorf("%w: namespace init: %v", ErrSetup, werr)
 	}
-	return -1, fmt.Errorf("%w: namespace init exited %d without a status", ErrSetup, cmd.ProcessState.ExitCode())
+	return -1, fmt.Errorf("%w: namespace init exited %d without a status", ErrSetup, state.ExitCode())
+}
+
+// preforkFiles returns the descriptors a pre-forked init needs, in their
+// order (stdin, stdout, stderr, then cmd's ExtraFiles), or false when a
+// stream is not a file (exec.Cmd would copy it through a pipe).
+func preforkFiles(cmd *exec.Cmd) ([]*os.File, bool) {
+	var files []*os.File
+	for _, s := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
+		f, ok := s.(*os.File)
+		if !ok {
+			return nil, false
+		}
+		files = append(files, f)
+	}
+	return append(files, cmd.ExtraFiles...), true
+}
+
+// waitCancelled waits for p, a pre-forked init, as exec.CommandContext
+// with Cancel and WaitDelay would: SIGTERM when ctx ends, SIGKILL five
+// seconds later.
+func waitCancelled(ctx context.Context, p *os.Process) func() (*os.ProcessState, error) {
+	return func() (*os.ProcessState, error) {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+			}
+			_ = p.Signal(unix.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = p.Kill()
+			}
+		}()
+		return p.Wait()
+	}
 }
 
 // readStatus reads the init's status lines until EOF: log records go to

@@ -96,10 +96,24 @@ type Account struct {
 	GroupName string
 }
 
+// Prefork is a namespace init forked before the runtime started: its pid
+// and the launcher's end of the socket pair it waits on.
+type Prefork struct {
+	PID  int
+	Sock *os.File
+}
+
 // Spec is everything needed to build a container and run one command in
 // it. The runtime front end (cmd/shifter) fills it from the command line,
 // udiRoot.conf and the image metadata; Run does the rest.
 type Spec struct {
+	// Prefork, when not nil, is a namespace init that the front end
+	// forked before its Go runtime started (cmd/shifter's constructor):
+	// Run hands it the init's descriptors instead of starting one, when
+	// it can (privileged mode, stdio as files), and otherwise closes its
+	// socket, which ends it.
+	Prefork *Prefork
+
 	// Image is the squashfs file, opened by the caller (so the path cannot
 	// be swapped between checks and use). ImagePath names it in messages.
 	Image     *os.File

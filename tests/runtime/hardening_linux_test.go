@@ -524,3 +524,78 @@ func boundingHas(t *testing.T, c int) bool {
 	t.Fatal("no CapBnd in /proc/self/status")
 	return false
 }
+
+// TestInternalEntryPoints: the namespace init's entry points (argv[0]
+// "shifter-mountns-init", or "shifter-mountns-preinit:N" for the init
+// cmd/shifter forks before its runtime starts) are refused to a user who
+// execs the setuid binary with that argv[0] by hand, even one who hands
+// it a socket with a config of their own on it.
+func TestInternalEntryPoints(t *testing.T) {
+	h := newHarness(t)
+	in := install(t, h)
+	in.config("loop", "")
+	for _, arg0 := range []string{"shifter-mountns-init", "shifter-mountns-preinit:3", "shifter-mountns-preinit:x"} {
+		t.Run(arg0, func(t *testing.T) {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mine, theirs := os.NewFile(uintptr(fds[0]), "mine"), os.NewFile(uintptr(fds[1]), "theirs")
+			defer mine.Close()
+			// What the attacker would hand over: a config pipe of theirs
+			// (fd 3 onwards as Run's), on the socket before the exec.
+			cfgR, cfgW, _ := os.Pipe()
+			defer cfgR.Close()
+			defer cfgW.Close()
+			rights := unix.UnixRights(0, 1, 2, int(cfgR.Fd()), int(cfgW.Fd()), int(cfgR.Fd()))
+			if err := unix.Sendmsg(fds[0], []byte("init"), rights, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, in.shifter)
+			cmd.Args = []string{arg0}
+			cmd.Env = []string{"PATH=/usr/bin:/bin"}
+			cmd.Dir = "/"
+			cmd.ExtraFiles = []*os.File{theirs} // 3
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyUID, Gid: nobodyGID, Groups: []uint32{nobodyGID}}}
+			out, _ := cmd.CombinedOutput()
+			theirs.Close()
+			if code := cmd.ProcessState.ExitCode(); code != 126 || !strings.Contains(string(out), "internal entry point") {
+				t.Fatalf("argv[0] %q as nobody: exit %d, want 126 and a refusal\n%s", arg0, code, out)
+			}
+		})
+	}
+}
+
+// TestPreforkedInit: the setuid shifter forks its namespace init before
+// its Go runtime starts and hands it the container; when there is no
+// container to run (help, an unknown image, a bad option) the child
+// ends by itself, and none is left waiting.
+func TestPreforkedInit(t *testing.T) {
+	h := newHarness(t)
+	requireMode(t, "loop")
+	in := install(t, h)
+	in.config("loop", "")
+	r := in.run(in.shifter, nil, "-v", "--image=id:"+in.id, "cat", "/etc/image-marker")
+	if r.code != 0 || !strings.Contains(r.stderr, "namespace init: pre-forked") {
+		t.Fatalf("exit %d, want a start through the pre-forked init\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, args := range [][]string{
+		{"--help"},
+		{"--image=id:" + strings.Repeat("0", 64), "true"},
+		{"--no-such-option"},
+	} {
+		r := in.run(in.shifter, nil, args...)
+		if args[0] != "--help" && r.code == 0 {
+			t.Errorf("%v: exit 0", args)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(processesWith("shifter-mountns-preinit")) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p := processesWith("shifter-mountns-preinit"); len(p) > 0 {
+		t.Errorf("pre-forked inits left waiting: %v", p)
+	}
+}

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package mountns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// The pre-forked namespace init (Spec.Prefork): cmd/shifter's C
+// constructor forks it before the Go runtime starts, in a new mount
+// namespace, with real uid and gid 0, no environment and argv[0]
+// preinitArg0 followed by the number of its end of a socket pair. Its
+// runtime starts while the launcher's does; it then waits on the socket
+// for one message from Run carrying the init's descriptors (stdin,
+// stdout, stderr, then fdConfig, fdStatus, fdLifeline and the image's),
+// puts them in place and goes on as an init started by Run would. A
+// closed socket (no container after all, or unprivileged mode) ends it.
+
+// preinitArg0 is the pre-forked init's argv[0], before its socket's number.
+const preinitArg0 = "shifter-mountns-preinit:"
+
+// preforkMaxFiles bounds the descriptors one hand-over carries.
+const preforkMaxFiles = 16
+
+// preinitMain is the pre-forked init's entry: arg is its socket's number.
+func preinitMain(arg string) int {
+	// Real uid 0 means the constructor's child; a user exec'ing the
+	// setuid binary with this argv[0] keeps theirs.
+	if unix.Getuid() != 0 || unix.Geteuid() != 0 || unix.Getgid() != 0 {
+		fmt.Fprintln(os.Stderr, "shifter: internal entry point, not for direct use")
+		return 126
+	}
+	sock, err := strconv.Atoi(arg)
+	if err != nil || sock < 0 {
+		fmt.Fprintln(os.Stderr, "shifter: internal entry point, not for direct use")
+		return 126
+	}
+	fds, err := receiveFiles(sock)
+	unix.Close(sock)
+	if err != nil || len(fds) == 0 {
+		return 0 // not needed: Run closed the socket (or is gone)
+	}
+	if err := placeFiles(fds); err != nil {
+		fmt.Fprintf(os.Stderr, "shifter: namespace init: %v\n", err)
+		return 125
+	}
+	return initMain()
+}
+
+// receiveFiles reads the one hand-over message from the socket sock: nil
+// at end of file.
+func receiveFiles(sock int) ([]int, error) {
+	buf := make([]byte, 8)
+	oob := make([]byte, unix.CmsgSpace(preforkMaxFiles*4))
+	for {
+		n, oobn, flags, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 && oobn == 0 {
+			return nil, nil
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, err
+		}
+		var fds []int
+		for i := range msgs {
+			f, err := unix.ParseUnixRights(&msgs[i])
+			if err != nil {
+				return nil, err
+			}
+			fds = append(fds, f...)
+		}
+		if flags&unix.MSG_CTRUNC != 0 || string(buf[:n]) != "init" {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return nil, fmt.Errorf("bad hand-over message")
+		}
+		return fds, nil
+	}
+}
+
+// placeFiles makes fds[i] descriptor i (close-on-exec off), whatever
+// numbers they came with and whatever sat there before.
+func placeFiles(fds []int) error {
+	// First out of the way of every target number.
+	high := make([]int, len(fds))
+	for i, fd := range fds {
+		h, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 64)
+		if err != nil {
+			return fmt.Errorf("moving descriptor %d: %w", fd, err)
+		}
+		high[i] = h
+		unix.Close(fd)
+	}
+	for i, h := range high {
+		if err := unix.Dup3(h, i, 0); err != nil {
+			return fmt.Errorf("placing descriptor %d: %w", i, err)
+		}
+		unix.Close(h)
+	}
+	return nil
+}
+
+// hand gives the pre-forked init its descriptors (files[i] becomes its
+// descriptor i) and returns its process.
+func (p *Prefork) hand(files []*os.File) (*os.Process, error) {
+	defer p.Sock.Close()
+	if len(files) > preforkMaxFiles {
+		return nil, fmt.Errorf("%d descriptors for the init, at most %d", len(files), preforkMaxFiles)
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	if err := unix.Sendmsg(int(p.Sock.Fd()), []byte("init"), unix.UnixRights(fds...), nil, 0); err != nil {
+		return nil, fmt.Errorf("handing the descriptors over: %w", err)
+	}
+	return os.FindProcess(p.PID)
+}
+
+// discard ends an unused pre-forked init: it sees the socket close and
+// exits; it is reaped in the background.
+func (p *Prefork) discard() {
+	p.Sock.Close()
+	go func() {
+		if proc, err := os.FindProcess(p.PID); err == nil {
+			_, _ = proc.Wait()
+		}
+	}()
+}
