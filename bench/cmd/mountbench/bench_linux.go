@@ -29,7 +29,7 @@ func bench(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("needs root (mounts, chroot, drop_caches)")
 	}
 	if cfg.Pin {
-		if err := pinToCPU0(); err != nil {
+		if err := benchutil.PinToCPU0("MOUNTBENCH_PINNED"); err != nil {
 			return err
 		}
 	}
