@@ -29,7 +29,7 @@ func bench(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("needs root (mounts, chroot, drop_caches)")
 	}
 	if cfg.Pin {
-		if err := pinToCPU0(); err != nil {
+		if err := benchutil.PinToCPU0("MOUNTBENCH_PINNED"); err != nil {
 			return err
 		}
 	}
@@ -228,16 +228,24 @@ func (r *runner) mountSamples(ctx context.Context, img *benchImage, rep int) err
 	return nil
 }
 
-// one runs test (not mount: see mountSamples) with a fresh mount after
-// dropping the caches: the first run is the cold figure, the second the
-// warm one.
+// one runs test (not mount: see mountSamples) on a fresh mount, with
+// the caches dropped before the mount or, with --drop-after-mount, right
+// after it: the first run is the cold figure, the second the warm one.
 func (r *runner) one(ctx context.Context, img *benchImage, m *method, test string) error {
-	if err := dropCaches(); err != nil {
-		return err
+	if !r.cfg.DropAfter {
+		if err := dropCaches(); err != nil {
+			return err
+		}
 	}
 	mt, _, err := r.mount(ctx, img, m)
 	if err != nil {
 		return err
+	}
+	if r.cfg.DropAfter {
+		if err := dropCaches(); err != nil {
+			r.unmount(mt)
+			return err
+		}
 	}
 	f := r.testFunc(test, img)
 	for _, phase := range []string{"cold", "warm"} {

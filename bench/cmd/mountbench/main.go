@@ -46,6 +46,8 @@ type config struct {
 	BigFiles   int           `json:"big_files"`
 	BigSize    int64         `json:"big_size"`
 	Pin        bool          `json:"pinned_cpu0"`
+	DropAfter  bool          `json:"drop_after_mount"`
+	RootfsOnly bool          `json:"rootfs_only"`
 	Quick      bool          `json:"quick"`
 	Prepare    bool          `json:"-"`
 	Mirror     string        `json:"-"`
@@ -98,6 +100,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&cfg.BigFiles, "big-files", 4, "number of big files under /bench-big")
 	fs.StringVar(&bigSize, "big-size", "256M", "size of each big file (K, M, G suffixes)")
 	fs.BoolVar(&cfg.Pin, "pin", false, "run everything (driver, tools, FUSE servers) on CPU 0 (taskset -c 0)")
+	fs.BoolVar(&cfg.DropAfter, "drop-after-mount", false, "cold runs: mount fresh, then drop the page cache (sync; echo 3 > /proc/sys/vm/drop_caches), then the test (default: drop, then mount)")
+	fs.BoolVar(&cfg.RootfsOnly, "rootfs-only", false, "the images without big files (<comp>-rootfs.squashfs, startbench's); drops big and bigpar from the default tests")
 	fs.BoolVar(&cfg.Quick, "quick", false, "quick check while developing: gzip only, 1 repetition, 4 x 16M big files (explicit flags win)")
 	fs.BoolVar(&cfg.Prepare, "prepare", false, "only build the cached images, run nothing")
 	fs.StringVar(&cfg.Mirror, "mirror", benchutil.DefaultMirror, "Debian mirror for debootstrap")
@@ -124,6 +128,20 @@ func parseFlags(args []string) (*config, error) {
 		}
 		if !fs.Changed("big-size") {
 			bigSize = "16M"
+		}
+	}
+	if cfg.RootfsOnly {
+		if fs.Changed("big-files") || fs.Changed("big-size") {
+			return nil, fmt.Errorf("--rootfs-only: the images have no big files (--big-files, --big-size)")
+		}
+		cfg.BigFiles = 0
+		if !fs.Changed("tests") {
+			cfg.Tests = slices.DeleteFunc(cfg.Tests, func(t string) bool { return t == "big" || t == "bigpar" })
+		}
+		for _, t := range cfg.Tests {
+			if t == "big" || t == "bigpar" {
+				return nil, fmt.Errorf("--rootfs-only: no big files for the %s test", t)
+			}
 		}
 	}
 	if cfg.MountReps < 1 {

@@ -188,21 +188,3 @@ func dropCaches() error {
 	}
 	return nil
 }
-
-// pinToCPU0 re-executes the driver under taskset -c 0 so that it, every
-// tool it runs and the FUSE servers share CPU 0. It returns only on error.
-func pinToCPU0() error {
-	if os.Getenv("MOUNTBENCH_PINNED") == "1" {
-		return nil
-	}
-	ts, err := exec.LookPath("taskset")
-	if err != nil {
-		return fmt.Errorf("find taskset: %w", err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	env := append(os.Environ(), "MOUNTBENCH_PINNED=1")
-	return unix.Exec(ts, append([]string{ts, "-c", "0", self}, os.Args[1:]...), env)
-}

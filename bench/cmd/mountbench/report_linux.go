@@ -25,6 +25,7 @@ type imageInfo struct {
 }
 
 type target struct {
+	Issue   int     `json:"issue"`
 	Image   string  `json:"image"`
 	Test    string  `json:"test"`
 	Rule    string  `json:"rule"`
@@ -32,6 +33,7 @@ type target struct {
 	Against float64 `json:"against_s"`
 	Limit   float64 `json:"limit_ratio"`
 	Pass    bool    `json:"pass"`
+	Bytes   bool    `json:"bytes,omitempty"` // Ours and Against are bytes, not seconds
 }
 
 type results struct {
@@ -74,7 +76,7 @@ func newResults(cfg *config) *results {
 }
 
 func hostInfo() map[string]string {
-	h := map[string]string{"cpus": fmt.Sprint(runtime.NumCPU()), "go": runtime.Version()}
+	h := map[string]string{"cpus": fmt.Sprint(runtime.NumCPU()), "go": runtime.Version(), "cpus_online": benchutil.CPUsOnline()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		h["kernel"] = strings.TrimSpace(string(b))
 	}
@@ -153,6 +155,7 @@ func (r *results) finish(start time.Time, imgs []*benchImage, methods []*method)
 			}
 		}
 		r.targets(name)
+		r.targets15(name)
 	}
 }
 
@@ -173,24 +176,56 @@ func (r *results) targets(img string) {
 	if !r.has(ours) {
 		return
 	}
-	add := func(test, rule string, o, against, limit float64) {
-		if math.IsNaN(o) || math.IsNaN(against) {
-			return
-		}
-		r.Targets = append(r.Targets, target{Image: img, Test: test, Rule: rule, Ours: o, Against: against, Limit: limit, Pass: o <= against*limit})
-	}
 	comp := strings.SplitN(img, "-", 2)[0]
 	for _, t := range r.cfg.Tests {
 		if r.has("kernel") {
-			add(t+" warm", "≤ 1.2× kernel", r.median(img, ours, t, "warm"), r.median(img, "kernel", t, "warm"), 1.2)
+			r.addTarget(2, img, t+" warm", "≤ 1.2× kernel", r.median(img, ours, t, "warm"), r.median(img, "kernel", t, "warm"), 1.2)
 		}
 		if r.has("squashfuse_ll") {
-			add(t+" cold", "≤ squashfuse_ll", r.median(img, ours, t, "cold"), r.median(img, "squashfuse_ll", t, "cold"), 1)
+			r.addTarget(2, img, t+" cold", "≤ squashfuse_ll", r.median(img, ours, t, "cold"), r.median(img, "squashfuse_ll", t, "cold"), 1)
 		}
 		if (t == "big" || t == "bigpar") && (comp == "gzip" || comp == "xz") && r.has("kernel") {
-			add(t+" cold", "< kernel", r.median(img, ours, t, "cold"), r.median(img, "kernel", t, "cold"), 1)
+			r.addTarget(2, img, t+" cold", "< kernel", r.median(img, ours, t, "cold"), r.median(img, "kernel", t, "cold"), 1)
 		}
 	}
+}
+
+// maxServerRSS is issue 15's budget for shifter-mount's peak RSS.
+const maxServerRSS = 64 << 20
+
+// targets15 records issue 15's targets for shifter-mount: every cold
+// figure at or below squashfuse_ll's, cold find and stat within 2x the
+// kernel's, every warm figure at most 1.1x the kernel's, the server's
+// peak RSS at most 64 MiB.
+func (r *results) targets15(img string) {
+	const ours = "shifter-mount"
+	if !r.has(ours) {
+		return
+	}
+	for _, t := range r.cfg.Tests {
+		if r.has("squashfuse_ll") {
+			r.addTarget(15, img, t+" cold", "≤ squashfuse_ll", r.median(img, ours, t, "cold"), r.median(img, "squashfuse_ll", t, "cold"), 1)
+		}
+		if r.has("kernel") && (t == "find" || t == "stat") {
+			r.addTarget(15, img, t+" cold", "≤ 2× kernel", r.median(img, ours, t, "cold"), r.median(img, "kernel", t, "cold"), 2)
+		}
+		if r.has("kernel") {
+			r.addTarget(15, img, t+" warm", "≤ 1.1× kernel", r.median(img, ours, t, "warm"), r.median(img, "kernel", t, "warm"), 1.1)
+		}
+	}
+	if h := r.HWM[key(img, ours)]; h > 0 {
+		r.Targets = append(r.Targets, target{Issue: 15, Image: img, Test: "server peak RSS (VmHWM)", Rule: "≤ 64 MiB",
+			Ours: float64(h), Against: maxServerRSS, Limit: 1, Pass: h <= maxServerRSS, Bytes: true})
+	}
+}
+
+// addTarget records ours ≤ against × limit, unless either was not
+// measured.
+func (r *results) addTarget(issue int, img, test, rule string, ours, against, limit float64) {
+	if math.IsNaN(ours) || math.IsNaN(against) {
+		return
+	}
+	r.Targets = append(r.Targets, target{Issue: issue, Image: img, Test: test, Rule: rule, Ours: ours, Against: against, Limit: limit, Pass: ours <= against*limit})
 }
 
 func (r *results) has(method string) bool {
@@ -204,13 +239,19 @@ func (r *results) has(method string) bool {
 
 func (r *results) markdown() string {
 	var b strings.Builder
-	pin := "unpinned"
-	if r.cfg.Pin {
-		pin = "everything pinned to CPU 0"
-	}
 	fmt.Fprintf(&b, "# mountbench %s\n\n", r.resultsTag)
-	fmt.Fprintf(&b, "Command: `%s` (%d repetitions asked, %d cold and warm mounts in each for the mount figures, %s, %s total).  \n", r.Command, r.cfg.Reps, r.cfg.MountReps, pin, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
-	fmt.Fprintf(&b, "Machine: kernel %s, %s CPUs, %s, squashfuse %s, %s.\n\n", r.Host["kernel"], r.Host["cpus"], r.Host["mksquashfs"], r.Host["squashfuse"], r.Host["go"])
+	fmt.Fprintf(&b, "Command: `%s` (%d repetitions asked, %d cold and warm mounts in each for the mount figures, %s total).  \n", r.Command, r.cfg.Reps, r.cfg.MountReps, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
+	fmt.Fprintf(&b, "Machine: kernel %s, CPUs %s online, %s, squashfuse %s, %s.  \n", r.Host["kernel"], r.Host["cpus_online"], r.Host["mksquashfs"], r.Host["squashfuse"], r.Host["go"])
+	if r.cfg.Pin {
+		fmt.Fprintf(&b, "Pinned: yes, the driver, the tools and the FUSE servers on CPU 0 (`taskset -c 0`; Cpus_allowed_list %s; the kernel's loop and FUSE work is not pinned).  \n", r.Host["cpus_allowed"])
+	} else {
+		fmt.Fprintf(&b, "Pinned: no (Cpus_allowed_list %s).  \n", r.Host["cpus_allowed"])
+	}
+	if r.cfg.DropAfter {
+		b.WriteString("Cold runs: drop-after-mount: a fresh mount, then `sync; echo 3 > /proc/sys/vm/drop_caches`, then the test; warm: the test again on the same mount.\n\n")
+	} else {
+		b.WriteString("Cold runs: `sync; echo 3 > /proc/sys/vm/drop_caches`, then a fresh mount, then the test; warm: the test again on the same mount.\n\n")
+	}
 	if r.Interrupted != "" {
 		fmt.Fprintf(&b, "**Run %s.**\n\n", r.Interrupted)
 	}
@@ -292,23 +333,8 @@ func (r *results) markdown() string {
 		}
 		b.WriteString(tt.Markdown())
 	}
-	if len(r.Targets) > 0 {
-		pass := 0
-		for _, t := range r.Targets {
-			if t.Pass {
-				pass++
-			}
-		}
-		fmt.Fprintf(&b, "\n## Issue 2 targets for shifter-mount: %d of %d met\n\n", pass, len(r.Targets))
-		tt := &benchutil.Table{Header: []string{"image", "figure", "target", "shifter-mount", "reference", "ratio", "met"}}
-		for _, t := range r.Targets {
-			met := "yes"
-			if !t.Pass {
-				met = "**no**"
-			}
-			tt.Rows = append(tt.Rows, []string{t.Image, t.Test, t.Rule, benchutil.Seconds(t.Ours), benchutil.Seconds(t.Against), benchutil.Ratio(t.Ours, t.Against), met})
-		}
-		b.WriteString(tt.Markdown())
+	for _, issue := range []int{2, 15} {
+		b.WriteString(r.targetTable(issue))
 	}
 	if len(r.Errors) > 0 {
 		b.WriteString("\n## Errors\n\n")
@@ -316,6 +342,39 @@ func (r *results) markdown() string {
 			fmt.Fprintf(&b, "- %s\n", e)
 		}
 	}
+	return b.String()
+}
+
+// targetTable renders one issue's targets ("" when there are none).
+func (r *results) targetTable(issue int) string {
+	var ts []target
+	pass := 0
+	for _, t := range r.Targets {
+		if t.Issue == issue {
+			ts = append(ts, t)
+			if t.Pass {
+				pass++
+			}
+		}
+	}
+	if len(ts) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## Issue %d targets for shifter-mount: %d of %d met\n\n", issue, pass, len(ts))
+	tt := &benchutil.Table{Header: []string{"image", "figure", "target", "shifter-mount", "reference", "ratio", "met"}}
+	for _, t := range ts {
+		met := "yes"
+		if !t.Pass {
+			met = "**no**"
+		}
+		o, a := benchutil.Seconds(t.Ours), benchutil.Seconds(t.Against)
+		if t.Bytes {
+			o, a = benchutil.MiB(int64(t.Ours)), benchutil.MiB(int64(t.Against))
+		}
+		tt.Rows = append(tt.Rows, []string{t.Image, t.Test, t.Rule, o, a, fmt.Sprintf("%.2f×", t.Ours/t.Against), met})
+	}
+	b.WriteString(tt.Markdown())
 	return b.String()
 }
 

@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/shifter-go/shifter/bench/internal/benchutil"
@@ -26,8 +29,11 @@ import (
 type method struct {
 	Name string   `json:"name"`
 	What string   `json:"what"` // the command, for the report
+	As   string   `json:"as"`   // "root" or the user's name
 	argv []string // the command before CMD
 	env  []string
+	cred *syscall.Credential // nil: the driver's (root)
+	dir  string              // "": the driver's
 }
 
 type results struct {
@@ -37,6 +43,7 @@ type results struct {
 	Host        map[string]string    `json:"host"`
 	Config      *config              `json:"config"`
 	Image       string               `json:"image"`
+	User        *runAs               `json:"user,omitempty"` // nil: every method as root
 	ImageID     string               `json:"image_id"`
 	Methods     []*method            `json:"methods"`
 	Unavailable map[string]string    `json:"unavailable,omitempty"`
@@ -49,9 +56,21 @@ type results struct {
 
 func bench(ctx context.Context, cfg *config) error {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("needs root (mounts, loop devices, chroot)")
+		return fmt.Errorf("needs root (mounts, loop devices, chroot, setuid copies of shifter)")
+	}
+	if cfg.Pin {
+		if err := benchutil.PinToCPU0("STARTBENCH_PINNED"); err != nil {
+			return err
+		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var usr *runAs
+	if !cfg.AsRoot {
+		var err error
+		if usr, err = lookupUser(cfg.User); err != nil {
+			return err
+		}
+	}
 	cache := &benchutil.Cache{Dir: cfg.CacheDir, Mirror: cfg.Mirror, Log: log}
 	img, err := cache.Image(ctx, benchutil.ImageSpec{Comp: cfg.Comp})
 	if err != nil {
@@ -73,12 +92,22 @@ func bench(ctx context.Context, cfg *config) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	// Readable by the user: the store, udiMount, ch-run's view of IMG.
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
+	// The udiRoot.conf files (and the setuid shifter copies) live in a
+	// root-owned directory when the runtimes run as the user.
+	confDir := tmp
+	if usr != nil {
+		if confDir, err = makeSetuidDir(cfg.SetuidDir); err != nil {
+			return err
+		}
+		defer os.RemoveAll(confDir)
+	}
 	res := &results{
-		Started: time.Now().UTC(), Command: strings.Join(os.Args, " "), Config: cfg, Image: img.Path,
-		Host:        map[string]string{"cpus": fmt.Sprint(runtime.NumCPU()), "go": runtime.Version()},
+		Started: time.Now().UTC(), Command: strings.Join(os.Args, " "), Config: cfg, Image: img.Path, User: usr,
+		Host:        map[string]string{"cpus": fmt.Sprint(runtime.NumCPU()), "go": runtime.Version(), "cpus_online": benchutil.CPUsOnline(), "cpus_allowed": benchutil.CPUsAllowed()},
 		Unavailable: map[string]string{}, Samples: map[string][]float64{}, Medians: map[string]float64{},
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
@@ -102,24 +131,53 @@ func bench(ctx context.Context, cfg *config) error {
 	res.ImageID = id
 	confs := map[string]string{}
 	for _, mode := range []string{"loop", "fuse"} {
-		p := filepath.Join(tmp, "udiRoot-"+mode+".conf")
+		p := filepath.Join(confDir, "udiRoot-"+mode+".conf")
 		conf := fmt.Sprintf("imagePath=%s\nudiMount=%s\nimageMount=%s\n", store, udi, mode)
-		if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
+		if err := writeRootFile(p, []byte(conf)); err != nil {
 			return err
 		}
 		confs[mode] = p
 	}
 	if slices.Contains(cfg.Methods, "shifterd") {
-		p, stop, err := startShifterd(ctx, tmp, store, udi, binDir)
+		p, stop, err := startShifterd(ctx, tmp, confDir, store, udi, binDir)
 		if err != nil {
 			return err
 		}
 		defer stop()
 		confs["shifterd"] = p
 	}
+	// The shifter each method runs: bin/shifter as root with
+	// SHIFTER_CONFIG, or a setuid copy reading its mode's conf.
+	shifters := map[string]string{}
+	for _, name := range cfg.Methods {
+		mode := shifterMode(name)
+		if mode == "" {
+			continue
+		}
+		if usr == nil {
+			shifters[mode] = filepath.Join(binDir, "shifter")
+			continue
+		}
+		log.Info("building a setuid shifter", "mode", mode)
+		if shifters[mode], err = buildSetuidShifter(ctx, cfg.Src, confDir, binDir, mode); err != nil {
+			return err
+		}
+	}
 	env := append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"))
 	if os.Getenv("USER") == "" {
 		env = append(env, "USER=root") // ch-run insists on it
+	}
+	shifterEnv := func(mode string) []string {
+		if usr != nil {
+			return nil // setuid: the conf is built in
+		}
+		return []string{"SHIFTER_CONFIG=" + confs[mode]}
+	}
+	shifterWhat := func(mode string) string {
+		if usr != nil {
+			return fmt.Sprintf("imageMount=%s; a setuid-root copy of shifter, its udiRoot.conf built in", mode)
+		}
+		return fmt.Sprintf("imageMount=%s; bin/shifter, SHIFTER_CONFIG", mode)
 	}
 	q := shellQuote
 	all := map[string]*method{
@@ -127,12 +185,12 @@ func bench(ctx context.Context, cfg *config) error {
 			argv: []string{"unshare", "-m", "sh", "-c", fmt.Sprintf(`mount -t squashfs -o loop,ro %s %s && chroot %s "$@"`, q(img.Path), q(mnt), q(mnt)), "sh"}},
 		"floor-fuse": {Name: "floor-fuse", What: "unshare -m sh -c 'squashfuse_ll IMG MNT && chroot MNT CMD; umount MNT'",
 			argv: []string{"unshare", "-m", "sh", "-c", fmt.Sprintf(`squashfuse_ll %s %s && chroot %s "$@"; r=$?; umount %s; exit $r`, q(img.Path), q(mnt), q(mnt), q(mnt)), "sh"}},
-		"shifter-loop": {Name: "shifter-loop", What: "shifter --image=id:ID CMD (imageMount=loop)",
-			argv: []string{filepath.Join(binDir, "shifter"), "--image=id:" + id}, env: []string{"SHIFTER_CONFIG=" + confs["loop"]}},
-		"shifter-fuse": {Name: "shifter-fuse", What: "shifter --image=id:ID CMD (imageMount=fuse)",
-			argv: []string{filepath.Join(binDir, "shifter"), "--image=id:" + id}, env: []string{"SHIFTER_CONFIG=" + confs["fuse"]}},
-		"shifterd": {Name: "shifterd", What: "shifter --image=id:ID CMD through shifterd's shared mount (imageMount=auto, shifterd running, node cache)",
-			argv: []string{filepath.Join(binDir, "shifter"), "--image=id:" + id}, env: []string{"SHIFTER_CONFIG=" + confs["shifterd"]}},
+		"shifter-loop": {Name: "shifter-loop", What: "shifter --image=id:ID CMD (" + shifterWhat("loop") + ")",
+			argv: []string{shifters["loop"], "--image=id:" + id}, env: shifterEnv("loop")},
+		"shifter-fuse": {Name: "shifter-fuse", What: "shifter --image=id:ID CMD (" + shifterWhat("fuse") + ")",
+			argv: []string{shifters["fuse"], "--image=id:" + id}, env: shifterEnv("fuse")},
+		"shifterd": {Name: "shifterd", What: "shifter --image=id:ID CMD through shifterd's shared mount (shifterd running, node cache; " + shifterWhat("shifterd") + ")",
+			argv: []string{shifters["shifterd"], "--image=id:" + id}, env: shifterEnv("shifterd")},
 		"host": {Name: "host", What: "CMD on the host itself (no container; Debian's own python3)",
 			argv: []string{"env", "PATH=/usr/bin:/bin"}},
 		"ch-run": {Name: "ch-run", What: "ch-run IMG -- CMD (the squashfs through ch-run's built-in squashfuse)",
@@ -147,7 +205,15 @@ func bench(ctx context.Context, cfg *config) error {
 	var methods []*method
 	for _, name := range cfg.Methods {
 		m := all[name]
-		m.env = append(append([]string{}, env...), m.env...)
+		m.As = "root"
+		if usr != nil && userMethod(name) {
+			// The user's environment; its credentials set by exec, its
+			// working directory / (as for a login in a batch job).
+			m.As, m.cred, m.dir = usr.Name, usr.credential(), "/"
+			m.env = append(usr.env(os.Environ()), m.env...)
+		} else {
+			m.env = append(append([]string{}, env...), m.env...)
+		}
 		if _, err := exec.LookPath(m.argv[0]); err != nil {
 			res.Unavailable[name] = fmt.Sprintf("%s not found", m.argv[0])
 			continue
@@ -215,6 +281,10 @@ func (m *method) run(ctx context.Context, stdout io.Writer, command []string) (f
 	argv := append(append([]string{}, m.argv...), command...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = m.env
+	cmd.Dir = m.dir
+	if m.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred}
+	}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
 	start := time.Now()
@@ -299,10 +369,21 @@ func (r *results) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# startbench %s\n\n", r.Started.Format("20060102-150405"))
 	fmt.Fprintf(&b, "Command: `%s` (%d runs of each, interleaved, %s).  \n", r.Command, r.Config.Reps, time.Duration(r.Seconds*float64(time.Second)).Round(time.Second))
-	fmt.Fprintf(&b, "Machine: kernel %s, %s CPUs, charliecloud %s.  \n", r.Host["kernel"], r.Host["cpus"], r.Host["charliecloud"])
+	fmt.Fprintf(&b, "Machine: kernel %s, CPUs %s online, charliecloud %s.  \n", r.Host["kernel"], r.Host["cpus_online"], r.Host["charliecloud"])
+	if r.Config.Pin {
+		fmt.Fprintf(&b, "Pinned: yes, every process on CPU 0 (`taskset -c 0`: the driver, the runtimes, the FUSE servers they start, the commands; Cpus_allowed_list %s).  \n", r.Host["cpus_allowed"])
+	} else {
+		fmt.Fprintf(&b, "Pinned: no (Cpus_allowed_list %s).  \n", r.Host["cpus_allowed"])
+	}
+	if u := r.User; u != nil {
+		fmt.Fprintf(&b, "User: the runtimes run as %s (uid %d, gid %d), started by the driver with that user's credentials set at exec (no setpriv or su in the timed command: nothing to subtract); ", u.Name, u.UID, u.GID)
+		b.WriteString("shifter is a setuid-root copy built for the run (its udiRoot.conf and shifter-mount compiled in); floor and floor-fuse run as root (they mount).  \n")
+	} else {
+		b.WriteString("User: every method runs as root (`--as-root`; shifter is bin/shifter with SHIFTER_CONFIG).  \n")
+	}
 	fmt.Fprintf(&b, "Image: %s (rootfs only), id %s…; py runs `python3 -c '%s'`.\n\n", filepath.Base(r.Image), r.ImageID[:12], r.Config.Python)
 	for _, m := range r.Methods {
-		fmt.Fprintf(&b, "- %s: `%s`\n", m.Name, m.What)
+		fmt.Fprintf(&b, "- %s (as %s): `%s`\n", m.Name, m.As, m.What)
 	}
 	for name, why := range r.Unavailable {
 		fmt.Fprintf(&b, "- **%s not measured**: %s\n", name, why)
@@ -321,14 +402,23 @@ func (r *results) markdown() string {
 		t.Rows = append(t.Rows, row)
 	}
 	b.WriteString(t.Markdown())
-	b.WriteString("\n## Issue 12 targets (shifterd)\n\n")
+	b.WriteString("\n## Issue 15 targets\n\n")
 	for _, test := range r.Config.Tests {
-		sd := r.median("shifterd", test)
-		fmt.Fprintf(&b, "- %s: shifterd / host = %s (target ≤ 1.5×)", test, orNA(benchutil.Ratio(sd, r.median("host", test))))
-		for _, m := range []string{"shifter-loop", "shifter-fuse", "ch-run"} {
-			fmt.Fprintf(&b, "; shifterd / %s = %s (target < 1×)", m, orNA(benchutil.Ratio(sd, r.median(m, test))))
+		fmt.Fprintf(&b, "- %s: shifter-fuse / ch-run = %s\n", test, target(r.median("shifter-fuse", test), r.median("ch-run", test), 1))
+	}
+	if slices.Contains(r.Config.Tests, "true") {
+		fmt.Fprintf(&b, "- true: shifter-loop / floor = %s\n", target(r.median("shifter-loop", "true"), r.median("floor", "true"), 1.2))
+	}
+	if slices.Contains(r.Config.Methods, "shifterd") {
+		b.WriteString("\n## Issue 12 targets (shifterd)\n\n")
+		for _, test := range r.Config.Tests {
+			sd := r.median("shifterd", test)
+			fmt.Fprintf(&b, "- %s: shifterd / host = %s", test, target(sd, r.median("host", test), 1.5))
+			for _, m := range []string{"shifter-loop", "shifter-fuse", "ch-run"} {
+				fmt.Fprintf(&b, "; shifterd / %s = %s", m, target(sd, r.median(m, test), 1))
+			}
+			b.WriteString("\n")
 		}
-		b.WriteString("\n")
 	}
 	if r.Cold != nil {
 		b.WriteString(r.Cold.markdown())
@@ -336,8 +426,8 @@ func (r *results) markdown() string {
 	b.WriteString("\n## Issue 3 targets\n\n")
 	for _, test := range r.Config.Tests {
 		loop, fuse, floor := r.median("shifter-loop", test), r.median("shifter-fuse", test), r.median("floor", test)
-		fmt.Fprintf(&b, "- %s: shifter-loop / floor = %s (target ≤ 1.5×); shifter-fuse / shifter-loop = %s (target ≤ 1.5×)\n",
-			test, orNA(benchutil.Ratio(loop, floor)), orNA(benchutil.Ratio(fuse, loop)))
+		fmt.Fprintf(&b, "- %s: shifter-loop / floor = %s; shifter-fuse / shifter-loop = %s\n",
+			test, target(loop, floor, 1.5), target(fuse, loop, 1.5))
 	}
 	if len(r.Leftovers) == 0 {
 		b.WriteString("\nLeft behind after all runs: nothing (no mount, loop device or process naming the image).\n")
@@ -356,27 +446,34 @@ func (r *results) markdown() string {
 	return b.String()
 }
 
-func (r *results) median(method, test string) float64 {
-	return benchutil.Median(r.Samples[method+"/"+test])
-}
-
-func orNA(s string) string {
-	if s == "" {
+// target formats ours/against against the limit ratio: "1.1× (target ≤
+// 1.2×): met", "... **not met**", or "n/a (not measured)". A limit of 1
+// reads "at or below".
+func target(ours, against, limit float64) string {
+	if math.IsNaN(ours) || math.IsNaN(against) || against <= 0 {
 		return "n/a (not measured)"
 	}
-	return s
+	verdict := "met"
+	if ours > against*limit {
+		verdict = "**not met**"
+	}
+	return fmt.Sprintf("%.2f× (target ≤ %s×): %s", ours/against, strconv.FormatFloat(limit, 'f', -1, 64), verdict)
+}
+
+func (r *results) median(method, test string) float64 {
+	return benchutil.Median(r.Samples[method+"/"+test])
 }
 
 // startShifterd runs bin/shifterd for the shifterd method on the store,
 // with a node cache and a long idle time, and warms the image's shared
 // mount with one start so that the timed starts all find it. It returns
 // the method's udiRoot.conf and a stop function.
-func startShifterd(ctx context.Context, tmp, store, udi, binDir string) (string, func(), error) {
+func startShifterd(ctx context.Context, tmp, confDir, store, udi, binDir string) (string, func(), error) {
 	sock := filepath.Join(tmp, "shifterd.sock")
-	conf := filepath.Join(tmp, "udiRoot-shifterd.conf")
+	conf := filepath.Join(confDir, "udiRoot-shifterd.conf")
 	c := fmt.Sprintf("imagePath=%s\nudiMount=%s\nimageMount=shifterd\nshifterdSocket=%s\nshifterdIdleUnmount=1h\nnodeCacheDir=%s\nnodeCacheSize=4G\n",
 		store, udi, sock, filepath.Join(tmp, "nodecache"))
-	if err := os.WriteFile(conf, []byte(c), 0o644); err != nil {
+	if err := writeRootFile(conf, []byte(c)); err != nil {
 		return "", nil, err
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "shifterd"), "--config", conf, "serve", "--mount-dir", filepath.Join(tmp, "sdmnt"))

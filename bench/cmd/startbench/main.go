@@ -10,6 +10,12 @@
 // benchmark, its mount made by a first start) beside the same command run
 // on the host itself.
 //
+// By default the runtimes run as an ordinary user (nobody): the driver
+// builds setuid-root copies of shifter for the run and starts them, and
+// ch-run, with the user's credentials; the floors run as root. --as-root
+// runs everything as root, the installed bin/shifter with SHIFTER_CONFIG.
+// --pin runs everything on CPU 0.
+//
 // It needs root. See bench/README.md.
 package main
 
@@ -41,6 +47,11 @@ type config struct {
 	Reps       int      `json:"repetitions"`
 	Python     string   `json:"python_code"`
 	Cold       int      `json:"cold_repetitions"`
+	AsRoot     bool     `json:"as_root"`
+	User       string   `json:"user,omitempty"`
+	Src        string   `json:"source_dir"`
+	SetuidDir  string   `json:"setuid_dir"`
+	Pin        bool     `json:"pinned_cpu0"`
 	Mirror     string   `json:"-"`
 }
 
@@ -68,6 +79,11 @@ func run(ctx context.Context, args []string) int {
 	fs.IntVarP(&cfg.Reps, "reps", "n", 20, "runs of every command with every method")
 	fs.IntVar(&cfg.Cold, "cold", 3, "runs of the python start through shifterd with the page cache dropped, per node-cache state (0: none)")
 	fs.StringVar(&cfg.Python, "py", "import json, email, http.client, sqlite3", "python code of the py test")
+	fs.BoolVar(&cfg.AsRoot, "as-root", false, "run every method as root (shifter: bin/shifter with SHIFTER_CONFIG, not setuid)")
+	fs.StringVar(&cfg.User, "user", "nobody", "the ordinary user the runtimes (setuid shifter, ch-run, host) run as")
+	fs.StringVar(&cfg.Src, "src", ".", "the module's source directory (the setuid shifter copies are built from it)")
+	fs.StringVar(&cfg.SetuidDir, "setuid-dir", "/run", "where to create the root-owned directory of the setuid shifter copies and their udiRoot.conf (root-owned, not writable by others, not nosuid)")
+	fs.BoolVar(&cfg.Pin, "pin", false, "run everything (driver, runtimes, FUSE helpers, commands) on CPU 0 (re-executes under taskset -c 0)")
 	fs.StringVar(&cfg.Mirror, "mirror", benchutil.DefaultMirror, "Debian mirror for debootstrap")
 	fs.BoolVar(&quick, "quick", false, "quick check while developing: 3 runs (explicit flags win)")
 	if err := fs.Parse(args); err != nil {
@@ -76,6 +92,17 @@ func run(ctx context.Context, args []string) int {
 		}
 		fmt.Fprintln(os.Stderr, "startbench:", err)
 		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "startbench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if cfg.Reps < 1 {
+		fmt.Fprintln(os.Stderr, "startbench: --reps must be at least 1")
+		return 2
+	}
+	if cfg.AsRoot {
+		cfg.User = ""
 	}
 	if quick && !fs.Changed("reps") {
 		cfg.Reps = 3
