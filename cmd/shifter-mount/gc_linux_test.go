@@ -10,7 +10,8 @@ import (
 )
 
 // TestGCAfterReady checks the collector settings serve leaves: off with
-// a memory limit for gcSettleDelay, then 25%; GOGC or GOMEMLIMIT win.
+// a memory limit for gcSettleDelay, then 25% with the limit kept; GOGC
+// or GOMEMLIMIT win.
 func TestGCAfterReady(t *testing.T) {
 	oldPercent := debug.SetGCPercent(100)
 	oldLimit := debug.SetMemoryLimit(-1)
@@ -24,10 +25,11 @@ func TestGCAfterReady(t *testing.T) {
 	for _, tc := range []struct {
 		name, gogc, gomemlimit string
 		dataCache              int64
-		wantLimit              int64 // during the settling delay
+		wantLimit              int64 // during the settling delay and after it
 		wantPercent            int   // after it
 	}{
-		{"defaults", "", "", 32 << 20, 64 << 20, 25},
+		{"defaults", "", "", 24 << 20, 48 << 20, 25},
+		{"tiny cache", "", "", 4 << 20, 32 << 20, 25},
 		{"big cache", "", "", 1 << 30, 2 << 30, 25},
 		{"GOGC", "80", "", 32 << 20, math.MaxInt64, 80},
 		{"GOMEMLIMIT", "", "1GiB", 32 << 20, math.MaxInt64, 25},
@@ -51,11 +53,11 @@ func TestGCAfterReady(t *testing.T) {
 			for {
 				p := debug.SetGCPercent(-1)
 				debug.SetGCPercent(p)
-				if p == tc.wantPercent && debug.SetMemoryLimit(-1) == math.MaxInt64 {
+				if p == tc.wantPercent && debug.SetMemoryLimit(-1) == tc.wantLimit {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("GC percent %d, memory limit %d; want %d and none", p, debug.SetMemoryLimit(-1), tc.wantPercent)
+					t.Fatalf("GC percent %d, memory limit %d; want %d and %d", p, debug.SetMemoryLimit(-1), tc.wantPercent, tc.wantLimit)
 				}
 				time.Sleep(10 * time.Millisecond)
 			}

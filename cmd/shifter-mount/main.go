@@ -134,7 +134,8 @@ installed beside shifter-mount, which runs it with the same arguments.
 Environment:
   GOGC                  the server's garbage collection target (default 25,
                         after one second of serving)
-  GOMEMLIMIT            the server's soft memory limit (default: none)
+  GOMEMLIMIT            the server's soft memory limit (default: twice
+                        --data-cache-mb, 32 MiB at least)
   SHIFTER_MOUNT_NO_EARLY_FORK
                         when set, the daemon is made by re-executing the
                         command instead of forking before the Go runtime
@@ -162,7 +163,7 @@ func newFlags(cfg *config, out io.Writer) *pflag.FlagSet {
 	fl.BoolVar(&cfg.stats, "stats", false, "log the number of FUSE requests served, by type, when the server exits")
 	fl.StringVar(&cfg.cpuProf, "cpuprofile", "", "write a CPU profile of the server (pprof format) to this file, from mount to exit")
 	fl.IntVar(&cfg.metadataCache, "metadata-cache", 1024, "decompressed metadata blocks (8 KiB each) kept in memory")
-	fl.Int64Var(&cfg.dataCacheMiB, "data-cache-mb", 32, "MiB of decompressed data and fragment blocks kept in memory (the kernel's page cache holds what was read)")
+	fl.Int64Var(&cfg.dataCacheMiB, "data-cache-mb", 24, "MiB of decompressed data and fragment blocks kept in memory (the kernel's page cache holds what was read)")
 	fl.IntVar(&cfg.readahead, "readahead", 0, "data blocks decompressed ahead of a sequential reader, in parallel (0: 2 x CPUs; negative: off)")
 	fl.IntVar(&cfg.inodeCache, "inode-cache", 65536, "decoded inodes kept in memory (negative: none)")
 	fl.IntVar(&cfg.kernelReadahead, "kernel-readahead-kb", 1024, "kernel readahead window on the mount in KiB, set through sysfs when run as root (negative: kernel default)")
