@@ -93,10 +93,13 @@ func receiveFiles(sock int) ([]int, error) {
 // placeFiles makes fds[i] descriptor i (close-on-exec off), whatever
 // numbers they came with and whatever sat there before.
 func placeFiles(fds []int) error {
-	// First out of the way of every target number.
+	// First out of the way of every target number: to the lowest free
+	// numbers from len(fds) up. (Not to some high number: growing the
+	// descriptor table of a process with threads waits for an RCU grace
+	// period, milliseconds.)
 	high := make([]int, len(fds))
 	for i, fd := range fds {
-		h, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 64)
+		h, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, len(fds))
 		if err != nil {
 			return fmt.Errorf("moving descriptor %d: %w", fd, err)
 		}
