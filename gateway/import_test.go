@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: BSD-3-Clause
+
+package gateway
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestParseCustomTag(t *testing.T) {
+	cases := []struct {
+		raw, want string
+		ok        bool
+	}{
+		{"load_test:v1", "load_test:v1", true},
+		{"load_test", "load_test:latest", true},
+		{"my.app+x@2:1.0-rc1", "my.app+x@2:1.0-rc1", true},
+		{"_x", "_x:latest", true},
+		{"a/b:1", "", false},   // no "/" in custom tags (Shifter's runtime filter)
+		{"../x", "", false},    // nor dots first
+		{"-x:1", "", false},    // nor an option-like start
+		{".hidden", "", false}, // nor a hidden-file-like start
+		{"x:", "", false},
+		{"x y", "", false},
+		{"x%2F", "", false},
+		{"x\x00", "", false},
+		{"", "", false},
+		{strings.Repeat("a", 257), "", false},
+		{strings.Repeat("a", 249) + ":1", strings.Repeat("a", 249) + ":1", true},
+	}
+	for _, c := range cases {
+		got, err := ParseCustomTag(c.raw)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseCustomTag(%q) = %q, %v; want %q ok=%v", c.raw, got, err, c.want, c.ok)
+		}
+	}
+}
+
+func TestImportUsersJSON(t *testing.T) {
+	cases := []struct {
+		in   string
+		want *ImportUsers
+		out  string
+	}{
+		{`"all"`, &ImportUsers{All: true}, `"all"`},
+		{`"All"`, &ImportUsers{All: true}, `"all"`},
+		{`"none"`, &ImportUsers{}, `"none"`},
+		{`"None"`, &ImportUsers{}, `"none"`},
+		{`[]`, &ImportUsers{Users: []string{}}, `"none"`},
+		{`["alice","1002"]`, &ImportUsers{Users: []string{"alice", "1002"}}, `["alice","1002"]`},
+		{`"alice"`, nil, ""}, // Shifter matched a string as a substring: refused here
+		{`["a b"]`, nil, ""},
+		{`[""]`, nil, ""},
+		{`[1]`, nil, ""},
+		{`true`, nil, ""},
+	}
+	for _, c := range cases {
+		var u ImportUsers
+		err := json.Unmarshal([]byte(c.in), &u)
+		if (err == nil) != (c.want != nil) {
+			t.Errorf("%s: err %v, want ok=%v", c.in, err, c.want != nil)
+			continue
+		}
+		if c.want == nil {
+			continue
+		}
+		if u.All != c.want.All || strings.Join(u.Users, ",") != strings.Join(c.want.Users, ",") {
+			t.Errorf("%s: got %+v, want %+v", c.in, u, *c.want)
+		}
+		if b, _ := json.Marshal(u); string(b) != c.out {
+			t.Errorf("%s: marshals as %s, want %s", c.in, b, c.out)
+		}
+	}
+	// In a config file: absent means disabled (nil).
+	c, err := ParseConfig([]byte(`{"import_users": ["alice"]}`))
+	if err != nil || c.ImportUsers == nil || c.ImportUsers.Users[0] != "alice" {
+		t.Fatalf("config with import_users: %+v, %v", c, err)
+	}
+	if c, err := ParseConfig([]byte(`{}`)); err != nil || c.ImportUsers != nil {
+		t.Fatalf("config without import_users: %+v, %v", c.ImportUsers, err)
+	}
+	if _, err := ParseConfig([]byte(`{"import_users": "bob"}`)); err == nil {
+		t.Fatal(`import_users "bob" accepted`)
+	}
+}
+
+func TestMayImport(t *testing.T) {
+	aliceID := &Identity{Authenticated: true, User: "alice", UID: 1001}
+	noName := &Identity{Authenticated: true, UID: 1002}
+	root := &Identity{Authenticated: true, User: "root", UID: 0}
+	anonID := &Identity{Source: "none"}
+	list := &ImportUsers{Users: []string{"alice", "1002"}}
+	cases := []struct {
+		name  string
+		users *ImportUsers
+		id    *Identity
+		ok    bool
+		why   string
+	}{
+		{"absent: disabled", nil, aliceID, false, "not set"},
+		{"none", &ImportUsers{}, aliceID, false, `"none"`},
+		{"all", &ImportUsers{All: true}, aliceID, true, ""},
+		{"all, anonymous", &ImportUsers{All: true}, anonID, false, "authenticated"},
+		{"listed by name", list, aliceID, true, ""},
+		{"listed by uid", list, noName, true, ""},
+		{"root is not special", list, root, false, "root may not import"},
+		{"unlisted", &ImportUsers{Users: []string{"bob"}}, aliceID, false, "alice may not import"},
+		{"unlisted, no name", &ImportUsers{Users: []string{"bob"}}, noName, false, "uid 1002 may not import"},
+	}
+	for _, c := range cases {
+		ok, why := mayImport(c.users, c.id)
+		if ok != c.ok || !strings.Contains(why, c.why) {
+			t.Errorf("%s: mayImport = %v, %q; want %v, containing %q", c.name, ok, why, c.ok, c.why)
+		}
+	}
+}
+
+func TestParseImportRequest(t *testing.T) {
+	cases := []struct {
+		body string
+		err  string // "" ok
+	}{
+		{`{"filepath":"/tmp/img.squashfs","format":"squashfs"}`, ""},
+		{`{"filepath":"/tmp/img.squashfs","format":"squashfs","allowed_uids":"1,2","allowed_gids":"3"}`, ""},
+		{`{"filepath":"/tmp/img.squashfs","format":"ext4"}`, `format "ext4": only "squashfs"`},
+		{`{"filepath":"/tmp/img.squashfs","format":"cramfs"}`, `format "cramfs"`},
+		{`{"filepath":"/tmp/img.squashfs"}`, "format: required"},
+		{`{"format":"squashfs"}`, "filepath: required"},
+		{`{"filepath":"img.squashfs","format":"squashfs"}`, "absolute"},
+		{`{"filepath":"/tmp/a\u0000b","format":"squashfs"}`, "NUL"},
+		{`{"filepath":"/tmp/x","format":"squashfs","extra":1}`, "unknown field"},
+		{`{"filepath":"/tmp/x","format":"squashfs"} {}`, "trailing data"},
+		{`{"filepath":`, "request body"},
+		{``, "request body"},
+	}
+	for _, c := range cases {
+		_, err := parseImportRequest([]byte(c.body))
+		if (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%s: err %v, want %q", c.body, err, c.err)
+		}
+	}
+}
