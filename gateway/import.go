@@ -281,6 +281,9 @@ func (g *Gateway) prepareImport(ctx context.Context, j *jobRecord, tr Transfer, 
 	if g.hookImportCopied != nil {
 		g.hookImportCopied(j)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := checkSquashfs(f, n); err != nil {
 		return nil, fmt.Errorf("%s is not a usable squashfs image: %w", j.FilePath, err)
 	}

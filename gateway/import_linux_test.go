@@ -449,6 +449,34 @@ func TestImportHashesTheCopy(t *testing.T) {
 	}
 }
 
+// TestImportResumes: an import interrupted by a gateway stop stays
+// queued in the database and runs again at the next start, as pulls do.
+func TestImportResumes(t *testing.T) {
+	f := newImportFixtures(t)
+	tg := importGW(t, &ImportUsers{All: true})
+	copied := make(chan struct{})
+	g := tg.g
+	g.hookImportCopied = func(*jobRecord) {
+		close(copied)
+		<-g.ctx.Done()
+	}
+	tg.doImport(alice, "resumed:1", map[string]string{"filepath": f.good, "format": "squashfs"})
+	<-copied
+	tg.restart(tg.puller)
+	im := tg.waitImport(alice, "resumed:1")
+	if im.Status != api.StateReady || im.ID != f.goodID {
+		t.Fatalf("import after a restart: %+v", im)
+	}
+	var j *jobRecord
+	tg.g.db.view(func(t tx) (err error) { j, err = t.getJob(key(pfxJob, "sys", itypeCustom, "resumed:1", "")); return err })
+	if j == nil || j.Attempts != 2 || j.FilePath != f.good {
+		t.Errorf("job after a restart: %+v", j)
+	}
+	if files := storeFiles(t, tg); len(files) != 3 {
+		t.Errorf("image store after the resumed import: %v (want the image, its chunk list and metadata)", files)
+	}
+}
+
 // TestImportDisabled: without import_users nobody imports.
 func TestImportDisabled(t *testing.T) {
 	for _, u := range []*ImportUsers{nil, {}} {
