@@ -468,7 +468,10 @@ func TestImportResumes(t *testing.T) {
 		t.Fatalf("import after a restart: %+v", im)
 	}
 	var j *jobRecord
-	tg.g.db.view(func(t tx) (err error) { j, err = t.getJob(key(pfxJob, "sys", itypeCustom, "resumed:1", "")); return err })
+	tg.g.db.view(func(t tx) (err error) {
+		j, err = t.getJob(key(pfxJob, "sys", itypeCustom, "resumed:1", ""))
+		return err
+	})
 	if j == nil || j.Attempts != 2 || j.FilePath != f.good {
 		t.Errorf("job after a restart: %+v", j)
 	}
