@@ -570,6 +570,33 @@ func TestShifterImportClient(t *testing.T) {
 	if len(list["list"]) != 1 || cField(list["list"][0], "itype") != "custom" || cField(list["list"][0], "id") != id {
 		t.Errorf("list: %s", body)
 	}
+	// Shifter's documented command (doc/import.md), run by the user:
+	// curl -d JSON -H "authentication: $(munge -n)" URL, a form-encoded
+	// POST. The same bytes give the same image.
+	if curl, err := exec.LookPath("curl"); err == nil {
+		cmd := exec.Command(curl, "-sS", "-d", payload, "-H", "authentication: "+cred(65534),
+			"http://"+srv+"/api/doimport/sys/custom/curl_test:v1/")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"status": "PENDING"`) {
+			t.Fatalf("curl: %v\n%s", err, out)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, _, body := shifterimgRequest(t, srv, "GET", "/api/lookup/sys/custom/curl_test%3Av1/", cred(4242), "")
+			if code == 200 {
+				json.Unmarshal(body, &rec)
+				if cField(rec, "id") != id {
+					t.Errorf("curl import: %s", body)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("curl import not READY: %d %s", code, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	// The tag without a version is :latest, as Shifter's server makes it.
 	if code, _, _ := shifterimgRequest(t, srv, "GET", "/api/lookup/sys/custom/load_test/", cred(4242), ""); code != 404 {
 		t.Errorf("lookup of custom:load_test (load_test:latest): %d, want 404", code)
