@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/shifter-go/shifter/gateway/api"
@@ -55,6 +56,9 @@ func ParseCustomTag(raw string) (string, error) {
 	}
 	if !strings.Contains(raw, ":") {
 		raw += ":latest"
+	}
+	if len(raw) > maxCustomTagLen { // normalized forms parse again
+		return "", fmt.Errorf("custom tag %q: longer than %d characters with its version", raw, maxCustomTagLen)
 	}
 	return raw, nil
 }
@@ -391,6 +395,8 @@ func importMessage(err error) string {
 		return "permission denied: the image file must be readable by the requester: " + err.Error()
 	case errors.Is(err, fs.ErrNotExist):
 		return "no such file (the path is read on the gateway host): " + err.Error()
+	case errors.Is(err, syscall.ELOOP):
+		return "the path goes through a magic link (/proc/...) or too many symbolic links: " + err.Error()
 	}
 	return err.Error()
 }

@@ -28,6 +28,8 @@ func TestParseCustomTag(t *testing.T) {
 		{"", "", false},
 		{strings.Repeat("a", 257), "", false},
 		{strings.Repeat("a", 249) + ":1", strings.Repeat("a", 249) + ":1", true},
+		{strings.Repeat("a", 249), strings.Repeat("a", 249) + ":latest", true},
+		{strings.Repeat("a", 250), "", false}, // 257 with ":latest", which would not parse again
 	}
 	for _, c := range cases {
 		got, err := ParseCustomTag(c.raw)
@@ -140,4 +142,33 @@ func TestParseImportRequest(t *testing.T) {
 			t.Errorf("%s: err %v, want %q", c.body, err, c.err)
 		}
 	}
+}
+
+// FuzzImportRequest feeds untrusted doimport bodies and custom tags to
+// their parsers: what they accept keeps the invariants the rest relies
+// on (an absolute path without NUL, format squashfs; a tag without "/"
+// or NUL, with a version, normalized once and for all).
+func FuzzImportRequest(f *testing.F) {
+	f.Add([]byte(`{"filepath":"/tmp/img.squashfs","format":"squashfs"}`), "load_test:v1")
+	f.Add([]byte(`{"filepath":"/a/../b","format":"squashfs","allowed_uids":"1,2","allowed_gids":"3"}`), "x")
+	f.Add([]byte(`{"filepath":"rel","format":"ext4"}`), "a/b:1")
+	f.Add([]byte(`{"filepath":"/x\u0000","format":"squashfs"}`), "-x")
+	f.Add([]byte(`{}`), strings.Repeat("a", 250))
+	f.Fuzz(func(t *testing.T, body []byte, tag string) {
+		if req, err := parseImportRequest(body); err == nil {
+			if !strings.HasPrefix(req.FilePath, "/") || strings.ContainsRune(req.FilePath, 0) || req.Format != "squashfs" {
+				t.Fatalf("accepted %+v", req)
+			}
+		}
+		norm, err := ParseCustomTag(tag)
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(norm, "/\x00%") || !strings.Contains(norm, ":") || len(norm) > maxCustomTagLen {
+			t.Fatalf("ParseCustomTag(%q) = %q", tag, norm)
+		}
+		if again, err := ParseCustomTag(norm); err != nil || again != norm {
+			t.Fatalf("ParseCustomTag(%q) = %q, then %q, %v", tag, norm, again, err)
+		}
+	})
 }
