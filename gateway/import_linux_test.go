@@ -490,14 +490,6 @@ func TestImportDisabled(t *testing.T) {
 	}
 }
 
-// lookupType looks up a tag of a type.
-func (tg *testGW) lookupType(user, itype, tag string) (api.Image, int) {
-	tg.t.Helper()
-	var im api.Image
-	code := tg.do("GET", "/api/lookup/sys/"+itype+"/"+tag+"/", user, nil, &im)
-	return im, code
-}
-
 // TestShifterImportClient imports an image built by the real mksquashfs
 // with requests as Shifter's clients build them (its documented curl
 // command, with the C shifterimg's escaping and headers), authenticated

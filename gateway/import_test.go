@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/shifter-go/shifter/gateway/api"
 )
 
 func TestParseCustomTag(t *testing.T) {
@@ -171,4 +173,12 @@ func FuzzImportRequest(f *testing.F) {
 			t.Fatalf("ParseCustomTag(%q) = %q, then %q, %v", tag, norm, again, err)
 		}
 	})
+}
+
+// lookupType looks up a tag of a type.
+func (tg *testGW) lookupType(user, itype, tag string) (api.Image, int) {
+	tg.t.Helper()
+	var im api.Image
+	code := tg.do("GET", "/api/lookup/sys/"+itype+"/"+tag+"/", user, nil, &im)
+	return im, code
 }
