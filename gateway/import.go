@@ -388,15 +388,18 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// importMessage is the user-facing reason of a failed import.
-func importMessage(err error) string {
+// importMessage is the user-facing reason of a failed import. The
+// queue shows a public import's record to everyone: the file's path,
+// which may tell about the requester's work, is written FILE.
+func importMessage(err error, path string) string {
+	msg := strings.ReplaceAll(err.Error(), path, "FILE")
 	switch {
 	case errors.Is(err, os.ErrPermission):
-		return "permission denied: the image file must be readable by the requester: " + err.Error()
+		return "permission denied: the image file must be readable by the requester: " + msg
 	case errors.Is(err, fs.ErrNotExist):
-		return "no such file (the path is read on the gateway host): " + err.Error()
+		return "no such file (the path is read on the gateway host): " + msg
 	case errors.Is(err, syscall.ELOOP):
-		return "the path goes through a magic link (/proc/...) or too many symbolic links: " + err.Error()
+		return "the path goes through a magic link (/proc/...) or too many symbolic links: " + msg
 	}
-	return err.Error()
+	return msg
 }

@@ -286,6 +286,10 @@ func TestImportAttacks(t *testing.T) {
 		if im.Status != api.StateFailure || !strings.Contains(im.StatusMessage, c.msg) {
 			t.Errorf("%s: %s %q; want FAILURE with %q", c.name, im.Status, im.StatusMessage, c.msg)
 		}
+		// Everyone sees a public import in the queue: not its path.
+		if strings.Contains(im.StatusMessage, f.dir) || strings.Contains(im.StatusMessage, c.path) {
+			t.Errorf("%s: the message names the path: %q", c.name, im.StatusMessage)
+		}
 		if _, code := tg.lookupType(alice, "custom", tag); code != 404 {
 			t.Errorf("%s: lookup after a failed import: %d", c.name, code)
 		}

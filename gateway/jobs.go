@@ -186,7 +186,7 @@ func (g *Gateway) runJob(k string) {
 	var private bool
 	var buildImage func(fk string) (*imagestore.Metadata, error)
 	if j.Itype == itypeCustom {
-		j.Status, j.Message, j.Done, j.Total = api.StateHashing, "copying and hashing "+j.FilePath, 0, 0
+		j.Status, j.Message, j.Done, j.Total = api.StateHashing, "copying and hashing the file", 0, 0
 		if err := g.saveJob(j); err != nil {
 			log.Error("save job", "err", err)
 			return
@@ -194,7 +194,8 @@ func (g *Gateway) runJob(k string) {
 		log.Info("import started", "attempt", j.Attempts, "path", j.FilePath)
 		imp, err := g.prepareImport(ctx, j, tr, log)
 		if err != nil {
-			g.fail(j, errors.New(importMessage(err)), start, log)
+			log.Warn("import failed", "path", j.FilePath, "err", err)
+			g.fail(j, errors.New(importMessage(err, j.FilePath)), start, log)
 			return
 		}
 		defer g.cleanupImport(imp)
