@@ -201,7 +201,7 @@ func (cv *converter) top(k string, v json.RawMessage) error {
 			return err
 		}
 		if s != "squashfs" {
-			cv.notef("DefaultImageFormat: %q: images are always squashfs here", s)
+			cv.unused(fmt.Sprintf("DefaultImageFormat %q", s), "images are always squashfs here")
 		}
 	case "PullUpdateTimeout":
 		n, err := decodeAs[float64](k, v, "a number of seconds")
@@ -370,7 +370,7 @@ func (cv *converter) location(name string, v json.RawMessage) error {
 				return err
 			}
 			if s != "dockerv2" {
-				cv.notef("%s: %q: registries are reached with the Docker registry (v2) and OCI protocols here", kk, s)
+				cv.unused(fmt.Sprintf("%s %q", kk, s), "registries are reached with the Docker registry (v2) and OCI protocols")
 			}
 		case "url":
 			s, err := decodeAs[string](kk, m[k], "a string")
