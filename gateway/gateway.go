@@ -80,6 +80,7 @@ type Gateway struct {
 	// made and hashed, before it is checked and published.
 	hookImportCopied func(j *jobRecord)
 	pubMu            sync.Mutex // serializes image record, tag index and metadata changes
+	importMu         sync.Mutex // serializes import submissions (submitImport)
 }
 
 // New opens the database, reconciles it with the image stores (crash

@@ -134,12 +134,17 @@ func parseImportRequest(body []byte) (*api.ImportRequest, error) {
 	return &req, nil
 }
 
-// submitImport records an import job and queues it. A custom tag's
-// public binding belongs to whoever imported it: another user (but an
-// administrator of the system) cannot replace it. An import of the tag
-// already in progress is answered with its record when it is the same
-// user's of the same file, else refused (409).
+// submitImport records an import job and queues it. A custom tag
+// belongs to whoever imported it, publicly or privately: another user
+// (but an administrator of the system) can import it neither publicly
+// nor privately, so nobody's import shadows anybody's tag in lookups.
+// An import of the tag already in progress (any scope) is answered with
+// its record when it is the same user's of the same file and scope, else
+// refused (409). Submissions are serialized (importMu): the checks span
+// keys that concurrent submissions would create.
 func (g *Gateway) submitImport(sys, tag string, id *Identity, path string, uids, gids []uint32) (any, error) {
+	g.importMu.Lock()
+	defer g.importMu.Unlock()
 	requested := len(uids)+len(gids) > 0
 	if requested && !slices.Contains(uids, id.UID) {
 		uids = append([]uint32{id.UID}, uids...)
@@ -155,23 +160,30 @@ func (g *Gateway) submitImport(sys, tag string, id *Identity, path string, uids,
 	var queue bool
 	err := g.db.update(func(t tx) error {
 		queue = false
-		cur, err := t.getJob(j.key())
-		if err != nil && !errors.Is(err, errNoKey) {
+		// Every scope of the tag: its jobs, then its bindings.
+		jobs, err := t.jobs(append(key(pfxJob, sys, itypeCustom, tag), 0))
+		if err != nil {
 			return err
 		}
-		if cur != nil && !terminal(cur.Status) {
-			if cur.UID == id.UID && cur.FilePath == path {
+		for _, cur := range jobs {
+			if terminal(cur.Status) {
+				continue
+			}
+			if string(cur.key()) == string(j.key()) && cur.UID == id.UID && cur.FilePath == path {
 				out = jobView(cur, nil)
 				return nil
 			}
 			return herr(http.StatusConflict, "in progress", "custom:%s is being imported right now; try again when it is done", tag)
 		}
-		if scope == "" && !admin {
-			b, err := t.getBind(key(pfxBind, sys, itypeCustom, tag, ""))
-			if err == nil && b.Importer != scopeOf(id.UID) {
-				return herr(http.StatusForbidden, "forbidden", "custom:%s was imported by another user; only they or an administrator of %s may replace it", tag, sys)
-			} else if err != nil && !errors.Is(err, errNoKey) {
+		if !admin {
+			binds, err := t.tagBindings(sys, itypeCustom, tag)
+			if err != nil {
 				return err
+			}
+			for _, b := range binds {
+				if b.Importer != scopeOf(id.UID) {
+					return herr(http.StatusForbidden, "forbidden", "custom:%s was imported by another user; only they or an administrator of %s may replace it", tag, sys)
+				}
 			}
 		}
 		n, err := t.nextSeq()

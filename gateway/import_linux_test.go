@@ -414,6 +414,17 @@ func TestImportAttacks(t *testing.T) {
 			t.Errorf("lookup of bob's private import as %q: %d, want %d", c.user, code, c.code)
 		}
 	}
+	// Nobody else's import, public or private, may shadow bob's private
+	// tag in his and carol's lookups (the newest visible binding wins).
+	if _, code := tg.doImport(alice, "bobs:1", body(f.good)); code != 403 {
+		t.Errorf("alice imports bob's private tag publicly: %d, want 403", code)
+	}
+	if _, code := tg.doImport(alice, "bobs:1", map[string]string{"filepath": f.good, "format": "squashfs", "allowed_uids": "1002"}); code != 403 {
+		t.Errorf("alice imports bob's private tag privately: %d, want 403", code)
+	}
+	if got, _ := tg.lookupType(bob, "custom", "bobs:1"); got.ID != sha256File(t, other) {
+		t.Errorf("bob's private tag now names %s", got.ID)
+	}
 }
 
 // TestImportHashesTheCopy changes the user's file right after the
