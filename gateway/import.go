@@ -5,6 +5,7 @@ package gateway
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -259,6 +260,11 @@ func (g *Gateway) prepareImport(ctx context.Context, j *jobRecord, tr Transfer, 
 	if st.Size > g.cfg.MaxImageSize {
 		return nil, fmt.Errorf("image file %s: %d bytes, more than max_image_size (%d)", j.FilePath, st.Size, g.cfg.MaxImageSize)
 	}
+	// A quick look at the original spares copying what is plainly no
+	// squashfs (up to max_image_size of it); the copy is checked fully.
+	if err := quickSquashfsCheck(src, st.Size); err != nil {
+		return nil, fmt.Errorf("%s is not a usable squashfs image: %w", j.FilePath, err)
+	}
 	g.retryLeftovers()
 	f, err := tr.CreateTemp()
 	if err != nil {
@@ -321,6 +327,28 @@ func (g *Gateway) cleanupImport(imp *importedFile) {
 	if imp != nil && !imp.used {
 		g.removeTemp(imp.tmp)
 	}
+}
+
+// quickSquashfsCheck reads a squashfs 4.0 superblock's magic, version
+// and bytes_used (which the file must hold) at the start of ra.
+func quickSquashfsCheck(ra io.ReaderAt, size int64) error {
+	var sb [96]byte
+	if size < int64(len(sb)) {
+		return fmt.Errorf("%d bytes, smaller than a squashfs superblock", size)
+	}
+	if _, err := ra.ReadAt(sb[:], 0); err != nil {
+		return fmt.Errorf("read the superblock: %w", err)
+	}
+	if binary.LittleEndian.Uint32(sb[0:4]) != 0x73717368 {
+		return errors.New("no squashfs superblock (magic \"hsqs\")")
+	}
+	if major, minor := binary.LittleEndian.Uint16(sb[28:30]), binary.LittleEndian.Uint16(sb[30:32]); major != 4 || minor != 0 {
+		return fmt.Errorf("squashfs version %d.%d, want 4.0", major, minor)
+	}
+	if used := binary.LittleEndian.Uint64(sb[40:48]); used > uint64(size) {
+		return fmt.Errorf("the superblock says %d bytes, the file has %d (truncated?)", used, size)
+	}
+	return nil
 }
 
 // checkSquashfs reads the image's superblock and tables and walks every

@@ -113,6 +113,14 @@ func newImportFixtures(t *testing.T) importFixtures {
 	used := binary.LittleEndian.Uint64(good[40:48])
 	os.WriteFile(filepath.Join(d, "truncated"), good[:used*2/3], 0o644)
 	chown(t, filepath.Join(d, "truncated"), 1001, 1001, 0)
+	// Whole, with a valid superblock, but its tables (at the end, up to
+	// bytes_used) overwritten: only reading the copy through finds it.
+	corrupt := bytes.Clone(good)
+	for i := used - 48; i < used; i++ {
+		corrupt[i] = 0xff
+	}
+	os.WriteFile(filepath.Join(d, "corrupt"), corrupt, 0o644)
+	chown(t, filepath.Join(d, "corrupt"), 1001, 1001, 0)
 	os.Mkdir(filepath.Join(d, "adir"), 0o755)
 	return f
 }
@@ -275,6 +283,7 @@ func TestImportAttacks(t *testing.T) {
 		{"directory", filepath.Join(f.dir, "adir"), "not a regular file (a directory)"},
 		{"not a squashfs", filepath.Join(f.dir, "garbage"), "not a usable squashfs image"},
 		{"truncated squashfs", filepath.Join(f.dir, "truncated"), "not a usable squashfs image"},
+		{"corrupt squashfs", filepath.Join(f.dir, "corrupt"), "not a usable squashfs image"},
 		{"missing", filepath.Join(f.dir, "nothing"), "no such file"},
 	}
 	for i, c := range failures {

@@ -3,6 +3,8 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -181,4 +183,34 @@ func (tg *testGW) lookupType(user, itype, tag string) (api.Image, int) {
 	var im api.Image
 	code := tg.do("GET", "/api/lookup/sys/"+itype+"/"+tag+"/", user, nil, &im)
 	return im, code
+}
+
+func TestQuickSquashfsCheck(t *testing.T) {
+	sb := func(magic uint32, major, minor uint16, used uint64) []byte {
+		b := make([]byte, 4096)
+		binary.LittleEndian.PutUint32(b[0:], magic)
+		binary.LittleEndian.PutUint16(b[28:], major)
+		binary.LittleEndian.PutUint16(b[30:], minor)
+		binary.LittleEndian.PutUint64(b[40:], used)
+		return b
+	}
+	cases := []struct {
+		name string
+		b    []byte
+		err  string
+	}{
+		{"superblock", sb(0x73717368, 4, 0, 4000), ""},
+		{"exactly used", sb(0x73717368, 4, 0, 4096), ""},
+		{"short", []byte("hsqs"), "smaller than a squashfs superblock"},
+		{"magic", sb(0x73717369, 4, 0, 100), "no squashfs superblock"},
+		{"big endian squashfs 3", sb(0x68737173, 3, 1, 100), "no squashfs superblock"},
+		{"version", sb(0x73717368, 3, 0, 100), "version 3.0"},
+		{"truncated", sb(0x73717368, 4, 0, 4097), "truncated"},
+	}
+	for _, c := range cases {
+		err := quickSquashfsCheck(bytes.NewReader(c.b), int64(len(c.b)))
+		if (err == nil) != (c.err == "") || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.err)
+		}
+	}
 }
