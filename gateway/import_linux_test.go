@@ -618,3 +618,43 @@ func TestShifterImportClient(t *testing.T) {
 		t.Errorf("lookup of custom:load_test (load_test:latest): %d, want 404", code)
 	}
 }
+
+// TestImportSSHTransfer imports into a system whose image directory is
+// on another host (Shifter's remote platforms): the file is read on the
+// gateway host with the requester's rights and published with scp and
+// ssh as pulls are.
+func TestImportSSHTransfer(t *testing.T) {
+	f := newImportFixtures(t)
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "ssh"), []byte(fakeSSH), 0o755)
+	os.WriteFile(filepath.Join(bin, "scp"), []byte(fakeSCP), 0o755)
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	t.Setenv("FAKE_SSH_LOG", filepath.Join(bin, "log"))
+	c := testConfig(t)
+	remote := filepath.Join(t.TempDir(), "remote images")
+	os.MkdirAll(remote, 0o755)
+	c.Systems["sys"] = &System{ImageDir: remote, Transfer: TransferSSH, Admins: []string{"admin"},
+		SSH: &SSH{Host: "login1", User: "shifter"}}
+	c.ImportUsers = &ImportUsers{All: true}
+	tg := startGW(t, c, newFakePuller())
+	for _, p := range []string{f.secret, f.good} {
+		tg.doImport(alice, "remote:1", map[string]string{"filepath": p, "format": "squashfs"})
+		tg.waitImport(alice, "remote:1")
+	}
+	if got, code := tg.lookupType(alice, "custom", "remote:1"); code != 200 || got.ID != f.goodID {
+		t.Fatalf("lookup: %d %+v (want the readable file's image, not the root-only one's)", code, got)
+	}
+	sq, _ := imagestore.Paths(remote, f.goodID)
+	want, _ := os.ReadFile(f.good)
+	if got, err := os.ReadFile(sq); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("remote image differs from the user's file (%v)", err)
+	}
+	ents, _ := os.ReadDir(remote)
+	if len(ents) != 3 {
+		t.Errorf("remote image directory: %d entries, want the image, its chunk list and metadata", len(ents))
+	}
+	spool, err := os.ReadDir(filepath.Join(c.WorkDir, "spool", "sys"))
+	if err != nil || len(spool) != 0 {
+		t.Errorf("spool: %d files left, %v", len(spool), err)
+	}
+}
