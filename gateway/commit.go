@@ -64,7 +64,7 @@ func (g *Gateway) commit(ctx context.Context, j *jobRecord, tr Transfer, meta *i
 
 	j.Private = !gr.public
 	binds, nb, drop, changed := bindTag(binds, gr, &bindRecord{System: j.System, Itype: j.Itype, Tag: j.Tag,
-		Scope: j.bindScope(), ID: rec.ID, Pulled: now}, rec.Public)
+		Scope: j.bindScope(), ID: rec.ID, Pulled: now, Importer: j.importer()}, rec.Public)
 	// The other images whose tags change (the tag moved off them).
 	err = g.db.view(func(t tx) error {
 		for _, id := range changed {

@@ -108,6 +108,10 @@ type Config struct {
 	MaxAttempts int `json:"max_attempts"`
 	// LookupLog keeps one row per lookup for GET /api/metrics/{system}/.
 	LookupLog bool `json:"lookup_log"`
+	// ImportUsers says who may import squashfs images (POST
+	// /api/doimport/, the custom: type): "all", "none", or a list of
+	// user names or uids; absent: nobody (Shifter's ImportUsers).
+	ImportUsers *ImportUsers `json:"import_users,omitempty"`
 
 	Systems map[string]*System `json:"systems"`
 }

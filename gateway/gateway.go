@@ -76,7 +76,11 @@ type Gateway struct {
 	// hookBeforeCommit, set by tests before any pull, runs between a
 	// job's build and its commit.
 	hookBeforeCommit func(j *jobRecord)
+	// hookImportCopied, set by tests, runs once an import's copy is
+	// made and hashed, before it is checked and published.
+	hookImportCopied func(j *jobRecord)
 	pubMu            sync.Mutex // serializes image record, tag index and metadata changes
+	importMu         sync.Mutex // serializes import submissions (submitImport)
 }
 
 // New opens the database, reconciles it with the image stores (crash

@@ -103,8 +103,16 @@ func jobRegistry(k, def string) string {
 	if len(f) < 3 {
 		return def
 	}
+	if f[1] == itypeCustom {
+		return importQueue
+	}
 	return tagRegistry(f[2], def)
 }
+
+// importQueue is the registry name jobRegistry gives imports: they
+// share a concurrency limit of their own, never a registry's. No
+// registry host is spelled so (tagRegistry's hosts hold "." or ":").
+const importQueue = "import"
 
 // tagRegistry gives the registry host of a normalized tag, or def.
 func tagRegistry(tag, def string) string {
@@ -171,29 +179,57 @@ func (g *Gateway) runJob(k string) {
 		g.fail(j, fmt.Errorf("system %s is no longer configured", j.System), start, log)
 		return
 	}
-	j.Status, j.Message, j.Done, j.Total = api.StatePulling, "getting manifest", 0, 0
-	if err := g.saveJob(j); err != nil {
-		log.Error("save job", "err", err)
-		return
-	}
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.JobTimeout.D())
 	defer cancel()
-	g.mu.Lock()
-	creds := g.creds[ck]
-	g.mu.Unlock()
-	log.Info("pull started", "attempt", j.Attempts)
-	res, private, err := g.resolve(ctx, j, creds)
-	if err != nil {
-		g.fail(j, err, start, log)
-		return
+	// The image's id and how to build it: a pull resolves the manifest;
+	// an import (custom) copies and hashes the user's file (import.go).
+	var private bool
+	var buildImage func(fk string) (*imagestore.Metadata, error)
+	if j.Itype == itypeCustom {
+		j.Status, j.Message, j.Done, j.Total = api.StateHashing, "copying and hashing the file", 0, 0
+		if err := g.saveJob(j); err != nil {
+			log.Error("save job", "err", err)
+			return
+		}
+		log.Info("import started", "attempt", j.Attempts, "path", j.FilePath)
+		imp, err := g.prepareImport(ctx, j, tr, log)
+		if err != nil {
+			log.Warn("import failed", "path", j.FilePath, "err", err)
+			g.fail(j, errors.New(importMessage(err, j.FilePath)), start, log)
+			return
+		}
+		defer g.cleanupImport(imp)
+		j.ID, j.Message, j.Done, j.Total = imp.id, "image "+imp.id[:12]+" hashed", 0, 0
+		buildImage = func(fk string) (*imagestore.Metadata, error) {
+			return g.publishImport(ctx, j.System, tr, imp, fk, log)
+		}
+	} else {
+		j.Status, j.Message, j.Done, j.Total = api.StatePulling, "getting manifest", 0, 0
+		if err := g.saveJob(j); err != nil {
+			log.Error("save job", "err", err)
+			return
+		}
+		g.mu.Lock()
+		creds := g.creds[ck]
+		g.mu.Unlock()
+		log.Info("pull started", "attempt", j.Attempts)
+		res, priv, err := g.resolve(ctx, j, creds)
+		if err != nil {
+			g.fail(j, err, start, log)
+			return
+		}
+		private = priv
+		j.ID = res.ID
+		j.Message = "manifest " + res.ID[:12] + " resolved"
+		buildImage = func(fk string) (*imagestore.Metadata, error) {
+			return g.build(ctx, j.System, tr, res, fk, log)
+		}
 	}
-	j.ID = res.ID
-	j.Message = "manifest " + res.ID[:12] + " resolved"
 	if err := g.saveJob(j); err != nil {
 		log.Error("save job", "err", err)
 		return
 	}
-	fk := j.System + "\x00" + res.ID
+	fk := j.System + "\x00" + j.ID
 	g.mu.Lock()
 	g.inFlight[fk]++
 	if g.waiters[fk] == nil {
@@ -225,7 +261,7 @@ func (g *Gateway) runJob(k string) {
 	defer release()
 	for attempt := 0; ; attempt++ {
 		v, err, _ := g.flight.Do(fk, func() (any, error) {
-			m, err := g.build(ctx, j.System, tr, res, fk, log)
+			m, err := buildImage(fk)
 			if err != nil {
 				err = &buildError{leader: k, err: err}
 			}
@@ -354,7 +390,7 @@ func (g *Gateway) build(ctx context.Context, system string, tr Transfer, res *Re
 // most every 250 ms unless forced or the state changes.
 func (g *Gateway) progress(fk, state, msg string, done, total int64, force bool) {
 	switch state {
-	case api.StatePulling, api.StateConversion, api.StateTransfer:
+	case api.StatePulling, api.StateConversion, api.StateTransfer, api.StateHashing:
 	default:
 		state = api.StatePulling
 	}

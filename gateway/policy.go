@@ -86,6 +86,10 @@ func union(a, b []uint32) []uint32 {
 // whose ACL covers the image's whole ACL. A private tag of an image that
 // is public (or shared wider) through other grants is never written: the
 // runtime resolves it through the gateway's lookup, which answers the id.
+// Only docker tags are written: the store's tags are docker references,
+// and a custom (imported) tag written there would be taken for the
+// docker reference of the same spelling; custom tags are resolved
+// through the gateway's lookup.
 func (r *imageRecord) metadata(binds []*bindRecord) *imagestore.Metadata {
 	m := &imagestore.Metadata{
 		ID: r.ID, Format: imagestore.FormatSquashfs, Tags: []string{},
@@ -105,7 +109,7 @@ func (r *imageRecord) metadata(binds []*bindRecord) *imagestore.Metadata {
 		}
 	}
 	for _, b := range binds {
-		if b.ID != r.ID || b.System != r.System || slices.Contains(m.Tags, b.Tag) {
+		if b.ID != r.ID || b.System != r.System || b.Itype == itypeCustom || slices.Contains(m.Tags, b.Tag) {
 			continue
 		}
 		if b.private() && (m.Public() || !subset(m.UserACL, b.UserACL) || !subset(m.GroupACL, b.GroupACL)) {

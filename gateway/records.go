@@ -53,6 +53,12 @@ type jobRecord struct {
 	// asked for, or the registry needed the requester's credentials): its
 	// tag binding is then the requester's own (bindScope).
 	Private bool `json:"private,omitempty"`
+	// Imports (Itype custom): the file to import, its format, and the
+	// requester's groups (resolved when the import was requested), with
+	// whose rights the file is read.
+	FilePath string   `json:"filepath,omitempty"`
+	Format   string   `json:"format,omitempty"`
+	Groups   []uint32 `json:"groups,omitempty"`
 }
 
 // bindScope is the scope of the tag binding a READY job made.
@@ -122,6 +128,10 @@ type bindRecord struct {
 	GroupACL []uint32  `json:"group_acl,omitempty"`
 	Pulled   time.Time `json:"pulled"`
 	Looked   time.Time `json:"looked,omitzero"`
+	// Importer is the scope ("u<uid>") of the user whose import made a
+	// custom tag's binding: only they or an administrator may replace
+	// its public binding (submitImport).
+	Importer string `json:"importer,omitempty"`
 }
 
 func (b *bindRecord) key() []byte { return key(pfxBind, b.System, b.Itype, b.Tag, b.Scope) }

@@ -94,6 +94,8 @@ func (g *Gateway) Handler() http.Handler {
 	}
 	mux.HandleFunc("POST /api/pull/{system}/{itype}/{tag...}", h(g.endpoint(withRef, accessUser, g.handlePull)))
 	mux.HandleFunc("GET /api/pull/{system}/{itype}/{tag...}", h(g.endpoint(withRef, accessAnyone, g.handlePullStatus)))
+	mux.HandleFunc("POST /api/doimport/{system}/{itype}/{tag...}", h(g.endpoint(withRef, accessUser, g.handleImport)))
+	mux.HandleFunc("GET /api/doimport/{system}/{itype}/{tag...}", h(g.endpoint(withRef, accessAnyone, g.handlePullStatus)))
 	mux.HandleFunc("GET /api/lookup/{system}/{itype}/{tag...}", h(g.endpoint(withRef, accessAnyone, g.handleLookup)))
 	mux.HandleFunc("GET /api/list/{system}/{rest...}", h(g.endpoint(systemOnly, accessUser, g.handleList)))
 	mux.HandleFunc("GET /api/queue/{system}/{rest...}", h(g.endpoint(systemOnly, accessAnyone, g.handleQueue)))
@@ -102,10 +104,10 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /images/{system}/{file}", h(g.endpoint(systemOnly, accessAnyone, g.handleImageFile)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "shifter-gateway: {lookup,pull,list,queue,expire,autoexpire,metrics} under /api/, image files under /images/; see docs/api.md")
+		fmt.Fprintln(w, "shifter-gateway: {lookup,pull,doimport,list,queue,expire,autoexpire,metrics} under /api/, image files under /images/; see docs/api.md")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		allow := map[string]string{"pull": "GET, POST", "lookup": "GET", "list": "GET", "queue": "GET",
+		allow := map[string]string{"pull": "GET, POST", "doimport": "GET, POST", "lookup": "GET", "list": "GET", "queue": "GET",
 			"metrics": "GET", "expire": "GET, POST", "autoexpire": "GET, POST"}
 		if f := strings.SplitN(r.URL.Path, "/", 4); len(f) == 4 && f[1] == "api" && allow[f[2]] != "" &&
 			!strings.Contains(allow[f[2]], r.Method) {
@@ -280,11 +282,16 @@ func (g *Gateway) imageRef(r *http.Request) (string, string, string, error) {
 		return "", "", "", err
 	}
 	itype := r.PathValue("itype")
-	if itype != itypeDocker {
-		return "", "", "", herr(http.StatusBadRequest, "bad request", "image type %q: only %q is supported", itype, itypeDocker)
-	}
 	rawTag := strings.TrimSuffix(r.PathValue("tag"), "/")
-	tag, err := ParseTag(rawTag)
+	var tag string
+	switch itype {
+	case itypeDocker:
+		tag, err = ParseTag(rawTag)
+	case itypeCustom:
+		tag, err = ParseCustomTag(rawTag)
+	default:
+		return "", "", "", herr(http.StatusBadRequest, "bad request", "image type %q: want %q or %q", itype, itypeDocker, itypeCustom)
+	}
 	if err != nil {
 		return "", "", "", herr(http.StatusBadRequest, "bad image reference", "%v", err)
 	}
@@ -351,6 +358,9 @@ func (g *Gateway) requireAdmin(r *http.Request, system string) (*Identity, error
 // returns its record.
 func (g *Gateway) handlePull(c *call) (any, error) {
 	sys, itype, tag, id := c.sys, c.itype, c.tag, c.id
+	if itype != itypeDocker {
+		return nil, herr(http.StatusBadRequest, "bad request", "image type %q: %s images are imported (POST /api/doimport/%s/%s/TAG/), not pulled", itype, itype, sys, itype)
+	}
 	var req api.PullRequest
 	body, err := io.ReadAll(c.r.Body)
 	if err != nil {

@@ -54,10 +54,13 @@ type shifterRecord struct {
 // document per line, Mongo extended JSON such as {"$oid": ...} and
 // {"$date": ...} accepted where Shifter stores plain values) read from
 // export, and the image directory of the system in o.Config, which holds
-// Shifter's <id>.squashfs and <id>.meta. For every READY docker image of
-// the system whose squashfs is there it makes an image record and the
-// public bindings of its tags through the gateway's records, then writes
-// its <id>.json (leaving <id>.meta alone). The gateway must be stopped.
+// Shifter's <id>.squashfs and <id>.meta. For every READY docker or
+// custom (imported) image of the system whose squashfs is there it makes
+// an image record and the public bindings of its tags through the
+// gateway's records, then writes its <id>.json (leaving <id>.meta alone;
+// custom tags are not written there, as for imports here). A custom tag
+// carried over has no importer: only an administrator may replace it.
+// The gateway must be stopped.
 //
 // It is idempotent: an image the database already has is left as it is
 // (its <id>.json is written again from the records), and a tag bound to
@@ -110,24 +113,26 @@ func (g *Gateway) importShifter(system string, sys *System, recs []*shifterRecor
 			res.Ignored++
 			note("line %d: %s %s is %s, not READY: not imported", r.line, r.Itype, r.Pulltag, r.Status)
 			continue
-		case r.Itype != itypeDocker:
+		case r.Itype != itypeDocker && r.Itype != itypeCustom:
 			res.Ignored++
-			note("line %d: image %s is of type %q: only docker images are imported", r.line, r.ID, r.Itype)
+			note("line %d: image %s is of type %q: only docker and custom images are imported", r.line, r.ID, r.Itype)
 			continue
 		case !imagestore.ValidID(r.ID):
 			res.Ignored++
 			note("line %d: id %q is not a sha256 hex digest: not imported", r.line, r.ID)
 			continue
 		}
-		if prev, ok := byID[r.ID]; ok { // Shifter merges these; be lenient
+		k := r.Itype + "\x00" + r.ID
+		if prev, ok := byID[k]; ok { // Shifter merges these; be lenient
 			prev.Tags = append(prev.Tags, r.Tags...)
 			continue
 		}
-		byID[r.ID] = r
-		order = append(order, r.ID)
+		byID[k] = r
+		order = append(order, k)
 	}
-	for _, id := range order {
-		r := byID[id]
+	for _, k := range order {
+		r := byID[k]
+		id := r.ID
 		sq, _ := imagestore.Paths(sys.ImageDir, id)
 		st, err := os.Lstat(sq)
 		if err != nil || !st.Mode().IsRegular() {
@@ -140,8 +145,12 @@ func (g *Gateway) importShifter(system string, sys *System, recs []*shifterRecor
 			return res, fmt.Errorf("import shifter: image %s: %w", id, err)
 		}
 		var tags []string
+		parse := ParseTag
+		if r.Itype == itypeCustom {
+			parse = ParseCustomTag
+		}
 		for _, raw := range r.Tags {
-			tag, err := ParseTag(raw)
+			tag, err := parse(raw)
 			if err != nil {
 				note("image %s: tag %q: %v: not imported", id, raw, err)
 				continue
@@ -167,7 +176,7 @@ func (g *Gateway) importShifter(system string, sys *System, recs []*shifterRecor
 				}
 			}
 			for _, tag := range tags {
-				b := &bindRecord{System: system, Itype: itypeDocker, Tag: tag, ID: id, Pulled: rec.LastPull}
+				b := &bindRecord{System: system, Itype: r.Itype, Tag: tag, ID: id, Pulled: rec.LastPull}
 				cur, err := t.getBind(b.key())
 				if err == nil {
 					if cur.ID != id {
@@ -218,7 +227,7 @@ func (g *Gateway) importShifter(system string, sys *System, recs []*shifterRecor
 // shifterImageRecord makes the image record of a Shifter image: its
 // metadata from <id>.meta when there is one, else from the document.
 func (g *Gateway) shifterImageRecord(system string, sys *System, r *shifterRecord, size int64) (*imageRecord, error) {
-	rec := &imageRecord{ID: r.ID, System: system, Itype: itypeDocker, Status: api.StateReady,
+	rec := &imageRecord{ID: r.ID, System: system, Itype: r.Itype, Status: api.StateReady,
 		Env: r.Env, Entry: r.Entry, Cmd: r.Cmd, Workdir: r.Workdir, Labels: r.Labels,
 		Size: size, Created: r.LastPull, LastPull: r.LastPull, Expiration: r.Expiration}
 	users, groups := r.UserACL, r.GroupACL

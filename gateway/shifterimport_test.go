@@ -55,7 +55,7 @@ func TestImportShifter(t *testing.T) {
 
 	res, err := ImportShifter(Options{Config: c, Puller: newFakePuller()}, "sys", strings.NewReader(export))
 	must(err)
-	if res.Images != 2 || res.Known != 0 || res.Tags != 3 || res.Metadata != 2 || res.Ignored != 5 {
+	if res.Images != 3 || res.Known != 0 || res.Tags != 4 || res.Metadata != 3 || res.Ignored != 4 {
 		t.Fatalf("first import: %+v", res)
 	}
 	files := map[string][]byte{}
@@ -80,14 +80,18 @@ func TestImportShifter(t *testing.T) {
 			}
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, other+".json")); err == nil {
-		t.Errorf("an EXPIRED / other system's / custom image got a <id>.json")
+	// The custom import (Shifter's doimport) is carried over, its tag
+	// the gateway's only (not in <id>.json); the EXPIRED and the other
+	// system's documents of the same id add nothing.
+	if m, err := imagestore.Load(dir, other); err != nil || !m.Public() || len(m.Tags) != 0 {
+		t.Errorf("custom image: %+v, %v", m, err)
 	}
+	files[other], _ = os.ReadFile(filepath.Join(dir, other+".json"))
 
 	// Idempotent: the second run changes nothing.
 	res2, err := ImportShifter(Options{Config: c, Puller: newFakePuller()}, "sys", strings.NewReader(export))
 	must(err)
-	if res2.Images != 0 || res2.Known != 2 || res2.Tags != 0 || res2.Skipped != 0 || res2.Metadata != 2 {
+	if res2.Images != 0 || res2.Known != 3 || res2.Tags != 0 || res2.Skipped != 0 || res2.Metadata != 3 {
 		t.Errorf("second import: %+v", res2)
 	}
 	for id, b := range files {
@@ -110,10 +114,16 @@ func TestImportShifter(t *testing.T) {
 	if _, code := tg.lookup(bob, "nersc/secret:1.0"); code != 404 {
 		t.Errorf("lookup of the private image by a user not on its ACL: %d", code)
 	}
-	if l := tg.list(bob); len(l) != 1 || l[0].ID != pub {
+	if im, code := tg.lookupType(bob, "custom", "mine:1"); code != 200 || im.ID != other || im.Itype != "custom" {
+		t.Errorf("lookup of the custom image: %d %+v", code, im)
+	}
+	if _, code := tg.lookup(bob, "mine:1"); code != 404 {
+		t.Errorf("the custom tag is found as a docker tag: %d", code)
+	}
+	if l := tg.list(bob); len(l) != 2 {
 		t.Errorf("list as bob: %+v", l)
 	}
-	if l := tg.list(alice); len(l) != 2 {
+	if l := tg.list(alice); len(l) != 3 {
 		t.Errorf("list as alice: %+v", l)
 	}
 	tg.close()

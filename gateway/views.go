@@ -111,7 +111,7 @@ func jobView(j *jobRecord, img *api.Image) api.Image {
 	}
 	im.Pulltag = j.Tag
 	im.Status, im.StatusMessage = j.Status, j.Message
-	if j.Status == api.StatePulling || j.Status == api.StateConversion || j.Status == api.StateTransfer {
+	if j.Status == api.StatePulling || j.Status == api.StateConversion || j.Status == api.StateTransfer || j.Status == api.StateHashing {
 		if j.Done > 0 || j.Total > 0 {
 			im.Progress = &api.Progress{BytesDone: j.Done, BytesTotal: j.Total}
 		}

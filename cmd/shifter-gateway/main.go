@@ -32,6 +32,9 @@ func run(args []string) error {
 	if len(args) > 0 && args[0] == "import-shifter" {
 		return runImportShifter(args[1:], os.Stdout)
 	}
+	if len(args) > 0 && args[0] == "convert-config" {
+		return runConvertConfig(args[1:], os.Stdin, os.Stdout, os.Stderr)
+	}
 	fl := pflag.NewFlagSet("shifter-gateway", pflag.ContinueOnError)
 	configPath := fl.String("config", "", "configuration file (JSON, docs/gateway.md); default: embedded defaults")
 	listen := fl.StringArray("listen", nil, "address to serve on, HOST:PORT or unix:PATH (repeatable; replaces the config's)")
@@ -215,6 +218,54 @@ func runImportShifter(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "imported %d images (%d already known) and %d tags (%d left to other images); wrote %d <id>.json; %d documents not imported\n",
 		res.Images, res.Known, res.Tags, res.Skipped, res.Metadata, res.Ignored)
 	return nil
+}
+
+// runConvertConfig is "shifter-gateway convert-config": it converts
+// NERSC Shifter's imagemanager.json into this gateway's configuration on
+// stdout, with one warning line on stderr for each key that has no
+// meaning here (docs/migrating-from-shifter.md). Nothing is written to
+// stdout unless the conversion succeeds.
+func runConvertConfig(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fl := pflag.NewFlagSet("shifter-gateway convert-config", pflag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: shifter-gateway convert-config imagemanager.json > gateway.json\n\n"+
+			"Converts NERSC Shifter's gateway configuration (- for standard input) into this gateway's\n"+
+			"(docs/gateway.md). Keys without a meaning here are named on standard error.\n")
+	}
+	if err := fl.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			return nil
+		}
+		return err
+	}
+	if fl.NArg() != 1 {
+		fl.Usage()
+		return errors.New("convert-config: want one file (imagemanager.json, or - for standard input)")
+	}
+	var b []byte
+	var err error
+	if name := fl.Arg(0); name == "-" {
+		b, err = io.ReadAll(io.LimitReader(stdin, 16<<20))
+	} else {
+		b, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return fmt.Errorf("convert-config: %w", err)
+	}
+	cfg, notes, err := gateway.ConvertImagemanager(b)
+	if err != nil {
+		return fmt.Errorf("convert-config: %w", err)
+	}
+	out, err := jsonIndent(cfg)
+	if err != nil {
+		return fmt.Errorf("convert-config: %w", err)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(stderr, "shifter-gateway: convert-config:", n)
+	}
+	_, err = fmt.Fprintln(stdout, string(out))
+	return err
 }
 
 // applySystemFlags applies --system and --image-dir.

@@ -210,3 +210,79 @@ func TestImportShifterCommand(t *testing.T) {
 		t.Errorf("import-shifter --help: %v %s", err, out)
 	}
 }
+
+// TestConvertConfig runs "convert-config" as a site would: Shifter's
+// imagemanager.json in, a gateway.json that --check-config accepts out,
+// one warning line per key without a meaning here; bad input: a clear
+// error, a non-zero exit, nothing on standard output.
+func TestConvertConfig(t *testing.T) {
+	bin := testutil.Binary(t, "shifter-gateway")
+	dir := t.TempDir()
+	good := filepath.Join(dir, "imagemanager.json")
+	os.WriteFile(good, []byte(`{
+    "WorkerThreads": 8,
+    "DefaultImageLocation": "registry-1.docker.io",
+    "DefaultImageFormat": "squashfs",
+    "PullUpdateTimeout": 300,
+    "ImageExpirationTimeout": "90:00:00:00",
+    "MongoDBURI": "mongodb://localhost/",
+    "MongoDB": "Shifter",
+    "CacheDirectory": "/images/cache/",
+    "ExpandDirectory": "/images/expand/",
+    "ImportUsers": "all",
+    "Locations": {"registry-1.docker.io": {"remotetype": "dockerv2", "authentication": "http"}},
+    "Platforms": {
+        "mycluster": {
+            "mungeSocketPath": "/var/run/munge/munge.socket.2",
+            "accesstype": "local",
+            "admins": ["root"],
+            "use_external": true,
+            "local": {"imageDir": "/images"}
+        }
+    }
+}`), 0o644)
+	cmd := exec.Command(bin, "convert-config", good)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("convert-config: %v\n%s", err, stderr.String())
+	}
+	conv := filepath.Join(dir, "gateway.json")
+	os.WriteFile(conv, stdout.Bytes(), 0o644)
+	out, err := exec.Command(bin, "--config", conv, "--check-config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("the converted configuration: %v\n%s", err, out)
+	}
+	var c gateway.Config
+	if err := json.Unmarshal(out, &c); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Systems["mycluster"]; s == nil || s.ImageDir != "/images" || c.Workers != 8 || c.ImportUsers == nil || !c.ImportUsers.All ||
+		c.Expiration.D() != 90*24*time.Hour {
+		t.Errorf("converted: %s", out)
+	}
+	for _, key := range []string{"MongoDBURI", "MongoDB", "Locations.registry-1.docker.io.authentication", "Platforms.mycluster.use_external"} {
+		want := "shifter-gateway: convert-config: warning: " + key + ": no meaning here"
+		if n := strings.Count(stderr.String(), want); n != 1 {
+			t.Errorf("%d warnings for %s in:\n%s", n, key, stderr.String())
+		}
+	}
+	for _, c := range []struct{ name, in, want string }{
+		{"bad JSON", `{"WorkerThreads": 8,,}`, "not a JSON object"},
+		{"wrong type", `{"WorkerThreads": "8", "Platforms": {}}`, "WorkerThreads: want a number"},
+		{"no platform", `{"WorkerThreads": 8}`, "no platform"},
+	} {
+		p := filepath.Join(dir, "bad.json")
+		os.WriteFile(p, []byte(c.in), 0o644)
+		cmd := exec.Command(bin, "convert-config", p)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err == nil || stdout.Len() != 0 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%s: err %v, stdout %q, stderr %q; want a failure naming %q and nothing on stdout", c.name, err, stdout.String(), stderr.String(), c.want)
+		}
+	}
+	if err := exec.Command(bin, "convert-config", filepath.Join(dir, "missing.json")).Run(); err == nil {
+		t.Error("convert-config of a missing file succeeded")
+	}
+}

@@ -7,8 +7,11 @@ package api
 
 // Image states, in the order a pull goes through them.
 const (
-	StateInit       = "INIT"
-	StatePending    = "PENDING"
+	StateInit    = "INIT"
+	StatePending = "PENDING"
+	// StateHashing: an import (POST /api/doimport/) copies and hashes
+	// the user's file (Shifter's state for it).
+	StateHashing    = "HASHING"
 	StatePulling    = "PULLING"
 	StateConversion = "CONVERSION"
 	StateTransfer   = "TRANSFER"
@@ -27,7 +30,7 @@ type Progress struct {
 type Image struct {
 	ID      string   `json:"id"` // hex sha256 of the manifest; "" until known
 	System  string   `json:"system"`
-	Itype   string   `json:"itype"` // "docker"
+	Itype   string   `json:"itype"` // "docker", or "custom" for imported images
 	Tag     []string `json:"tag"`   // normalized tags pointing at this image
 	Pulltag string   `json:"pulltag,omitempty"`
 	// Image is the requested tag in queue answers (Shifter's queue
@@ -59,6 +62,17 @@ type PullRequest struct {
 	// credential's encrypted payload (the same JSON object), never in the
 	// request body; over a unix socket they may be in the body.
 	AuthorizedLocations map[string]string `json:"authorized_locations,omitempty"`
+}
+
+// ImportRequest is the JSON body of POST /api/doimport/{system}/custom/{tag}/
+// (Shifter's): the absolute path of a squashfs image on the gateway host,
+// read with the requester's rights, its format (only "squashfs"), and
+// optionally an ACL in the pull request's form.
+type ImportRequest struct {
+	FilePath    string `json:"filepath"`
+	Format      string `json:"format"`
+	AllowedUIDs string `json:"allowed_uids,omitempty"`
+	AllowedGIDs string `json:"allowed_gids,omitempty"`
 }
 
 // List is the body of GET /api/list/{system}/ and /api/queue/{system}/.
