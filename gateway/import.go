@@ -30,39 +30,11 @@ import (
 // itypeCustom is the type of imported images (Shifter's custom:).
 const itypeCustom = "custom"
 
-// maxCustomTagLen bounds a custom tag.
-const maxCustomTagLen = 256
-
 // maxImportPath bounds the path of an imported file (PATH_MAX).
 const maxImportPath = 4096
 
-// ParseCustomTag validates the tag of a custom (imported) image and
-// returns its normalized form: the characters Shifter's runtime accepts
-// in a custom tag ([A-Za-z0-9_:.+@-], no "/"), starting with a letter,
-// digit or "_", with ":latest" added when it has no ":" (as Shifter's
-// gateway adds it).
-func ParseCustomTag(raw string) (string, error) {
-	if raw == "" || len(raw) > maxCustomTagLen {
-		return "", fmt.Errorf("custom tag: length %d out of range 1..%d", len(raw), maxCustomTagLen)
-	}
-	for i, c := range raw {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' ||
-			(i > 0 && strings.ContainsRune(":.+@-", c))
-		if !ok {
-			return "", fmt.Errorf("custom tag %q: character %q not allowed here (letters, digits and _ : . + @ -, no /)", raw, c)
-		}
-	}
-	if strings.HasSuffix(raw, ":") {
-		return "", fmt.Errorf("custom tag %q: empty version after ':'", raw)
-	}
-	if !strings.Contains(raw, ":") {
-		raw += ":latest"
-	}
-	if len(raw) > maxCustomTagLen { // normalized forms parse again
-		return "", fmt.Errorf("custom tag %q: longer than %d characters with its version", raw, maxCustomTagLen)
-	}
-	return raw, nil
-}
+// ParseCustomTag is api.ParseCustomTag (shared with the runtime).
+func ParseCustomTag(raw string) (string, error) { return api.ParseCustomTag(raw) }
 
 // isAdmin reports whether id administers the system.
 func (g *Gateway) isAdmin(system string, id *Identity) bool {

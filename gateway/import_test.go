@@ -168,7 +168,7 @@ func FuzzImportRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if strings.ContainsAny(norm, "/\x00%") || !strings.Contains(norm, ":") || len(norm) > maxCustomTagLen {
+		if strings.ContainsAny(norm, "/\x00%") || !strings.Contains(norm, ":") || len(norm) > api.MaxCustomTagLen {
 			t.Fatalf("ParseCustomTag(%q) = %q", tag, norm)
 		}
 		if again, err := ParseCustomTag(norm); err != nil || again != norm {

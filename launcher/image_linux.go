@@ -69,6 +69,17 @@ func (r *imageResolver) resolve(ctx context.Context, ref ImageRef) (*resolvedIma
 			return nil, err
 		}
 		return r.open(m)
+	case "custom":
+		// An imported image's tag is the gateway's alone (it is not in
+		// <id>.json, where it could pass for a docker tag).
+		if r.lookup == nil {
+			return nil, failf(ExitUnknownImage, "image %s: custom images are found through the image gateway, and udiRoot.conf sets no imageGateway (use id:ID)", ref)
+		}
+		m, err := r.viaGateway(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		return r.open(m)
 	}
 	return nil, failf(ExitUsage, "image %s: unknown image type %q", ref, ref.Type)
 }
@@ -92,10 +103,21 @@ func (r *imageResolver) findTag(ctx context.Context, ref ImageRef) (*imagestore.
 			return m, nil
 		}
 	}
-	notFound := failf(ExitUnknownImage, "image %s not found in %s (or not usable by you); pull it with shifterimg pull %s", ref, r.cfg.ImagePath, ref)
 	if r.lookup == nil {
-		return nil, notFound
+		return nil, failf(ExitUnknownImage, "image %s not found in %s (or not usable by you); pull it with shifterimg pull %s", ref, r.cfg.ImagePath, ref)
 	}
+	return r.viaGateway(ctx, ref)
+}
+
+// viaGateway resolves a tag through the gateway's lookup; the image must
+// be in the store and usable by the caller (else it is not found, as in
+// findTag).
+func (r *imageResolver) viaGateway(ctx context.Context, ref ImageRef) (*imagestore.Metadata, error) {
+	hint := "pull it with shifterimg pull " + ref.String()
+	if ref.Type == "custom" {
+		hint = "import it through the gateway's doimport"
+	}
+	notFound := failf(ExitUnknownImage, "image %s not found in %s (or not usable by you); %s", ref, r.cfg.ImagePath, hint)
 	id, err := r.lookup(ctx, ref.Type, ref.Tag)
 	if err != nil {
 		r.log.Debug("gateway lookup failed", "image", ref.String(), "err", err)

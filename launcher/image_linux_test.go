@@ -59,7 +59,16 @@ func TestResolveImage(t *testing.T) {
 
 	cfg := udiroot.Default()
 	cfg.ImagePath = store
+	// An imported image: its custom tag is the gateway's alone; a docker
+	// tag of the same spelling in the store must not answer for it.
+	custom := publish(t, store, "custom", t0, []string{"mytool:1"}, nil, nil)
 	lookup := func(_ context.Context, itype, tag string) (string, error) {
+		if itype == "custom" {
+			if tag == "mine:latest" {
+				return custom, nil
+			}
+			return "", errors.New("gateway: not found")
+		}
 		switch tag {
 		case "gw:latest", "gw":
 			return gwOnly, nil
@@ -95,6 +104,9 @@ func TestResolveImage(t *testing.T) {
 		{"gateway answer still ACL checked", "gwp", 1000, 1000, nil, lookup, "", ExitUnknownImage},
 		{"gateway answer allowed", "gwp", 2000, 2000, nil, lookup, gwPrivate, 0},
 		{"gateway does not know", "nothere", 1000, 1000, nil, lookup, "", ExitUnknownImage},
+		{"custom through gateway", "custom:mine", 1000, 1000, nil, lookup, custom, 0},
+		{"custom not from the store's tags", "custom:mytool:1", 1000, 1000, nil, lookup, "", ExitUnknownImage},
+		{"custom without gateway", "custom:mine", 1000, 1000, nil, nil, "", ExitUnknownImage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

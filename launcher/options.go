@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/shifter-go/shifter/gateway/api"
 	"github.com/shifter-go/shifter/imagestore"
 	"github.com/shifter-go/shifter/udiroot"
 )
@@ -190,16 +191,15 @@ func attachWorkdir(args []string) []string {
 }
 
 // parseImageRef parses [type:]tag as Shifter's parse_ImageDescriptor: the
-// text before the first ':' is the type when it is one of docker, id,
-// local (custom is refused); otherwise all of it is a tag of defaultType.
+// text before the first ':' is the type when it is one of docker, custom
+// (an image imported through the gateway's doimport), id, local;
+// otherwise all of it is a tag of defaultType.
 func parseImageRef(s, defaultType string) (ImageRef, error) {
 	r := ImageRef{Raw: s, Type: defaultType, Tag: strings.TrimSpace(s)}
 	if t, rest, ok := strings.Cut(r.Tag, ":"); ok {
 		switch t {
-		case "docker", "id", "local":
+		case "docker", "custom", "id", "local":
 			r.Type, r.Tag = t, rest
-		case "custom":
-			return r, errors.New(`image type "custom" is not supported`)
 		}
 	}
 	if r.Tag == "" {
@@ -215,6 +215,12 @@ func parseImageRef(s, defaultType string) (ImageRef, error) {
 		if len(r.Tag) > 512 {
 			return r, fmt.Errorf("image %q: tag too long", s)
 		}
+	case "custom":
+		tag, err := api.ParseCustomTag(r.Tag)
+		if err != nil {
+			return r, fmt.Errorf("image %q: %w", s, err)
+		}
+		r.Tag = tag
 	case "id":
 		r.Tag = strings.ToLower(strings.TrimPrefix(r.Tag, "sha256:"))
 		if !imagestore.ValidID(r.Tag) {
@@ -257,7 +263,8 @@ argument that is not an option.
 
 Options:
   -i, --image=[TYPE:]TAG   image to use; TYPE is docker (default from
-                           udiRoot.conf defaultImageType), id (an image id)
+                           udiRoot.conf defaultImageType), custom (an image
+                           imported through the gateway), id (an image id)
                            or local (a host directory, if the site allows)
   -V, --volume=SRC:DST[:ro][;...]
                            bind SRC (host) at DST (container); repeatable
