@@ -137,6 +137,9 @@ func Mount(mountpoint string, fsys *FS, opts *MountOptions) (*Server, error) {
 	}
 	srv, err := fuse.NewServer(fsys, abs, fo)
 	if err != nil {
+		if magic && strings.HasSuffix(err.Error(), fuse.Status(unix.ENODEV).String()) {
+			return nil, fmt.Errorf("mount %s: %w (%v)", abs, ErrAborted, err)
+		}
 		return nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
 	s := &Server{srv: srv, mountpoint: abs, direct: direct, magic: magic, log: o.Logger, done: make(chan struct{})}
@@ -200,6 +203,11 @@ func (s *Server) Wait() { <-s.done }
 
 // ErrBusy reports that the mount is in use and was not unmounted.
 var ErrBusy = errors.New("mount is busy")
+
+// ErrAborted is Mount's error for a connection (/dev/fd/N) that its
+// mounter took down before the INIT handshake: the mount it stood for
+// is gone, and there is nothing to serve.
+var ErrAborted = errors.New("the FUSE connection was aborted before INIT (the mount is gone)")
 
 // Unmount unmounts the file system and waits for the server to stop. A
 // mount in use is left in place and ErrBusy returned.

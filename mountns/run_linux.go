@@ -237,8 +237,10 @@ loop:
 		}
 	}
 	<-done
-	if early != nil && (remote != nil || exit == nil) {
-		// The init failed: first because the helper did?
+	if early != nil && (exit == nil && remote == nil || errors.Is(remote, ErrMount) || errors.Is(remote, ErrFUSE) || errors.Is(remote, ErrSetup)) {
+		// The init failed on the mount, or died: because the helper did?
+		// (A container that fails for another reason takes the mount down
+		// before the helper served it; its error stands.)
 		if msg := early.failure(time.Second); msg != "" {
 			return -1, fmt.Errorf("%w: %s %s: %s", ErrFUSE, cfg.MountHelper, strconv.Quote(cfg.ImagePath), msg)
 		}

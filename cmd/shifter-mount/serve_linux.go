@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,6 +70,10 @@ func serve(cfg *config, ready *fusefs.Report, stderr io.Writer) (code int) {
 		logSteps()
 		if ready != nil {
 			ready.Fail(err)
+		} else if errors.Is(err, fusefs.ErrAborted) {
+			// The runtime took the mount down before we served it (the
+			// container failed first): its own error is the one to read.
+			log.Debug("not serving", "err", err)
 		} else {
 			fmt.Fprintf(stderr, "shifter-mount: %v\n", err)
 		}
