@@ -31,14 +31,22 @@ func init() {
 		// The command is forked from this thread, which carries the
 		// dropped bounding set and no_new_privs: never leave it.
 		runtime.LockOSThread()
-		os.Exit(initMain())
+		os.Exit(initMain(nil))
 	}
+}
+
+// catchForwarded catches the signals the init forwards to the command,
+// queued on the channel it returns until the command runs.
+func catchForwarded() chan os.Signal {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwardedSignals...)
+	return sigs
 }
 
 // initMain is the namespace init: it reads the config, builds the
 // container, runs the command and reports. Its exit status does not
 // matter: Run reads the status pipe.
-func initMain() int {
+func initMain(sigs chan os.Signal) int {
 	// Run starts the init with real uid 0 (privileged) or as the user in a
 	// user namespace. A real uid that differs from the effective one means
 	// someone exec'd the setuid binary with our argv[0] by hand.
@@ -71,9 +79,11 @@ func initMain() int {
 	log.step("config read")
 	watchLifeline(log)
 	// Signals that arrive while the container is built wait for the
-	// command.
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwardedSignals...)
+	// command. (The pre-forked init caught them while it waited: the
+	// first Notify costs a millisecond, a thread and a goroutine.)
+	if sigs == nil {
+		sigs = catchForwarded()
+	}
 	code, err := container(&cfg, log, sigs)
 	if err != nil {
 		log.fail(err)

@@ -40,6 +40,9 @@ func preinitMain(arg string) int {
 		fmt.Fprintln(os.Stderr, "shifter: internal entry point, not for direct use")
 		return 126
 	}
+	// Caught now, while there is nothing else to do; signals that come
+	// before the hand-over (a ^C meant for the launcher) are dropped.
+	sigs := catchForwarded()
 	fds, err := receiveFiles(sock)
 	unix.Close(sock)
 	if err != nil || len(fds) == 0 {
@@ -49,7 +52,10 @@ func preinitMain(arg string) int {
 		fmt.Fprintf(os.Stderr, "shifter: namespace init: %v\n", err)
 		return 125
 	}
-	return initMain()
+	for len(sigs) > 0 {
+		<-sigs
+	}
+	return initMain(sigs)
 }
 
 // receiveFiles reads the one hand-over message from the socket sock: nil

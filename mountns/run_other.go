@@ -13,3 +13,6 @@ import (
 func Run(ctx context.Context, spec *Spec) (int, error) {
 	return -1, errors.ErrUnsupported
 }
+
+// WarmSignals does nothing off Linux.
+func WarmSignals() {}

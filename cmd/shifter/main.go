@@ -21,6 +21,7 @@ var version = ""
 func init() { openStdio() }
 
 func main() {
+	go mountns.WarmSignals()
 	if version == "" {
 		version = "(devel)"
 		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
