@@ -291,7 +291,7 @@ func chdirInRoot(wd string) error {
 		return err
 	}
 	defer root.Close()
-	d, err := pathrs.OpenatInRoot(root, wd)
+	d, err := openInRoot(root, wd)
 	if err != nil {
 		return err
 	}

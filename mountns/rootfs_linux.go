@@ -40,6 +40,31 @@ func (r *rootfs) containerPath(p string) string {
 	return "/" + strings.TrimPrefix(strings.TrimPrefix(p, r.path), "/")
 }
 
+// openInRoot opens unsafePath (O_PATH) inside root: openat2 with
+// RESOLVE_IN_ROOT and RESOLVE_NO_MAGICLINKS, so that every step, ".."
+// and symlinks included, stays inside root; filepath-securejoin's
+// emulation where openat2 is missing (Linux before 5.6, a seccomp filter)
+// or keeps failing with EAGAIN (a rename or mount racing the lookup).
+// (The library, called first, would mount a private procfs to name its
+// handle: about a millisecond of every container start.)
+func openInRoot(root *os.File, unsafePath string) (*os.File, error) {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	for try := 0; try < 8; try++ {
+		fd, err := unix.Openat2(int(root.Fd()), unsafePath, how)
+		switch {
+		case err == nil:
+			return os.NewFile(uintptr(fd), unsafePath), nil
+		case errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN):
+			continue
+		case errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM):
+			return pathrs.OpenatInRoot(root, unsafePath)
+		default:
+			return nil, &os.PathError{Op: "openat2", Path: unsafePath, Err: err}
+		}
+	}
+	return pathrs.OpenatInRoot(root, unsafePath)
+}
+
 // errOffRoot: a mount point that is not a user volume's is missing and
 // would have to be made on a mount other than the container's own file
 // system.
@@ -53,7 +78,7 @@ var errOffRoot = errors.New("missing, and it would have to be made outside the c
 // checked to be inside the root and, for user volumes, against the user
 // destination rules.
 func (r *rootfs) openDest(unsafePath string, isDir, user bool) (*os.File, string, error) {
-	f, err := pathrs.OpenatInRoot(r.dir, unsafePath)
+	f, err := openInRoot(r.dir, unsafePath)
 	if errors.Is(err, fs.ErrNotExist) {
 		create := func() (err error) {
 			if isDir {
@@ -126,7 +151,7 @@ func (r *rootfs) ancestorOnRoot(unsafePath string) (bool, error) {
 	}
 	comps := strings.Split(strings.Trim(path.Clean("/"+unsafePath), "/"), "/")
 	for i := len(comps) - 1; i >= 0; i-- {
-		f, err := pathrs.OpenatInRoot(r.dir, "/"+strings.Join(comps[:i], "/"))
+		f, err := openInRoot(r.dir, "/"+strings.Join(comps[:i], "/"))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
 			continue
 		}
@@ -159,7 +184,7 @@ func (r *rootfs) createFile(unsafePath string) (*os.File, error) {
 	if err == nil {
 		unix.Close(fd)
 	}
-	return pathrs.OpenatInRoot(r.dir, unsafePath)
+	return openInRoot(r.dir, unsafePath)
 }
 
 // mountNew mounts the new file system of o (opMount) on o.dest.

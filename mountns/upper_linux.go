@@ -53,7 +53,7 @@ func resolveInImage(lower *os.File, lowerPath, unsafePath string) (string, bool,
 		lowerPath = real
 	}
 	for i := len(comps); i >= 0; i-- {
-		f, err := pathrs.OpenatInRoot(lower, "/"+strings.Join(comps[:i], "/"))
+		f, err := openInRoot(lower, "/"+strings.Join(comps[:i], "/"))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
 			continue
 		}
@@ -129,7 +129,12 @@ func writeEtcUpper(cfg *initConfig, lower *os.File, lowerPath string, upper *os.
 	if err != nil {
 		return fmt.Errorf("%w: /etc: %v", ErrBadVolume, err)
 	}
-	d, err := pathrs.MkdirAllHandle(upper, "/"+etcRel, 0o755)
+	// The upper layer holds only what the init makes, and etcRel is the
+	// real (symlink-free) path of the image's /etc: plain mkdir will do.
+	if err := os.MkdirAll(path.Join(upperPath, etcRel), 0o755); err != nil {
+		return fmt.Errorf("%w: /etc: %v", ErrSetup, err)
+	}
+	d, err := openInRoot(upper, "/"+etcRel)
 	if err != nil {
 		return fmt.Errorf("%w: /etc: %v", ErrSetup, err)
 	}
