@@ -38,6 +38,14 @@ type ServeOptions struct {
 	// use is then detached (umount -l) and served until its last file is
 	// closed; a signal while detached ends Serve with ErrAbandoned.
 	Signals <-chan os.Signal
+	// PrefetchMetadata, when above 0, is how many bytes of the image's
+	// inode and directory tables are read into the reader's metadata
+	// cache once the mount is ready, in the background
+	// (squashreader.Reader.PrefetchMetadata): the first lookups then wait
+	// for no read and no decompression. Only when the process may run on
+	// more than one CPU: on one, the prefetch would hold up the requests
+	// it is meant to speed up.
+	PrefetchMetadata int64
 	// Stats logs the request counts when the mount ends.
 	Stats bool
 	// Step, when not nil, is called as start-up steps end ("file system

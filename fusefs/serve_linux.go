@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 
@@ -76,6 +77,17 @@ func Serve(ctx context.Context, r *squashreader.Reader, mountpoint string, opts 
 			}
 			return err
 		}
+	}
+	if o.PrefetchMetadata > 0 && runtime.GOMAXPROCS(0) > 1 {
+		go func() {
+			n, err := r.PrefetchMetadata(o.PrefetchMetadata)
+			if err != nil {
+				// The requests that need those blocks will say so.
+				log.Debug("metadata prefetch", "blocks", n, "err", err)
+				return
+			}
+			log.Debug("metadata prefetch", "blocks", n)
+		}()
 	}
 
 	lazy := false

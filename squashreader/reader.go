@@ -236,38 +236,80 @@ func (r *Reader) readMetaBlock(off, end int64) (*metaBlock, error) {
 	if off < superblockSize || off+2 > end {
 		return nil, formatErr(off, "metadata block outside its table (ends 0x%x)", end)
 	}
-	return r.meta.get(off, func() (*metaBlock, error) {
-		var h [2]byte
-		if err := r.readFull(h[:], off, "metadata block header"); err != nil {
-			return nil, err
-		}
-		hv := binary.LittleEndian.Uint16(h[:])
-		n := int64(hv & 0x7fff)
-		if n == 0 || n > metadataSize {
-			return nil, formatErr(off, "metadata block of %d bytes", n)
-		}
-		if off+2+n > end {
-			return nil, formatErr(off, "metadata block of %d bytes runs past its table (ends 0x%x)", n, end)
-		}
-		src := make([]byte, n)
-		if err := r.readFull(src, off+2, "metadata block"); err != nil {
-			return nil, err
-		}
-		mb := &metaBlock{next: off + 2 + n}
-		if hv&0x8000 != 0 {
-			mb.data = src
-			return mb, nil
-		}
-		out, err := r.dec.Decode(make([]byte, 0, metadataSize), src)
-		if err != nil {
-			return nil, formatErr(off, "decompress metadata block: %v", err)
-		}
-		if len(out) == 0 {
-			return nil, formatErr(off, "empty metadata block")
-		}
-		mb.data = out
+	return r.meta.get(off, func() (*metaBlock, error) { return r.decodeMetaBlock(off, end, r.readFull) })
+}
+
+// decodeMetaBlock reads (with read) and decompresses the metadata block
+// at off, which must end before end.
+func (r *Reader) decodeMetaBlock(off, end int64, read func(p []byte, off int64, what string) error) (*metaBlock, error) {
+	var h [2]byte
+	if err := read(h[:], off, "metadata block header"); err != nil {
+		return nil, err
+	}
+	hv := binary.LittleEndian.Uint16(h[:])
+	n := int64(hv & 0x7fff)
+	if n == 0 || n > metadataSize {
+		return nil, formatErr(off, "metadata block of %d bytes", n)
+	}
+	if off+2+n > end {
+		return nil, formatErr(off, "metadata block of %d bytes runs past its table (ends 0x%x)", n, end)
+	}
+	src := make([]byte, n)
+	if err := read(src, off+2, "metadata block"); err != nil {
+		return nil, err
+	}
+	mb := &metaBlock{next: off + 2 + n}
+	if hv&0x8000 != 0 {
+		mb.data = src
 		return mb, nil
-	})
+	}
+	out, err := r.dec.Decode(make([]byte, 0, metadataSize), src)
+	if err != nil {
+		return nil, formatErr(off, "decompress metadata block: %v", err)
+	}
+	if len(out) == 0 {
+		return nil, formatErr(off, "empty metadata block")
+	}
+	mb.data = out
+	return mb, nil
+}
+
+// PrefetchMetadata reads the inode and directory tables from their start
+// (at most maxBytes of them) in one sequential read and keeps their
+// decompressed blocks in the metadata cache, as many as it holds, so
+// that the lookups and listings that follow read and decompress nothing:
+// a mounted image's first lookups otherwise each wait for a small read
+// and a decompression. It returns how many blocks it cached.
+func (r *Reader) PrefetchMetadata(maxBytes int64) (int, error) {
+	start := int64(r.sb.InodeTableStart)
+	end := min(r.dirEnd, start+max(maxBytes, 0))
+	if end <= start {
+		return 0, nil
+	}
+	buf := make([]byte, end-start)
+	if err := r.readFull(buf, start, "metadata tables"); err != nil {
+		return 0, err
+	}
+	read := func(p []byte, off int64, what string) error {
+		if off < start || off+int64(len(p)) > end {
+			return r.readFull(p, off, what)
+		}
+		copy(p, buf[off-start:])
+		return nil
+	}
+	n := 0
+	for off := start; off+2 <= end && int64(n) < r.meta.max; n++ {
+		tableEnd := r.inodeEnd
+		if off >= r.inodeEnd {
+			tableEnd = r.dirEnd
+		}
+		mb, err := r.meta.get(off, func() (*metaBlock, error) { return r.decodeMetaBlock(off, tableEnd, read) })
+		if err != nil {
+			return n, err
+		}
+		off = mb.next
+	}
+	return n, nil
 }
 
 // readIndex reads the array of u64 metadata block offsets that locates a

@@ -63,6 +63,7 @@ type config struct {
 	dataCacheMiB    int64
 	readahead       int
 	inodeCache      int
+	prefetchMetaMiB int64
 	kernelReadahead int // KiB
 	maxReadKiB      int
 	maxBackground   int
@@ -166,6 +167,7 @@ func newFlags(cfg *config, out io.Writer) *pflag.FlagSet {
 	fl.Int64Var(&cfg.dataCacheMiB, "data-cache-mb", 24, "MiB of decompressed data and fragment blocks kept in memory (the kernel's page cache holds what was read)")
 	fl.IntVar(&cfg.readahead, "readahead", 0, "data blocks decompressed ahead of a sequential reader, in parallel (0: 2 x CPUs; negative: off)")
 	fl.IntVar(&cfg.inodeCache, "inode-cache", 65536, "decoded inodes kept in memory (negative: none)")
+	fl.Int64Var(&cfg.prefetchMetaMiB, "prefetch-metadata-mb", 2, "MiB of the inode and directory tables read into the metadata cache once mounted, in the background, when more than one CPU may be used (0: none)")
 	fl.IntVar(&cfg.kernelReadahead, "kernel-readahead-kb", 1024, "kernel readahead window on the mount in KiB, set through sysfs when run as root (negative: kernel default)")
 	fl.IntVar(&cfg.maxReadKiB, "max-read-kb", 1024, "largest READ request in KiB (the kernel caps it at its max_pages_limit)")
 	fl.IntVar(&cfg.maxBackground, "max-background", 64, "asynchronous (readahead) requests the kernel keeps in flight")

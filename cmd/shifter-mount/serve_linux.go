@@ -210,13 +210,14 @@ func serve(cfg *config, ready *fusefs.Report, stderr io.Writer) (code int) {
 			Debug:           cfg.debug,
 			ServeOnly:       true,
 		},
-		Name:      image,
-		Logger:    log,
-		NotBefore: notBefore,
-		Ready:     isReady,
-		Signals:   sigs,
-		Stats:     cfg.stats || cfg.debug,
-		Step:      step,
+		Name:             image,
+		Logger:           log,
+		NotBefore:        notBefore,
+		Ready:            isReady,
+		Signals:          sigs,
+		Stats:            cfg.stats || cfg.debug,
+		PrefetchMetadata: cfg.prefetchMetaMiB << 20,
+		Step:             step,
 	})
 	switch {
 	case err == nil:
