@@ -148,3 +148,17 @@ func (p *Prefork) discard() {
 		}
 	}()
 }
+
+// sharedIn reports whether the mount namespace of process pid has the
+// shared mount sh at its path: /proc/PID/root walks that namespace's
+// tree. (The init checks it again before it binds.)
+func sharedIn(pid int, sh *Shared) bool {
+	var want, got unix.Stat_t
+	if unix.Fstat(int(sh.Root.Fd()), &want) != nil {
+		return false
+	}
+	if unix.Stat(fmt.Sprintf("/proc/%d/root%s", pid, sh.Path), &got) != nil {
+		return false
+	}
+	return got.Dev == want.Dev && got.Ino == want.Ino
+}

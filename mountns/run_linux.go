@@ -177,10 +177,11 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 	var wait func() (*os.ProcessState, error)
 	if pf := spec.Prefork; pf != nil {
 		spec.Prefork = nil
-		// Not for shifterd's shared mount: the pre-forked init's mount
-		// namespace is a copy of the host's from before shifterd made it.
+		// For shifterd's shared mount only when the pre-forked init's
+		// mount namespace (a copy of the host's from the moment shifter
+		// started) has it: not when this start made shifterd mount it.
 		files, ok := preforkFiles(cmd)
-		if ok && !spec.Unprivileged && spec.Shared == nil {
+		if ok && !spec.Unprivileged && (spec.Shared == nil || sharedIn(pf.PID, spec.Shared)) {
 			p, err := pf.hand(files)
 			if err == nil {
 				proc = p

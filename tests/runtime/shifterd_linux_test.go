@@ -151,6 +151,26 @@ func TestShifterdSharedMount(t *testing.T) {
 	waitUntil(t, "idle unmount", func() bool { m, _, _ := d.status(); return m == 0 && hostMounts(t, in.id) == 0 })
 }
 
+// TestShifterdPreforkedInit: the init that shifter forks before its Go
+// runtime starts has a copy of the host's mount namespace from that
+// moment: a start that makes shifterd mount the image re-executes its
+// init (the copy lacks the mount), the next start, which finds the
+// mount, uses the pre-forked one; both see the image.
+func TestShifterdPreforkedInit(t *testing.T) {
+	h := newHarness(t)
+	in := install(t, h)
+	startShifterd(t, in, "1m", filepath.Join(h.dir, "cache"))
+	for i, wantPrefork := range []bool{false, true} {
+		r := in.run(in.shifter, nil, "-v", "--image=id:"+in.id, "cat", "/etc/image-marker")
+		if r.code != 0 || r.stdout != "from-the-image\n" || !strings.Contains(r.stderr, "shifterd's shared mount") {
+			t.Fatalf("start %d: exit %d\n%s%s", i+1, r.code, r.stdout, r.stderr)
+		}
+		if got := strings.Contains(r.stderr, "namespace init: pre-forked"); got != wantPrefork {
+			t.Errorf("start %d: pre-forked init used = %v, want %v\n%s", i+1, got, wantPrefork, r.stderr)
+		}
+	}
+}
+
 // TestShifterdFallback: without shifterd (stopped, or a stale socket file)
 // shifter mounts the image itself and says why under -v.
 func TestShifterdFallback(t *testing.T) {
