@@ -3,6 +3,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -275,7 +276,9 @@ func (g *Gateway) prepareImport(ctx context.Context, j *jobRecord, tr Transfer, 
 	if g.hookImportCopied != nil {
 		g.hookImportCopied(j)
 	}
-	if err := ctx.Err(); err != nil {
+	// The gateway's own context too: a stop cancels it first, and the
+	// job's context (its child) a moment later.
+	if err := cmp.Or(ctx.Err(), g.ctx.Err()); err != nil {
 		return nil, err
 	}
 	if err := checkSquashfs(f, n); err != nil {
