@@ -581,21 +581,32 @@ func TestPreforkedInit(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "namespace init: pre-forked") {
 		t.Fatalf("exit %d, want a start through the pre-forked init\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// The child keeps the rest of the command line: a marker tells its
+	// children from the inits of other tests' containers.
+	marker := fmt.Sprintf("preinit-marker-%d", os.Getpid())
 	for _, args := range [][]string{
-		{"--help"},
-		{"--image=id:" + strings.Repeat("0", 64), "true"},
-		{"--no-such-option"},
+		{"--help", marker},
+		{"--image=id:" + strings.Repeat("0", 64), "true", marker},
+		{"--no-such-option", marker},
 	} {
 		r := in.run(in.shifter, nil, args...)
 		if args[0] != "--help" && r.code == 0 {
 			t.Errorf("%v: exit 0", args)
 		}
 	}
+	left := func() (out []string) {
+		for _, p := range processesWith(marker) {
+			if strings.Contains(p, "shifter-mountns-preinit") {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(processesWith("shifter-mountns-preinit")) > 0 && time.Now().Before(deadline) {
+	for len(left()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if p := processesWith("shifter-mountns-preinit"); len(p) > 0 {
+	if p := left(); len(p) > 0 {
 		t.Errorf("pre-forked inits left waiting: %v", p)
 	}
 }
