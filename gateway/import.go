@@ -68,13 +68,9 @@ func (g *Gateway) handleImport(c *call) (any, error) {
 	if err != nil {
 		return nil, herr(http.StatusBadRequest, "bad request", "%v", err)
 	}
-	uids, err := imagestore.ParseIDList(req.AllowedUIDs)
+	uids, gids, err := parseRequestACL(req.AllowedUIDs, req.AllowedGIDs)
 	if err != nil {
-		return nil, herr(http.StatusBadRequest, "bad request", "allowed_uids: %v", err)
-	}
-	gids, err := imagestore.ParseIDList(req.AllowedGIDs)
-	if err != nil {
-		return nil, herr(http.StatusBadRequest, "bad request", "allowed_gids: %v", err)
+		return nil, err
 	}
 	return g.submitImport(c.sys, c.tag, c.id, req.FilePath, uids, gids)
 }

@@ -376,13 +376,9 @@ func (g *Gateway) handlePull(c *call) (any, error) {
 	if len(req.AuthorizedLocations) > 0 && id.Source != "peercred" && id.Source != "test" {
 		return nil, herr(http.StatusBadRequest, "bad request", "registry credentials must travel inside the munge credential over TCP, not in the request body")
 	}
-	uids, err := imagestore.ParseIDList(req.AllowedUIDs)
+	uids, gids, err := parseRequestACL(req.AllowedUIDs, req.AllowedGIDs)
 	if err != nil {
-		return nil, herr(http.StatusBadRequest, "bad request", "allowed_uids: %v", err)
-	}
-	gids, err := imagestore.ParseIDList(req.AllowedGIDs)
-	if err != nil {
-		return nil, herr(http.StatusBadRequest, "bad request", "allowed_gids: %v", err)
+		return nil, err
 	}
 	creds := map[string]string{}
 	for k, v := range req.AuthorizedLocations {
@@ -750,4 +746,16 @@ func (s *statusWriter) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// parseRequestACL parses a request's allowed_uids and allowed_gids
+// (Shifter's comma-separated lists); errors are 400s.
+func parseRequestACL(uidList, gidList string) (uids, gids []uint32, err error) {
+	if uids, err = imagestore.ParseIDList(uidList); err != nil {
+		return nil, nil, herr(http.StatusBadRequest, "bad request", "allowed_uids: %v", err)
+	}
+	if gids, err = imagestore.ParseIDList(gidList); err != nil {
+		return nil, nil, herr(http.StatusBadRequest, "bad request", "allowed_gids: %v", err)
+	}
+	return uids, gids, nil
 }
