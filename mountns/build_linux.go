@@ -64,7 +64,9 @@ func (b *builder) do(o op) error {
 		b.root = r
 		b.log.step("overlay mounted")
 	case opEtc:
-		if err := b.writeEtc(o.dest); err != nil {
+		// The upper layer with no mount point made in it: those come later,
+		// through the overlay.
+		if err := prepareUpper(b.cfg, path.Join(b.cfg.UDIMount, "lower"), o.dest, nil); err != nil {
 			return err
 		}
 		b.log.step("site files written")
@@ -123,20 +125,4 @@ func (b *builder) source(req bindReq) (bindSource, error) {
 func hostHas(p string) bool {
 	var st unix.Stat_t
 	return unix.Stat(p, &st) == nil
-}
-
-// writeEtc writes the site files of /etc into the upper layer at upper.
-func (b *builder) writeEtc(upper string) error {
-	lowerPath := path.Join(b.cfg.UDIMount, "lower")
-	lower, err := os.OpenFile(lowerPath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("%w: opening the image root: %v", ErrMount, err)
-	}
-	defer lower.Close()
-	up, err := os.OpenFile(upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("%w: opening the upper layer: %v", ErrSetup, err)
-	}
-	defer up.Close()
-	return writeEtcUpper(b.cfg, lower, lowerPath, up, upper)
 }

@@ -4,7 +4,6 @@ package mountns
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -78,20 +77,14 @@ func startEarlyFUSE(cfg *initConfig, image *os.File, log *slog.Logger) *earlyFUS
 	e := &earlyFUSE{mnt: mnt, cmd: cmd, report: make(chan []byte, 1)}
 	go func() {
 		defer readyR.Close()
-		got := make(chan []byte, 1)
-		go func() {
-			b, _ := io.ReadAll(io.LimitReader(readyR, 4096))
-			got <- b
-		}()
-		select {
-		case b := <-got:
-			e.report <- b
-		case <-time.After(fuseReadyTimeout):
+		b, timedOut := readReport(readyR)
+		if timedOut {
 			// A helper that never answers would hold the init in its
 			// first access to the mount: ending it aborts the connection.
 			_ = cmd.Process.Kill()
-			e.report <- []byte("no readiness report within " + fuseReadyTimeout.String())
+			b = []byte("no readiness report within " + fuseReadyTimeout.String())
 		}
+		e.report <- b
 	}()
 	log.Debug("early FUSE helper started", "pid", cmd.Process.Pid)
 	return e
@@ -138,8 +131,7 @@ func setMountReadahead(mnt *os.File) {
 	if unix.Statx(int(mnt.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, 0, &stx) != nil {
 		return
 	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", stx.Dev_major, stx.Dev_minor)
-	_ = os.WriteFile(p, []byte(strconv.Itoa(fuseReadaheadKiB)), 0)
+	setBDIReadahead(stx.Dev_major, stx.Dev_minor)
 }
 
 // failure returns the helper's error message when it reported one (or
@@ -148,7 +140,7 @@ func (e *earlyFUSE) failure(wait time.Duration) string {
 	select {
 	case b := <-e.report:
 		e.report <- b
-		if len(b) > 0 && (b[0] == '\n' || b[0] == 0) {
+		if reportedReady(b) {
 			return ""
 		}
 		if len(b) == 0 {

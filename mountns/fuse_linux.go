@@ -73,17 +73,8 @@ func startFUSE(cfg *initConfig, log *initLogger, image *os.File, target string) 
 	readyW.Close()
 	log.step("fuse helper spawned", "pid", strconv.Itoa(cmd.Process.Pid))
 
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(io.LimitReader(readyR, 4096))
-		got <- b
-	}()
-	var b []byte
-	select {
-	case b = <-got:
-	case <-time.After(fuseReadyTimeout):
-	}
-	if len(b) == 0 || b[0] != '\n' && b[0] != 0 {
+	b, _ := readReport(readyR)
+	if !reportedReady(b) {
 		_ = cmd.Process.Kill()
 		werr := cmd.Wait()
 		msg := string(b)
@@ -138,6 +129,27 @@ func helperCommand(cfg *initConfig, level slog.Level, asUser bool, readyW, image
 	return cmd, args
 }
 
+// readReport reads the helper's readiness report from r: one byte ('\n'
+// or 0) once the mount is served, or its error message; nil when the
+// helper closed r without a word. timedOut: nothing came within
+// fuseReadyTimeout.
+func readReport(r io.Reader) (b []byte, timedOut bool) {
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(r, 4096))
+		got <- b
+	}()
+	select {
+	case b = <-got:
+		return b, false
+	case <-time.After(fuseReadyTimeout):
+		return nil, true
+	}
+}
+
+// reportedReady reports whether b says the mount is served.
+func reportedReady(b []byte) bool { return len(b) > 0 && (b[0] == '\n' || b[0] == 0) }
+
 // readableBy reports whether the user may open the image file for reading
 // (through its descriptor, as the helper will).
 func readableBy(image *os.File, cred Credential) bool {
@@ -162,7 +174,13 @@ func setReadahead(target string) {
 	if unix.Stat(target, &st) != nil {
 		return
 	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	setBDIReadahead(unix.Major(st.Dev), unix.Minor(st.Dev))
+}
+
+// setBDIReadahead sets the readahead of the backing device info of the
+// file system whose device number is major:minor; best effort.
+func setBDIReadahead(major, minor uint32) {
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", major, minor)
 	_ = os.WriteFile(p, []byte(strconv.Itoa(fuseReadaheadKiB)), 0)
 }
 

@@ -74,8 +74,9 @@ func resolveInImage(lower *os.File, lowerPath, unsafePath string) (string, bool,
 	return "", false, fmt.Errorf("%s: the image root cannot be opened", unsafePath)
 }
 
-// prepareUpper makes the mount points that the image lacks, and the site
-// files of /etc, in the upper layer (see above).
+// prepareUpper makes the mount points mps that the image lacks, and the
+// site files of /etc, in the upper layer (see above). A privileged init
+// passes no mount point: it makes them through the overlay.
 func prepareUpper(cfg *initConfig, lowerPath, upperPath string, mps []mountPoint) error {
 	lower, err := os.OpenFile(lowerPath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
