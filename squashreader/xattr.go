@@ -21,6 +21,11 @@ const (
 
 var xattrPrefixes = [...]string{"user.", "trusted.", "security."}
 
+// HasXattrs reports whether any inode of the image can have extended
+// attributes: false when the image has no xattr id table or an empty one
+// (every inode's xattr id is checked against the table's count).
+func (r *Reader) HasXattrs() bool { return r.xattrIDs > 0 }
+
 func (r *Reader) readXattrTable() error {
 	off := int64(r.sb.XattrTableStart)
 	var h [16]byte
