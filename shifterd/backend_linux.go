@@ -151,6 +151,7 @@ type cachedMount struct {
 	oi    *openImage
 	r     *squashreader.Reader
 	srv   *fusefs.Server
+	fsys  *fusefs.FS
 	trace chan struct{} // closed to end the trace recorder early
 	wg    sync.WaitGroup
 }
@@ -182,6 +183,7 @@ func (b *CacheBackend) Mount(ctx context.Context, img *imagestore.Metadata, dir 
 	}
 	fsys, err := fusefs.New(m.r, &fusefs.Options{Logger: b.log()})
 	if err == nil {
+		m.fsys = fsys
 		m.srv, err = fusefs.Mount(dir, fsys, &fusefs.MountOptions{
 			FsName:     MountSource(img.ID),
 			Subtype:    "shifterd",
@@ -205,6 +207,9 @@ func (b *CacheBackend) Mount(ctx context.Context, img *imagestore.Metadata, dir 
 	}
 	return m, nil
 }
+
+// Requests implements RequestCounter.
+func (m *cachedMount) Requests() map[string]uint64 { return m.fsys.Stats() }
 
 func (m *cachedMount) stopTrace() {
 	if m.oi.ci != nil {

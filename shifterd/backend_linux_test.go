@@ -135,6 +135,13 @@ func TestBackendSharedMount(t *testing.T) {
 	if diffs := sqtest.CompareListings(want, walkRef(t, r1), 20); len(diffs) > 0 {
 		t.Fatalf("shared mount differs from the kernel's:\n%s", strings.Join(diffs, "\n"))
 	}
+	st, err := client.Status(ctx, d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Mounts) != 1 || st.Mounts[0].Requests["READDIRPLUS"] == 0 || st.Mounts[0].Requests["READ"] == 0 {
+		t.Errorf("status after a walk of the mount: %+v, want its READDIRPLUS and READ requests counted", st.Mounts)
+	}
 	r1.Close()
 	time.Sleep(50 * time.Millisecond)
 	if len(sharedMounts(t, meta.ID)) != 1 {

@@ -40,6 +40,12 @@ type Mounted interface {
 	Unmount() error
 }
 
+// RequestCounter is a Mounted that counts the requests it served, by
+// FUSE opcode (shown by status).
+type RequestCounter interface {
+	Requests() map[string]uint64
+}
+
 // Holder is who holds a reference.
 type Holder struct {
 	PID int
@@ -331,6 +337,9 @@ func (m *Manager) Status(filter func(*imagestore.Metadata) bool, show func(Holde
 			}
 		}
 		slices.SortFunc(ms.Refs, func(a, b proto.HolderState) int { return a.Since.Compare(b.Since) })
+		if rc, ok := s.m.(RequestCounter); ok {
+			ms.Requests = rc.Requests()
+		}
 		if len(s.refs) == 0 {
 			ms.IdleFor = time.Since(s.idleSince).Round(time.Second).String()
 		}

@@ -115,6 +115,9 @@ type MountStatus struct {
 	Since   time.Time     `json:"since"`
 	Refs    []HolderState `json:"refs"`
 	IdleFor string        `json:"idleFor,omitempty"` // since the last reference went, when there is none
+	// Requests counts the FUSE requests the mount has served, by opcode
+	// (what the kernel's caches did not answer).
+	Requests map[string]uint64 `json:"requests,omitempty"`
 }
 
 // HolderState is one reference's holder.
