@@ -33,6 +33,8 @@ type nodeCache struct{ src string }
 
 func (*nodeCache) logStats(*slog.Logger) {}
 
+func (*nodeCache) heapBudget() int64 { return 0 }
+
 func openCached(string, *config, *slog.Logger) (io.ReaderAt, int64, *nodeCache, func(), error) {
 	return nil, 0, nil, nil, errors.New("the node cache is served by " + cacheBinary)
 }

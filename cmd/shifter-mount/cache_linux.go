@@ -38,6 +38,14 @@ type nodeCache struct {
 	src string // the source's name (a redacted URL or the file)
 }
 
+// heapBudget is what the node cache may keep on the heap (0 without one).
+func (nc *nodeCache) heapBudget() int64 {
+	if nc == nil {
+		return 0
+	}
+	return nc.c.HeapBudget()
+}
+
 // logStats logs the cache's counters (this process's: the cache serves
 // only this image here).
 func (nc *nodeCache) logStats(log *slog.Logger) {

@@ -59,7 +59,8 @@ func serve(cfg *config, ready *fusefs.Report, stderr io.Writer) (code int) {
 	// started by those buffers, with its assists, lay on the path of
 	// every mount. See gcAfterReady for what follows.
 	gcPercent := debug.SetGCPercent(-1)
-	gcOn := sync.OnceFunc(func() { gcAfterReady(gcPercent, cfg.dataCacheMiB<<20) })
+	heap := cfg.dataCacheMiB << 20 // what the server keeps on its heap: the block cache, and the node cache's part (below)
+	gcOn := sync.OnceFunc(func() { gcAfterReady(gcPercent, heap) })
 	defer gcOn()
 	if cfg.daemonHow != "" {
 		log.Debug("daemon", "started_by", cfg.daemonHow, "pid", os.Getpid())
@@ -111,6 +112,7 @@ func serve(cfg *config, ready *fusefs.Report, stderr io.Writer) (code int) {
 		return fail(err)
 	}
 	defer closeImage()
+	heap += nc.heapBudget()
 	if nc != nil && (cfg.stats || cfg.debug) {
 		defer nc.logStats(log)
 	}
@@ -297,17 +299,18 @@ func catchSignals(cfg *config) (sigs <-chan os.Signal, caught <-chan struct{}, h
 var gcSettleDelay = time.Second
 
 // gcAfterReady sets the collector for serving. The heap is then mostly
-// the block cache, pointer-free buffers that are cheap to mark: collect
+// the caches (heap bytes: the block cache, and with --cache-dir the node
+// cache's memory tier and badger's), pointer-free buffers that are cheap to mark: collect
 // at 25% growth instead of 100% and the server's footprint stays near the
 // cache size. But a first cycle at 25% of a 2 MiB heap comes with the
 // first requests (the stat that follows a mount): for the first second
 // the collector stays off unless memory reaches a limit of twice the
-// data cache (48 MiB by default), then 25% takes over with that limit
+// caches (48 MiB by default, 90 MiB with the node cache), then 25% takes over with that limit
 // kept: readahead buffers and request buffers come on top of the cache,
 // and the limit keeps the server's peak near 50 MiB (issue 15's budget
 // is 64 MiB) at the cost of more frequent cycles when it is reached.
 // GOGC or GOMEMLIMIT, when set, are left to do what they say.
-func gcAfterReady(gcPercent int, dataCache int64) {
+func gcAfterReady(gcPercent int, heap int64) {
 	if os.Getenv("GOGC") != "" {
 		debug.SetGCPercent(gcPercent)
 		return
@@ -316,7 +319,7 @@ func gcAfterReady(gcPercent int, dataCache int64) {
 		debug.SetGCPercent(25)
 		return
 	}
-	debug.SetMemoryLimit(max(2*dataCache, 32<<20))
+	debug.SetMemoryLimit(max(2*heap, 32<<20))
 	time.AfterFunc(gcSettleDelay, func() { debug.SetGCPercent(25) })
 }
 

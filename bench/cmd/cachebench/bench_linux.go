@@ -338,10 +338,15 @@ func (b *bencher) one(ctx context.Context, v *variant, test string) (sample, err
 		switch v.Kind {
 		case "file":
 			argv = append(argv, img, b.mnt)
-		case "http":
-			argv = append(argv, "--source", b.http, b.id, b.mnt)
-		case "slow":
-			argv = append(argv, "--source", b.slow, b.id, b.mnt)
+		case "http", "slow":
+			// The chunk list comes from the source, pinned by its sha256
+			// as the image's metadata pins it (chunksSHA256).
+			sum, err := fileSHA256(filepath.Join(v.store, b.id+".chunks"))
+			if err != nil {
+				return s, err
+			}
+			url := map[string]string{"http": b.http, "slow": b.slow}[v.Kind]
+			argv = append(argv, "--source", url, "--chunks-sha256", sum, b.id, b.mnt)
 		}
 	}
 	var parent unix.Stat_t
@@ -583,4 +588,17 @@ func pass(ok bool) string {
 		return "met"
 	}
 	return "NOT met"
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
