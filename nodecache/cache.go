@@ -157,6 +157,13 @@ type Cache struct {
 	index map[ckey]*list.Element
 	used  int64
 	fl    map[ckey]*flight
+	// Verified chunks read from a source are stored by one writer
+	// goroutine, off the reader's path: pending holds them (and serves
+	// them) until they are in the database.
+	pending  map[ckey][]byte
+	pendCond *sync.Cond // on mu: broadcast when a pending store ends
+	closing  bool       // Close has begun: no more stores are queued
+	storeq   chan storeReq
 
 	memMu    sync.Mutex
 	memLRU   list.List // of *memEntry
@@ -179,6 +186,15 @@ type Cache struct {
 	closeOnce sync.Once
 }
 
+// storeQueue is how many verified chunks may wait for the writer; a
+// reader that finds it full waits.
+const storeQueue = 8
+
+type storeReq struct {
+	k    ckey
+	data []byte
+}
+
 // flight is one fetch of a chunk; concurrent readers of the chunk wait on it.
 type flight struct {
 	done chan struct{}
@@ -198,13 +214,13 @@ func (b badgerLogger) Debugf(f string, a ...any)   {}
 const blockCacheSize = 4 << 20
 
 // HeapBudget is the memory the cache may keep on the Go heap: its memory
-// tier, badger's block cache and memtables, and a chunk in flight per
-// warm-up worker. A process holding a cache counts it in its soft
+// tier, badger's block cache and memtables, and a chunk (of up to 1 MiB)
+// in flight per warm-up worker and per queued store. A process holding a cache counts it in its soft
 // memory limit (shifter-mount does): under a limit that leaves it out,
 // the collector runs all the time (a warm full read of an image went
 // from 1.4 s to 3.2 s).
 func (c *Cache) HeapBudget() int64 {
-	return max(c.opts.MemorySize, 0) + blockCacheSize + 2*c.memtable + int64(c.opts.WarmParallel)*(1<<20)
+	return max(c.opts.MemorySize, 0) + blockCacheSize + 2*c.memtable + int64(c.opts.WarmParallel+storeQueue)*(1<<20)
 }
 
 // Open opens (creating) the cache in dir and sets its mode to 0700. The directory holds
@@ -276,15 +292,18 @@ func Open(dir string, opts Options) (*Cache, error) {
 	c := &Cache{
 		dir: dir, db: db, lock: lock, opts: opts, log: opts.Logger, memtable: memtable,
 		index: map[ckey]*list.Element{}, memIndex: map[ckey]*list.Element{}, fl: map[ckey]*flight{},
+		pending: map[ckey][]byte{}, storeq: make(chan storeReq, storeQueue),
 		gcKick: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+	c.pendCond = sync.NewCond(&c.mu)
 	if err := c.load(); err != nil {
 		db.Close()
 		lock.Close()
 		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.gcLoop()
+	go c.storeLoop()
 	return c, nil
 }
 
@@ -537,10 +556,65 @@ func (c *Cache) flushLSM() error {
 	return c.db.DropPrefix(sentinelKey)
 }
 
-// Close stops the GC, closes the database and releases the directory.
+// storeLoop is the writer: it stores the queued chunks in order.
+func (c *Cache) storeLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case r := <-c.storeq:
+			if err := c.store(r.k, r.data); err != nil {
+				c.log.Warn("node cache: store chunk", "dir", c.dir, "chunk", r.k.idx, "err", err)
+			}
+			c.mu.Lock()
+			delete(c.pending, r.k)
+			c.pendCond.Broadcast()
+			c.mu.Unlock()
+		}
+	}
+}
+
+// storeLater queues a verified chunk for the writer. It waits while the
+// queue is full; after Close has begun the chunk is not stored.
+func (c *Cache) storeLater(k ckey, data []byte) {
+	c.mu.Lock()
+	if _, ok := c.index[k]; ok || c.closing || c.pending[k] != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.pending[k] = data
+	c.mu.Unlock()
+	c.storeq <- storeReq{k, data}
+}
+
+// pendingGet returns a chunk waiting for the writer (verified), or nil.
+func (c *Cache) pendingGet(k ckey) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending[k]
+}
+
+// Flush waits until every chunk read so far is in the database (or was
+// refused by it: a full disk, a chunk over the cap). Stats and DiskUsage
+// count a chunk once it is.
+func (c *Cache) Flush() {
+	c.mu.Lock()
+	for len(c.pending) > 0 {
+		c.pendCond.Wait()
+	}
+	c.mu.Unlock()
+}
+
+// Close stores the queued chunks, stops the GC, closes the database and
+// releases the directory.
 func (c *Cache) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		c.mu.Unlock()
+		c.Flush()
 		close(c.done)
 		c.wg.Wait()
 		err = c.db.Close()
@@ -625,11 +699,14 @@ func (c *Cache) memDrop(k ckey) {
 	}
 }
 
-// present reports whether the chunk is on disk (per the index) and marks
-// it recently used.
+// present reports whether the chunk is on disk (per the index) or on
+// its way there, and marks it recently used.
 func (c *Cache) present(k ckey, touch bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.pending[k] != nil {
+		return true
+	}
 	e, ok := c.index[k]
 	if ok && touch {
 		c.lru.MoveToFront(e)

@@ -165,6 +165,7 @@ func TestReadHits(t *testing.T) {
 			if cold != int64(tt.size) {
 				t.Errorf("cold read took %d bytes from the source, want %d (each chunk once)", cold, tt.size)
 			}
+			c.Flush()
 			st := c.Stats()
 			if st.Misses != im.cl.Count() || st.Chunks != im.cl.Count() {
 				t.Errorf("after a cold read: %+v, want %d misses and chunks", st, im.cl.Count())
@@ -272,6 +273,7 @@ func TestEviction(t *testing.T) {
 			t.Fatalf("after chunk %d: %d bytes cached, cap %d", i, st.Bytes, st.Size)
 		}
 	}
+	c.Flush()
 	st := c.Stats()
 	if st.Chunks != 10 || st.EvictedChunks != 30 || st.EvictedBytes != 30*perChunk {
 		t.Fatalf("stats %+v, want 10 chunks kept, 30 evicted", st)
@@ -333,6 +335,7 @@ func TestCorruptCachedChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRead(t, im, data, cs)
+	c.Flush()
 	corrupt(t, c, im.key(2))
 	before := src.bytes.Load()
 	checkRead(t, im, data, cs)
@@ -389,6 +392,7 @@ func TestSourceWrongBytes(t *testing.T) {
 	if _, err := im.ReadAt(p, 4*cs); err != nil || !bytes.Equal(p, data[4*cs:4*cs+100]) {
 		t.Fatalf("flaky chunk: %v", err)
 	}
+	c.Flush()
 	if st := c.Stats(); st.VerifyFailures != 5 || st.Chunks != 1 {
 		t.Fatalf("stats %+v, want 5 failures (2+2+1) and 1 chunk", st)
 	}

@@ -215,6 +215,13 @@ func (im *Image) verifyFailed() {
 func (im *Image) fetch(k ckey, forRead bool) ([]byte, error) {
 	c := im.c
 	i := k.idx
+	if data := c.pendingGet(k); data != nil {
+		im.hit()
+		if forRead {
+			c.memPut(k, data)
+		}
+		return data, nil
+	}
 	if c.present(k, true) {
 		data, err := c.diskGet(k)
 		switch {
@@ -254,9 +261,7 @@ func (im *Image) fetch(k ckey, forRead bool) ([]byte, error) {
 			return nil, &ReadError{Image: im.id, Chunk: i, Source: im.src.String(), Err: err}
 		}
 		if im.cl.Verify(i, buf) {
-			if err := c.store(k, buf); err != nil {
-				c.log.Warn("node cache: store chunk", "dir", c.dir, "image", im.id, "chunk", i, "err", err)
-			}
+			c.storeLater(k, buf)
 			if forRead {
 				c.memPut(k, buf)
 			}
@@ -348,6 +353,7 @@ feed:
 	}
 	close(next)
 	wg.Wait()
+	im.c.Flush() // warm means on disk
 	if ferr != nil {
 		return fmt.Errorf("warm image %s: %w", im.id, ferr)
 	}
