@@ -49,6 +49,13 @@ type Options struct {
 	MemorySize int64
 	// WarmParallel is the number of chunks Warm fetches at once (default 4).
 	WarmParallel int
+	// ReadAhead is how many chunks past one that a read had to fetch
+	// (from disk or the source) are fetched in the background into the
+	// memory tier, and again when a read first reaches a chunk fetched
+	// so: the source's latency and the hashing overlap the reader's work
+	// (default 2; negative, or no memory tier: none). At most ReadAhead
+	// fetches run at once cache-wide.
+	ReadAhead int
 	// ValueLogFileSize is the size of badger's value-log files, the unit
 	// in which space is given back (default Size/16, within [1 MiB,
 	// 256 MiB]). Stores wait while the GC rewrites one file.
@@ -162,8 +169,11 @@ type Cache struct {
 	// them) until they are in the database.
 	pending  map[ckey][]byte
 	pendCond *sync.Cond // on mu: broadcast when a pending store ends
-	closing  bool       // Close has begun: no more stores are queued
+	closing  bool       // Close has begun: no more read-ahead
+	noStores bool       // Close has waited for the read-ahead: no more stores are queued
 	storeq   chan storeReq
+	raSem    chan struct{}  // read-ahead fetches running
+	raWG     sync.WaitGroup // read-ahead fetches, waited for by Close
 
 	memMu    sync.Mutex
 	memLRU   list.List // of *memEntry
@@ -197,9 +207,10 @@ type storeReq struct {
 
 // flight is one fetch of a chunk; concurrent readers of the chunk wait on it.
 type flight struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done       chan struct{}
+	data       []byte
+	fromSource bool
+	err        error
 }
 
 type badgerLogger struct{ l *slog.Logger }
@@ -215,12 +226,12 @@ const blockCacheSize = 4 << 20
 
 // HeapBudget is the memory the cache may keep on the Go heap: its memory
 // tier, badger's block cache and memtables, and a chunk (of up to 1 MiB)
-// in flight per warm-up worker and per queued store. A process holding a cache counts it in its soft
+// in flight per warm-up worker, read-ahead fetch and queued store. A process holding a cache counts it in its soft
 // memory limit (shifter-mount does): under a limit that leaves it out,
 // the collector runs all the time (a warm full read of an image went
 // from 1.4 s to 3.2 s).
 func (c *Cache) HeapBudget() int64 {
-	return max(c.opts.MemorySize, 0) + blockCacheSize + 2*c.memtable + int64(c.opts.WarmParallel+storeQueue)*(1<<20)
+	return max(c.opts.MemorySize, 0) + blockCacheSize + 2*c.memtable + int64(c.opts.WarmParallel+c.opts.ReadAhead+storeQueue)*(1<<20)
 }
 
 // Open opens (creating) the cache in dir and sets its mode to 0700. The directory holds
@@ -237,6 +248,12 @@ func Open(dir string, opts Options) (*Cache, error) {
 	}
 	if opts.WarmParallel <= 0 {
 		opts.WarmParallel = 4
+	}
+	switch {
+	case opts.ReadAhead < 0 || opts.MemorySize < 0:
+		opts.ReadAhead = 0
+	case opts.ReadAhead == 0:
+		opts.ReadAhead = 2
 	}
 	if opts.ValueLogFileSize == 0 {
 		opts.ValueLogFileSize = min(max(opts.Size/16, 1<<20), 256<<20)
@@ -292,7 +309,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 	c := &Cache{
 		dir: dir, db: db, lock: lock, opts: opts, log: opts.Logger, memtable: memtable,
 		index: map[ckey]*list.Element{}, memIndex: map[ckey]*list.Element{}, fl: map[ckey]*flight{},
-		pending: map[ckey][]byte{}, storeq: make(chan storeReq, storeQueue),
+		pending: map[ckey][]byte{}, storeq: make(chan storeReq, storeQueue), raSem: make(chan struct{}, opts.ReadAhead),
 		gcKick: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	c.pendCond = sync.NewCond(&c.mu)
@@ -579,7 +596,7 @@ func (c *Cache) storeLoop() {
 // queue is full; after Close has begun the chunk is not stored.
 func (c *Cache) storeLater(k ckey, data []byte) {
 	c.mu.Lock()
-	if _, ok := c.index[k]; ok || c.closing || c.pending[k] != nil {
+	if _, ok := c.index[k]; ok || c.noStores || c.pending[k] != nil {
 		c.mu.Unlock()
 		return
 	}
@@ -613,6 +630,10 @@ func (c *Cache) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closing = true
+		c.mu.Unlock()
+		c.raWG.Wait()
+		c.mu.Lock()
+		c.noStores = true
 		c.mu.Unlock()
 		c.Flush()
 		close(c.done)
@@ -667,6 +688,15 @@ func (c *Cache) memGet(k ckey) []byte {
 		return e.Value.(*memEntry).data
 	}
 	return nil
+}
+
+// memHas reports whether a chunk is in memory, without touching its
+// place in the LRU order.
+func (c *Cache) memHas(k ckey) bool {
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	_, ok := c.memIndex[k]
+	return ok
 }
 
 func (c *Cache) memPut(k ckey, data []byte) {

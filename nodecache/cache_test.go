@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,7 +359,8 @@ func TestCorruptCachedChunk(t *testing.T) {
 
 func TestSourceWrongBytes(t *testing.T) {
 	var logs logBuf
-	c := openTest(t, t.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	// No read-ahead: the test counts each chunk's verifications.
+	c := openTest(t, t.TempDir(), Options{ReadAhead: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	data := randBytes(4, 6*cs)
 	id := testID("wrong")
 	// Chunk 3 is always wrong; chunk 4 is wrong the first time only.
@@ -399,7 +401,7 @@ func TestSourceWrongBytes(t *testing.T) {
 }
 
 func TestConcurrentReadersOneFetch(t *testing.T) {
-	c := openTest(t, t.TempDir(), Options{})
+	c := openTest(t, t.TempDir(), Options{ReadAhead: -1}) // counts the readers' own fetches
 	data := randBytes(5, 8*cs)
 	gate := make(chan struct{})
 	src := &memSource{data: data, gate: gate}
@@ -550,5 +552,97 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if _, err := Open(t.TempDir(), Options{Size: 1 << 20, ValueLogFileSize: 1000}); err == nil {
 		t.Fatal("tiny value log accepted")
+	}
+}
+
+// TestReadAhead: a read that fetches chunk i brings chunks i+1 and i+2
+// into memory in the background; the first read of a chunk fetched so
+// brings the next ones; a sequential read still fetches each chunk once;
+// ReadAhead -1 fetches only what is read.
+func TestReadAhead(t *testing.T) {
+	data := randBytes(11, 12*cs)
+	for _, tt := range []struct {
+		name  string
+		ahead int
+		want  []int64 // chunks in memory after reading chunk 0, then chunk 1
+	}{
+		{"default", 0, []int64{0, 1, 2, 3}},
+		{"off", -1, []int64{0, 1}},
+		{"four", 4, []int64{0, 1, 2, 3, 4, 5}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openTest(t, t.TempDir(), Options{ReadAhead: tt.ahead})
+			src := &memSource{data: data}
+			im, err := c.Image(testID("ahead"+tt.name), src, chunksOf(t, data, cs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := make([]byte, 100)
+			for _, off := range []int64{0, cs} {
+				if _, err := im.ReadAt(p, off); err != nil || !bytes.Equal(p, data[off:off+100]) {
+					t.Fatalf("read at %d: %v", off, err)
+				}
+				c.raWG.Wait()
+			}
+			var in []int64
+			for i := range int64(12) {
+				if c.memHas(im.key(i)) {
+					in = append(in, i)
+				}
+			}
+			if !slices.Equal(in, tt.want) {
+				t.Errorf("chunks in memory %v, want %v", in, tt.want)
+			}
+			checkRead(t, im, data, 4096)
+			c.raWG.Wait()
+			if got := src.bytes.Load(); got != int64(len(data)) {
+				t.Errorf("a sequential read took %d bytes from the source, want %d (each chunk once)", got, len(data))
+			}
+		})
+	}
+}
+
+// TestReadAheadWarmStaysOffSource: a reader served from disk reads ahead
+// only chunks on disk: a warm cache reads nothing from the source for
+// the reads that filled it.
+func TestReadAheadWarmStaysOffSource(t *testing.T) {
+	dir := t.TempDir()
+	data := randBytes(12, 12*cs)
+	cl := chunksOf(t, data, cs)
+	src := &memSource{data: data}
+	id := testID("warm-ahead")
+	c := openTest(t, dir, Options{})
+	im, err := c.Image(id, src, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 100)
+	if _, err := im.ReadAt(p, 0); err != nil { // chunk 0, and 1 and 2 ahead
+		t.Fatal(err)
+	}
+	c.Close()
+	before := src.bytes.Load()
+	if before != 3*cs {
+		t.Fatalf("cold read with read-ahead took %d bytes from the source, want 3 chunks", before)
+	}
+	c = openTest(t, dir, Options{})
+	if im, err = c.Image(id, src, cl); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.ReadAt(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	c.raWG.Wait()
+	if !c.memHas(im.key(1)) || !c.memHas(im.key(2)) {
+		t.Error("chunks 1 and 2 not read ahead from disk")
+	}
+	for _, off := range []int64{cs, 2 * cs} {
+		if _, err := im.ReadAt(p, off); err != nil || !bytes.Equal(p, data[off:off+100]) {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		c.raWG.Wait()
+	}
+	if got := src.bytes.Load() - before; got != 0 || c.memHas(im.key(3)) {
+		t.Errorf("warm reads took %d bytes from the source (chunk 3 in memory: %v), want 0", got, c.memHas(im.key(3)))
 	}
 }

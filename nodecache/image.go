@@ -46,6 +46,9 @@ type Image struct {
 	size  int64
 	stats counters
 	trace atomic.Pointer[Trace]
+
+	raMu  sync.Mutex
+	ahead map[int64]bool // chunks fetched ahead that no read has reached yet: whether from the source
 }
 
 // Image returns the image id read from src through the cache, verified
@@ -151,9 +154,15 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 		if t := im.trace.Load(); t != nil {
 			t.record(i)
 		}
-		data, err := im.chunk(context.Background(), i, true)
+		data, fetched, fromSource, err := im.readChunk(i)
 		if err != nil {
 			return n, err
+		}
+		if !fetched {
+			fetched, fromSource = im.reached(i)
+		}
+		if fetched {
+			im.readAhead(i, fromSource)
 		}
 		n += copy(p[n:], data[pos-i*cs:])
 	}
@@ -168,16 +177,91 @@ func (im *Image) addSource(n int64) {
 	im.c.stats.sourceBytes.Add(n)
 }
 
+// readChunk is chunk for a read: fetched tells that the chunk was not in
+// memory, fromSource that it was read from the source.
+func (im *Image) readChunk(i int64) (data []byte, fetched, fromSource bool, err error) {
+	if d := im.c.memGet(im.key(i)); d != nil {
+		im.hit()
+		return d, false, false, nil
+	}
+	data, fromSource, err = im.chunkFrom(context.Background(), i, true)
+	return data, true, fromSource, err
+}
+
+// reached reports whether chunk i was fetched ahead and this is the
+// first read to reach it, and whether that read ahead could use the source.
+func (im *Image) reached(i int64) (ok, fromSource bool) {
+	if im.c.opts.ReadAhead == 0 {
+		return false, false
+	}
+	im.raMu.Lock()
+	defer im.raMu.Unlock()
+	fromSource, ok = im.ahead[i]
+	delete(im.ahead, i)
+	return ok, fromSource
+}
+
+// readAhead fetches the ReadAhead chunks after i that are not in memory
+// into the memory tier in the background, as far as the cache-wide bound
+// on read-ahead fetches allows. Their errors are left to the read that
+// wants them. Only a reader that had to go to the source reads ahead
+// from the source: one served from disk reads ahead only what is on
+// disk (a warm cache stays off the source).
+func (im *Image) readAhead(i int64, fromSource bool) {
+	c := im.c
+	for j := i + 1; j <= i+int64(c.opts.ReadAhead) && j < im.cl.Count(); j++ {
+		k := im.key(j)
+		if c.memHas(k) || (!fromSource && !c.present(k, false)) {
+			continue
+		}
+		c.mu.Lock()
+		_, inFlight := c.fl[k]
+		c.mu.Unlock()
+		if inFlight {
+			continue
+		}
+		select {
+		case c.raSem <- struct{}{}:
+		default:
+			return
+		}
+		c.mu.Lock()
+		if c.closing {
+			c.mu.Unlock()
+			<-c.raSem
+			return
+		}
+		c.raWG.Add(1)
+		c.mu.Unlock()
+		im.raMu.Lock()
+		if im.ahead == nil || len(im.ahead) > 1024 {
+			im.ahead = map[int64]bool{}
+		}
+		im.ahead[j] = fromSource
+		im.raMu.Unlock()
+		go func() {
+			defer func() { <-c.raSem; c.raWG.Done() }()
+			im.chunkFrom(context.Background(), j, true)
+		}()
+	}
+}
+
 // chunk returns the verified bytes of chunk i: from memory, from disk, or
 // from the source (once, however many readers want it at the same time).
 // forRead keeps the chunk in memory for the next small read in it.
 func (im *Image) chunk(ctx context.Context, i int64, forRead bool) ([]byte, error) {
+	data, _, err := im.chunkFrom(ctx, i, forRead)
+	return data, err
+}
+
+// chunkFrom is chunk, and tells whether the chunk came from the source.
+func (im *Image) chunkFrom(ctx context.Context, i int64, forRead bool) ([]byte, bool, error) {
 	c := im.c
 	k := im.key(i)
 	if forRead {
 		if d := c.memGet(k); d != nil {
 			im.hit()
-			return d, nil
+			return d, false, nil
 		}
 	}
 	c.mu.Lock()
@@ -185,20 +269,20 @@ func (im *Image) chunk(ctx context.Context, i int64, forRead bool) ([]byte, erro
 		c.mu.Unlock()
 		select {
 		case <-f.done:
-			return f.data, f.err
+			return f.data, f.fromSource, f.err
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 	}
 	f := &flight{done: make(chan struct{})}
 	c.fl[k] = f
 	c.mu.Unlock()
-	f.data, f.err = im.fetch(k, forRead)
+	f.data, f.fromSource, f.err = im.fetch(k, forRead)
 	c.mu.Lock()
 	delete(c.fl, k)
 	c.mu.Unlock()
 	close(f.done)
-	return f.data, f.err
+	return f.data, f.fromSource, f.err
 }
 
 func (im *Image) hit() {
@@ -212,7 +296,7 @@ func (im *Image) verifyFailed() {
 }
 
 // fetch is the body of a flight.
-func (im *Image) fetch(k ckey, forRead bool) ([]byte, error) {
+func (im *Image) fetch(k ckey, forRead bool) (data []byte, fromSource bool, err error) {
 	c := im.c
 	i := k.idx
 	if data := c.pendingGet(k); data != nil {
@@ -220,7 +304,7 @@ func (im *Image) fetch(k ckey, forRead bool) ([]byte, error) {
 		if forRead {
 			c.memPut(k, data)
 		}
-		return data, nil
+		return data, false, nil
 	}
 	if c.present(k, true) {
 		data, err := c.diskGet(k)
@@ -228,7 +312,7 @@ func (im *Image) fetch(k ckey, forRead bool) ([]byte, error) {
 		case err != nil:
 			c.log.Warn("node cache: read chunk from disk, reading the source", "dir", c.dir, "image", im.id, "chunk", i, "err", err)
 			if errors.Is(err, ErrClosed) {
-				return nil, &ReadError{Image: im.id, Chunk: i, Source: c.dir, Err: err}
+				return nil, false, &ReadError{Image: im.id, Chunk: i, Source: c.dir, Err: err}
 			}
 		case data == nil:
 			c.forget(k) // evicted under us
@@ -237,7 +321,7 @@ func (im *Image) fetch(k ckey, forRead bool) ([]byte, error) {
 			if forRead {
 				c.memPut(k, data)
 			}
-			return data, nil
+			return data, false, nil
 		default:
 			im.verifyFailed()
 			c.log.Warn("node cache: cached chunk does not match its sha256, dropped; reading the source",
@@ -258,14 +342,14 @@ func (im *Image) fetch(k ckey, forRead bool) ([]byte, error) {
 				err = io.ErrUnexpectedEOF
 			}
 			// The source retries transient errors itself.
-			return nil, &ReadError{Image: im.id, Chunk: i, Source: im.src.String(), Err: err}
+			return nil, true, &ReadError{Image: im.id, Chunk: i, Source: im.src.String(), Err: err}
 		}
 		if im.cl.Verify(i, buf) {
 			c.storeLater(k, buf)
 			if forRead {
 				c.memPut(k, buf)
 			}
-			return buf, nil
+			return buf, true, nil
 		}
 		im.verifyFailed()
 		lastErr = fmt.Errorf("bytes %d-%d: %w", off, off+n-1, ErrCorrupt)
@@ -276,7 +360,7 @@ func (im *Image) fetch(k ckey, forRead bool) ([]byte, error) {
 	}
 	c.log.Error("node cache: chunk from the source does not match its sha256 twice, I/O error",
 		"image", im.id, "chunk", i, "source", im.src.String())
-	return nil, &ReadError{Image: im.id, Chunk: i, Source: im.src.String(), Err: lastErr}
+	return nil, true, &ReadError{Image: im.id, Chunk: i, Source: im.src.String(), Err: lastErr}
 }
 
 // Warm fetches the image's missing chunks into the cache, WarmParallel at
