@@ -162,7 +162,7 @@ func bench(ctx context.Context, cfg *config) error {
 	}
 	start := time.Now()
 	for rep := range cfg.Reps {
-		for _, w := range []string{"python", "tar"} {
+		for _, w := range b.cfg.Tests {
 			for _, v := range vs {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -530,7 +530,7 @@ func (b *bencher) markdown(vs []*variant, took time.Duration) string {
 	src := func(s sample) float64 { return float64(s.SourceBytes) }
 	total := func(s sample) float64 { return s.MountSeconds + s.Seconds }
 	base := vs[1].Name // no cache
-	for _, test := range []string{"python", "tar"} {
+	for _, test := range b.cfg.Tests {
 		title := map[string]string{"python": "Python start-up (chroot MNT python3 -c '" + b.cfg.Python + "')", "tar": "tar -cf - . of the whole tree into a pipe"}[test]
 		fmt.Fprintf(&sb, "## %s\n\n", title)
 		t := benchutil.Table{Header: []string{"variant", "test", "vs no cache", "mount", "mount + test", "vs no cache", "from the source"}}

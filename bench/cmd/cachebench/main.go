@@ -26,6 +26,7 @@ type config struct {
 	BinDir     string
 	Comp       string
 	Reps       int
+	Tests      []string
 	ChunkSizes []string
 	DefChunk   string
 	Latency    time.Duration
@@ -59,12 +60,19 @@ func run(ctx context.Context, args []string) int {
 	fs.StringVar(&cfg.Bandwidth, "slow-bandwidth", "100M", "the slow source's bandwidth cap, bytes per second (shared by all requests)")
 	fs.StringVar(&cfg.Python, "python", "import json, email, http.client, sqlite3", "the Python start-up test's code")
 	fs.BoolVar(&cfg.Quick, "quick", false, "one repetition, default chunk size only")
+	fs.StringSliceVar(&cfg.Tests, "tests", []string{"python", "tar"}, "tests: python,tar")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			return 0
 		}
 		fmt.Fprintln(os.Stderr, "cachebench:", err)
 		return 2
+	}
+	for _, t := range cfg.Tests {
+		if t != "python" && t != "tar" {
+			fmt.Fprintf(os.Stderr, "cachebench: --tests: unknown test %q (python, tar)\n", t)
+			return 2
+		}
 	}
 	if cfg.Quick {
 		cfg.Reps = 1
