@@ -213,16 +213,10 @@ func fileID(path string) (string, error) {
 	if b, err := os.ReadFile(path + ".sha256"); err == nil && imagestore.ValidID(strings.TrimSpace(string(b))) {
 		return strings.TrimSpace(string(b)), nil
 	}
-	f, err := os.Open(path)
+	id, err := fileSHA256(path)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	id := hex.EncodeToString(h.Sum(nil))
 	return id, os.WriteFile(path+".sha256", []byte(id+"\n"), 0o644)
 }
 
