@@ -50,7 +50,8 @@ type Options struct {
 	// WarmParallel is the number of chunks Warm fetches at once (default 4).
 	WarmParallel int
 	// ReadAhead is how many chunks past one that a read had to fetch
-	// (from disk or the source) are fetched in the background into the
+	// (from disk or the source) while the chunk before it was in memory
+	// (a reader moving forward) are fetched in the background into the
 	// memory tier, and again when a read first reaches a chunk fetched
 	// so: the source's latency and the hashing overlap the reader's work
 	// (default 2; negative, or no memory tier: none). At most ReadAhead

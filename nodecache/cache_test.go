@@ -555,16 +555,17 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// TestReadAhead: a read that fetches chunk i brings chunks i+1 and i+2
-// into memory in the background; the first read of a chunk fetched so
-// brings the next ones; a sequential read still fetches each chunk once;
-// ReadAhead -1 fetches only what is read.
+// TestReadAhead: a read that fetches chunk i while chunk i-1 is in memory
+// (a reader moving forward) brings chunks i+1 and i+2 into memory in the
+// background; the first read of a chunk fetched so brings the next ones;
+// a read elsewhere brings nothing more; a sequential read still fetches
+// each chunk once; ReadAhead -1 fetches only what is read.
 func TestReadAhead(t *testing.T) {
 	data := randBytes(11, 12*cs)
 	for _, tt := range []struct {
 		name  string
 		ahead int
-		want  []int64 // chunks in memory after reading chunk 0, then chunk 1
+		want  []int64 // chunks in memory (besides 9) after reading chunk 0, then chunk 1
 	}{
 		{"default", 0, []int64{0, 1, 2, 3}},
 		{"off", -1, []int64{0, 1}},
@@ -578,20 +579,30 @@ func TestReadAhead(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := make([]byte, 100)
-			for _, off := range []int64{0, cs} {
+			inMemory := func() []int64 {
+				var in []int64
+				for i := range int64(12) {
+					if c.memHas(im.key(i)) {
+						in = append(in, i)
+					}
+				}
+				return in
+			}
+			for _, off := range []int64{9 * cs, 0} { // not moving forward
 				if _, err := im.ReadAt(p, off); err != nil || !bytes.Equal(p, data[off:off+100]) {
 					t.Fatalf("read at %d: %v", off, err)
 				}
 				c.raWG.Wait()
 			}
-			var in []int64
-			for i := range int64(12) {
-				if c.memHas(im.key(i)) {
-					in = append(in, i)
-				}
+			if in := inMemory(); !slices.Equal(in, []int64{0, 9}) {
+				t.Errorf("after reads of chunks 9 and 0: chunks in memory %v, want [0 9]", in)
 			}
-			if !slices.Equal(in, tt.want) {
-				t.Errorf("chunks in memory %v, want %v", in, tt.want)
+			if _, err := im.ReadAt(p, cs); err != nil || !bytes.Equal(p, data[cs:cs+100]) {
+				t.Fatalf("read at %d: %v", cs, err)
+			}
+			c.raWG.Wait()
+			if in := inMemory(); !slices.Equal(in, append(tt.want, 9)) {
+				t.Errorf("then chunk 1: chunks in memory %v, want %v", in, append(tt.want, 9))
 			}
 			checkRead(t, im, data, 4096)
 			c.raWG.Wait()
@@ -617,32 +628,36 @@ func TestReadAheadWarmStaysOffSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := make([]byte, 100)
-	if _, err := im.ReadAt(p, 0); err != nil { // chunk 0, and 1 and 2 ahead
-		t.Fatal(err)
+	for _, off := range []int64{0, cs} { // chunks 0 and 1, and 2 and 3 ahead
+		if _, err := im.ReadAt(p, off); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.Close()
 	before := src.bytes.Load()
-	if before != 3*cs {
-		t.Fatalf("cold read with read-ahead took %d bytes from the source, want 3 chunks", before)
+	if before != 4*cs {
+		t.Fatalf("cold read with read-ahead took %d bytes from the source, want 4 chunks", before)
 	}
 	c = openTest(t, dir, Options{})
 	if im, err = c.Image(id, src, cl); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := im.ReadAt(p, 0); err != nil {
-		t.Fatal(err)
+	for _, off := range []int64{0, cs} {
+		if _, err := im.ReadAt(p, off); err != nil {
+			t.Fatal(err)
+		}
+		c.raWG.Wait()
 	}
-	c.raWG.Wait()
-	if !c.memHas(im.key(1)) || !c.memHas(im.key(2)) {
-		t.Error("chunks 1 and 2 not read ahead from disk")
+	if !c.memHas(im.key(2)) || !c.memHas(im.key(3)) {
+		t.Error("chunks 2 and 3 not read ahead from disk")
 	}
-	for _, off := range []int64{cs, 2 * cs} {
+	for _, off := range []int64{2 * cs, 3 * cs} {
 		if _, err := im.ReadAt(p, off); err != nil || !bytes.Equal(p, data[off:off+100]) {
 			t.Fatalf("read at %d: %v", off, err)
 		}
 		c.raWG.Wait()
 	}
-	if got := src.bytes.Load() - before; got != 0 || c.memHas(im.key(3)) {
-		t.Errorf("warm reads took %d bytes from the source (chunk 3 in memory: %v), want 0", got, c.memHas(im.key(3)))
+	if got := src.bytes.Load() - before; got != 0 || c.memHas(im.key(4)) {
+		t.Errorf("warm reads took %d bytes from the source (chunk 4 in memory: %v), want 0", got, c.memHas(im.key(4)))
 	}
 }

@@ -158,10 +158,11 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		ahead := fetched && i > 0 && im.c.memHas(im.key(i-1)) // a reader moving forward
 		if !fetched {
-			fetched, fromSource = im.reached(i)
+			ahead, fromSource = im.reached(i)
 		}
-		if fetched {
+		if ahead {
 			im.readAhead(i, fromSource)
 		}
 		n += copy(p[n:], data[pos-i*cs:])
