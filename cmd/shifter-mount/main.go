@@ -136,7 +136,8 @@ Environment:
   GOGC                  the server's garbage collection target (default 25,
                         after one second of serving)
   GOMEMLIMIT            the server's soft memory limit (default: twice
-                        --data-cache-mb, 32 MiB at least)
+                        --data-cache-mb, plus twice the node cache's memory
+                        with --cache-dir; 32 MiB at least)
   SHIFTER_MOUNT_NO_EARLY_FORK
                         when set, the daemon is made by re-executing the
                         command instead of forking before the Go runtime
