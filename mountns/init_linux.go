@@ -62,13 +62,13 @@ func initMain(sigs chan os.Signal) int {
 	// Capabilities of the init (ambient ones in unprivileged mode) are
 	// not for the processes it starts.
 	_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-	if _, err := unix.FcntlInt(fdStatus, unix.F_GETFD, 0); err != nil {
+	if _, err := unix.FcntlInt(uintptr(fdStatus), unix.F_GETFD, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "shifter: internal entry point, not for direct use")
 		return 126
 	}
-	log := &initLogger{w: os.NewFile(fdStatus, "status"), start: time.Now()}
+	log := &initLogger{w: os.NewFile(uintptr(fdStatus), "status"), start: time.Now()}
 	var cfg initConfig
-	cfgFile := os.NewFile(fdConfig, "config")
+	cfgFile := os.NewFile(uintptr(fdConfig), "config")
 	err := gob.NewDecoder(io.LimitReader(cfgFile, 64<<20)).Decode(&cfg)
 	cfgFile.Close()
 	if err != nil {
@@ -103,11 +103,11 @@ func container(cfg *initConfig, log *initLogger, sigs <-chan os.Signal) (int, er
 		// does not inherit it); the root is closed once bound.
 		unix.CloseOnExec(fdSharedRoot)
 		unix.CloseOnExec(fdSharedHold)
-		image = os.NewFile(fdSharedRoot, cfg.SharedPath)
-		hold := os.NewFile(fdSharedHold, "shifterd reference")
+		image = os.NewFile(uintptr(fdSharedRoot), cfg.SharedPath)
+		hold := os.NewFile(uintptr(fdSharedHold), "shifterd reference")
 		defer runtime.KeepAlive(hold)
 	case cfg.HasImage:
-		image = os.NewFile(fdImage, cfg.ImagePath)
+		image = os.NewFile(uintptr(fdImage), cfg.ImagePath)
 	}
 	unix.Umask(0o022)
 	// The caller's file size limit (ulimit -f) would cut the files the
@@ -281,7 +281,7 @@ func (l *initLogger) exit(code int) { l.send(statusMsg{Exit: &code}) }
 // are killed, and the init exits, so the namespace, its mounts and the
 // loop device go with it.
 func watchLifeline(log *initLogger) {
-	f := os.NewFile(fdLifeline, "lifeline")
+	f := os.NewFile(uintptr(fdLifeline), "lifeline")
 	go func() {
 		var b [1]byte
 		for {

@@ -96,27 +96,30 @@ func receiveFiles(sock int) ([]int, error) {
 	}
 }
 
-// placeFiles makes fds[i] descriptor i (close-on-exec off), whatever
-// numbers they came with and whatever sat there before.
+// placeFiles makes fds[0..2] the standard descriptors and takes the
+// others where they arrived, in the order of Run's ExtraFiles (fdConfig,
+// fdStatus, fdLifeline, then the image's or the shared mount's two).
+// Moving them to fixed numbers raced with the runtime's own threads: a
+// descriptor they opened at a number being freed and filled was closed
+// under them, or theirs under us (EBUSY from dup3, EBADF from a loop
+// device given the image, 1 start in 1,000 under load). The standard
+// numbers are open when they are replaced, so nothing races for them.
 func placeFiles(fds []int) error {
-	// First out of the way of every target number: to the lowest free
-	// numbers from len(fds) up. (Not to some high number: growing the
-	// descriptor table of a process with threads waits for an RCU grace
-	// period, milliseconds.)
-	high := make([]int, len(fds))
-	for i, fd := range fds {
-		h, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, len(fds))
-		if err != nil {
-			return fmt.Errorf("moving descriptor %d: %w", fd, err)
-		}
-		high[i] = h
-		unix.Close(fd)
+	if len(fds) < 6 {
+		return fmt.Errorf("%d descriptors handed over, want at least 6", len(fds))
 	}
-	for i, h := range high {
-		if err := unix.Dup3(h, i, 0); err != nil {
+	for i := range 3 {
+		if err := unix.Dup3(fds[i], i, 0); err != nil {
 			return fmt.Errorf("placing descriptor %d: %w", i, err)
 		}
-		unix.Close(h)
+		unix.Close(fds[i])
+	}
+	fdConfig, fdStatus, fdLifeline = fds[3], fds[4], fds[5]
+	if len(fds) > 6 {
+		fdImage, fdSharedRoot = fds[6], fds[6]
+	}
+	if len(fds) > 7 {
+		fdSharedHold = fds[7]
 	}
 	return nil
 }

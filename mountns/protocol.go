@@ -13,8 +13,10 @@ import (
 // re-executed through /proc/self/exe.
 const initArg0 = "shifter-mountns-init"
 
-// Fixed descriptor numbers in the namespace init (exec.Cmd.ExtraFiles).
-const (
+// Descriptor numbers in the namespace init: exec.Cmd.ExtraFiles puts the
+// files there in a re-executed init; a pre-forked one takes them where
+// they arrived (placeFiles sets these).
+var (
 	fdConfig = 3 // the initConfig, gob-encoded, read to EOF
 	fdStatus = 4 // JSON lines of statusMsg, written by the init
 	// fdLifeline is the read end of a pipe whose write end only Run's
