@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/shifter-go/shifter/gateway/api"
+	"github.com/shifter-go/shifter/gateway/pull"
 	"github.com/shifter-go/shifter/imagestore"
 	"github.com/shifter-go/shifter/squashreader"
 )
@@ -249,7 +250,7 @@ func (g *Gateway) prepareImport(ctx context.Context, j *jobRecord, tr Transfer, 
 	}()
 	h := sha256.New()
 	last := time.Time{}
-	cw := &countWriter{w: io.MultiWriter(f, h), fn: func(n int64) {
+	cw := &pull.CountWriter{W: io.MultiWriter(f, h), Fn: func(n int64) {
 		if now := g.now(); now.Sub(last) >= 250*time.Millisecond {
 			last = now
 			j.Done, j.Total = n, st.Size
@@ -370,20 +371,6 @@ func (g *Gateway) publishImport(ctx context.Context, system string, tr Transfer,
 	}
 	g.m.bytes.WithLabelValues(system).Add(float64(meta.Size))
 	return meta, nil
-}
-
-// countWriter counts the bytes written through it.
-type countWriter struct {
-	w  io.Writer
-	n  int64
-	fn func(n int64)
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.fn(c.n)
-	return n, err
 }
 
 // ctxReader stops a copy when its context ends.

@@ -111,17 +111,19 @@ func (p *Puller) fetchLayers(ctx context.Context, r *Resolved, pr *progressRepor
 	return paths, nil
 }
 
-// countWriter counts bytes written through it.
-type countWriter struct {
-	w  io.Writer
-	fn func(int64)
-	n  int64
+// CountWriter counts the bytes written through it to W and calls Fn with
+// the total after each write (progress reports; the gateway's imports
+// use it too).
+type CountWriter struct {
+	W  io.Writer
+	Fn func(total int64)
+	N  int64
 }
 
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	c.fn(c.n)
+func (c *CountWriter) Write(b []byte) (int, error) {
+	n, err := c.W.Write(b)
+	c.N += int64(n)
+	c.Fn(c.N)
 	return n, err
 }
 
@@ -187,7 +189,7 @@ func (p *Puller) convert(ctx context.Context, r *Resolved, paths []string, out *
 	}
 	msg := fmt.Sprintf("converting %d files", st.Files)
 	bw := bufio.NewWriterSize(stdin, 1<<20)
-	cw := &countWriter{w: bw, fn: func(n int64) { pr.report(false, StateConversion, msg, n, st.Size) }}
+	cw := &CountWriter{W: bw, Fn: func(n int64) { pr.report(false, StateConversion, msg, n, st.Size) }}
 	werr := tree.WriteTo(ctx, cw)
 	if werr == nil {
 		werr = bw.Flush()
@@ -202,7 +204,7 @@ func (p *Puller) convert(ctx context.Context, r *Resolved, paths []string, out *
 	case werr != nil:
 		return fmt.Errorf("write flattened tar: %w", werr)
 	}
-	pr.report(true, StateConversion, "converted", cw.n, st.Size)
+	pr.report(true, StateConversion, "converted", cw.N, st.Size)
 	return nil
 }
 
