@@ -336,15 +336,22 @@ func (tg *testGW) pull(user, tag string, req *api.PullRequest) api.Image {
 // wait polls the caller's pull of tag until it reaches a final state.
 func (tg *testGW) wait(user, tag string) api.Image {
 	tg.t.Helper()
+	return tg.waitAt(user, "/api/pull/sys/docker/"+tag+"/", "pull of "+tag)
+}
+
+// waitAt polls the API path (a pull's or an import's) as user until the
+// image it answers reaches a final state; what names it in a failure.
+func (tg *testGW) waitAt(user, path, what string) api.Image {
+	tg.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var im api.Image
-		code := tg.do("GET", "/api/pull/sys/docker/"+tag+"/", user, nil, &im)
+		code := tg.do("GET", path, user, nil, &im)
 		if code == 200 && terminal(im.Status) {
 			return im
 		}
 		if time.Now().After(deadline) {
-			tg.t.Fatalf("pull of %s as %q: still %d %s %q after 20s", tag, user, code, im.Status, im.StatusMessage)
+			tg.t.Fatalf("%s as %q: still %d %s %q after 20s", what, user, code, im.Status, im.StatusMessage)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -104,6 +104,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
+// eachMember decodes key's value as an object and calls fn on each member,
+// in name order, up to the first error.
+func eachMember(key string, v json.RawMessage, fn func(name string, v json.RawMessage) error) error {
+	m, err := decodeAs[map[string]json.RawMessage](key, v, "an object")
+	if err != nil {
+		return err
+	}
+	for _, name := range sortedKeys(m) {
+		if err := fn(name, m[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // decodeAs decodes v into a value of T, naming key in the error.
 func decodeAs[T any](key string, v json.RawMessage, want string) (T, error) {
 	var x T
@@ -281,25 +296,9 @@ func (cv *converter) top(k string, v json.RawMessage) error {
 	case "DefaultLustreReplication", "DefaultOstCount", "usergroupService", "mountCommand":
 		cv.unused(k, "unused by Shifter too")
 	case "Locations":
-		locs, err := decodeAs[map[string]json.RawMessage](k, v, "an object")
-		if err != nil {
-			return err
-		}
-		for _, name := range sortedKeys(locs) {
-			if err := cv.location(name, locs[name]); err != nil {
-				return err
-			}
-		}
+		return eachMember(k, v, cv.location)
 	case "Platforms":
-		ps, err := decodeAs[map[string]json.RawMessage](k, v, "an object")
-		if err != nil {
-			return err
-		}
-		for _, name := range sortedKeys(ps) {
-			if err := cv.platform(name, ps[name]); err != nil {
-				return err
-			}
-		}
+		return eachMember(k, v, cv.platform)
 	default:
 		cv.unused(k, "not a key of Shifter's either")
 	}

@@ -232,18 +232,7 @@ func (tg *testGW) doImport(user, tag string, req any) (api.Image, int) {
 // waitImport polls the caller's import of a custom tag until it ends.
 func (tg *testGW) waitImport(user, tag string) api.Image {
 	tg.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var im api.Image
-		code := tg.do("GET", "/api/doimport/sys/custom/"+tag+"/", user, nil, &im)
-		if code == 200 && terminal(im.Status) {
-			return im
-		}
-		if time.Now().After(deadline) {
-			tg.t.Fatalf("import of %s as %q: still %d %s %q", tag, user, code, im.Status, im.StatusMessage)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return tg.waitAt(user, "/api/doimport/sys/custom/"+tag+"/", "import of "+tag)
 }
 
 // storeFiles lists the image directory.
