@@ -153,12 +153,11 @@ type memEntry struct {
 // Cache is a node-local chunk cache shared by any number of images. Its
 // methods are safe for concurrent use.
 type Cache struct {
-	dir      string
-	db       *badger.DB
-	lock     *os.File
-	opts     Options
-	memtable int64 // badger's memtable size (HeapBudget)
-	log      *slog.Logger
+	dir  string
+	db   *badger.DB
+	lock *os.File
+	opts Options
+	log  *slog.Logger
 
 	mu    sync.Mutex
 	lru   list.List // of *diskEntry, front = most recently used
@@ -208,10 +207,10 @@ type storeReq struct {
 
 // flight is one fetch of a chunk; concurrent readers of the chunk wait on it.
 type flight struct {
-	done       chan struct{}
-	data       []byte
-	fromSource bool
-	err        error
+	done chan struct{}
+	data []byte
+	from origin
+	err  error
 }
 
 type badgerLogger struct{ l *slog.Logger }
@@ -232,7 +231,7 @@ const blockCacheSize = 4 << 20
 // the collector runs all the time (a warm full read of an image went
 // from 1.4 s to 3.2 s).
 func (c *Cache) HeapBudget() int64 {
-	return max(c.opts.MemorySize, 0) + blockCacheSize + 2*c.memtable + int64(c.opts.WarmParallel+c.opts.ReadAhead+storeQueue)*(1<<20)
+	return max(c.opts.MemorySize, 0) + blockCacheSize + 2*memtableSize(c.opts.Size) + int64(c.opts.WarmParallel+c.opts.ReadAhead+storeQueue)*(1<<20)
 }
 
 // Open opens (creating) the cache in dir and sets its mode to 0700. The directory holds
@@ -284,7 +283,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 	// flushed memtable is compacted with older tables, so the memtable is
 	// kept small for the cap: it fills after about Size/20 bytes written
 	// in 256 KiB chunks.
-	memtable := min(max(opts.Size>>15, 16<<10), 16<<20)
+	memtable := memtableSize(opts.Size)
 	bopts := badger.DefaultOptions(filepath.Join(dir, "db")).
 		WithLogger(badgerLogger{opts.Logger.With("component", "badger")}).
 		WithSyncWrites(false).
@@ -308,7 +307,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		return nil, fmt.Errorf("cache %s: open database: %w", dir, err)
 	}
 	c := &Cache{
-		dir: dir, db: db, lock: lock, opts: opts, log: opts.Logger, memtable: memtable,
+		dir: dir, db: db, lock: lock, opts: opts, log: opts.Logger,
 		index: map[ckey]*list.Element{}, memIndex: map[ckey]*list.Element{}, fl: map[ckey]*flight{},
 		pending: map[ckey][]byte{}, storeq: make(chan storeReq, storeQueue), raSem: make(chan struct{}, opts.ReadAhead),
 		gcKick: make(chan struct{}, 1), done: make(chan struct{}),
@@ -324,6 +323,10 @@ func Open(dir string, opts Options) (*Cache, error) {
 	go c.storeLoop()
 	return c, nil
 }
+
+// memtableSize is badger's memtable size for a cache of size bytes (see
+// Open).
+func memtableSize(size int64) int64 { return min(max(size>>15, 16<<10), 16<<20) }
 
 // openDB opens the database after a crash too. Badger 4.9 cannot open a
 // directory where it died between creating a memtable's log file and

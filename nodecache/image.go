@@ -154,10 +154,11 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 		if t := im.trace.Load(); t != nil {
 			t.record(i)
 		}
-		data, fetched, fromSource, err := im.readChunk(i)
+		data, from, err := im.chunkFrom(context.Background(), i, true)
 		if err != nil {
 			return n, err
 		}
+		fetched, fromSource := from != fromMemory, from == fromSource
 		ahead := fetched && i > 0 && im.c.memHas(im.key(i-1)) // a reader moving forward
 		if !fetched {
 			ahead, fromSource = im.reached(i)
@@ -176,17 +177,6 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 func (im *Image) addSource(n int64) {
 	im.stats.sourceBytes.Add(n)
 	im.c.stats.sourceBytes.Add(n)
-}
-
-// readChunk is chunk for a read: fetched tells that the chunk was not in
-// memory, fromSource that it was read from the source.
-func (im *Image) readChunk(i int64) (data []byte, fetched, fromSource bool, err error) {
-	if d := im.c.memGet(im.key(i)); d != nil {
-		im.hit()
-		return d, false, false, nil
-	}
-	data, fromSource, err = im.chunkFrom(context.Background(), i, true)
-	return data, true, fromSource, err
 }
 
 // reached reports whether chunk i was fetched ahead and this is the
@@ -215,21 +205,19 @@ func (im *Image) readAhead(i int64, fromSource bool) {
 		if c.memHas(k) || (!fromSource && !c.present(k, false)) {
 			continue
 		}
-		c.mu.Lock()
-		_, inFlight := c.fl[k]
-		c.mu.Unlock()
-		if inFlight {
-			continue
-		}
 		select {
 		case c.raSem <- struct{}{}:
 		default:
 			return
 		}
 		c.mu.Lock()
-		if c.closing {
+		_, inFlight := c.fl[k]
+		if inFlight || c.closing {
 			c.mu.Unlock()
 			<-c.raSem
+			if inFlight {
+				continue
+			}
 			return
 		}
 		c.raWG.Add(1)
@@ -255,14 +243,23 @@ func (im *Image) chunk(ctx context.Context, i int64, forRead bool) ([]byte, erro
 	return data, err
 }
 
-// chunkFrom is chunk, and tells whether the chunk came from the source.
-func (im *Image) chunkFrom(ctx context.Context, i int64, forRead bool) ([]byte, bool, error) {
+// origin is where chunkFrom found a chunk.
+type origin uint8
+
+const (
+	fromMemory origin = iota
+	fromDisk          // the database, or the writer's queue
+	fromSource
+)
+
+// chunkFrom is chunk, and tells where the chunk came from.
+func (im *Image) chunkFrom(ctx context.Context, i int64, forRead bool) ([]byte, origin, error) {
 	c := im.c
 	k := im.key(i)
 	if forRead {
 		if d := c.memGet(k); d != nil {
 			im.hit()
-			return d, false, nil
+			return d, fromMemory, nil
 		}
 	}
 	c.mu.Lock()
@@ -270,20 +267,20 @@ func (im *Image) chunkFrom(ctx context.Context, i int64, forRead bool) ([]byte, 
 		c.mu.Unlock()
 		select {
 		case <-f.done:
-			return f.data, f.fromSource, f.err
+			return f.data, f.from, f.err
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
+			return nil, fromMemory, ctx.Err()
 		}
 	}
 	f := &flight{done: make(chan struct{})}
 	c.fl[k] = f
 	c.mu.Unlock()
-	f.data, f.fromSource, f.err = im.fetch(k, forRead)
+	f.data, f.from, f.err = im.fetch(k, forRead)
 	c.mu.Lock()
 	delete(c.fl, k)
 	c.mu.Unlock()
 	close(f.done)
-	return f.data, f.fromSource, f.err
+	return f.data, f.from, f.err
 }
 
 func (im *Image) hit() {
@@ -297,7 +294,7 @@ func (im *Image) verifyFailed() {
 }
 
 // fetch is the body of a flight.
-func (im *Image) fetch(k ckey, forRead bool) (data []byte, fromSource bool, err error) {
+func (im *Image) fetch(k ckey, forRead bool) (data []byte, from origin, err error) {
 	c := im.c
 	i := k.idx
 	if data := c.pendingGet(k); data != nil {
@@ -305,7 +302,7 @@ func (im *Image) fetch(k ckey, forRead bool) (data []byte, fromSource bool, err 
 		if forRead {
 			c.memPut(k, data)
 		}
-		return data, false, nil
+		return data, fromDisk, nil
 	}
 	if c.present(k, true) {
 		data, err := c.diskGet(k)
@@ -313,7 +310,7 @@ func (im *Image) fetch(k ckey, forRead bool) (data []byte, fromSource bool, err 
 		case err != nil:
 			c.log.Warn("node cache: read chunk from disk, reading the source", "dir", c.dir, "image", im.id, "chunk", i, "err", err)
 			if errors.Is(err, ErrClosed) {
-				return nil, false, &ReadError{Image: im.id, Chunk: i, Source: c.dir, Err: err}
+				return nil, fromDisk, &ReadError{Image: im.id, Chunk: i, Source: c.dir, Err: err}
 			}
 		case data == nil:
 			c.forget(k) // evicted under us
@@ -322,7 +319,7 @@ func (im *Image) fetch(k ckey, forRead bool) (data []byte, fromSource bool, err 
 			if forRead {
 				c.memPut(k, data)
 			}
-			return data, false, nil
+			return data, fromDisk, nil
 		default:
 			im.verifyFailed()
 			c.log.Warn("node cache: cached chunk does not match its sha256, dropped; reading the source",
@@ -343,14 +340,14 @@ func (im *Image) fetch(k ckey, forRead bool) (data []byte, fromSource bool, err 
 				err = io.ErrUnexpectedEOF
 			}
 			// The source retries transient errors itself.
-			return nil, true, &ReadError{Image: im.id, Chunk: i, Source: im.src.String(), Err: err}
+			return nil, fromSource, &ReadError{Image: im.id, Chunk: i, Source: im.src.String(), Err: err}
 		}
 		if im.cl.Verify(i, buf) {
 			c.storeLater(k, buf)
 			if forRead {
 				c.memPut(k, buf)
 			}
-			return buf, true, nil
+			return buf, fromSource, nil
 		}
 		im.verifyFailed()
 		lastErr = fmt.Errorf("bytes %d-%d: %w", off, off+n-1, ErrCorrupt)
@@ -361,7 +358,7 @@ func (im *Image) fetch(k ckey, forRead bool) (data []byte, fromSource bool, err 
 	}
 	c.log.Error("node cache: chunk from the source does not match its sha256 twice, I/O error",
 		"image", im.id, "chunk", i, "source", im.src.String())
-	return nil, true, &ReadError{Image: im.id, Chunk: i, Source: im.src.String(), Err: lastErr}
+	return nil, fromSource, &ReadError{Image: im.id, Chunk: i, Source: im.src.String(), Err: lastErr}
 }
 
 // Warm fetches the image's missing chunks into the cache, WarmParallel at
