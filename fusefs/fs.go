@@ -81,7 +81,6 @@ type FS struct {
 	sb      squashreader.Superblock
 	cache   *inodeCache
 	stats   stats
-	xattrs  bool // the image has xattrs (squashreader.Reader.HasXattrs)
 
 	mu        sync.Mutex // guards the fields below, set by Init
 	noOpen    bool       // the kernel applies OPEN's flags itself when OPEN says ENOSYS
@@ -108,7 +107,6 @@ func New(r *squashreader.Reader, opts *Options) (*FS, error) {
 		rootRef:       root.Ref,
 		sb:            r.Superblock(),
 		cache:         newInodeCache(o.InodeCacheSize),
-		xattrs:        r.HasXattrs(),
 	}
 	if f.root, err = f.newNode(root); err != nil {
 		return nil, fmt.Errorf("read root inode: %w", err)

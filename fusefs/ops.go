@@ -275,7 +275,7 @@ func typeMode(t squashreader.Type) uint32 {
 // view differs from the kernel's (docs/ARCHITECTURE.md).
 func (f *FS) GetXAttr(_ <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
 	f.stats.add(opGetxattr)
-	if !f.xattrs {
+	if !f.r.HasXattrs() {
 		// The image has no xattrs at all: ENOSYS makes the kernel answer
 		// every later getxattr on this mount itself (EOPNOTSUPP), with no
 		// round trip. overlayfs asks its lower layer for trusted.overlay.*
