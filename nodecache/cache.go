@@ -64,6 +64,14 @@ type Options struct {
 	// GCInterval is how often the value log is garbage-collected besides
 	// after evictions (default 1 minute).
 	GCInterval time.Duration
+	// StoreQuiet is how long no chunk must have been fetched from a
+	// source before the writer stores the chunks waiting for it (default
+	// 20 ms; negative: at once). Writing to the database costs CPU
+	// (badger copies each value into its memory-mapped log) that a
+	// starting container would otherwise compete with; the writer also
+	// starts once half of StoreQueueBytes wait, and when Flush or Close
+	// asks.
+	StoreQuiet time.Duration
 	// Logger receives verification failures and badger's warnings
 	// (default: discard).
 	Logger *slog.Logger
@@ -167,13 +175,17 @@ type Cache struct {
 	// Verified chunks read from a source are stored by one writer
 	// goroutine, off the reader's path: pending holds them (and serves
 	// them) until they are in the database.
-	pending  map[ckey][]byte
-	pendCond *sync.Cond // on mu: broadcast when a pending store ends
-	closing  bool       // Close has begun: no more read-ahead
-	noStores bool       // Close has waited for the read-ahead: no more stores are queued
-	storeq   chan storeReq
-	raSem    chan struct{}  // read-ahead fetches running
-	raWG     sync.WaitGroup // read-ahead fetches, waited for by Close
+	pending   map[ckey][]byte
+	pendBytes int64      // bytes in pending
+	storeFIFO []storeReq // the writer's queue, oldest first (all in pending)
+	flushing  int        // Flush calls waiting: the writer does not wait for quiet
+	pendCond  *sync.Cond // on mu: broadcast when a pending store ends
+	closing   bool       // Close has begun: no more read-ahead
+	noStores  bool       // Close has waited for the read-ahead: no more stores are queued
+	storeKick chan struct{}
+	lastFetch atomic.Int64   // unix nanoseconds of the last read from a source
+	raSem     chan struct{}  // read-ahead fetches running
+	raWG      sync.WaitGroup // read-ahead fetches, waited for by Close
 
 	memMu    sync.Mutex
 	memLRU   list.List // of *memEntry
@@ -196,9 +208,15 @@ type Cache struct {
 	closeOnce sync.Once
 }
 
-// storeQueue is how many verified chunks may wait for the writer; a
-// reader that finds it full waits.
-const storeQueue = 8
+// storeQueueBytes is how many bytes of verified chunks may wait for the
+// writer, at most an eighth of the cap (a chunk waiting has no place in
+// the LRU order yet: a chunk read meanwhile from disk may be evicted
+// before it, so the queue is kept small beside the cap); a reader that
+// finds it full waits.
+const storeQueueBytes = 16 << 20
+
+// storeMax is the cache's store queue size (see storeQueueBytes).
+func (c *Cache) storeMax() int64 { return min(storeQueueBytes, c.opts.Size/8) }
 
 type storeReq struct {
 	k    ckey
@@ -226,12 +244,12 @@ const blockCacheSize = 4 << 20
 
 // HeapBudget is the memory the cache may keep on the Go heap: its memory
 // tier, badger's block cache and memtables, and a chunk (of up to 1 MiB)
-// in flight per warm-up worker, read-ahead fetch and queued store. A process holding a cache counts it in its soft
+// in flight per warm-up worker and read-ahead fetch, and the chunks queued for the writer. A process holding a cache counts it in its soft
 // memory limit (shifter-mount does): under a limit that leaves it out,
 // the collector runs all the time (a warm full read of an image went
 // from 1.4 s to 3.2 s).
 func (c *Cache) HeapBudget() int64 {
-	return max(c.opts.MemorySize, 0) + blockCacheSize + 2*memtableSize(c.opts.Size) + int64(c.opts.WarmParallel+c.opts.ReadAhead+storeQueue)*(1<<20)
+	return max(c.opts.MemorySize, 0) + blockCacheSize + 2*memtableSize(c.opts.Size) + int64(c.opts.WarmParallel+c.opts.ReadAhead)*(1<<20) + c.storeMax()
 }
 
 // Open opens (creating) the cache in dir and sets its mode to 0700. The directory holds
@@ -263,6 +281,12 @@ func Open(dir string, opts Options) (*Cache, error) {
 	}
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = time.Minute
+	}
+	switch {
+	case opts.StoreQuiet == 0:
+		opts.StoreQuiet = 20 * time.Millisecond
+	case opts.StoreQuiet < 0:
+		opts.StoreQuiet = 0
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -309,7 +333,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 	c := &Cache{
 		dir: dir, db: db, lock: lock, opts: opts, log: opts.Logger,
 		index: map[ckey]*list.Element{}, memIndex: map[ckey]*list.Element{}, fl: map[ckey]*flight{},
-		pending: map[ckey][]byte{}, storeq: make(chan storeReq, storeQueue), raSem: make(chan struct{}, opts.ReadAhead),
+		pending: map[ckey][]byte{}, storeKick: make(chan struct{}, 1), raSem: make(chan struct{}, opts.ReadAhead),
 		gcKick: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	c.pendCond = sync.NewCond(&c.mu)
@@ -577,22 +601,61 @@ func (c *Cache) flushLSM() error {
 	return c.db.DropPrefix(sentinelKey)
 }
 
-// storeLoop is the writer: it stores the queued chunks in order.
+// storeLoop is the writer: it stores the queued chunks in order, once
+// no chunk has been fetched from a source for StoreQuiet, or half the
+// queue is full, or Flush waits.
 func (c *Cache) storeLoop() {
 	defer c.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
-		select {
-		case <-c.done:
-			return
-		case r := <-c.storeq:
-			if err := c.store(r.k, r.data); err != nil {
-				c.log.Warn("node cache: store chunk", "dir", c.dir, "chunk", r.k.idx, "err", err)
+		c.mu.Lock()
+		wait := time.Duration(-1) // nothing queued: wait for a kick
+		var r storeReq
+		if len(c.storeFIFO) > 0 {
+			wait = 0
+			if c.flushing == 0 && c.pendBytes < c.storeMax()/2 {
+				wait = max(c.opts.StoreQuiet-time.Since(time.Unix(0, c.lastFetch.Load())), 0)
 			}
-			c.mu.Lock()
-			delete(c.pending, r.k)
-			c.pendCond.Broadcast()
-			c.mu.Unlock()
+			if wait == 0 {
+				r = c.storeFIFO[0]
+				c.storeFIFO[0] = storeReq{}
+				c.storeFIFO = c.storeFIFO[1:]
+				if len(c.storeFIFO) == 0 {
+					c.storeFIFO = nil
+				}
+			}
 		}
+		c.mu.Unlock()
+		if wait != 0 {
+			if wait > 0 {
+				timer.Reset(wait)
+			}
+			select {
+			case <-c.done:
+				return
+			case <-c.storeKick:
+			case <-timer.C:
+			}
+			timer.Stop()
+			continue
+		}
+		if err := c.store(r.k, r.data); err != nil {
+			c.log.Warn("node cache: store chunk", "dir", c.dir, "chunk", r.k.idx, "err", err)
+		}
+		c.mu.Lock()
+		delete(c.pending, r.k)
+		c.pendBytes -= int64(len(r.data))
+		c.pendCond.Broadcast()
+		c.mu.Unlock()
+	}
+}
+
+// kickStore wakes the writer to look at its queue again.
+func (c *Cache) kickStore() {
+	select {
+	case c.storeKick <- struct{}{}:
+	default:
 	}
 }
 
@@ -600,13 +663,21 @@ func (c *Cache) storeLoop() {
 // queue is full; after Close has begun the chunk is not stored.
 func (c *Cache) storeLater(k ckey, data []byte) {
 	c.mu.Lock()
-	if _, ok := c.index[k]; ok || c.noStores || c.pending[k] != nil {
-		c.mu.Unlock()
-		return
+	defer c.mu.Unlock()
+	for {
+		if _, ok := c.index[k]; ok || c.noStores || c.pending[k] != nil {
+			return
+		}
+		if c.pendBytes == 0 || c.pendBytes+int64(len(data)) <= c.storeMax() {
+			break
+		}
+		c.kickStore()
+		c.pendCond.Wait()
 	}
 	c.pending[k] = data
-	c.mu.Unlock()
-	c.storeq <- storeReq{k, data}
+	c.pendBytes += int64(len(data))
+	c.storeFIFO = append(c.storeFIFO, storeReq{k, data})
+	c.kickStore()
 }
 
 // pendingGet returns a chunk waiting for the writer (verified), or nil.
@@ -621,9 +692,12 @@ func (c *Cache) pendingGet(k ckey) []byte {
 // count a chunk once it is.
 func (c *Cache) Flush() {
 	c.mu.Lock()
+	c.flushing++
+	c.kickStore()
 	for len(c.pending) > 0 {
 		c.pendCond.Wait()
 	}
+	c.flushing--
 	c.mu.Unlock()
 }
 

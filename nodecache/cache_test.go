@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/shifter-go/shifter/imagestore"
@@ -659,5 +660,71 @@ func TestReadAheadWarmStaysOffSource(t *testing.T) {
 	}
 	if got := src.bytes.Load() - before; got != 0 || c.memHas(im.key(4)) {
 		t.Errorf("warm reads took %d bytes from the source (chunk 4 in memory: %v), want 0", got, c.memHas(im.key(4)))
+	}
+}
+
+// TestStoreWaitsForQuiet: chunks read from the source are served at once
+// and written to the database only when reads from the source have
+// stopped for StoreQuiet, when half the writer's queue is full, or when
+// Flush asks; until then they are served from the queue.
+func TestStoreWaitsForQuiet(t *testing.T) {
+	const chunk = 256 << 10
+	n := storeQueueBytes/2/chunk + 4 // enough chunks to pass half the queue (the cap is 128 MiB: 16 MiB of queue)
+	data := randBytes(7, n*chunk)
+	tests := []struct {
+		name  string
+		quiet time.Duration
+		read  int  // chunks read
+		flush bool // call Flush
+		want  func(stored int64) bool
+		what  string
+	}{
+		{"held while not quiet", time.Hour, 3, false, func(s int64) bool { return s == 0 }, "none stored"},
+		{"flush writes", time.Hour, 3, true, func(s int64) bool { return s == 3 }, "all 3 stored"},
+		{"half the queue writes", time.Hour, n, false, func(s int64) bool { return s > 0 }, "some stored"},
+		{"quiet writes", 10 * time.Millisecond, 3, false, func(s int64) bool { return s == 3 }, "all 3 stored"},
+		{"at once", -1, 3, false, func(s int64) bool { return s == 3 }, "all 3 stored"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &memSource{data: data}
+			c := openTest(t, t.TempDir(), Options{Size: 128 << 20, StoreQuiet: tt.quiet, ReadAhead: -1, MemorySize: -1})
+			im, err := c.Image(testID("quiet"), src, chunksOf(t, data, chunk))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.read {
+				if _, err := im.ReadAt(make([]byte, 100), int64(i)*chunk); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.flush {
+				c.Flush()
+			}
+			// The writer runs on its own: give it time to do what it may.
+			var stored int64
+			wait := 2 * time.Second
+			if tt.want(0) {
+				wait = 100 * time.Millisecond
+			}
+			for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if stored = c.Stats().Chunks; tt.want(stored) && stored != 0 {
+					break
+				}
+			}
+			if !tt.want(stored) {
+				t.Fatalf("%d chunks stored after reading %d, want %s", stored, tt.read, tt.what)
+			}
+			// Whatever waits is served without the source.
+			before := src.reads.Load()
+			checkRead(t, im, data[:tt.read*chunk], 4096)
+			if got := src.reads.Load() - before; got != 0 {
+				t.Errorf("reading them again took %d source reads", got)
+			}
+			c.Flush()
+			if got := c.Stats().Chunks; got != int64(tt.read) {
+				t.Errorf("after Flush %d chunks stored, want %d", got, tt.read)
+			}
+		})
 	}
 }

@@ -96,12 +96,14 @@ func TestDiskBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRead(t, im, data[:100*cs], cs)
+	c.Flush()
 	st := c.Stats()
 	if st.NotStored == 0 || st.Chunks >= 100 {
 		t.Fatalf("over the budget: %+v, want chunks not stored", st)
 	}
 	os.Remove(junk)
 	checkRead(t, im, data, cs)
+	c.Flush()
 	if st2 := c.Stats(); st2.Chunks <= st.Chunks+50 {
 		t.Fatalf("back under the budget: %+v, want chunks stored again", st2)
 	}

@@ -333,7 +333,9 @@ func (im *Image) fetch(k ckey, forRead bool) (data []byte, from origin, err erro
 	var lastErr error
 	for attempt := range 2 {
 		buf := make([]byte, n)
+		c.lastFetch.Store(time.Now().UnixNano())
 		got, err := im.src.ReadAt(buf, off)
+		c.lastFetch.Store(time.Now().UnixNano())
 		im.addSource(int64(got))
 		if int64(got) < n {
 			if err == nil {
