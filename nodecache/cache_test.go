@@ -359,6 +359,14 @@ func TestCorruptCachedChunk(t *testing.T) {
 }
 
 func TestSourceWrongBytes(t *testing.T) {
+	for _, kind := range []string{"plain", "file"} {
+		t.Run(kind, func(t *testing.T) { testSourceWrongBytes(t, kind) })
+	}
+}
+
+// testSourceWrongBytes: kind "file" reads through a FileSource, which
+// hashes each chunk while reading it in pieces.
+func testSourceWrongBytes(t *testing.T, kind string) {
 	var logs logBuf
 	// No read-ahead: the test counts each chunk's verifications.
 	c := openTest(t, t.TempDir(), Options{ReadAhead: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -368,7 +376,11 @@ func TestSourceWrongBytes(t *testing.T) {
 	src := &memSource{data: data, bad: func(off, attempt int64) bool {
 		return off == 3*cs || (off == 4*cs && attempt == 1)
 	}}
-	im, err := c.Image(id, src, chunksOf(t, data, cs))
+	var s Source = src
+	if kind == "file" {
+		s = NewFileSource(src, int64(len(data)), "memory")
+	}
+	im, err := c.Image(id, s, chunksOf(t, data, cs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -724,6 +736,39 @@ func TestStoreWaitsForQuiet(t *testing.T) {
 			c.Flush()
 			if got := c.Stats().Chunks; got != int64(tt.read) {
 				t.Errorf("after Flush %d chunks stored, want %d", got, tt.read)
+			}
+		})
+	}
+}
+
+// TestReadAtHashing: a FileSource hashes what it reads, piece by piece,
+// whatever the length; a short file gives io.EOF and the bytes it has.
+func TestReadAtHashing(t *testing.T) {
+	data := randBytes(9, 5*hashPiece+123)
+	fs := NewFileSource(bytes.NewReader(data), int64(len(data)), "memory")
+	tests := []struct {
+		name    string
+		off, n  int
+		wantN   int
+		wantErr error
+	}{
+		{"one piece", 0, hashPiece, hashPiece, nil},
+		{"pieces and a tail", 10, 3*hashPiece + 7, 3*hashPiece + 7, nil},
+		{"to the end", 2 * hashPiece, len(data) - 2*hashPiece, len(data) - 2*hashPiece, nil},
+		{"past the end", 4 * hashPiece, 2 * hashPiece, len(data) - 4*hashPiece, io.EOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := sha256.New()
+			h.Write([]byte("left over")) // reset first
+			p := make([]byte, tt.n)
+			n, err := fs.readAtHashing(p, int64(tt.off), h)
+			if n != tt.wantN || err != tt.wantErr {
+				t.Fatalf("readAtHashing = %d, %v; want %d, %v", n, err, tt.wantN, tt.wantErr)
+			}
+			want := sha256.Sum256(data[tt.off : tt.off+n])
+			if !bytes.Equal(p[:n], data[tt.off:tt.off+n]) || !bytes.Equal(h.Sum(nil), want[:]) {
+				t.Fatal("bytes or hash differ from the file's")
 			}
 		})
 	}

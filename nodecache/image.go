@@ -4,6 +4,7 @@ package nodecache
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -293,6 +294,19 @@ func (im *Image) verifyFailed() {
 	im.c.stats.verifyFailures.Add(1)
 }
 
+// readSource reads buf at off from the source and returns the sha256 of
+// what it read, hashed while reading when the source can.
+func (im *Image) readSource(buf []byte, off int64) (n int, sum [32]byte, err error) {
+	if hs, ok := im.src.(hashingSource); ok {
+		h := sha256.New()
+		n, err = hs.readAtHashing(buf, off, h)
+		h.Sum(sum[:0])
+		return n, sum, err
+	}
+	n, err = im.src.ReadAt(buf, off)
+	return n, sha256.Sum256(buf[:n]), err
+}
+
 // fetch is the body of a flight.
 func (im *Image) fetch(k ckey, forRead bool) (data []byte, from origin, err error) {
 	c := im.c
@@ -334,7 +348,7 @@ func (im *Image) fetch(k ckey, forRead bool) (data []byte, from origin, err erro
 	for attempt := range 2 {
 		buf := make([]byte, n)
 		c.lastFetch.Store(time.Now().UnixNano())
-		got, err := im.src.ReadAt(buf, off)
+		got, sum, err := im.readSource(buf, off)
 		c.lastFetch.Store(time.Now().UnixNano())
 		im.addSource(int64(got))
 		if int64(got) < n {
@@ -344,7 +358,7 @@ func (im *Image) fetch(k ckey, forRead bool) (data []byte, from origin, err erro
 			// The source retries transient errors itself.
 			return nil, fromSource, &ReadError{Image: im.id, Chunk: i, Source: im.src.String(), Err: err}
 		}
-		if im.cl.Verify(i, buf) {
+		if sum == im.cl.Sums[i] {
 			c.storeLater(k, buf)
 			if forRead {
 				c.memPut(k, buf)

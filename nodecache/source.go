@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -25,6 +26,17 @@ type Source interface {
 	io.ReaderAt
 	String() string
 }
+
+// hashingSource is a source that feeds the bytes of a read to a hash as
+// they arrive, so that hashing a chunk overlaps waiting for the rest of
+// it (a file's readahead, a response body still arriving). h is reset
+// first, and again if the source retries.
+type hashingSource interface {
+	readAtHashing(p []byte, off int64, h hash.Hash) (int, error)
+}
+
+// hashPiece is the unit in which a FileSource reads and hashes a chunk.
+const hashPiece = 64 << 10
 
 // FileSource is an image file on the shared filesystem.
 type FileSource struct {
@@ -59,6 +71,26 @@ func OpenFileSource(path string) (*FileSource, *os.File, error) {
 
 // ReadAt reads from the file.
 func (s *FileSource) ReadAt(p []byte, off int64) (int, error) { return s.r.ReadAt(p, off) }
+
+// readAtHashing reads p at off in pieces of hashPiece bytes, hashing
+// each as soon as it is read: the kernel's readahead brings in the next
+// while the hash runs.
+func (s *FileSource) readAtHashing(p []byte, off int64, h hash.Hash) (int, error) {
+	h.Reset()
+	got := 0
+	for got < len(p) {
+		m, err := s.r.ReadAt(p[got:min(got+hashPiece, len(p))], off+int64(got))
+		h.Write(p[got : got+m])
+		got += m
+		if err != nil {
+			if err == io.EOF && got == len(p) {
+				break
+			}
+			return got, err
+		}
+	}
+	return got, nil
+}
 
 // Size is the file's size.
 func (s *FileSource) Size() int64 { return s.size }
@@ -218,6 +250,17 @@ func (s *HTTPSource) ReadAt(p []byte, off int64) (int, error) {
 
 // ReadAtContext is ReadAt with a context.
 func (s *HTTPSource) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
+	return s.readAt(ctx, p, off, nil)
+}
+
+// readAtHashing is ReadAt feeding the body to h as it arrives.
+func (s *HTTPSource) readAtHashing(p []byte, off int64, h hash.Hash) (int, error) {
+	return s.readAt(context.Background(), p, off, h)
+}
+
+// readAt is ReadAtContext, feeding the body to h (reset at each
+// attempt) when it is not nil.
+func (s *HTTPSource) readAt(ctx context.Context, p []byte, off int64, h hash.Hash) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -257,7 +300,12 @@ func (s *HTTPSource) ReadAtContext(ctx context.Context, p []byte, off int64) (in
 			}
 		}
 		want := int(last - first + 1)
-		got, err := io.ReadFull(resp.Body, p[:want])
+		var body io.Reader = resp.Body
+		if h != nil {
+			h.Reset()
+			body = io.TeeReader(resp.Body, h)
+		}
+		got, err := io.ReadFull(body, p[:want])
 		n = got
 		if err != nil {
 			return fmt.Errorf("short body, %d of %d bytes: %w", got, want, err)
