@@ -69,8 +69,8 @@ type Options struct {
 	// 20 ms; negative: at once). Writing to the database costs CPU
 	// (badger copies each value into its memory-mapped log) that a
 	// starting container would otherwise compete with; the writer also
-	// starts once half of StoreQueueBytes wait, and when Flush or Close
-	// asks.
+	// starts once half its queue is full (16 MiB, at most Size/8), and
+	// when Flush or Close asks.
 	StoreQuiet time.Duration
 	// Logger receives verification failures and badger's warnings
 	// (default: discard).
@@ -243,8 +243,9 @@ func (b badgerLogger) Debugf(f string, a ...any)   {}
 const blockCacheSize = 4 << 20
 
 // HeapBudget is the memory the cache may keep on the Go heap: its memory
-// tier, badger's block cache and memtables, and a chunk (of up to 1 MiB)
-// in flight per warm-up worker and read-ahead fetch, and the chunks queued for the writer. A process holding a cache counts it in its soft
+// tier, badger's block cache and memtables, a chunk (of up to 1 MiB) in
+// flight per warm-up worker and read-ahead fetch, and the chunks queued
+// for the writer. A process holding a cache counts it in its soft
 // memory limit (shifter-mount does): under a limit that leaves it out,
 // the collector runs all the time (a warm full read of an image went
 // from 1.4 s to 3.2 s).

@@ -305,7 +305,7 @@ var gcSettleDelay = time.Second
 // cache size. But a first cycle at 25% of a 2 MiB heap comes with the
 // first requests (the stat that follows a mount): for the first second
 // the collector stays off unless memory reaches a limit of twice the
-// caches (48 MiB by default, about 120 MiB with the node cache), then 25% takes over with that limit
+// caches (48 MiB by default, about 130 MiB with the node cache), then 25% takes over with that limit
 // kept: readahead buffers and request buffers come on top of the cache,
 // and the limit keeps the server's peak near 50 MiB (issue 15's budget
 // is 64 MiB) at the cost of more frequent cycles when it is reached.
