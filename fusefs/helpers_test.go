@@ -21,6 +21,13 @@ func mountFUSE(t testing.TB, img string, mo *fusefs.MountOptions) (string, *fuse
 	if err != nil {
 		t.Fatalf("open %s: %v", img, err)
 	}
+	return mountFUSEReader(t, r, mo)
+}
+
+// mountFUSEReader is mountFUSE of an open reader, which it closes.
+func mountFUSEReader(t testing.TB, r *squashreader.Reader, mo *fusefs.MountOptions) (string, *fusefs.FS) {
+	t.Helper()
+	testutil.RequireFUSE(t)
 	fsys, err := fusefs.New(r, nil)
 	if err != nil {
 		r.Close()

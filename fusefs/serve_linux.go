@@ -144,5 +144,5 @@ func logStats(log *slog.Logger, fsys *FS, r *squashreader.Reader) {
 	}
 	log.Info("requests served", attrs...)
 	rs := r.ReadStats()
-	log.Info("blocks decompressed", "on_demand", rs.OnDemand, "read_ahead", rs.ReadAhead, "waited", rs.Waited)
+	log.Info("blocks decompressed", "on_demand", rs.OnDemand, "direct", rs.Direct, "read_ahead", rs.ReadAhead, "waited", rs.Waited)
 }

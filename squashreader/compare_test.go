@@ -280,8 +280,13 @@ func compareContents(t *testing.T, r *Reader, in *Inode, host, p string) {
 		return
 	}
 	defer f.Close()
-	// Read in odd-sized chunks, so reads straddle blocks and fragments.
-	const chunk = 100003
+	// Read in odd-sized chunks, so reads straddle blocks and fragments; a
+	// reader with DirectReads gets three blocks and a bit, so that most
+	// reads hold whole blocks.
+	chunk := int64(100003)
+	if r.direct {
+		chunk = 3*r.bs + 5003
+	}
 	want := make([]byte, chunk)
 	got := make([]byte, chunk)
 	for off := int64(0); ; off += chunk {
@@ -374,7 +379,15 @@ func checkImage(t *testing.T, img string) {
 	}
 	defer r.Close()
 	ins := compareListing(t, r, img)
-	compareExtracted(t, r, ins, unsquashfsExtract(t, img))
+	dir := unsquashfsExtract(t, img)
+	compareExtracted(t, r, ins, dir)
+	// Again with blocks decompressed straight into the reads' buffers.
+	rd, err := OpenFile(img, &Options{DirectReads: 1})
+	if err != nil {
+		t.Fatalf("OpenFile: %v", err)
+	}
+	defer rd.Close()
+	compareExtracted(t, rd, walkInodes(t, rd), dir)
 }
 
 // heavy option sets are slow to build: they run on the small tree.

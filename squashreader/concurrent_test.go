@@ -4,8 +4,11 @@ package squashreader
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +40,7 @@ func TestConcurrentReads(t *testing.T) {
 	for _, opts := range []*Options{
 		{MetadataCacheSize: 2, DataCacheSize: 16 << 10, Readahead: 4},
 		{MetadataCacheSize: 1, DataCacheSize: -1, Readahead: -1},
+		{DataCacheSize: 1 << 20, DirectReads: 1},
 		nil,
 	} {
 		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
@@ -60,6 +64,9 @@ func TestConcurrentReads(t *testing.T) {
 						got := make([]byte, len(w))
 						// Different chunkings per goroutine.
 						chunk := 1000 + g*777
+						if g%2 == 1 { // whole blocks too (DirectReads)
+							chunk = g * 70001
+						}
 						for off := 0; off < len(w); off += chunk {
 							end := min(off+chunk, len(w))
 							if _, err := r.ReadAt(in, got[off:end], int64(off)); err != nil && err != io.EOF {
@@ -131,4 +138,109 @@ func TestReadaheadFillsCache(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// TestDirectReads: with DirectReads, a read holding whole blocks gets
+// them decompressed into its own buffer and the data cache stays empty;
+// a read of part of a block goes through the cache; a block already
+// cached is copied from it; a corrupt block is an error, whichever way
+// it is read. The default is on only on one CPU.
+func TestDirectReads(t *testing.T) {
+	tree := featureTree(t, false)
+	img := sqtest.Build(t, tree.Dir, "-b", "4K")
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := OpenFile(img, &Options{Readahead: -1, DirectReads: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	in, err := ref.LookupPath("files/text-1048577")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, in.Size)
+	if _, err := ref.ReadAt(in, want, 0); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		off, n     int64
+		wantCached int64 // blocks the read leaves in the data cache
+	}{
+		{"whole blocks", 4096, 3 * 4096, 0},
+		{"whole blocks and a part", 8 * 4096, 2*4096 + 100, 1},
+		{"part of a block", 20*4096 + 7, 100, 1},
+		{"straddling", 30*4096 + 4000, 4096 + 200, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := OpenFile(img, &Options{DirectReads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if r.ra8 != nil {
+				t.Fatal("read-ahead runs with DirectReads")
+			}
+			got := make([]byte, tt.n)
+			if _, err := r.ReadAt(in, got, tt.off); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want[tt.off:tt.off+tt.n]) {
+				t.Fatal("contents differ")
+			}
+			if n := int64(r.data.lru.Len()); n != tt.wantCached {
+				t.Errorf("%d blocks cached, want %d", n, tt.wantCached)
+			}
+			if st := r.ReadStats(); st.OnDemand != st.Direct+uint64(tt.wantCached) || st.ReadAhead != 0 {
+				t.Errorf("stats %+v: want %d decompressed into the cache, the rest direct, none ahead", st, tt.wantCached)
+			}
+			// Read again over the cached blocks: the same bytes.
+			if _, err := r.ReadAt(in, got, tt.off); err != nil || !bytes.Equal(got, want[tt.off:tt.off+tt.n]) {
+				t.Fatalf("second read: %v or contents differ", err)
+			}
+		})
+	}
+	t.Run("corrupt block", func(t *testing.T) {
+		bad := bytes.Clone(raw)
+		k := in.starts[5]
+		size := int64(in.sizes[5] &^ uncompressedBit)
+		for i := k; i < k+size; i++ {
+			bad[i] ^= 0x5a
+		}
+		r, err := Open(bytes.NewReader(bad), int64(len(bad)), &Options{DirectReads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		bin, err := r.LookupPath("files/text-1048577")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int64{4096, 100} { // direct, then through the cache
+			if _, err := r.ReadAt(bin, make([]byte, n), 5*4096); !errors.Is(err, ErrFormat) {
+				t.Errorf("read of %d bytes of a corrupt block: %v, want ErrFormat", n, err)
+			}
+		}
+	})
+	t.Run("default", func(t *testing.T) {
+		old := runtime.GOMAXPROCS(1)
+		defer runtime.GOMAXPROCS(old)
+		for _, tc := range []struct {
+			opts   *Options
+			direct bool
+		}{{nil, true}, {&Options{Readahead: 4}, false}, {&Options{DirectReads: -1}, false}} {
+			r, err := OpenFile(img, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.direct != tc.direct {
+				t.Errorf("GOMAXPROCS 1, options %+v: DirectReads %v, want %v", tc.opts, r.direct, tc.direct)
+			}
+			r.Close()
+		}
+	})
 }

@@ -58,13 +58,20 @@ func (r *Reader) loadBlock(k blockKey) ([]byte, error) {
 		}
 		return out, nil
 	}
+	return r.decodeBlock(make([]byte, 0, k.want), k)
+}
+
+// decodeBlock decompresses the compressed data block k into dst[:0]
+// (cap(dst) >= k.want: the output is dst[:k.want]).
+func (r *Reader) decodeBlock(dst []byte, k blockKey) ([]byte, error) {
+	n := int64(k.word &^ uncompressedBit)
 	bp := r.bufPool.Get().(*[]byte)
 	defer r.bufPool.Put(bp)
 	src := (*bp)[:n]
 	if err := r.readFull(src, k.off, "data block"); err != nil {
 		return nil, err
 	}
-	out, err := r.dec.Decode(make([]byte, 0, k.want), src)
+	out, err := r.dec.Decode(dst[:0:k.want], src)
 	if err != nil {
 		return nil, formatErr(k.off, "decompress data block: %v", err)
 	}
@@ -72,6 +79,29 @@ func (r *Reader) loadBlock(k blockKey) ([]byte, error) {
 		return nil, formatErr(k.off, "data block decompressed to %d bytes, want %d", len(out), k.want)
 	}
 	return out, nil
+}
+
+// readWhole decompresses block bi of f straight into p (the whole
+// block, from its start) when p holds it, the block is compressed, and
+// it is neither cached nor being loaded: the caller (the kernel, for a
+// FUSE mount) keeps what it read, so the block is not kept here, and
+// its bytes are not copied twice. ok is false when it does not apply.
+func (r *Reader) readWhole(f *Inode, bi int64, p []byte) (n int, ok bool, err error) {
+	if bi >= int64(len(f.sizes)) {
+		return 0, false, nil // the tail, in a fragment
+	}
+	want := min(r.bs, int64(f.Size)-bi*r.bs)
+	k := blockKey{off: f.starts[bi], word: f.sizes[bi], want: uint32(want)}
+	size := int64(k.word &^ uncompressedBit)
+	if int64(len(p)) < want || size == 0 || k.word&uncompressedBit != 0 || size > r.bs || r.data.peek(k) {
+		return 0, false, nil
+	}
+	r.nDemand.Add(1)
+	r.nDirect.Add(1)
+	if _, err := r.decodeBlock(p[:0:want], k); err != nil {
+		return 0, true, err
+	}
+	return int(want), true, nil
 }
 
 // fragment returns the location of fragment block i.
@@ -154,6 +184,17 @@ func (r *Reader) ReadAt(f *Inode, p []byte, off int64) (int, error) {
 	n := 0
 	for n < len(p) && off < size {
 		bi := off / r.bs
+		if off == bi*r.bs && r.direct {
+			m, ok, err := r.readWhole(f, bi, p[n:])
+			if err != nil {
+				return n, fmt.Errorf("read inode %d at %d: %w", f.Ino, off, err)
+			}
+			if ok {
+				n += m
+				off += int64(m)
+				continue
+			}
+		}
 		b, err := r.fileBlock(f, bi)
 		if err != nil {
 			return n, fmt.Errorf("read inode %d at %d: %w", f.Ino, off, err)

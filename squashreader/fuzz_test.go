@@ -22,7 +22,10 @@ const (
 	fuzzMaxTotal   = 16 << 20
 )
 
-var fuzzOpts = &Options{MetadataCacheSize: 64, DataCacheSize: 4 << 20, Readahead: -1}
+var (
+	fuzzOpts       = &Options{MetadataCacheSize: 64, DataCacheSize: 4 << 20, Readahead: -1, DirectReads: -1}
+	fuzzDirectOpts = &Options{MetadataCacheSize: 64, DataCacheSize: 4 << 20, DirectReads: 1}
+)
 
 // watchdog turns an input that hangs into a crash the fuzzer records.
 func watchdog() (stop func()) {
@@ -77,7 +80,13 @@ func FuzzWalk(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		defer watchdog()()
-		r, err := Open(bytes.NewReader(data), int64(len(data)), fuzzOpts)
+		// Half the inputs read with blocks decompressed straight into
+		// the read's buffer.
+		opts := fuzzOpts
+		if len(data) > 0 && data[len(data)-1]&2 == 2 {
+			opts = fuzzDirectOpts
+		}
+		r, err := Open(bytes.NewReader(data), int64(len(data)), opts)
 		if err != nil {
 			checkErr(t, "Open", err)
 			return

@@ -26,6 +26,15 @@ type Options struct {
 	// Readahead is the number of blocks decompressed ahead of a sequential
 	// reader. Default (0) 2*GOMAXPROCS; negative disables read-ahead.
 	Readahead int
+	// DirectReads, positive, makes ReadAt decompress each whole block a
+	// read covers (from its start, not cached, not being loaded) straight
+	// into the caller's buffer without keeping it, and turns read-ahead
+	// off. The caller keeps what it read (the kernel's page cache, for a
+	// FUSE mount), so the block cache would hold a second copy, bought
+	// with an allocation, its page faults and a copy. Default (0): on
+	// when the process may use one CPU (GOMAXPROCS 1) and Readahead is 0,
+	// where read-ahead has no core to run on; negative: off.
+	DirectReads int
 	// Logger receives debug messages. Default discards.
 	Logger *slog.Logger
 }
@@ -49,13 +58,14 @@ type Reader struct {
 	// table bounds: [start, end) of the metadata of each table
 	inodeEnd, dirEnd int64
 
-	meta *cache[int64, *metaBlock]
-	data *cache[blockKey, []byte]
-	ra8  *readahead
+	meta   *cache[int64, *metaBlock]
+	data   *cache[blockKey, []byte]
+	ra8    *readahead
+	direct bool // Options.DirectReads
 
 	bufPool sync.Pool // *[]byte of blockSize, for compressed input
 
-	nDemand, nAhead atomic.Uint64 // data and fragment blocks decompressed
+	nDemand, nAhead, nDirect atomic.Uint64 // data and fragment blocks decompressed
 }
 
 // ReadStats counts the data and fragment blocks decompressed so far, by
@@ -63,13 +73,14 @@ type Reader struct {
 // by read-ahead waits for it and counts in Waited.
 type ReadStats struct {
 	OnDemand  uint64 // by the read that needed the block
+	Direct    uint64 // of those, into the read's own buffer, uncached (Options.DirectReads)
 	ReadAhead uint64 // by the read-ahead workers, before a read asked
 	Waited    uint64 // reads that waited for a block being decompressed
 }
 
 // ReadStats returns the decompression counts so far.
 func (r *Reader) ReadStats() ReadStats {
-	return ReadStats{OnDemand: r.nDemand.Load(), ReadAhead: r.nAhead.Load(), Waited: r.data.waits.Load()}
+	return ReadStats{OnDemand: r.nDemand.Load(), Direct: r.nDirect.Load(), ReadAhead: r.nAhead.Load(), Waited: r.data.waits.Load()}
 }
 
 // metaBlock is one decompressed metadata block.
@@ -111,7 +122,13 @@ func Open(ra io.ReaderAt, size int64, opts *Options) (*Reader, error) {
 	if o.DataCacheSize == 0 {
 		o.DataCacheSize = 64 << 20
 	}
-	if o.Readahead == 0 {
+	if o.DirectReads == 0 && o.Readahead == 0 && runtime.GOMAXPROCS(0) == 1 {
+		o.DirectReads = 1
+	}
+	switch {
+	case o.DirectReads > 0:
+		o.Readahead = -1
+	case o.Readahead == 0:
 		o.Readahead = 2 * runtime.GOMAXPROCS(0)
 	}
 	if o.Logger == nil {
@@ -172,6 +189,7 @@ func Open(ra io.ReaderAt, size int64, opts *Options) (*Reader, error) {
 	if o.Readahead > 0 {
 		r.ra8 = newReadahead(r, o.Readahead)
 	}
+	r.direct = o.DirectReads > 0
 	if _, err := r.Root(); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("read root inode: %w", err)

@@ -166,7 +166,7 @@ func newFlags(cfg *config, out io.Writer) *pflag.FlagSet {
 	fl.StringVar(&cfg.cpuProf, "cpuprofile", "", "write a CPU profile of the server (pprof format) to this file, from mount to exit")
 	fl.IntVar(&cfg.metadataCache, "metadata-cache", 1024, "decompressed metadata blocks (8 KiB each) kept in memory")
 	fl.Int64Var(&cfg.dataCacheMiB, "data-cache-mb", 24, "MiB of decompressed data and fragment blocks kept in memory (the kernel's page cache holds what was read)")
-	fl.IntVar(&cfg.readahead, "readahead", 0, "data blocks decompressed ahead of a sequential reader, in parallel (0: 2 x CPUs; negative: off)")
+	fl.IntVar(&cfg.readahead, "readahead", 0, "data blocks decompressed ahead of a sequential reader, in parallel (0: 2 x CPUs; on one CPU none, and whole blocks go straight into each READ reply; negative: off)")
 	fl.IntVar(&cfg.inodeCache, "inode-cache", 65536, "decoded inodes kept in memory (negative: none)")
 	fl.Int64Var(&cfg.prefetchMetaMiB, "prefetch-metadata-mb", 2, "MiB of the inode and directory tables read into the metadata cache once mounted, in the background, when more than one CPU may be used (0: none)")
 	fl.IntVar(&cfg.kernelReadahead, "kernel-readahead-kb", 1024, "kernel readahead window on the mount in KiB, set through sysfs when run as root (negative: kernel default)")
