@@ -98,6 +98,12 @@ func (r *Reader) readWhole(f *Inode, bi int64, p []byte) (n int, ok bool, err er
 	}
 	r.nDemand.Add(1)
 	r.nDirect.Add(1)
+	// As the data cache's loads do: a decoder panic is an error, not a crash.
+	defer func() {
+		if v := recover(); v != nil {
+			n, err = 0, formatErr(-1, "decoder panic: %v", v)
+		}
+	}()
 	if _, err := r.decodeBlock(p[:0:want], k); err != nil {
 		return 0, true, err
 	}
