@@ -9,11 +9,13 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/shifter-go/shifter/internal/sqtest"
+	"github.com/shifter-go/shifter/squashreader/internal/codec"
 )
 
 // TestConcurrentReads reads every file from many goroutines at once, with
@@ -223,6 +225,19 @@ func TestDirectReads(t *testing.T) {
 		for _, n := range []int64{4096, 100} { // direct, then through the cache
 			if _, err := r.ReadAt(bin, make([]byte, n), 5*4096); !errors.Is(err, ErrFormat) {
 				t.Errorf("read of %d bytes of a corrupt block: %v, want ErrFormat", n, err)
+			}
+		}
+	})
+	t.Run("decoder panic", func(t *testing.T) {
+		r, err := OpenFile(img, &Options{DirectReads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		r.dec = codec.Func(func(dst, src []byte) ([]byte, error) { panic("boom") })
+		for _, n := range []int64{4096, 100} { // direct, then through the cache
+			if _, err := r.ReadAt(in, make([]byte, n), 40*4096); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "decoder panic: boom") {
+				t.Errorf("read of %d bytes with a panicking decoder: %v, want a format error naming the panic", n, err)
 			}
 		}
 	})
