@@ -90,8 +90,8 @@ func (r *Reader) readWhole(f *Inode, bi int64, p []byte) (n int, ok bool, err er
 	if bi >= int64(len(f.sizes)) {
 		return 0, false, nil // the tail, in a fragment
 	}
-	want := min(r.bs, int64(f.Size)-bi*r.bs)
-	k := blockKey{off: f.starts[bi], word: f.sizes[bi], want: uint32(want)}
+	k := r.dataKey(f, bi)
+	want := int64(k.want)
 	size := int64(k.word &^ uncompressedBit)
 	if int64(len(p)) < want || size == 0 || k.word&uncompressedBit != 0 || size > r.bs || r.data.peek(k) {
 		return 0, false, nil
@@ -124,12 +124,17 @@ func (r *Reader) fragment(i uint32) (blockKey, error) {
 	return k, nil
 }
 
+// dataKey is the key of full block bi of f (bi < len(f.sizes)).
+func (r *Reader) dataKey(f *Inode, bi int64) blockKey {
+	want := min(r.bs, int64(f.Size)-bi*r.bs)
+	return blockKey{off: f.starts[bi], word: f.sizes[bi], want: uint32(want)}
+}
+
 // fileBlock returns the decompressed bytes of block bi of f (bi == number
 // of full blocks: the tail in the fragment).
 func (r *Reader) fileBlock(f *Inode, bi int64) ([]byte, error) {
 	if bi < int64(len(f.sizes)) {
-		want := min(r.bs, int64(f.Size)-bi*r.bs)
-		return r.block(blockKey{off: f.starts[bi], word: f.sizes[bi], want: uint32(want)}, false)
+		return r.block(r.dataKey(f, bi), false)
 	}
 	if f.frag == noFragment {
 		return nil, formatErr(-1, "file %d: block %d beyond its block list", f.Ino, bi)

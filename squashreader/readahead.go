@@ -89,14 +89,12 @@ func (ra *readahead) access(f *Inode, off, n int64) {
 // schedule queues blocks [from, to) of f that are neither cached nor being
 // decompressed; it never blocks (a full queue drops the rest).
 func (ra *readahead) schedule(f *Inode, from, to int64) {
-	bs := ra.r.bs
 	to = min(to, int64(len(f.sizes)))
 	for bi := from; bi < to; bi++ {
 		if f.sizes[bi]&^uncompressedBit == 0 {
 			continue
 		}
-		want := min(bs, int64(f.Size)-bi*bs)
-		k := blockKey{off: f.starts[bi], word: f.sizes[bi], want: uint32(want)}
+		k := ra.r.dataKey(f, bi)
 		if ra.r.data.peek(k) {
 			continue
 		}
