@@ -681,7 +681,8 @@ func TestReadAheadWarmStaysOffSource(t *testing.T) {
 // Flush asks; until then they are served from the queue.
 func TestStoreWaitsForQuiet(t *testing.T) {
 	const chunk = 256 << 10
-	n := storeQueueBytes/2/chunk + 4 // enough chunks to pass half the queue (the cap is 128 MiB: 16 MiB of queue)
+	const capBytes = 128 << 20
+	n := int(min(storeQueueBytes, capBytes/8)/2/chunk) + 4 // enough chunks to pass half the queue (an eighth of the cap)
 	data := randBytes(7, n*chunk)
 	tests := []struct {
 		name  string
@@ -700,7 +701,7 @@ func TestStoreWaitsForQuiet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := &memSource{data: data}
-			c := openTest(t, t.TempDir(), Options{Size: 128 << 20, StoreQuiet: tt.quiet, ReadAhead: -1, MemorySize: -1})
+			c := openTest(t, t.TempDir(), Options{Size: capBytes, StoreQuiet: tt.quiet, ReadAhead: -1, MemorySize: -1})
 			im, err := c.Image(testID("quiet"), src, chunksOf(t, data, chunk))
 			if err != nil {
 				t.Fatal(err)
