@@ -22,7 +22,9 @@ import (
 // net/http) would double the binary and cost every mount about 2 ms of
 // start-up (bench/README.md, "cache"). With --cache-dir it execs
 // shifter-mount-cache, the same command built with -tags shiftercache,
-// from its own directory.
+// from its own directory: the C constructor does, before this build's Go
+// runtime starts (early_exec_cache); execCacheBuild does it when the
+// constructor could not, and says why.
 const cacheBuild = false
 
 // cacheBinary is the name of the build with the node cache.

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -412,5 +413,86 @@ func TestCacheRelativeDir(t *testing.T) {
 	waitGone(t, pid)
 	if _, err := os.Stat(filepath.Join(cwd, "cache", "db")); err != nil {
 		t.Errorf("the cache is not in the directory named relative to the command's: %v", err)
+	}
+}
+
+// TestCacheBuildExecEarly: the plain build's constructor execs
+// shifter-mount-cache for a command line naming --cache-dir, in the
+// process that was started (before any fork, so no report pipe is handed
+// on), and only a cache build as trusted as the Go side requires; an empty
+// --cache-dir= or one after "--" is not a cache command line.
+func TestCacheBuildExecEarly(t *testing.T) {
+	src, err := os.ReadFile(testutil.Binary(t, "shifter-mount"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		mode    os.FileMode // the fake cache build's
+		args    []string
+		env     string
+		execed  bool // the constructor ran the fake
+		wantOut string
+	}{
+		{"daemon", 0o755, []string{"--cache-dir", "CACHE", "IMG", "MNT"}, "", true, ""},
+		{"daemon, --cache-dir=", 0o755, []string{"--cache-dir=CACHE", "IMG", "MNT"}, "", true, ""},
+		{"foreground", 0o755, []string{"-f", "--cache-dir", "CACHE", "IMG", "MNT"}, "", true, ""},
+		{"no early fork", 0o755, []string{"--cache-dir", "CACHE", "IMG", "MNT"}, "SHIFTER_MOUNT_NO_EARLY_FORK=1", true, ""},
+		{"empty --cache-dir=", 0o755, []string{"-f", "--cache-dir=", "IMG", "MNT"}, "", false, ""},
+		{"after --", 0o755, []string{"-f", "--", "--cache-dir", "MNT"}, "", false, ""},
+		{"group-writable", 0o775, []string{"-f", "--cache-dir", "CACHE", "IMG", "MNT"}, "", false, "writable only by its owner"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			bin := filepath.Join(dir, "shifter-mount")
+			if err := os.WriteFile(bin, src, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			rec := filepath.Join(dir, "ran")
+			fake := filepath.Join(dir, "shifter-mount-cache")
+			script := "#!/bin/sh\necho \"$$ ${_SHIFTER_MOUNT_READY_PIPE-none} $*\" > " + rec + "\nexit 7\n"
+			if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(fake, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			args := make([]string, len(tt.args))
+			for i, a := range tt.args {
+				a = strings.ReplaceAll(a, "CACHE", filepath.Join(dir, "cache"))
+				a = strings.ReplaceAll(a, "IMG", filepath.Join(dir, testID+".squashfs"))
+				args[i] = strings.ReplaceAll(a, "MNT", dir)
+			}
+			cmd := exec.Command(bin, args...)
+			cmd.Env = daemonEnv(tt.env)
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			werr := cmd.Wait()
+			got, rerr := os.ReadFile(rec)
+			if !tt.execed {
+				if rerr == nil {
+					t.Fatalf("the cache build ran: %q", got)
+				}
+				if !strings.Contains(out.String(), tt.wantOut) {
+					t.Errorf("output %q, want it to contain %q", out.String(), tt.wantOut)
+				}
+				return
+			}
+			if rerr != nil {
+				t.Fatalf("the cache build did not run (%v): %v, %q", rerr, werr, out.String())
+			}
+			var ee *exec.ExitError
+			if !errors.As(werr, &ee) || ee.ExitCode() != 7 {
+				t.Errorf("exit: %v, want the fake's status 7", werr)
+			}
+			want := fmt.Sprintf("%d none %s\n", cmd.Process.Pid, strings.Join(args, " "))
+			if string(got) != want {
+				t.Errorf("the cache build recorded %q, want %q (the started process itself, no report pipe, the same arguments)", got, want)
+			}
+		})
 	}
 }
