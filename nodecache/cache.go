@@ -722,6 +722,11 @@ func (c *Cache) Close() error {
 		close(c.done)
 		c.wg.Wait()
 		err = c.db.Close()
+		if err == nil {
+			if serr := sealValueLog(filepath.Join(c.dir, "db")); serr != nil {
+				c.log.Warn("node cache: end the value log with an empty file (the next open reads the last one through)", "dir", c.dir, "err", serr)
+			}
+		}
 		c.lock.Close()
 	})
 	return err
