@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string) int {
 	fs.StringSliceVar(&cfg.ChunkSizes, "chunk-sizes", []string{"64K", "256K", "1M"}, "chunk sizes compared (file source)")
 	fs.StringVar(&cfg.DefChunk, "chunk-size", "256K", "chunk size of the HTTP and slow-source runs")
 	fs.DurationVar(&cfg.Latency, "slow-latency", 2*time.Millisecond, "the slow source's latency per request")
-	fs.StringVar(&cfg.Bandwidth, "slow-bandwidth", "100M", "the slow source's bandwidth cap, bytes per second (shared by all requests)")
+	fs.StringVar(&cfg.Bandwidth, "slow-bandwidth", "10M", "the slow source's bandwidth cap, bytes per second (shared by all requests; 10M: what one node of a 2,000-node job gets when the job starts, bench/README.md)")
 	fs.StringVar(&cfg.Python, "python", "import json, email, http.client, sqlite3", "the Python start-up test's code")
 	fs.BoolVar(&cfg.Quick, "quick", false, "one repetition, default chunk size only")
 	fs.StringSliceVar(&cfg.Tests, "tests", []string{"python", "tar"}, "tests: python,tar")
