@@ -420,7 +420,8 @@ func TestCacheRelativeDir(t *testing.T) {
 // shifter-mount-cache for a command line naming --cache-dir, in the
 // process that was started (before any fork, so no report pipe is handed
 // on), and only a cache build as trusted as the Go side requires; an empty
-// --cache-dir= or one after "--" is not a cache command line.
+// --cache-dir= or one after "--" is not a cache command line. When the
+// exec fails, the Go side tries again and reports why.
 func TestCacheBuildExecEarly(t *testing.T) {
 	src, err := os.ReadFile(testutil.Binary(t, "shifter-mount"))
 	if err != nil {
@@ -441,6 +442,7 @@ func TestCacheBuildExecEarly(t *testing.T) {
 		{"empty --cache-dir=", 0o755, []string{"-f", "--cache-dir=", "IMG", "MNT"}, "", false, ""},
 		{"after --", 0o755, []string{"-f", "--", "--cache-dir", "MNT"}, "", false, ""},
 		{"group-writable", 0o775, []string{"-f", "--cache-dir", "CACHE", "IMG", "MNT"}, "", false, "writable only by its owner"},
+		{"not executable", 0o644, []string{"-f", "--cache-dir", "CACHE", "IMG", "MNT"}, "", false, "permission denied"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -164,8 +164,10 @@ static void early_exec_cache(int argc, char **argv) {
 	if (lstat(bin, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022) != 0) return;
 	if (st.st_uid != 0 && st.st_uid != geteuid()) return;
 	extern char **environ;
+	char *arg0 = argv[0];
 	argv[0] = bin;
 	execve(bin, argv, environ);
+	argv[0] = arg0; // the Go side sees the command line it was given
 }
 #endif
 
