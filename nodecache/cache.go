@@ -214,9 +214,10 @@ type Cache struct {
 // before it, so the queue is kept small beside the cap); a reader that
 // finds it full waits. Half of it is what a start may read from the
 // source before the writer competes with it for CPU: a cold Python start
-// reads about 18 MiB, and with a 16 MiB queue the writer ran during it
-// (cold/no cache 1.27x against 1.07x with 64 MiB, same runs). The chunks
-// waiting are mostly the memory tier's too (the same buffers).
+// reads about 18 MiB, and with a 16 MiB queue the writer ran during it.
+// The gain measured is small (cold Python 153 ms against 158 ms with 16
+// MiB, alternating runs; a first A/B that showed more was noise). The
+// chunks waiting are mostly the memory tier's too (the same buffers).
 const storeQueueBytes = 64 << 20
 
 // storeMax is the cache's store queue size (see storeQueueBytes).
