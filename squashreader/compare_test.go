@@ -30,6 +30,22 @@ var (
 	trees    = map[bool]*sqtest.Tree{}
 )
 
+// openLookup opens the image file img with opts (closed when the test
+// ends) and looks up path in it.
+func openLookup(t testing.TB, img string, opts *Options, path string) (*Reader, *Inode) {
+	t.Helper()
+	r, err := OpenFile(img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	in, err := r.LookupPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, in
+}
+
 // featureTree returns the full (small=false) or the small feature tree.
 func featureTree(t *testing.T, small bool) *sqtest.Tree {
 	t.Helper()

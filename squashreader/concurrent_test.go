@@ -106,15 +106,7 @@ func pathKey(p string) string {
 func TestReadaheadFillsCache(t *testing.T) {
 	tree := featureTree(t, false)
 	img := sqtest.Build(t, tree.Dir, "-b", "4K")
-	r, err := OpenFile(img, &Options{Readahead: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	in, err := r.LookupPath("files/text-1048577")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, in := openLookup(t, img, &Options{Readahead: 8}, "files/text-1048577")
 	buf := make([]byte, 4096)
 	// A random read in the middle: no read-ahead.
 	if _, err := r.ReadAt(in, buf, 100*4096); err != nil {
@@ -154,15 +146,7 @@ func TestDirectReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := OpenFile(img, &Options{Readahead: -1, DirectReads: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ref.Close()
-	in, err := ref.LookupPath("files/text-1048577")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, in := openLookup(t, img, &Options{Readahead: -1, DirectReads: -1}, "files/text-1048577")
 	want := make([]byte, in.Size)
 	if _, err := ref.ReadAt(in, want, 0); err != nil && err != io.EOF {
 		t.Fatal(err)

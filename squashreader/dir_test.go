@@ -18,15 +18,7 @@ import (
 func TestDirectoryIndex(t *testing.T) {
 	tree := featureTree(t, false)
 	img := sqtest.Build(t, tree.Dir)
-	r, err := OpenFile(img, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	dir, err := r.LookupPath("dirs/big")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, dir := openLookup(t, img, nil, "dirs/big")
 	if len(dir.index) < 2 || !dir.Extended {
 		t.Fatalf("dirs/big has %d index entries (extended %v): the test needs an index", len(dir.index), dir.Extended)
 	}

@@ -28,15 +28,7 @@ func TestReadStats(t *testing.T) {
 		readahead int
 	}{{"readahead", 0}, {"no-readahead", -1}} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := OpenFile(img, &Options{Readahead: tc.readahead})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			in, err := r.LookupPath("f")
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, in := openLookup(t, img, &Options{Readahead: tc.readahead}, "f")
 			var got []byte
 			buf := make([]byte, 256<<10)
 			for off := int64(0); ; {
