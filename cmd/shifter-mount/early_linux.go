@@ -59,10 +59,16 @@ static int early_fd_arg(const char *a) {
 	return n;
 }
 
+// early_test_binary: go test's binary (name.test), which must run its
+// tests, not the command.
+static int early_test_binary(const char *arg0) {
+	size_t n = strlen(arg0);
+	return n >= 5 && strcmp(arg0 + n - 5, ".test") == 0;
+}
+
 static int early_wants_fork(int argc, char **argv) {
 	if (argc < 3 || argv == NULL || argv[0] == NULL) return 0;
-	size_t n = strlen(argv[0]);
-	if (n >= 5 && strcmp(argv[0] + n - 5, ".test") == 0) return 0;
+	if (early_test_binary(argv[0])) return 0;
 	// _SHIFTER_MOUNT_READY_PIPE: fusefs.DaemonEnv, set in a daemon made by re-executing.
 	if (getenv("_SHIFTER_MOUNT_READY_PIPE") != NULL || getenv("SHIFTER_MOUNT_NO_EARLY_FORK") != NULL) return 0;
 	for (int i = 1; i < argc && argv[i] != NULL; i++) {
@@ -140,9 +146,7 @@ static unsigned int shifter_mount_take_held(void) {
 // file, owned by root or this user, writable by its owner only); when
 // that or the exec fails, the Go side does it again and reports why.
 static void early_exec_cache(int argc, char **argv) {
-	if (argc < 2 || argv == NULL || argv[0] == NULL) return;
-	size_t an = strlen(argv[0]);
-	if (an >= 5 && strcmp(argv[0] + an - 5, ".test") == 0) return;
+	if (argc < 2 || argv == NULL || argv[0] == NULL || early_test_binary(argv[0])) return;
 	int want = 0;
 	for (int i = 1; i < argc && argv[i] != NULL; i++) {
 		const char *a = argv[i];
